@@ -1,0 +1,341 @@
+"""Everything one check runs with: the target, the run's settings, its connections, its
+variables and its transcript. One context per check, thrown away afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+import string
+import time
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+from . import __version__
+from .errors import CheckFailed, PreconditionFailed, UsageError
+from .httpclient import ApiClient
+from .spec import Check
+from .target import Target
+from .transcript import Transcript
+from .wsclient import RawConnection
+
+__all__ = ["DEFAULT_QUERY", "CheckContext", "RunSettings", "unique_channel"]
+
+T = TypeVar("T")
+
+#: What pusher-js puts in the connection URL; servers must accept it.
+DEFAULT_QUERY = {
+    "protocol": "7",
+    "client": "pusher-conformance",
+    "version": __version__,
+    "flash": "false",
+}
+
+#: Recommended pong timeout of the protocol, used when a target does not declare its own.
+DEFAULT_PONG_TIMEOUT = 30.0
+DEFAULT_ACTIVITY_TIMEOUT = 120.0
+
+_TEMPLATE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\}")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    profile: str = "ci"
+    seed: int = 0
+    timeout_multiplier: float = 1.0
+    response_timeout: float = 5.0
+    report_dir: Path = Path("conformance-report")
+    replay_prefix: str = "conformance run"
+
+
+def unique_channel(prefix: str) -> str:
+    """A channel name no other run uses, within the allowed character set."""
+    alphabet = string.ascii_lowercase + string.digits
+    return prefix + "".join(secrets.choice(alphabet) for _ in range(20))
+
+
+def nonce() -> str:
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(16))
+
+
+class CheckContext:
+    def __init__(
+        self,
+        target: Target,
+        settings: RunSettings,
+        check: Check,
+        runner: asyncio.Runner,
+    ) -> None:
+        self.target = target
+        self.settings = settings
+        self.check = check
+        self.runner = runner
+        self.transcript = Transcript(check.full_id)
+        self.connections: dict[str, RawConnection] = {}
+        self.variables: dict[str, Any] = {
+            "target": {
+                "key": target.key,
+                "app_id": target.app_id,
+                "max_event_bytes": target.max_event_bytes,
+            }
+        }
+        self.api = ApiClient(target, self.transcript, self.response_timeout)
+        self.advertised_activity_timeout: float | None = None
+
+    # -- running -----------------------------------------------------------------------------
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on this check's event loop (properties are synchronous)."""
+        return self.runner.run(coro)
+
+    async def aclose(self) -> None:
+        for conn in self.connections.values():
+            await conn.close()
+        await self.api.aclose()
+
+    # -- time --------------------------------------------------------------------------------
+
+    @property
+    def response_timeout(self) -> float:
+        return self.settings.response_timeout * self.settings.timeout_multiplier
+
+    def timing(self, name: str) -> float:
+        activity = (
+            self.target.timings.activity_timeout
+            or self.advertised_activity_timeout
+            or DEFAULT_ACTIVITY_TIMEOUT
+        )
+        pong = self.target.timings.pong_timeout or DEFAULT_PONG_TIMEOUT
+        values = {
+            "activity_timeout": activity,
+            "pong_timeout": pong,
+            "idle_close": activity + pong,
+            "response": self.settings.response_timeout,
+        }
+        if name not in values:
+            raise UsageError(f"unknown timing {name!r}")
+        return values[name]
+
+    def duration(self, spec: Any) -> float:
+        """Seconds to wait for a ``within``/``for`` value, with the multiplier applied."""
+        if spec is None:
+            return self.response_timeout
+        if isinstance(spec, int | float):
+            return float(spec) * self.settings.timeout_multiplier
+        base = self.timing(spec["timing"]) + float(spec.get("plus", 0))
+        return base * self.settings.timeout_multiplier
+
+    # -- variables ---------------------------------------------------------------------------
+
+    def define(self, let: Mapping[str, Any]) -> None:
+        for name, generator in let.items():
+            self.variables[name] = self._generate(generator)
+
+    def _generate(self, generator: Mapping[str, Any]) -> Any:
+        if "channel" in generator:
+            return unique_channel(self.render(generator["channel"]))
+        if "nonce" in generator:
+            return nonce()
+        if "repeat" in generator:
+            length = generator["length"]
+            if isinstance(length, Mapping):
+                base = self.lookup(length["var"])
+                if isinstance(base, bool) or not isinstance(base, int):
+                    raise UsageError(f"length variable {length['var']!r} is not an integer")
+                length = base + int(length.get("plus", 0))
+            return str(generator["repeat"]) * (int(length) // len(generator["repeat"]))
+        if "value" in generator:
+            return self.render(generator["value"])
+        if "unix_time" in generator:
+            return int(time.time()) + int(generator["unix_time"].get("plus", 0))
+        raise UsageError(f"unknown let generator: {dict(generator)!r}")
+
+    def lookup(self, dotted: str) -> Any:
+        head, *rest = dotted.split(".")
+        if head not in self.variables:
+            raise UsageError(f"undefined variable ${{{dotted}}} in {self.check.full_id}")
+        value = self.variables[head]
+        for part in rest:
+            if not isinstance(value, Mapping) or part not in value:
+                raise UsageError(f"undefined variable ${{{dotted}}} in {self.check.full_id}")
+            value = value[part]
+        return value
+
+    def render(self, value: Any) -> Any:
+        """Substitute ``${...}`` in every string of a (nested) value."""
+        if isinstance(value, str):
+            whole = _TEMPLATE.fullmatch(value)
+            if whole:
+                return self.lookup(whole.group(1))
+            return _TEMPLATE.sub(lambda m: str(self.lookup(m.group(1))), value)
+        if isinstance(value, Mapping):
+            return {k: self.render(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.render(v) for v in value]
+        return value
+
+    # -- connections -------------------------------------------------------------------------
+
+    def connection(self, name: str) -> RawConnection:
+        try:
+            return self.connections[name]
+        except KeyError:
+            raise UsageError(
+                f"{self.check.full_id}: connection {name!r} is used before it is opened"
+            ) from None
+
+    def ws_url(
+        self,
+        *,
+        key: str | None = None,
+        path: str | None = None,
+        query: Mapping[str, str] | str | None = None,
+    ) -> str:
+        path = path if path is not None else f"/app/{key if key is not None else self.target.key}"
+        if query is None:
+            query = DEFAULT_QUERY
+        query_text = query if isinstance(query, str) else urlencode(dict(query))
+        return f"{self.target.ws_url}{path}" + (f"?{query_text}" if query_text else "")
+
+    async def connect(
+        self,
+        name: str,
+        *,
+        key: str | None = None,
+        path: str | None = None,
+        query: Mapping[str, str] | str | None = None,
+        auto_pong: bool = True,
+    ) -> RawConnection:
+        if name in self.connections:
+            await self.connections[name].close()
+        conn = await RawConnection.open(
+            name,
+            self.ws_url(key=key, path=path, query=query),
+            self.transcript,
+            auto_pong=auto_pong,
+            timeout=self.response_timeout,
+        )
+        self.connections[name] = conn
+        return conn
+
+    async def open(self, name: str, *, auto_pong: bool = True) -> RawConnection:
+        """Connect and wait for ``pusher:connection_established`` (a precondition)."""
+        conn = await self.connect(name, auto_pong=auto_pong)
+        if conn.closed is not None:
+            raise PreconditionFailed(f"could not open {name}: {conn.closed.describe()}")
+        frame = await conn.wait_for(
+            lambda f: f.event == "pusher:connection_established", self.response_timeout
+        )
+        if frame is None:
+            raise PreconditionFailed(f"{name} received no pusher:connection_established")
+        data = frame.parsed.get("data")
+        info = _decode_data(data)
+        socket_id = info.get("socket_id") if isinstance(info, Mapping) else None
+        if not isinstance(socket_id, str):
+            raise PreconditionFailed(f"{name}: connection_established carries no socket_id")
+        activity = info.get("activity_timeout") if isinstance(info, Mapping) else None
+        if isinstance(activity, int | float) and not isinstance(activity, bool) and activity > 0:
+            self.advertised_activity_timeout = float(activity)
+        self.variables[name] = {"socket_id": socket_id, "activity_timeout": activity}
+        return conn
+
+    async def subscribe(
+        self, name: str, channel: str, *, auth: str | None = None, channel_data: str | None = None
+    ) -> None:
+        """Subscribe and wait for ``pusher_internal:subscription_succeeded`` (a precondition)."""
+        conn = self.connection(name)
+        data: dict[str, str] = {"channel": channel}
+        if auth is not None:
+            data["auth"] = auth
+        if channel_data is not None:
+            data["channel_data"] = channel_data
+        try:
+            await conn.send_json({"event": "pusher:subscribe", "data": data})
+        except CheckFailed as exc:
+            raise PreconditionFailed(str(exc)) from None
+        frame = await conn.wait_for(
+            lambda f: (
+                f.event == "pusher_internal:subscription_succeeded"
+                and f.parsed.get("channel") == channel
+            ),
+            self.response_timeout,
+        )
+        if frame is None:
+            raise PreconditionFailed(f"{name} could not subscribe to {channel!r}")
+
+    async def trigger(
+        self,
+        name: str,
+        data: str,
+        *,
+        channel: str | None = None,
+        channels: list[str] | None = None,
+        socket_id: str | None = None,
+    ) -> None:
+        """Publish through the HTTP API (a precondition: it must answer 200)."""
+        response = await self.api.trigger(
+            name, data, channel=channel, channels=channels, socket_id=socket_id
+        )
+        if response.status != 200:
+            raise PreconditionFailed(
+                f"trigger of {name!r} answered HTTP {response.status}: {response.text[:200]}"
+            )
+
+    async def barrier(self, name: str, marker_channel: str | None = None) -> None:
+        """Make sure the server has processed everything sent before: a marker event through the
+        HTTP API (for asynchronous fan-out), then a ping round trip."""
+        conn = self.connection(name)
+        if marker_channel is not None:
+            token = nonce()
+            await self.trigger("conformance-marker", token, channel=marker_channel)
+            frame = await conn.wait_for(
+                lambda f: (
+                    f.event == "conformance-marker"
+                    and f.parsed.get("channel") == marker_channel
+                    and f.parsed.get("data") == token
+                ),
+                self.response_timeout,
+            )
+            if frame is None:
+                raise PreconditionFailed(
+                    f"barrier: the marker event on {marker_channel!r} never reached {name}"
+                )
+        await self.ping_barrier(name)
+
+    async def ping_barrier(self, name: str) -> None:
+        """A ``pusher:ping`` round trip, or failing that a WebSocket ping round trip: either
+        proves the server has read everything sent before it."""
+        conn = self.connection(name)
+        try:
+            await conn.send_json({"event": "pusher:ping", "data": {}})
+        except CheckFailed as exc:
+            raise PreconditionFailed(f"barrier: {exc}") from None
+        pong_task = asyncio.ensure_future(
+            conn.wait_for(lambda f: f.event == "pusher:pong", self.response_timeout)
+        )
+        ws_task = asyncio.ensure_future(conn.ws_ping(secrets.token_bytes(8), self.response_timeout))
+        done, pending = await asyncio.wait(
+            {pong_task, ws_task}, return_when=asyncio.FIRST_COMPLETED
+        )
+        ok = any(t.result() for t in done)
+        if not ok:
+            await asyncio.wait(pending)
+            ok = any(t.result() for t in pending)
+        for task in pending:
+            task.cancel()
+        if not ok:
+            raise PreconditionFailed(f"barrier: {name} answered neither pusher:ping nor a WS ping")
+
+
+def _decode_data(data: Any) -> Any:
+    if isinstance(data, str):
+        try:
+            return json.loads(data)
+        except ValueError:
+            return None
+    return data

@@ -1,0 +1,74 @@
+"""Grading: from check outcomes to a requirement's verdict, and from verdicts to an exit code.
+
+Pure functions, so the grading table in docs/spec-format.md is tested directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import Enum, StrEnum
+
+__all__ = ["CheckOutcome", "ExitCode", "Outcome", "exit_code", "grade"]
+
+
+class CheckOutcome(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    INCONCLUSIVE = "inconclusive"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+class Outcome(StrEnum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    NON_STRICT = "NON_STRICT"
+    OPTIONAL_ABSENT = "OPTIONAL_ABSENT"
+    INCONCLUSIVE = "INCONCLUSIVE"
+    ERROR = "ERROR"
+    NOT_RUN = "NOT_RUN"
+
+
+class ExitCode(int, Enum):
+    OK = 0
+    MUST_FAILED = 1
+    USAGE = 2
+    NOT_DECIDED = 3
+
+
+_FAILED_BY_LEVEL = {
+    "MUST": Outcome.FAIL,
+    "SHOULD": Outcome.NON_STRICT,
+    "MAY": Outcome.OPTIONAL_ABSENT,
+}
+
+
+def grade(level: str, checks: Iterable[CheckOutcome]) -> Outcome:
+    """One requirement's verdict from its checks' outcomes (see the table in the spec format)."""
+    outcomes = list(checks)
+    if not outcomes:
+        return Outcome.NOT_RUN
+    if CheckOutcome.FAILED in outcomes:
+        return _FAILED_BY_LEVEL[level]
+    if CheckOutcome.ERROR in outcomes:
+        return Outcome.ERROR
+    if CheckOutcome.INCONCLUSIVE in outcomes:
+        return Outcome.INCONCLUSIVE
+    if all(o is CheckOutcome.SKIPPED for o in outcomes):
+        return Outcome.OPTIONAL_ABSENT
+    return Outcome.PASS
+
+
+def exit_code(verdicts: Iterable[tuple[str, Outcome]], executed_checks: int) -> ExitCode:
+    """0 when every MUST passed; 1 when a MUST failed; 3 when the run decided nothing (no check
+    executed), hit an error, or left a MUST inconclusive."""
+    pairs = list(verdicts)
+    if any(outcome is Outcome.FAIL for _, outcome in pairs):
+        return ExitCode.MUST_FAILED
+    if executed_checks == 0:
+        return ExitCode.NOT_DECIDED
+    if any(outcome is Outcome.ERROR for _, outcome in pairs):
+        return ExitCode.NOT_DECIDED
+    if any(level == "MUST" and outcome is Outcome.INCONCLUSIVE for level, outcome in pairs):
+        return ExitCode.NOT_DECIDED
+    return ExitCode.OK

@@ -1,0 +1,547 @@
+"""The pytest plugin: turns every check in ``specs/*.yaml`` into a pytest item, runs it against
+the target, and writes the reports.
+
+It is registered through the ``pytest11`` entry point but stays inert unless ``--conformance`` is
+given, so it never interferes with an unrelated pytest run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import fnmatch
+import json
+import re
+import shlex
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import __version__
+from .context import CheckContext, RunSettings
+from .errors import (
+    CheckFailed,
+    ConformanceError,
+    HarnessError,
+    PreconditionFailed,
+    TargetError,
+    TargetUnreachable,
+    UsageError,
+)
+from .outcomes import CheckOutcome
+from .profiles import PROFILES, choose_seed
+from .properties import known_property_names, run_property
+from .refserver import BundledServer, start_bundled
+from .results import CheckResult, RunReport, build_report
+from .spec import Check, Requirement, SpecSet, load_specs
+from .steps import run_exchange
+from .target import (
+    KNOWN_CAPABILITIES,
+    Target,
+    check_reachable,
+    load_target_file,
+    target_from_mapping,
+)
+
+RESULT_PROPERTY = "conformance_result"
+
+
+@dataclass
+class RunState:
+    specs: SpecSet
+    target: Target
+    settings: RunSettings
+    selection: tuple[str, ...]
+    levels: frozenset[str]
+    keep_transcripts: bool
+    started_at: str
+    bundled: BundledServer | None = None
+    results: dict[str, CheckResult] = field(default_factory=dict)
+    report: RunReport | None = None
+
+
+STATE = pytest.StashKey[RunState]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("conformance", "Pusher Channels protocol conformance")
+    add = group.addoption
+    add("--conformance", action="store_true", help="run the checks in specs/*.yaml")
+    add("--conformance-specs", metavar="DIR", help="specs directory (default: the bundled one)")
+    add("--conformance-target", metavar="FILE", help="target file (YAML)")
+    add("--conformance-ws-url", metavar="URL", help="WebSocket base URL, e.g. ws://127.0.0.1:6001")
+    add("--conformance-http-url", metavar="URL", help="HTTP API base URL")
+    add("--conformance-app-id", metavar="ID")
+    add("--conformance-key", metavar="KEY")
+    add("--conformance-secret", metavar="SECRET")
+    add(
+        "--conformance-capability",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"declare an optional feature ({', '.join(sorted(KNOWN_CAPABILITIES))})",
+    )
+    add("--conformance-activity-timeout", type=float, metavar="SECONDS")
+    add("--conformance-pong-timeout", type=float, metavar="SECONDS")
+    add("--conformance-max-event-bytes", type=int, metavar="BYTES")
+    add("--conformance-report-dir", default="conformance-report", metavar="DIR")
+    add("--conformance-profile", default="ci", choices=sorted(PROFILES))
+    add("--conformance-seed", type=int, metavar="N")
+    add("--conformance-timeout-multiplier", type=float, default=1.0, metavar="X")
+    add(
+        "--conformance-check",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="only checks whose id (REQ-ID/check) or requirement id matches",
+    )
+    add("--conformance-level", action="append", default=[], choices=["MUST", "SHOULD", "MAY"])
+    add("--conformance-keep-transcripts", action="store_true", help="keep passing checks' logs")
+    add("--conformance-replay-prefix", default=None, help=argparse.SUPPRESS)
+
+
+def _enabled(config: pytest.Config) -> bool:
+    return bool(config.getoption("conformance", default=False))
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _target_from_options(config: pytest.Config) -> Target | None:
+    option = config.getoption
+    flags = {
+        "ws_url": option("conformance_ws_url"),
+        "http_url": option("conformance_http_url"),
+        "app_id": option("conformance_app_id"),
+        "key": option("conformance_key"),
+        "secret": option("conformance_secret"),
+    }
+    given = {k: v for k, v in flags.items() if v}
+    target_file = option("conformance_target")
+    if target_file and given:
+        raise UsageError("give either a target file or --ws-url/--http-url/... flags, not both")
+    if target_file:
+        target = load_target_file(target_file)
+    elif given:
+        missing = [k for k, v in flags.items() if not v]
+        if missing:
+            names = ", ".join("--" + m.replace("_", "-") for m in missing)
+            raise UsageError(f"a target given by flags also needs {names}")
+        timings = {}
+        if option("conformance_activity_timeout"):
+            timings["activity_timeout"] = option("conformance_activity_timeout")
+        if option("conformance_pong_timeout"):
+            timings["pong_timeout"] = option("conformance_pong_timeout")
+        limits = {}
+        if option("conformance_max_event_bytes"):
+            limits["max_event_bytes"] = option("conformance_max_event_bytes")
+        target = target_from_mapping(
+            {"name": "command-line target", **flags, "timings": timings, "limits": limits}
+        )
+    else:
+        return None
+    extra = option("conformance_capability")
+    if extra:
+        unknown = set(extra) - KNOWN_CAPABILITIES
+        if unknown:
+            raise UsageError(f"unknown capability: {', '.join(sorted(unknown))}")
+        target = _with(target, capabilities=target.capabilities | frozenset(extra))
+    return target
+
+
+def _with(target: Target, **changes: Any) -> Target:
+    return dataclasses.replace(target, **changes)
+
+
+def _target_to_wire(target: Target) -> str:
+    return json.dumps(
+        {
+            **target.public(),
+            "secret": target.secret,
+        }
+    )
+
+
+def _target_from_wire(text: str) -> Target:
+    data = json.loads(text)
+    bundled = bool(data.pop("bundled", False))
+    return target_from_mapping(
+        {
+            "name": data["name"],
+            "ws_url": data["ws_url"],
+            "http_url": data["http_url"],
+            "app_id": data["app_id"],
+            "key": data["key"],
+            "secret": data["secret"],
+            "capabilities": data["capabilities"],
+            "timings": {k: v for k, v in data["timings"].items() if v is not None},
+            "limits": {"max_event_bytes": data["max_event_bytes"]},
+        },
+        bundled=bundled,
+    )
+
+
+def _fail_configure(message: str, code: int) -> None:
+    pytest.exit(message, returncode=code)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not _enabled(config):
+        return
+    try:
+        _configure(config)
+    except UsageError as exc:
+        _fail_configure(f"conformance: {exc}", int(pytest.ExitCode.USAGE_ERROR))
+    except TargetUnreachable as exc:
+        _fail_configure(f"conformance: {exc}", 3)
+    except ConformanceError as exc:
+        _fail_configure(f"conformance: {exc}", 3)
+
+
+def _configure(config: pytest.Config) -> None:
+    option = config.getoption
+    specs_dir = Path(option("conformance_specs")) if option("conformance_specs") else None
+    specs = load_specs(specs_dir, known_properties=known_property_names())
+    report_dir = Path(option("conformance_report_dir")).resolve()
+    profile = option("conformance_profile")
+    bundled = None
+    if _is_worker(config):
+        workerinput: dict[str, Any] = config.workerinput  # type: ignore[attr-defined]
+        target = _target_from_wire(workerinput["conformance_target"])
+        seed = int(workerinput["conformance_seed"])
+        started_at = str(workerinput["conformance_started_at"])
+    else:
+        seed = choose_seed(profile, option("conformance_seed"))
+        started_at = datetime.now(UTC).isoformat(timespec="seconds")
+        user_target = _target_from_options(config)
+        if user_target is None:
+            bundled = start_bundled(report_dir / "reference-server.log")
+            config.add_cleanup(bundled.stop)
+            target = bundled.target
+            extra = option("conformance_capability")
+            if extra:
+                target = _with(target, capabilities=frozenset(extra))
+        else:
+            check_reachable(user_target)
+            target = user_target
+    replay_prefix = option("conformance_replay_prefix") or "conformance run"
+    settings = RunSettings(
+        profile=profile,
+        seed=seed,
+        timeout_multiplier=option("conformance_timeout_multiplier"),
+        report_dir=report_dir,
+        replay_prefix=replay_prefix,
+    )
+    if settings.timeout_multiplier <= 0:
+        raise UsageError("--timeout-multiplier must be positive")
+    selection = tuple(option("conformance_check"))
+    levels = frozenset(option("conformance_level") or ("MUST", "SHOULD", "MAY"))
+    if not any(selected(c, r, selection, levels) for r in specs.requirements for c in r.checks):
+        raise UsageError(f"no check matches {', '.join(selection) or 'the selected levels'}")
+    config.stash[STATE] = RunState(
+        specs=specs,
+        target=target,
+        settings=settings,
+        selection=selection,
+        levels=levels,
+        keep_transcripts=bool(option("conformance_keep_transcripts")),
+        started_at=started_at,
+        bundled=bundled,
+    )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: hand the controller's target (and bundled server) to every worker."""
+    state = node.config.stash.get(STATE, None)
+    if state is None:
+        return
+    node.workerinput["conformance_target"] = _target_to_wire(state.target)
+    node.workerinput["conformance_seed"] = state.settings.seed
+    node.workerinput["conformance_started_at"] = state.started_at
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return []
+    lines = [
+        f"conformance: target {state.target.name} ({state.target.ws_url}), "
+        f"profile {state.settings.profile}, seed {state.settings.seed}, "
+        f"specs sha256 {state.specs.sha256[:16]}",
+    ]
+    if state.bundled is not None and state.bundled.faults:
+        lines.append(f"conformance: bundled server running WITH FAULTS: {state.bundled.faults}")
+    return lines
+
+
+def selected(
+    check: Check, requirement: Requirement, selection: tuple[str, ...], levels: frozenset[str]
+) -> bool:
+    """Whether ``--check``/``--level`` select this check (globs on check or requirement id)."""
+    if requirement.level not in levels:
+        return False
+    if not selection:
+        return True
+    return any(
+        fnmatch.fnmatchcase(check.full_id, pattern) or fnmatch.fnmatchcase(requirement.id, pattern)
+        for pattern in selection
+    )
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
+    state = parent.config.stash.get(STATE, None)
+    if state is None or file_path.suffix != ".yaml":
+        return None
+    for spec_file in state.specs.files:
+        if spec_file.path == file_path.resolve():
+            return SpecFileCollector.from_parent(parent, path=file_path)
+    return None
+
+
+class SpecFileCollector(pytest.File):
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        state = self.config.stash[STATE]
+        for spec_file in state.specs.files:
+            if spec_file.path != self.path.resolve():
+                continue
+            for requirement in spec_file.requirements:
+                if requirement.status == "active":
+                    yield RequirementCollector.from_parent(
+                        self, name=requirement.id, requirement=requirement
+                    )
+
+
+class RequirementCollector(pytest.Collector):
+    def __init__(self, *, requirement: Requirement, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.requirement = requirement
+
+    def collect(self) -> Iterator[pytest.Item]:
+        state = self.config.stash[STATE]
+        for check in self.requirement.checks:
+            if selected(check, self.requirement, state.selection, state.levels):
+                yield CheckItem.from_parent(
+                    self, name=check.id, check=check, requirement=self.requirement
+                )
+
+
+class _Reported(Exception):
+    """Carries a finished check's failure text to ``repr_failure``."""
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    notes = getattr(exc, "__notes__", None)
+    if notes:
+        text += "\n" + "\n".join(str(n) for n in notes)
+    return text
+
+
+def _classify(exc: BaseException) -> tuple[CheckOutcome, str]:
+    if isinstance(exc, BaseExceptionGroup):
+        inner = [_classify(e) for e in exc.exceptions]
+        for wanted in (CheckOutcome.FAILED, CheckOutcome.ERROR, CheckOutcome.INCONCLUSIVE):
+            for outcome, text in inner:
+                if outcome is wanted:
+                    return outcome, f"{text}\n(hypothesis: {type(exc).__name__})"
+        return CheckOutcome.ERROR, _message(exc)
+    if isinstance(exc, CheckFailed):
+        return CheckOutcome.FAILED, _message(exc)
+    if isinstance(exc, PreconditionFailed):
+        return CheckOutcome.INCONCLUSIVE, _message(exc)
+    if isinstance(exc, TargetError):
+        return CheckOutcome.ERROR, f"target error: {_message(exc)}"
+    if isinstance(exc, UsageError):
+        return CheckOutcome.ERROR, f"spec error: {_message(exc)}"
+    tb = "".join(traceback.format_exception(exc)[-4:])
+    return CheckOutcome.ERROR, f"harness error: {exc!r}\n{tb}"
+
+
+class CheckItem(pytest.Item):
+    def __init__(self, *, check: Check, requirement: Requirement, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.check = check
+        self.requirement = requirement
+        self.user_properties.append(("requirement", requirement.id))
+        self.user_properties.append(("level", requirement.level))
+
+    def _replay(self, state: RunState) -> str:
+        parts = [
+            state.settings.replay_prefix,
+            "--profile", state.settings.profile,
+            "--seed", str(state.settings.seed),
+            "--check", shlex.quote(self.check.full_id),
+        ]  # fmt: skip
+        return " ".join(parts)
+
+    def runtest(self) -> None:
+        state = self.config.stash[STATE]
+        started = time.monotonic()
+        capability = self.requirement.capability
+        if capability and capability not in state.target.capabilities:
+            self._finish(
+                state,
+                CheckOutcome.SKIPPED,
+                f"capability {capability!r} not declared",
+                started,
+                None,
+            )
+            pytest.skip(f"OPTIONAL_ABSENT: capability {capability!r} not declared by the target")
+        outcome, message = CheckOutcome.PASSED, ""
+        with asyncio.Runner() as runner:
+            ctx = CheckContext(state.target, state.settings, self.check, runner)
+            try:
+                if self.check.kind == "exchange":
+                    runner.run(run_exchange(ctx, self.check.exchange))
+                else:
+                    assert self.check.property_name is not None
+                    run_property(ctx, self.check.property_name, self.check.params or {})
+            except Exception as exc:  # every outcome is classified, none escapes unexplained
+                outcome, message = _classify(exc)
+            finally:
+                try:
+                    runner.run(asyncio.wait_for(ctx.aclose(), 10))
+                except Exception as exc:  # closing must never hide the verdict
+                    ctx.transcript.note(f"cleanup failed: {exc!r}")
+        self._finish(state, outcome, message, started, ctx)
+        if outcome is CheckOutcome.INCONCLUSIVE:
+            pytest.skip(f"INCONCLUSIVE: {message.splitlines()[0] if message else ''}")
+        if outcome in (CheckOutcome.FAILED, CheckOutcome.ERROR):
+            tail = "\n".join(ctx.transcript.tail())
+            replay = self._replay(state)
+            raise _Reported(
+                f"{self.requirement.id} [{self.requirement.level}] {self.requirement.title}\n"
+                f"  rule: {self.requirement.statement}\n"
+                f"  source: {self.requirement.source}\n"
+                f"{outcome.value.upper()}: {message}\n"
+                f"--- last wire events ---\n{tail}\n"
+                f"replay: {replay}"
+            )
+
+    def _finish(
+        self,
+        state: RunState,
+        outcome: CheckOutcome,
+        message: str,
+        started: float,
+        ctx: CheckContext | None,
+    ) -> None:
+        transcript_rel = None
+        if ctx is not None and (outcome is not CheckOutcome.PASSED or state.keep_transcripts):
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "__", self.check.full_id) + ".jsonl"
+            path = state.settings.report_dir / "transcripts" / name
+            ctx.transcript.write(path)
+            transcript_rel = str(path.relative_to(state.settings.report_dir))
+        result = CheckResult(
+            check_id=self.check.full_id,
+            requirement_id=self.requirement.id,
+            outcome=outcome,
+            message=message,
+            duration_s=time.monotonic() - started,
+            transcript=transcript_rel,
+            replay=self._replay(state) if outcome is not CheckOutcome.PASSED else None,
+        )
+        self.user_properties.append((RESULT_PROPERTY, result.to_json()))
+
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> str | Any:
+        if isinstance(excinfo.value, _Reported):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"{self.check.full_id} [{self.requirement.level}]"
+
+
+def _check_id_from_nodeid(nodeid: str) -> str | None:
+    parts = nodeid.split("::")
+    if len(parts) >= 3:
+        return f"{parts[-2]}/{parts[-1]}"
+    return None
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    config_state = _STATE_HOLDER.get("state")
+    if config_state is None:
+        return
+    for name, value in report.user_properties:
+        if name == RESULT_PROPERTY:
+            result = CheckResult.from_json(str(value))
+            config_state.results[result.check_id] = result
+            return
+    if report.failed:
+        check_id = _check_id_from_nodeid(report.nodeid)
+        if check_id and check_id not in config_state.results:
+            requirement_id = check_id.split("/")[0]
+            config_state.results[check_id] = CheckResult(
+                check_id,
+                requirement_id,
+                CheckOutcome.ERROR,
+                f"the check crashed outside the harness ({report.when}): "
+                f"{str(report.longrepr)[-500:]}",
+            )
+
+
+#: ``pytest_runtest_logreport`` gets no config; the controller's state is parked here.
+_STATE_HOLDER: dict[str, RunState] = {}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    state = session.config.stash.get(STATE, None)
+    if state is not None and not _is_worker(session.config):
+        _STATE_HOLDER["state"] = state
+
+
+def _build(state: RunState) -> RunReport:
+    run = {
+        "profile": state.settings.profile,
+        "seed": state.settings.seed,
+        "timeout_multiplier": state.settings.timeout_multiplier,
+        "started_at": state.started_at,
+        "selection": list(state.selection),
+        "levels": sorted(state.levels),
+        "suite_version": __version__,
+    }
+    target = state.target.public()
+    if state.bundled is not None:
+        target["faults"] = state.bundled.faults
+    return build_report(state.specs, state.results, target=target, run=run)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    state = config.stash.get(STATE, None)
+    if state is None or _is_worker(config) or config.option.collectonly:
+        return
+    if exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR):
+        return
+    _STATE_HOLDER.pop("state", None)
+    state.report = _build(state)
+    try:
+        state.report.write(state.settings.report_dir)
+    except OSError as exc:
+        raise HarnessError(
+            f"could not write the report to {state.settings.report_dir}: {exc}"
+        ) from None
+    session.exitstatus = int(state.report.exit)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is None or state.report is None:
+        return
+    terminalreporter.section("conformance")
+    for line in state.report.console().splitlines():
+        terminalreporter.write_line(line)
+    terminalreporter.write_line(f"report: {state.settings.report_dir}")

@@ -1,0 +1,329 @@
+"""The run's results: per-check records, per-requirement verdicts, and the files an auditor and
+a CI system read (``results.json``, ``junit.xml``, ``summary.md``)."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .outcomes import CheckOutcome, ExitCode, Outcome, exit_code, grade
+from .spec import Requirement, SpecSet
+
+__all__ = ["SCHEMA_VERSION", "CheckResult", "RunReport", "build_report"]
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check_id: str
+    requirement_id: str
+    outcome: CheckOutcome
+    message: str = ""
+    duration_s: float = 0.0
+    transcript: str | None = None
+    replay: str | None = None
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["outcome"] = self.outcome.value
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> CheckResult:
+        data = json.loads(text)
+        data["outcome"] = CheckOutcome(data["outcome"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class RequirementVerdict:
+    requirement: Requirement
+    outcome: Outcome
+    checks: tuple[CheckResult, ...]
+
+
+@dataclass
+class RunReport:
+    specs: SpecSet
+    verdicts: list[RequirementVerdict]
+    not_covered: list[Requirement]
+    target: Mapping[str, Any]
+    run: Mapping[str, Any]
+    exit: ExitCode
+    executed_checks: int
+    totals: Counter[str] = field(default_factory=Counter)
+
+    # -- files -----------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "suite": {
+                "name": "pusher-conformance",
+                "version": __version__,
+                "specs_sha256": self.specs.sha256,
+            },
+            "run": dict(self.run),
+            "target": dict(self.target),
+            "exit_code": int(self.exit),
+            "executed_checks": self.executed_checks,
+            "totals": dict(sorted(self.totals.items())),
+            "requirements": [
+                {
+                    "id": v.requirement.id,
+                    "area": v.requirement.area,
+                    "level": v.requirement.level,
+                    "title": v.requirement.title,
+                    "statement": v.requirement.statement,
+                    "source": v.requirement.source,
+                    "capability": v.requirement.capability,
+                    "notes": v.requirement.notes,
+                    "outcome": v.outcome.value,
+                    "checks": [
+                        {
+                            "id": c.check_id,
+                            "outcome": c.outcome.value,
+                            "message": c.message,
+                            "duration_s": round(c.duration_s, 3),
+                            "transcript": c.transcript,
+                            "replay": c.replay,
+                        }
+                        for c in v.checks
+                    ],
+                }
+                for v in self.verdicts
+            ],
+            "not_covered": [
+                {
+                    "id": r.id,
+                    "area": r.area,
+                    "level": r.level,
+                    "title": r.title,
+                    "status": r.status,
+                    "justification": r.justification,
+                    "source": r.source,
+                }
+                for r in self.not_covered
+            ],
+        }
+
+    def write(self, report_dir: Path) -> None:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        (report_dir / "results.json").write_text(
+            json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        self._write_junit(report_dir / "junit.xml")
+        (report_dir / "summary.md").write_text(self.markdown(), encoding="utf-8")
+
+    def _write_junit(self, path: Path) -> None:
+        suites = ET.Element("testsuites", name="pusher-conformance")
+        by_area: dict[str, list[RequirementVerdict]] = defaultdict(list)
+        for verdict in self.verdicts:
+            by_area[verdict.requirement.area].append(verdict)
+        for area, verdicts in by_area.items():
+            cases = [(v, c) for v in verdicts for c in v.checks]
+            counts = Counter(c.outcome for _, c in cases)
+            suite = ET.SubElement(
+                suites,
+                "testsuite",
+                name=area,
+                tests=str(len(cases)),
+                failures=str(counts[CheckOutcome.FAILED]),
+                errors=str(counts[CheckOutcome.ERROR]),
+                skipped=str(counts[CheckOutcome.SKIPPED] + counts[CheckOutcome.INCONCLUSIVE]),
+                time=f"{sum(c.duration_s for _, c in cases):.3f}",
+            )
+            for verdict, check in cases:
+                case = ET.SubElement(
+                    suite,
+                    "testcase",
+                    classname=f"{area}.{verdict.requirement.id}",
+                    name=check.check_id,
+                    time=f"{check.duration_s:.3f}",
+                )
+                props = ET.SubElement(case, "properties")
+                for name, value in (
+                    ("requirement", verdict.requirement.id),
+                    ("level", verdict.requirement.level),
+                    ("requirement_outcome", verdict.outcome.value),
+                    ("source", verdict.requirement.source),
+                ):
+                    ET.SubElement(props, "property", name=name, value=value)
+                if check.outcome is CheckOutcome.FAILED:
+                    failure = ET.SubElement(
+                        case,
+                        "failure",
+                        message=check.message.splitlines()[0][:300] if check.message else "failed",
+                        type=f"{verdict.requirement.level} {verdict.outcome.value}",
+                    )
+                    failure.text = check.message
+                elif check.outcome is CheckOutcome.ERROR:
+                    error = ET.SubElement(case, "error", message=(check.message or "error")[:300])
+                    error.text = check.message
+                elif check.outcome in (CheckOutcome.SKIPPED, CheckOutcome.INCONCLUSIVE):
+                    ET.SubElement(
+                        case, "skipped", message=f"{check.outcome.value}: {check.message}"[:300]
+                    )
+        for key in ("tests", "failures", "errors", "skipped"):
+            suites.set(key, str(sum(int(suite.get(key, "0")) for suite in suites)))
+        ET.indent(suites)
+        ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
+
+    # -- summaries -------------------------------------------------------------------------
+
+    def _table(self) -> tuple[list[str], list[list[str]]]:
+        columns = [o.value for o in Outcome if o is not Outcome.NOT_RUN]
+        rows = []
+        grouped: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+        for verdict in self.verdicts:
+            if verdict.outcome is Outcome.NOT_RUN:
+                continue
+            grouped[(verdict.requirement.area, verdict.requirement.level)][
+                verdict.outcome.value
+            ] += 1
+        for (area, level), counts in sorted(grouped.items()):
+            rows.append([area, level, *[str(counts.get(c, 0)) for c in columns]])
+        return ["area", "level", *columns], rows
+
+    def console(self) -> str:
+        header, rows = self._table()
+        widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+        lines = [
+            f"pusher-conformance {__version__}: target {self.target.get('name')} "
+            f"({self.target.get('ws_url')}), profile {self.run.get('profile')}, "
+            f"seed {self.run.get('seed')}",
+            "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
+        ]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+        bad = [
+            v
+            for v in self.verdicts
+            if v.outcome in (Outcome.FAIL, Outcome.NON_STRICT, Outcome.ERROR, Outcome.INCONCLUSIVE)
+        ]
+        if bad:
+            lines.append("")
+            for verdict in bad:
+                lines.append(
+                    f"{verdict.outcome.value:<13} {verdict.requirement.id} "
+                    f"[{verdict.requirement.level}] {verdict.requirement.title}"
+                )
+                for check in verdict.checks:
+                    if check.outcome in (CheckOutcome.PASSED, CheckOutcome.SKIPPED):
+                        continue
+                    first = check.message.splitlines()[0] if check.message else ""
+                    lines.append(f"    {check.check_id}: {check.outcome.value}: {first[:160]}")
+                    if check.replay:
+                        lines.append(f"      replay: {check.replay}")
+        verdict_counts = ", ".join(f"{k} {v}" for k, v in sorted(self.totals.items()))
+        lines.append("")
+        lines.append(
+            f"{len([v for v in self.verdicts if v.outcome is not Outcome.NOT_RUN])} requirements "
+            f"({verdict_counts}); {self.executed_checks} checks executed; "
+            f"{len(self.not_covered)} not covered; exit {int(self.exit)}"
+        )
+        return "\n".join(lines)
+
+    def markdown(self) -> str:
+        header, rows = self._table()
+        out = [
+            f"# Conformance report: {self.target.get('name')}",
+            "",
+            f"- Suite: pusher-conformance {__version__}, specs sha256 `{self.specs.sha256[:16]}`",
+            f"- Target: `{self.target.get('ws_url')}` / `{self.target.get('http_url')}`, "
+            f"capabilities: {', '.join(self.target.get('capabilities') or []) or 'none'}",
+            f"- Profile `{self.run.get('profile')}`, seed `{self.run.get('seed')}`, "
+            f"started {self.run.get('started_at')}",
+            f"- Exit code **{int(self.exit)}**; {self.executed_checks} checks executed",
+            "",
+            "## By area and level",
+            "",
+            "| " + " | ".join(header) + " |",
+            "|" + "---|" * len(header),
+            *["| " + " | ".join(r) + " |" for r in rows],
+            "",
+            "## Requirements",
+            "",
+            "| id | level | outcome | title | checks |",
+            "|---|---|---|---|---|",
+        ]
+        for verdict in self.verdicts:
+            checks = ", ".join(
+                f"{c.check_id.split('/')[-1]}: {c.outcome.value}" for c in verdict.checks
+            )
+            out.append(
+                f"| {verdict.requirement.id} | {verdict.requirement.level} | "
+                f"{verdict.outcome.value} | {verdict.requirement.title} | {checks} |"
+            )
+        failing = [
+            v
+            for v in self.verdicts
+            if any(c.message for c in v.checks if c.outcome is not CheckOutcome.PASSED)
+        ]
+        if failing:
+            out += ["", "## Evidence", ""]
+            for verdict in failing:
+                out += [
+                    f"### {verdict.requirement.id} ({verdict.outcome.value})",
+                    "",
+                    verdict.requirement.statement,
+                    "",
+                    f"Source: {verdict.requirement.source}",
+                    "",
+                ]
+                for check in verdict.checks:
+                    if check.outcome is CheckOutcome.PASSED or not check.message:
+                        continue
+                    out += [
+                        f"- `{check.check_id}` {check.outcome.value}",
+                        "",
+                        "```",
+                        check.message,
+                        "```",
+                    ]
+                    if check.transcript:
+                        out.append(f"  wire log: `{check.transcript}`")
+                    if check.replay:
+                        out.append(f"  replay: `{check.replay}`")
+                    out.append("")
+        out += ["", "## Not covered", "", "| id | level | status | why |", "|---|---|---|---|"]
+        for requirement in self.not_covered:
+            out.append(
+                f"| {requirement.id} | {requirement.level} | {requirement.status} | "
+                f"{' '.join((requirement.justification or '').split())} |"
+            )
+        return "\n".join(out) + "\n"
+
+
+def build_report(
+    specs: SpecSet,
+    results: Mapping[str, CheckResult],
+    *,
+    target: Mapping[str, Any],
+    run: Mapping[str, Any],
+) -> RunReport:
+    verdicts = []
+    not_covered = []
+    for requirement in specs.requirements:
+        if requirement.status != "active":
+            not_covered.append(requirement)
+            continue
+        checks = tuple(results[c.full_id] for c in requirement.checks if c.full_id in results)
+        verdicts.append(
+            RequirementVerdict(
+                requirement, grade(requirement.level, [c.outcome for c in checks]), checks
+            )
+        )
+    executed = sum(1 for r in results.values() if r.outcome is not CheckOutcome.SKIPPED)
+    totals = Counter(v.outcome.value for v in verdicts if v.outcome is not Outcome.NOT_RUN)
+    code = exit_code(((v.requirement.level, v.outcome) for v in verdicts), executed)
+    run_info = dict(run)
+    run_info.setdefault("finished_at", datetime.now(UTC).isoformat(timespec="seconds"))
+    return RunReport(specs, verdicts, not_covered, target, run_info, code, executed, totals)

@@ -1,0 +1,209 @@
+"""The server under test: where it is, its credentials, and what it declares about itself."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from .errors import TargetUnreachable, UsageError
+
+__all__ = [
+    "DEFAULT_MAX_EVENT_BYTES",
+    "KNOWN_CAPABILITIES",
+    "Target",
+    "Timings",
+    "check_reachable",
+    "load_target_file",
+    "target_from_mapping",
+]
+
+DEFAULT_MAX_EVENT_BYTES = 10240
+
+#: Optional features a target may declare. Checks that need one are skipped (OPTIONAL_ABSENT)
+#: unless the target declares it.
+KNOWN_CAPABILITIES = frozenset(
+    {
+        "client_events",
+        "user_authentication",
+        "cache_channels",
+        "encrypted_channels",
+        "subscription_count",
+        "watchlist",
+        "webhooks",
+    }
+)
+
+_TARGET_KEYS = {
+    "name",
+    "ws_url",
+    "http_url",
+    "app_id",
+    "key",
+    "secret",
+    "capabilities",
+    "timings",
+    "limits",
+}
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Heartbeat timings as configured on the server, in seconds. ``None``: use what the
+    handshake advertises (activity) or the protocol's recommended 30 s (pong)."""
+
+    activity_timeout: float | None = None
+    pong_timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    ws_url: str
+    http_url: str
+    app_id: str
+    key: str
+    secret: str
+    capabilities: frozenset[str] = frozenset()
+    timings: Timings = field(default_factory=Timings)
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    bundled: bool = False
+
+    def public(self) -> dict[str, Any]:
+        """What a report may show: everything but the secret."""
+        return {
+            "name": self.name,
+            "ws_url": self.ws_url,
+            "http_url": self.http_url,
+            "app_id": self.app_id,
+            "key": self.key,
+            "capabilities": sorted(self.capabilities),
+            "timings": dataclasses.asdict(self.timings),
+            "max_event_bytes": self.max_event_bytes,
+            "bundled": self.bundled,
+        }
+
+
+def _url(value: object, what: str, schemes: Iterable[str]) -> str:
+    if not isinstance(value, str) or not value:
+        raise UsageError(f"{what} must be a URL, got {value!r}")
+    parts = urlsplit(value)
+    allowed = tuple(schemes)
+    if parts.scheme not in allowed or not parts.hostname:
+        raise UsageError(f"{what} must be a {' or '.join(allowed)} URL with a host, got {value!r}")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise UsageError(f"{what} has an invalid port: {value!r}") from None
+    return value.rstrip("/")
+
+
+def _text(value: object, what: str) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value:
+        raise UsageError(f"{what} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _seconds(value: object, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise UsageError(f"{what} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def target_from_mapping(data: Mapping[str, Any], *, bundled: bool = False) -> Target:
+    """Build a target from a target file's mapping (or the CLI flags), with one clear error for
+    the first thing that is wrong."""
+    unknown = set(data) - _TARGET_KEYS
+    if unknown:
+        raise UsageError(
+            f"unknown target field(s): {', '.join(sorted(unknown))} "
+            f"(known: {', '.join(sorted(_TARGET_KEYS))})"
+        )
+    for required in ("ws_url", "http_url", "app_id", "key", "secret"):
+        if data.get(required) in (None, ""):
+            raise UsageError(f"target is missing {required!r}")
+    capabilities = data.get("capabilities") or []
+    if not isinstance(capabilities, list) or not all(isinstance(c, str) for c in capabilities):
+        raise UsageError(f"capabilities must be a list of names, got {capabilities!r}")
+    unknown_caps = set(capabilities) - KNOWN_CAPABILITIES
+    if unknown_caps:
+        raise UsageError(
+            f"unknown capability: {', '.join(sorted(unknown_caps))} "
+            f"(known: {', '.join(sorted(KNOWN_CAPABILITIES))})"
+        )
+    timings = data.get("timings") or {}
+    if not isinstance(timings, Mapping) or set(timings) - {"activity_timeout", "pong_timeout"}:
+        raise UsageError(
+            f"timings must be a mapping with activity_timeout and/or pong_timeout, got {timings!r}"
+        )
+    limits = data.get("limits") or {}
+    if not isinstance(limits, Mapping) or set(limits) - {"max_event_bytes"}:
+        raise UsageError(f"limits must be a mapping with max_event_bytes, got {limits!r}")
+    max_event_bytes = limits.get("max_event_bytes", DEFAULT_MAX_EVENT_BYTES)
+    if isinstance(max_event_bytes, bool) or not isinstance(max_event_bytes, int):
+        raise UsageError(f"limits.max_event_bytes must be an integer, got {max_event_bytes!r}")
+    return Target(
+        name=_text(data.get("name", "unnamed-target"), "name"),
+        ws_url=_url(data["ws_url"], "ws_url", ("ws", "wss")),
+        http_url=_url(data["http_url"], "http_url", ("http", "https")),
+        app_id=_text(data["app_id"], "app_id"),
+        key=_text(data["key"], "key"),
+        secret=_text(data["secret"], "secret"),
+        capabilities=frozenset(capabilities),
+        timings=Timings(
+            activity_timeout=_seconds(timings.get("activity_timeout"), "activity_timeout"),
+            pong_timeout=_seconds(timings.get("pong_timeout"), "pong_timeout"),
+        ),
+        max_event_bytes=max_event_bytes,
+        bundled=bundled,
+    )
+
+
+def load_target_file(path: str | Path) -> Target:
+    file = Path(path)
+    if not file.is_file():
+        raise UsageError(f"target file not found: {file}")
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UsageError(f"target file {file} is not valid YAML: {first_line}") from None
+    if not isinstance(data, Mapping):
+        raise UsageError(f"target file {file} must hold a mapping of fields")
+    try:
+        return target_from_mapping(data)
+    except UsageError as exc:
+        raise UsageError(f"target file {file}: {exc}") from None
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    default = 443 if parts.scheme in ("https", "wss") else 80
+    return parts.hostname or "", parts.port or default
+
+
+def check_reachable(target: Target, timeout: float = 3.0) -> None:
+    """Fail fast, with one line, when nothing listens at the target's addresses."""
+    deadline = time.monotonic() + timeout
+    for url in dict.fromkeys((target.ws_url, target.http_url)):
+        host, port = _host_port(url)
+        remaining = max(0.2, deadline - time.monotonic())
+        try:
+            with socket.create_connection((host, port), timeout=remaining):
+                pass
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise TargetUnreachable(
+                f"target unreachable: nothing answers at {host}:{port} ({url}): {reason}"
+            ) from None

@@ -1,0 +1,276 @@
+"""A raw Pusher protocol client: no Pusher library in between, so the suite sees every frame.
+
+A background task reads frames into an ordered log; checks then wait (event-driven, with a
+deadline) for an unconsumed frame that matches, and consume it. Nothing is ever dropped: frames a
+check did not ask for stay in the log and in the transcript.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from .errors import CheckFailed, TargetError
+from .transcript import Transcript
+
+__all__ = ["NOT_JSON", "CloseInfo", "Frame", "RawConnection"]
+
+
+class _NotJson:
+    def __repr__(self) -> str:
+        return "<not a JSON text frame>"
+
+
+#: The parsed value of a frame that is binary or not valid JSON: it matches no pattern.
+NOT_JSON: Any = _NotJson()
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int
+    at: float
+    binary: bool
+    raw: str | bytes
+    parsed: Any
+
+    @property
+    def event(self) -> str | None:
+        if isinstance(self.parsed, dict) and isinstance(self.parsed.get("event"), str):
+            event: str = self.parsed["event"]
+            return event
+        return None
+
+    def describe(self) -> str:
+        if self.binary:
+            return f"binary frame ({len(self.raw)} bytes)"
+        text = self.raw if isinstance(self.raw, str) else repr(self.raw)
+        return text if len(text) <= 160 else text[:157] + "..."
+
+
+@dataclass(frozen=True)
+class CloseInfo:
+    code: int
+    reason: str
+    #: False when the TCP connection ended without a WebSocket close frame (code 1006).
+    clean: bool
+    #: Set when the server refused the WebSocket upgrade itself (HTTP status).
+    rejected_status: int | None = None
+
+    def describe(self) -> str:
+        if self.rejected_status is not None:
+            return f"upgrade refused with HTTP {self.rejected_status}"
+        if not self.clean:
+            return "connection dropped without a close frame (1006)"
+        return f"closed with code {self.code}" + (f" ({self.reason})" if self.reason else "")
+
+
+class RawConnection:
+    def __init__(self, name: str, transcript: Transcript, *, auto_pong: bool) -> None:
+        self.name = name
+        self.transcript = transcript
+        self.auto_pong = auto_pong
+        self.frames: list[Frame] = []
+        self.consumed: set[int] = set()
+        self.closed: CloseInfo | None = None
+        self._ws: ClientConnection | None = None
+        self._changed = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        name: str,
+        url: str,
+        transcript: Transcript,
+        *,
+        auto_pong: bool,
+        timeout: float,
+    ) -> RawConnection:
+        conn = cls(name, transcript, auto_pong=auto_pong)
+        transcript.record("ws_connect", name, url=url)
+        try:
+            ws = await asyncio.wait_for(
+                connect(
+                    url,
+                    ping_interval=None,
+                    close_timeout=timeout,
+                    max_size=None,
+                    compression=None,
+                    open_timeout=timeout,
+                    user_agent_header="pusher-conformance",
+                ),
+                timeout,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            body = exc.response.body.decode("utf-8", "replace") if exc.response.body else ""
+            conn.closed = CloseInfo(1006, "", clean=False, rejected_status=status)
+            transcript.record("ws_rejected", name, status=status, body=body)
+            return conn
+        except InvalidHandshake as exc:
+            conn.closed = CloseInfo(1006, str(exc), clean=False)
+            transcript.record("ws_handshake_failed", name, error=str(exc))
+            return conn
+        except (OSError, TimeoutError) as exc:
+            transcript.record("ws_connect_failed", name, error=repr(exc))
+            raise TargetError(f"could not open a WebSocket to {url}: {exc!r}") from None
+        transcript.record("ws_open", name)
+        conn._ws = ws
+        conn._reader = asyncio.create_task(conn._read(ws))
+        return conn
+
+    async def _read(self, ws: ClientConnection) -> None:
+        try:
+            async for message in ws:
+                self._append(message)
+                frame = self.frames[-1]
+                if self.auto_pong and frame.event == "pusher:ping":
+                    pong = json.dumps({"event": "pusher:pong", "data": {}})
+                    self.transcript.record("ws_send", self.name, text=pong, auto=True)
+                    with contextlib.suppress(ConnectionClosed):
+                        await ws.send(pong)
+        except ConnectionClosed:
+            pass
+        finally:
+            rcvd = ws.protocol.close_rcvd
+            if rcvd is not None:
+                self.closed = CloseInfo(int(rcvd.code), rcvd.reason, clean=True)
+            else:
+                self.closed = CloseInfo(1006, "", clean=False)
+            self.transcript.record(
+                "ws_closed",
+                self.name,
+                code=self.closed.code,
+                reason=self.closed.reason,
+                clean=self.closed.clean,
+            )
+            self._changed.set()
+
+    def _append(self, message: str | bytes) -> None:
+        parsed: Any = NOT_JSON
+        if isinstance(message, str):
+            try:
+                parsed = json.loads(message)
+            except ValueError:
+                parsed = NOT_JSON
+            self.transcript.record("ws_recv", self.name, text=message)
+        else:
+            self.transcript.record("ws_recv_binary", self.name, hex=message.hex()[:512])
+        self.frames.append(
+            Frame(len(self.frames), time.monotonic(), isinstance(message, bytes), message, parsed)
+        )
+        self._changed.set()
+
+    @property
+    def is_open(self) -> bool:
+        return self._ws is not None and self.closed is None
+
+    def unconsumed(self) -> list[Frame]:
+        return [f for f in self.frames if f.index not in self.consumed]
+
+    async def send_text(self, text: str) -> None:
+        await self._send(text)
+
+    async def send_json(self, value: Any) -> None:
+        await self._send(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+    async def send_binary(self, data: bytes) -> None:
+        await self._send(data)
+
+    async def _send(self, message: str | bytes) -> None:
+        if self._ws is None or self.closed is not None:
+            state = self.closed.describe() if self.closed else "never opened"
+            raise CheckFailed(f"cannot send on {self.name}: the connection is {state}")
+        if isinstance(message, str):
+            self.transcript.record("ws_send", self.name, text=message)
+        else:
+            self.transcript.record("ws_send_binary", self.name, hex=message.hex()[:512])
+        try:
+            await self._ws.send(message)
+        except ConnectionClosed:
+            await self._settle()
+            state = self.closed.describe() if self.closed else "closed"
+            raise CheckFailed(f"cannot send on {self.name}: the connection is {state}") from None
+
+    async def _settle(self) -> None:
+        if self._reader is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._reader), 1.0)
+
+    async def wait_for(
+        self,
+        predicate: Callable[[Frame], bool],
+        timeout: float,
+        *,
+        next_only: bool = False,
+        skip: Callable[[Frame], bool] = lambda frame: False,
+    ) -> Frame | None:
+        """Wait for an unconsumed frame satisfying ``predicate``, consume and return it.
+
+        ``next_only``: only the first unconsumed frame not excluded by ``skip`` may match.
+        Returns ``None`` on timeout, or when the connection closed with no such frame.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            self._changed.clear()
+            for frame in self.unconsumed():
+                if skip(frame):
+                    continue
+                if predicate(frame):
+                    self.consumed.add(frame.index)
+                    return frame
+                if next_only:
+                    return None
+            if self.closed is not None:
+                return None
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    async def wait_closed(self, timeout: float) -> CloseInfo | None:
+        deadline = time.monotonic() + timeout
+        while self.closed is None:
+            self._changed.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+        return self.closed
+
+    async def ws_ping(self, payload: bytes, timeout: float) -> bool:
+        """Send a WebSocket ping control frame; True when the matching pong arrives in time."""
+        if self._ws is None or self.closed is not None:
+            return False
+        self.transcript.record("ws_ping", self.name, hex=payload.hex())
+        try:
+            waiter = await self._ws.ping(payload)
+            await asyncio.wait_for(waiter, timeout)
+        except (TimeoutError, ConnectionClosed):
+            self.transcript.record("ws_pong_missing", self.name, hex=payload.hex())
+            return False
+        except websockets.exceptions.ConcurrencyError:
+            return False
+        self.transcript.record("ws_pong", self.name, hex=payload.hex())
+        return True
+
+    async def close(self) -> None:
+        if self._ws is not None and self.closed is None:
+            self.transcript.record("ws_close", self.name)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._ws.close(), 2.0)
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader

@@ -1,0 +1,396 @@
+"""aiohttp adapter: WebSocket endpoint, HTTP API and ``/health`` on one port.
+
+It only moves bytes and fires timers. Every protocol decision is made in ``protocol/``:
+frames go in through ``Connection.receive_*``, and whatever ``data_to_send()`` returns goes
+out, in order, through one writer task per connection. That task is also what fan-out feeds,
+so a slow or dead subscriber delays nobody else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from .config import ServerConfig
+from .faults import Fault
+from .protocol.channels import ChannelRegistry
+from .protocol.connection import (
+    Close,
+    Connection,
+    ConnectionSettings,
+    Output,
+    SendBinary,
+    SendPong,
+    SendText,
+    State,
+)
+from .protocol.errors import HttpApiError
+from .protocol.http_api import (
+    ApiLimits,
+    AppCredentials,
+    HttpRequest,
+    TriggerEvent,
+    deliveries,
+    success_body,
+    validate_trigger,
+)
+from .protocol.socket_ids import RandomSource, SocketIdAllocator
+
+__all__ = ["ReferenceServer", "RunningServer", "run_server"]
+
+logger = logging.getLogger("reference_server")
+
+#: Seconds to wait for the client's close frame after ours (aiohttp's default is 10).
+CLOSE_TIMEOUT = 2.0
+#: Seconds graceful shutdown waits for handlers before cancelling them.
+SHUTDOWN_TIMEOUT = 3.0
+#: Bodies up to this size are read so that the documented check order (auth before size)
+#: holds; larger ones are refused with 413 before anything else to bound memory.
+MAX_READ_BYTES = 16 * 1024 * 1024
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def log(level: int, event: str, **fields: Any) -> None:
+    """Emit one structured log record; the CLI renders it as a JSON line."""
+    logger.log(level, event, extra={"fields": fields})
+
+
+def _json_error(status: int, message: str, **kwargs: Any) -> web.Response:
+    return web.json_response({"error": message}, status=status, **kwargs)
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Unknown routes (404) and wrong methods (405) answer in JSON like everything else."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return _json_error(exc.status, exc.reason, headers=headers)
+
+
+class _Peer:
+    """One WebSocket's outbound side: a queue drained by a single writer task.
+
+    Queueing never blocks, so fan-out never waits on a subscriber; a write error ends only
+    this peer's writer.
+    """
+
+    def __init__(self, ws: web.WebSocketResponse, connection: Connection) -> None:
+        self.ws = ws
+        self.connection = connection
+        self._queue: asyncio.Queue[Output] = asyncio.Queue()
+        self._dead = False
+        self._closing = False
+        #: Set on every client frame; wakes a heartbeat that had no deadline.
+        self.activity = asyncio.Event()
+        self._writer = asyncio.create_task(self._write())
+
+    def send(self, output: Output) -> None:
+        if self._dead or self._closing:
+            return
+        if isinstance(output, Close):
+            self._closing = True
+        self._queue.put_nowait(output)
+
+    def flush(self) -> None:
+        """Queue everything the protocol core wants written."""
+        for output in self.connection.data_to_send():
+            self.send(output)
+
+    async def _write(self) -> None:
+        while True:
+            output = await self._queue.get()
+            try:
+                match output:
+                    case SendText(text):
+                        await self.ws.send_str(text)
+                    case SendBinary(data):
+                        await self.ws.send_bytes(data)
+                    case SendPong(payload):
+                        await self.ws.pong(payload)
+                    case Close(code, reason):
+                        await self.ws.close(code=code, message=reason.encode())
+                        return
+            except (ConnectionError, RuntimeError) as exc:
+                # The client went away mid-write; the reader will notice and clean up.
+                log(
+                    logging.DEBUG,
+                    "write_failed",
+                    socket_id=self.connection.socket_id,
+                    error=repr(exc),
+                )
+                self._dead = True
+                return
+
+    async def finish(self) -> None:
+        """Let a requested close complete; drop anything else still queued."""
+        if self._closing:
+            # ``asyncio.wait`` neither raises the writer's errors nor swallows our cancellation.
+            await asyncio.wait([self._writer], timeout=CLOSE_TIMEOUT)
+        self._writer.cancel()
+        await asyncio.wait([self._writer])
+        self._dead = True
+        if not self.ws.closed:
+            with contextlib.suppress(Exception):
+                await self.ws.close()
+
+
+class ReferenceServer:
+    """One app's server state plus the aiohttp application that exposes it.
+
+    Args:
+        config: the validated configuration.
+        random: source of socket ids; ``random.SystemRandom()`` by default.
+        wall_clock: Unix time, for ``auth_timestamp``; the heartbeat uses the loop's clock.
+    """
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        random_source: RandomSource | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.faults = config.faults
+        self.registry = ChannelRegistry()
+        self.socket_ids = SocketIdAllocator(
+            random_source if random_source is not None else random.SystemRandom(),
+            with_dot=Fault.SOCKET_ID_WITHOUT_DOT not in config.faults,
+        )
+        self.settings = ConnectionSettings(
+            app_key=config.key,
+            activity_timeout=config.activity_timeout,
+            pong_timeout=config.pong_timeout,
+            faults=config.faults,
+        )
+        self.credentials = AppCredentials(config.app_id, config.key, config.secret)
+        self.limits = ApiLimits(max_event_bytes=config.max_event_bytes)
+        self._wall_clock = wall_clock
+        #: Established connections by socket id: the fan-out targets.
+        self._peers: dict[str, _Peer] = {}
+        #: Every open WebSocket, including refused ones, so shutdown can close them all.
+        self._all_peers: set[_Peer] = set()
+
+    def make_app(self) -> web.Application:
+        app = web.Application(middlewares=[_json_errors], client_max_size=MAX_READ_BYTES)
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/app/{key}", self._websocket)
+        app.router.add_post("/apps/{app_id}/events", self._trigger)
+        app.on_shutdown.append(self._on_shutdown)
+        return app
+
+    # HTTP.
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _trigger(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _json_error(413, f"Body is over {MAX_READ_BYTES} bytes")
+        http_request = HttpRequest(
+            method=request.method,
+            path=request.path,
+            query=tuple(request.query.items()),
+            body=body,
+        )
+        try:
+            event = validate_trigger(
+                request.match_info["app_id"],
+                http_request,
+                self.credentials,
+                self._wall_clock(),
+                self.limits,
+                self.faults,
+            )
+        except HttpApiError as exc:
+            log(logging.DEBUG, "trigger_refused", status=exc.status, error=exc.message)
+            return _json_error(exc.status, exc.message)
+        self.publish(event)
+        return web.json_response(success_body(self.faults))
+
+    def publish(self, event: TriggerEvent) -> int:
+        """Fan an event out; return the number of frames queued.
+
+        Each frame is serialised once and the same ``str`` is queued for every target.
+        """
+        queued = 0
+        for delivery in deliveries(event, self.registry, self.faults):
+            output = SendText(delivery.text)
+            for socket_id in delivery.socket_ids:
+                peer = self._peers.get(socket_id)
+                if peer is not None:
+                    peer.send(output)
+                    queued += 1
+        log(
+            logging.DEBUG,
+            "trigger",
+            name=event.name,
+            channels=list(event.channels),
+            socket_id=event.socket_id,
+            frames=queued,
+        )
+        return queued
+
+    # WebSocket.
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(autoping=False, timeout=CLOSE_TIMEOUT)
+        if not ws.can_prepare(request).ok:
+            return _json_error(426, "This endpoint expects a WebSocket upgrade")
+        await ws.prepare(request)
+        loop = asyncio.get_running_loop()
+        connection = Connection(self.settings, self.registry, self.socket_ids)
+        peer = _Peer(ws, connection)
+        self._all_peers.add(peer)
+        connection.open(request.match_info["key"], loop.time())
+        socket_id = connection.socket_id
+        if socket_id is not None:
+            self._peers[socket_id] = peer
+            log(logging.DEBUG, "connection_opened", socket_id=socket_id)
+        else:
+            log(logging.DEBUG, "connection_refused", key=request.match_info["key"])
+        peer.flush()
+        heartbeat = asyncio.create_task(self._heartbeat(peer, loop))
+        try:
+            await self._read(peer, loop)
+        finally:
+            heartbeat.cancel()
+            connection.receive_eof()
+            if socket_id is not None:
+                self._peers.pop(socket_id, None)
+            await peer.finish()
+            self._all_peers.discard(peer)
+            if socket_id is not None:
+                log(
+                    logging.DEBUG,
+                    "connection_closed",
+                    socket_id=socket_id,
+                    close_code=connection.close_code or ws.close_code,
+                )
+        return ws
+
+    async def _read(self, peer: _Peer, loop: asyncio.AbstractEventLoop) -> None:
+        connection, ws = peer.connection, peer.ws
+        while True:
+            message = await ws.receive()
+            now = loop.time()
+            match message.type:
+                case WSMsgType.TEXT:
+                    connection.receive_text(message.data, now)
+                case WSMsgType.BINARY:
+                    connection.receive_binary(message.data, now)
+                case WSMsgType.PING:
+                    connection.receive_ping(message.data, now)
+                case WSMsgType.PONG:
+                    connection.receive_pong(message.data, now)
+                case _:  # CLOSE, CLOSING, CLOSED, ERROR: the connection is over.
+                    return
+            peer.flush()
+            peer.activity.set()
+
+    async def _heartbeat(self, peer: _Peer, loop: asyncio.AbstractEventLoop) -> None:
+        """Sleep until the core's next deadline, then let it decide what is due."""
+        connection = peer.connection
+        while connection.state is not State.CLOSED:
+            deadline = connection.next_deadline()
+            if deadline is None:
+                await peer.activity.wait()
+                peer.activity.clear()
+                continue
+            await asyncio.sleep(max(0.0, deadline - loop.time()))
+            connection.tick(loop.time())
+            peer.flush()
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        for peer in list(self._all_peers):
+            peer.connection.shutdown()
+            peer.flush()
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    """Where a started server listens."""
+
+    server: ReferenceServer
+    host: str
+    port: int
+
+    @property
+    def _netloc(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self._netloc}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self._netloc}"
+
+    def ready_line(self) -> dict[str, Any]:
+        """The object printed once on stdout when listening."""
+        return {
+            "event": "listening",
+            "host": self.host,
+            "port": self.port,
+            "ws_url": self.ws_url,
+            "http_url": self.http_url,
+        }
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind one listening socket on the first address ``host`` resolves to.
+
+    One socket, so ``--port 0`` yields one port even when ``host`` has several addresses.
+
+    Raises:
+        OSError: the host does not resolve or the port cannot be bound.
+    """
+    family, _, _, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    return socket.create_server(address[:2], family=family)
+
+
+@contextlib.asynccontextmanager
+async def run_server(
+    config: ServerConfig,
+    *,
+    random_source: RandomSource | None = None,
+    wall_clock: Callable[[], float] = time.time,
+) -> AsyncIterator[RunningServer]:
+    """Listen on ``config.host``/``config.port`` for the duration of the block."""
+    server = ReferenceServer(config, random_source=random_source, wall_clock=wall_clock)
+    sock = bind(config.host, config.port)
+    runner = web.AppRunner(
+        server.make_app(),
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+    )
+    try:
+        await runner.setup()
+        site = web.SockSite(runner, sock)
+        await site.start()
+        host, port = sock.getsockname()[:2]
+        yield RunningServer(server, host, port)
+    finally:
+        await runner.cleanup()
+        sock.close()

@@ -1,0 +1,92 @@
+"""``reference-server`` / ``python -m reference_server``: run until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .config import ConfigError, ServerConfig, load_config
+
+__all__ = ["JsonFormatter", "main"]
+
+_PROG = "reference-server"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``ts``, ``level``, ``event``, then the record's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname.lower(),
+            "event": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
+        if record.name != "reference_server":
+            entry["logger"] = record.name
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+async def serve(config: ServerConfig) -> None:
+    """Print the ready line once listening, then wait for a stop signal."""
+    # Imported here so that bad configuration is refused before aiohttp loads.
+    from .app import log, run_server
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with run_server(config) as running:
+        print(json.dumps(running.ready_line()), flush=True)
+        log(
+            logging.INFO,
+            "listening",
+            host=running.host,
+            port=running.port,
+            faults=sorted(config.faults),
+        )
+        await stop.wait()
+        log(logging.INFO, "stopping")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (2 for bad configuration or address)."""
+    try:
+        config = load_config(sys.argv[1:] if argv is None else argv, os.environ)
+    except ConfigError as exc:
+        print(f"{_PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(config.log_level)
+    try:
+        asyncio.run(serve(config))
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        print(
+            f"{_PROG}: error: cannot listen on {config.host}:{config.port}: {reason}",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt:  # A second Ctrl-C while stopping.
+        pass
+    return 0

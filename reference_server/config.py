@@ -1,0 +1,190 @@
+"""ServerConfig from command-line flags and ``PUSHER_REF_*`` environment variables.
+
+A flag beats its environment variable, which beats the default. Every bad value raises
+``ConfigError`` with one line naming the value and where it came from; the CLI turns that
+into exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import NoReturn, TypeVar
+
+from .faults import FaultSet, parse_faults
+
+__all__ = ["LOG_LEVELS", "ConfigError", "ServerConfig", "load_config"]
+
+T = TypeVar("T")
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class ConfigError(Exception):
+    """Bad configuration; the message is the one line shown to the user."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 6001
+    app_id: str = "app-id"
+    key: str = "app-key"
+    secret: str = "app-secret"
+    #: Seconds; advertised in ``connection_established`` and used for idle pings.
+    activity_timeout: float = 120
+    #: Seconds to wait for any frame after a server ``pusher:ping``.
+    pong_timeout: float = 30
+    #: Parsed now, honoured when client events land (issue 3).
+    client_events: bool = False
+    max_event_bytes: int = 10240
+    log_level: str = "info"
+    faults: FaultSet = frozenset()
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse prints usage plus a message; we want exactly one line, via ConfigError."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="reference-server",
+        description="A small, correct Pusher Channels server (the conformance suite's target).",
+    )
+    for flag, env, what in (
+        ("--host", "PUSHER_REF_HOST", "interface to bind"),
+        ("--port", "PUSHER_REF_PORT", "TCP port; 0 picks a free one"),
+        ("--app-id", "PUSHER_REF_APP_ID", "app id in HTTP API paths"),
+        ("--key", "PUSHER_REF_APP_KEY", "app key in WebSocket paths"),
+        ("--secret", "PUSHER_REF_APP_SECRET", "app secret for signatures"),
+        ("--activity-timeout", "PUSHER_REF_ACTIVITY_TIMEOUT", "seconds before an idle ping"),
+        ("--pong-timeout", "PUSHER_REF_PONG_TIMEOUT", "seconds to wait for a pong"),
+        ("--max-event-bytes", "PUSHER_REF_MAX_EVENT_BYTES", "largest event data accepted"),
+        ("--log-level", "PUSHER_REF_LOG_LEVEL", "one of " + ", ".join(LOG_LEVELS)),
+    ):
+        parser.add_argument(flag, metavar="VALUE", help=f"{what} (env {env})")
+    parser.add_argument(
+        "--client-events",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="allow client events (env PUSHER_REF_CLIENT_EVENTS=true/false)",
+    )
+    return parser
+
+
+def _port(text: str) -> int:
+    value = _integer(text)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be between 0 and 65535")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text.strip(), 10)
+    except ValueError:
+        raise ValueError("must be an integer") from None
+
+
+def _positive_integer(text: str) -> int:
+    value = _integer(text)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("must be a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _non_empty(text: str) -> str:
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+def _log_level(text: str) -> str:
+    lowered = text.strip().lower()
+    if lowered not in LOG_LEVELS:
+        raise ValueError("must be one of " + ", ".join(LOG_LEVELS))
+    return lowered
+
+
+def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> ServerConfig:
+    """Build the configuration from ``argv`` (without the program name) and ``environ``.
+
+    Raises:
+        ConfigError: naming the first bad value.
+    """
+    args = _parser().parse_args(list(argv))
+    defaults = ServerConfig()
+
+    def pick(flag: str, env: str, convert: Callable[[str], T], default: T) -> T:
+        value: object = getattr(args, flag.lstrip("-").replace("-", "_"))
+        source = flag
+        if value is None:
+            value, source = environ.get(env), env
+        if value is None:
+            return default
+        assert isinstance(value, str)
+        try:
+            return convert(value)
+        except ValueError as exc:
+            raise ConfigError(f"bad value {value!r} for {source}: {exc}") from None
+
+    try:
+        faults = parse_faults(environ.get("PUSHER_REF_FAULTS", ""))
+    except ValueError as exc:
+        raise ConfigError(f"bad PUSHER_REF_FAULTS: {exc}") from None
+
+    # --client-events / --no-client-events give a bool; absent, the environment decides.
+    client_events_flag: bool | None = args.client_events
+    if client_events_flag is None:
+        client_events = pick(
+            "--client-events", "PUSHER_REF_CLIENT_EVENTS", _boolean, defaults.client_events
+        )
+    else:
+        client_events = client_events_flag
+
+    return ServerConfig(
+        host=pick("--host", "PUSHER_REF_HOST", _non_empty, defaults.host),
+        port=pick("--port", "PUSHER_REF_PORT", _port, defaults.port),
+        app_id=pick("--app-id", "PUSHER_REF_APP_ID", _non_empty, defaults.app_id),
+        key=pick("--key", "PUSHER_REF_APP_KEY", _non_empty, defaults.key),
+        secret=pick("--secret", "PUSHER_REF_APP_SECRET", _non_empty, defaults.secret),
+        activity_timeout=pick(
+            "--activity-timeout", "PUSHER_REF_ACTIVITY_TIMEOUT", _seconds, defaults.activity_timeout
+        ),
+        pong_timeout=pick(
+            "--pong-timeout", "PUSHER_REF_PONG_TIMEOUT", _seconds, defaults.pong_timeout
+        ),
+        client_events=client_events,
+        max_event_bytes=pick(
+            "--max-event-bytes",
+            "PUSHER_REF_MAX_EVENT_BYTES",
+            _positive_integer,
+            defaults.max_event_bytes,
+        ),
+        log_level=pick("--log-level", "PUSHER_REF_LOG_LEVEL", _log_level, defaults.log_level),
+        faults=faults,
+    )

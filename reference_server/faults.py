@@ -1,0 +1,67 @@
+"""Deliberate bugs, switched on by ``PUSHER_REF_FAULTS``, so the suite's self-test can prove
+that each requirement's checks go red.
+
+This module is pure (no I/O) so the sans-I/O core may consult it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+__all__ = ["Fault", "FaultSet", "parse_faults"]
+
+
+class Fault(enum.StrEnum):
+    """One deliberate bug; the value is the name used in ``PUSHER_REF_FAULTS``."""
+
+    UNKNOWN_KEY_ACCEPTED = "unknown_key_accepted"
+    SOCKET_ID_WITHOUT_DOT = "socket_id_without_dot"
+    ESTABLISHED_DATA_AS_OBJECT = "established_data_as_object"
+    PONG_AS_BINARY = "pong_as_binary"
+    NO_PONG = "no_pong"
+    WS_PING_IGNORED = "ws_ping_ignored"
+    NO_IDLE_PING = "no_idle_ping"
+    PONG_TIMEOUT_NOT_ENFORCED = "pong_timeout_not_enforced"
+    PUBLIC_AUTH_CHECKED = "public_auth_checked"
+    SUBSCRIPTION_SUCCEEDED_WITHOUT_DATA = "subscription_succeeded_without_data"
+    DUPLICATE_SUBSCRIBE_SILENT = "duplicate_subscribe_silent"
+    UNSUBSCRIBE_IGNORED = "unsubscribe_ignored"
+    EVENT_DATA_REENCODED = "event_data_reencoded"
+    CHANNEL_NAME_LENGTH_100 = "channel_name_length_100"
+    SKIP_SIGNATURE_CHECK = "skip_signature_check"
+    SKIP_TIMESTAMP_CHECK = "skip_timestamp_check"
+    SKIP_BODY_MD5_CHECK = "skip_body_md5_check"
+    SKIP_AUTH_KEY_CHECK = "skip_auth_key_check"
+    IGNORE_SOCKET_ID_EXCLUSION = "ignore_socket_id_exclusion"
+    FIRST_CHANNEL_ONLY = "first_channel_only"
+    NO_EVENT_SIZE_LIMIT = "no_event_size_limit"
+    SUCCESS_BODY_OK_TRUE = "success_body_ok_true"
+    EVENT_NAME_LENGTH_UNCHECKED = "event_name_length_unchecked"
+    MISSING_NAME_ACCEPTED = "missing_name_accepted"
+    UNKNOWN_APP_ID_401 = "unknown_app_id_401"
+
+
+FaultSet = frozenset[Fault]
+"""The faults switched on for one server; empty in every real use."""
+
+
+def parse_faults(text: str | Iterable[str]) -> FaultSet:
+    """Parse a comma-separated list of fault names.
+
+    Blank items are skipped so that ``PUSHER_REF_FAULTS=""`` and a trailing comma are harmless.
+
+    Raises:
+        ValueError: naming the first unknown fault, so startup can refuse it.
+    """
+    items = text.split(",") if isinstance(text, str) else text
+    faults: set[Fault] = set()
+    for item in items:
+        name = item.strip()
+        if not name:
+            continue
+        try:
+            faults.add(Fault(name))
+        except ValueError:
+            raise ValueError(f"unknown fault name {name!r}") from None
+    return frozenset(faults)

@@ -1,0 +1,136 @@
+"""Protocol errors, one class per condition, each carrying what goes on the wire.
+
+::
+
+    PusherError
+    ├── ProtocolError               WebSocket side: ``code`` for pusher:error, ``close_code``
+    │   ├── UnknownAppKey           4001, closes
+    │   ├── PongTimeout             4201, closes
+    │   ├── UnsupportedFrame        binary frame, closes 1003 without pusher:error
+    │   ├── InvalidMessage          code null
+    │   ├── InvalidChannelName      code null
+    │   ├── ExistingSubscription    code null
+    │   ├── UnsupportedChannel      code null (private/presence/encrypted, until issue 3)
+    │   ├── SubscriptionRefused     code null
+    │   ├── UnknownEvent            code null
+    │   └── ClientEventRefused      code null (until issue 3)
+    └── HttpApiError                HTTP side: ``status``
+        ├── BadRequest              400
+        ├── Unauthorized            401
+        ├── NotFound                404
+        └── PayloadTooLarge         413
+
+The connection state machine turns a ``ProtocolError`` into frames in exactly one place
+(``Connection._fail``); the adapter turns an ``HttpApiError`` into a JSON response.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "BadRequest",
+    "ClientEventRefused",
+    "ExistingSubscription",
+    "HttpApiError",
+    "InvalidChannelName",
+    "InvalidMessage",
+    "NotFound",
+    "PayloadTooLarge",
+    "PongTimeout",
+    "ProtocolError",
+    "PusherError",
+    "SubscriptionRefused",
+    "Unauthorized",
+    "UnknownAppKey",
+    "UnknownEvent",
+    "UnsupportedChannel",
+    "UnsupportedFrame",
+]
+
+
+class PusherError(Exception):
+    """Root of every error the core raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ProtocolError(PusherError):
+    """A client broke a WebSocket protocol rule.
+
+    ``code`` is the ``pusher:error`` code; ``None`` is the hosted service's marker for a
+    non-fatal error. ``close_code``, when set, means the connection is closed with it.
+    """
+
+    code: ClassVar[int | None] = None
+    close_code: ClassVar[int | None] = None
+    #: Whether a ``pusher:error`` frame precedes the close (if any).
+    reported: ClassVar[bool] = True
+
+
+class UnknownAppKey(ProtocolError):
+    code = 4001
+    close_code = 4001
+
+
+class PongTimeout(ProtocolError):
+    code = 4201
+    close_code = 4201
+
+
+class UnsupportedFrame(ProtocolError):
+    # 1003 is a WebSocket close code, not a Pusher error code: no pusher:error frame.
+    close_code = 1003
+    reported = False
+
+
+class InvalidMessage(ProtocolError):
+    pass
+
+
+class InvalidChannelName(ProtocolError):
+    pass
+
+
+class ExistingSubscription(ProtocolError):
+    pass
+
+
+class UnsupportedChannel(ProtocolError):
+    pass
+
+
+class SubscriptionRefused(ProtocolError):
+    pass
+
+
+class UnknownEvent(ProtocolError):
+    pass
+
+
+class ClientEventRefused(ProtocolError):
+    pass
+
+
+class HttpApiError(PusherError):
+    """An HTTP API request was refused; ``status`` is the response status."""
+
+    status: ClassVar[int] = 400
+
+
+class BadRequest(HttpApiError):
+    status = 400
+
+
+class Unauthorized(HttpApiError):
+    status = 401
+
+
+class NotFound(HttpApiError):
+    status = 404
+
+
+class PayloadTooLarge(HttpApiError):
+    status = 413

@@ -1,0 +1,138 @@
+"""Client -> server messages: frozen dataclasses and the one parser that builds them.
+
+Pusher protocol, "Double encoding": in client -> server ``pusher:subscribe`` and
+``pusher:unsubscribe`` the ``data`` field is a JSON *object* (unlike server -> client frames).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InvalidChannelName, InvalidMessage
+from .names import is_client_event
+
+__all__ = [
+    "ClientEvent",
+    "ClientMessage",
+    "Ping",
+    "Pong",
+    "Subscribe",
+    "Unrecognised",
+    "Unsubscribe",
+    "parse_client_message",
+]
+
+
+@dataclass(frozen=True)
+class Ping:
+    """``pusher:ping``: the client checks that we are alive."""
+
+
+@dataclass(frozen=True)
+class Pong:
+    """``pusher:pong``: the client answers our ``pusher:ping``."""
+
+
+@dataclass(frozen=True)
+class Subscribe:
+    """``pusher:subscribe``; ``auth`` and ``channel_data`` matter from issue 3 on."""
+
+    channel: str
+    auth: str | None = None
+    channel_data: str | None = None
+
+
+@dataclass(frozen=True)
+class Unsubscribe:
+    channel: str
+
+
+@dataclass(frozen=True)
+class ClientEvent:
+    """A ``client-*`` event, relayed to other subscribers once client events land."""
+
+    event: str
+    channel: str | None
+    data: Any
+
+
+@dataclass(frozen=True)
+class Unrecognised:
+    """Any other event; the connection decides how to refuse it."""
+
+    event: str
+
+
+ClientMessage = Ping | Pong | Subscribe | Unsubscribe | ClientEvent | Unrecognised
+
+
+def _refuse_constant(name: str) -> Any:
+    # Python's json accepts NaN and Infinity; RFC 8259 does not.
+    raise ValueError(f"invalid JSON constant {name}")
+
+
+def _load_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except ValueError:
+        raise InvalidMessage("Invalid JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidMessage("Message must be a JSON object")
+    return value
+
+
+def _optional_str(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise InvalidMessage(f"{key} must be a string")
+
+
+def _channel(message: dict[str, Any], event: str) -> tuple[dict[str, Any], str]:
+    data = message.get("data")
+    if not isinstance(data, dict):
+        raise InvalidMessage(f"{event} data must be a JSON object")
+    channel = data.get("channel")
+    if not isinstance(channel, str):
+        raise InvalidChannelName(f"{event} needs a channel name")
+    return data, channel
+
+
+def parse_client_message(text: str) -> ClientMessage:
+    """Parse one text frame.
+
+    Only the envelope and field types are checked here; whether the request is allowed (name
+    grammar, subscription state, channel type) is the connection's decision.
+
+    Raises:
+        InvalidMessage: not JSON, not an object, no ``event`` string, or ill-typed fields.
+        InvalidChannelName: a (un)subscribe without a channel name string.
+    """
+    message = _load_object(text)
+    event = message.get("event")
+    if not isinstance(event, str):
+        raise InvalidMessage("Message must have an event string")
+    if event == "pusher:ping":
+        return Ping()
+    if event == "pusher:pong":
+        return Pong()
+    if event == "pusher:subscribe":
+        data, channel = _channel(message, event)
+        return Subscribe(
+            channel=channel,
+            auth=_optional_str(data, "auth"),
+            channel_data=_optional_str(data, "channel_data"),
+        )
+    if event == "pusher:unsubscribe":
+        _, channel = _channel(message, event)
+        return Unsubscribe(channel=channel)
+    if is_client_event(event):
+        target = message.get("channel")
+        return ClientEvent(
+            event=event,
+            channel=target if isinstance(target, str) else None,
+            data=message.get("data"),
+        )
+    return Unrecognised(event=event)

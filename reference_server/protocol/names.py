@@ -1,0 +1,79 @@
+"""Channel-name grammar, channel types and event-name classes.
+
+Pusher docs, "Channels": channel names may contain only "lower and uppercase letters,
+numbers and the following punctuation ``_ - = @ , . ;``" and be at most 164 characters.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+
+__all__ = [
+    "CHANNEL_NAME_MAX_LENGTH",
+    "CLIENT_EVENT_PREFIX",
+    "PUSHER_EVENT_PREFIX",
+    "ChannelType",
+    "channel_type",
+    "is_cache_channel",
+    "is_client_event",
+    "is_pusher_event",
+    "is_valid_channel_name",
+]
+
+CHANNEL_NAME_MAX_LENGTH = 164
+
+# ASCII only on purpose: ``\w`` would admit non-ASCII letters.
+_CHANNEL_NAME = re.compile(r"[A-Za-z0-9_\-=@,.;]+")
+
+PUSHER_EVENT_PREFIX = "pusher:"
+CLIENT_EVENT_PREFIX = "client-"
+
+
+def is_valid_channel_name(name: str, *, max_length: int = CHANNEL_NAME_MAX_LENGTH) -> bool:
+    """Tell whether ``name`` is a legal channel name of at most ``max_length`` characters."""
+    return 0 < len(name) <= max_length and _CHANNEL_NAME.fullmatch(name) is not None
+
+
+class ChannelType(enum.Enum):
+    """What a channel's prefix makes it; decides which subscribe rules apply."""
+
+    PUBLIC = "public"
+    PRIVATE = "private"
+    #: ``private-encrypted-``: end-to-end encrypted, needs auth like private.
+    ENCRYPTED = "private-encrypted"
+    PRESENCE = "presence"
+
+
+# Longest prefix first: ``private-encrypted-`` is also a ``private-`` name.
+_PREFIXES: tuple[tuple[str, ChannelType], ...] = (
+    ("private-encrypted-", ChannelType.ENCRYPTED),
+    ("private-", ChannelType.PRIVATE),
+    ("presence-", ChannelType.PRESENCE),
+)
+
+
+def channel_type(name: str) -> ChannelType:
+    """Classify a channel by its (anchored) prefix; anything else is public."""
+    for prefix, kind in _PREFIXES:
+        if name.startswith(prefix):
+            return kind
+    return ChannelType.PUBLIC
+
+
+_CACHE_PREFIXES = ("cache-", "private-cache-", "private-encrypted-cache-", "presence-cache-")
+
+
+def is_cache_channel(name: str) -> bool:
+    """Tell whether a channel remembers its last event (behaviour arrives with issue 3)."""
+    return name.startswith(_CACHE_PREFIXES)
+
+
+def is_pusher_event(event: str) -> bool:
+    """Events the protocol reserves (``pusher:ping``, ``pusher:subscribe``, ...)."""
+    return event.startswith(PUSHER_EVENT_PREFIX)
+
+
+def is_client_event(event: str) -> bool:
+    """Events a client sends to the other subscribers of a channel."""
+    return event.startswith(CLIENT_EVENT_PREFIX)

@@ -1,0 +1,71 @@
+"""Variables, templates and durations of a check's context."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+from conformance.context import CheckContext, RunSettings
+from conformance.errors import UsageError
+from conformance.spec import Check
+from conformance.target import Timings, target_from_mapping
+
+TARGET = target_from_mapping(
+    {
+        "ws_url": "ws://127.0.0.1:1",
+        "http_url": "http://127.0.0.1:1",
+        "app_id": "1",
+        "key": "k",
+        "secret": "s",
+        "timings": {"activity_timeout": 4, "pong_timeout": 2},
+    }
+)
+
+
+@pytest.fixture
+def ctx() -> CheckContext:
+    check = Check("REQ-01", "c", "t", "exchange", {})
+    with asyncio.Runner() as runner:
+        return CheckContext(TARGET, RunSettings(timeout_multiplier=2.0), check, runner)
+
+
+def test_templates(ctx: CheckContext) -> None:
+    ctx.define(
+        {
+            "ch": {"channel": "p-"},
+            "big": {"repeat": "x", "length": {"var": "target.max_event_bytes", "plus": 1}},
+        }
+    )
+    assert re.fullmatch(r"p-[a-z0-9]{20}", ctx.variables["ch"])
+    assert len(ctx.variables["big"]) == 10241
+    assert ctx.render("/apps/${target.app_id}/events") == "/apps/1/events"
+    assert ctx.render("${target.max_event_bytes}") == 10240
+    assert ctx.render({"a": ["${target.key}"]}) == {"a": ["k"]}
+
+
+def test_undefined_variable_is_a_usage_error(ctx: CheckContext) -> None:
+    with pytest.raises(UsageError, match=r"undefined variable \$\{nope\} in REQ-01/c"):
+        ctx.render("x${nope}")
+
+
+def test_durations_scale(ctx: CheckContext) -> None:
+    assert ctx.duration(None) == 10.0
+    assert ctx.duration(1.5) == 3.0
+    assert ctx.duration({"timing": "idle_close", "plus": 1}) == 14.0
+    assert ctx.duration({"timing": "activity_timeout"}) == 8.0
+
+
+def test_undeclared_timings_fall_back() -> None:
+    check = Check("REQ-01", "c", "t", "exchange", {})
+    target = target_from_mapping(
+        {"ws_url": "ws://127.0.0.1:1", "http_url": "http://127.0.0.1:1", "app_id": "1",
+         "key": "k", "secret": "s"}
+    )  # fmt: skip
+    assert target.timings == Timings()
+    with asyncio.Runner() as runner:
+        ctx = CheckContext(target, RunSettings(), check, runner)
+    assert ctx.timing("activity_timeout") == 120.0
+    ctx.advertised_activity_timeout = 30.0
+    assert ctx.timing("idle_close") == 60.0

@@ -1,0 +1,35 @@
+"""The grading table and the exit codes."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.outcomes import CheckOutcome as C
+from conformance.outcomes import ExitCode, Outcome, exit_code, grade
+
+
+@pytest.mark.parametrize(
+    ("level", "checks", "expected"),
+    [
+        ("MUST", [C.PASSED, C.PASSED], Outcome.PASS),
+        ("MUST", [C.PASSED, C.FAILED], Outcome.FAIL),
+        ("SHOULD", [C.FAILED], Outcome.NON_STRICT),
+        ("MAY", [C.FAILED], Outcome.OPTIONAL_ABSENT),
+        ("MUST", [C.SKIPPED], Outcome.OPTIONAL_ABSENT),
+        ("MUST", [C.ERROR, C.INCONCLUSIVE], Outcome.ERROR),
+        ("MUST", [C.FAILED, C.ERROR], Outcome.FAIL),
+        ("SHOULD", [C.PASSED, C.INCONCLUSIVE], Outcome.INCONCLUSIVE),
+        ("MUST", [], Outcome.NOT_RUN),
+    ],
+)
+def test_grade(level: str, checks: list[C], expected: Outcome) -> None:
+    assert grade(level, checks) is expected
+
+
+def test_exit_codes() -> None:
+    assert exit_code([("MUST", Outcome.PASS), ("SHOULD", Outcome.NON_STRICT)], 2) is ExitCode.OK
+    assert exit_code([("MUST", Outcome.FAIL), ("MUST", Outcome.ERROR)], 2) is ExitCode.MUST_FAILED
+    assert exit_code([("MUST", Outcome.PASS)], 0) is ExitCode.NOT_DECIDED
+    assert exit_code([("SHOULD", Outcome.ERROR)], 1) is ExitCode.NOT_DECIDED
+    assert exit_code([("MUST", Outcome.INCONCLUSIVE)], 1) is ExitCode.NOT_DECIDED
+    assert exit_code([("SHOULD", Outcome.INCONCLUSIVE)], 1) is ExitCode.OK

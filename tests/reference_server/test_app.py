@@ -1,0 +1,281 @@
+"""The aiohttp adapter, over real sockets on 127.0.0.1 port 0, driven by websockets/aiohttp."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from reference_server.app import RunningServer, run_server
+from reference_server.config import ServerConfig
+from reference_server.faults import Fault
+from reference_server.protocol.signing import body_md5, sign_http_request
+
+TIMEOUT = 2.0
+
+
+@contextlib.asynccontextmanager
+async def serving(*faults: Fault, **settings: Any) -> AsyncIterator[RunningServer]:
+    config = ServerConfig(host="127.0.0.1", port=0, faults=frozenset(faults), **settings)
+    async with run_server(config) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def client(server: RunningServer, key: str = "app-key") -> AsyncIterator[ClientConnection]:
+    # No client keepalive pings: they would count as activity in heartbeat tests.
+    async with connect(
+        f"{server.ws_url}/app/{key}?protocol=7&client=test&version=0", ping_interval=None
+    ) as ws:
+        yield ws
+
+
+async def recv(ws: ClientConnection, timeout: float = TIMEOUT) -> Any:
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def established(ws: ClientConnection) -> str:
+    frame = await recv(ws)
+    assert frame["event"] == "pusher:connection_established"
+    socket_id: str = json.loads(frame["data"])["socket_id"]
+    return socket_id
+
+
+async def subscribe(ws: ClientConnection, channel: str) -> None:
+    await ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": channel}}))
+    assert (await recv(ws))["event"] == "pusher_internal:subscription_succeeded"
+
+
+async def closed_with(ws: ClientConnection, timeout: float = TIMEOUT) -> int | None:
+    """Drain until the server closes; return its close code."""
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), timeout)
+    except ConnectionClosed as exc:
+        return exc.rcvd.code if exc.rcvd else None
+
+
+async def trigger(
+    server: RunningServer,
+    body: dict[str, Any],
+    *,
+    secret: str = "app-secret",
+    app_id: str = "app-id",
+) -> tuple[int, Any]:
+    raw = json.dumps(body).encode()
+    path = f"/apps/{app_id}/events"
+    params = {
+        "auth_key": "app-key",
+        "auth_timestamp": str(int(time.time())),
+        "auth_version": "1.0",
+        "body_md5": body_md5(raw),
+    }
+    params["auth_signature"] = sign_http_request(secret, "POST", path, params.items())
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{server.http_url}{path}", params=params, data=raw) as response,
+    ):
+        return response.status, await response.json()
+
+
+@pytest.mark.asyncio
+async def test_unknown_key_gets_error_then_close_4001() -> None:
+    async with serving() as server, client(server, key="nope") as ws:
+        frame = await recv(ws)
+        assert frame["event"] == "pusher:error"
+        assert frame["data"]["code"] == 4001
+        assert await closed_with(ws) == 4001
+
+
+@pytest.mark.asyncio
+async def test_connection_established_and_pings() -> None:
+    async with serving() as server, client(server) as ws:
+        frame = await recv(ws)
+        assert json.loads(frame["data"])["activity_timeout"] == 120
+        await ws.send('{"event":"pusher:ping","data":{}}')
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == '{"event":"pusher:pong","data":"{}"}'
+        pong = await ws.ping(b"hello")
+        await asyncio.wait_for(pong, TIMEOUT)
+
+
+@pytest.mark.asyncio
+async def test_socket_ids_are_unique() -> None:
+    async with serving() as server, client(server) as a, client(server) as b:
+        assert await established(a) != await established(b)
+
+
+@pytest.mark.asyncio
+async def test_bad_frames() -> None:
+    async with serving() as server, client(server) as ws:
+        await established(ws)
+        await ws.send("not json")
+        assert (await recv(ws))["data"]["code"] is None
+        await ws.send(b"\x00binary")
+        assert await closed_with(ws) == 1003
+
+
+@pytest.mark.asyncio
+async def test_idle_connection_is_pinged_then_closed_4201() -> None:
+    async with (
+        serving(activity_timeout=0.3, pong_timeout=0.3) as server,
+        client(server) as ws,
+    ):
+        await established(ws)
+        start = time.monotonic()
+        assert (await recv(ws)) == {"event": "pusher:ping", "data": "{}"}
+        assert 0.25 < time.monotonic() - start < 1.0
+        frame = await recv(ws)
+        assert frame["data"]["code"] == 4201
+        assert await closed_with(ws) == 4201
+
+
+@pytest.mark.asyncio
+async def test_pong_keeps_the_connection_open() -> None:
+    async with (
+        serving(activity_timeout=0.3, pong_timeout=0.3) as server,
+        client(server) as ws,
+    ):
+        await established(ws)
+        for _ in range(2):
+            assert (await recv(ws))["event"] == "pusher:ping"
+            await ws.send('{"event":"pusher:pong","data":{}}')
+        assert ws.close_code is None
+
+
+@pytest.mark.asyncio
+async def test_subscribe_trigger_and_socket_id_exclusion() -> None:
+    async with serving() as server, client(server) as a, client(server) as b:
+        socket_a = await established(a)
+        await established(b)
+        await subscribe(a, "room")
+        await subscribe(b, "room")
+        await subscribe(b, "other")
+        body = {"name": "msg", "channels": ["room", "other"], "data": '{"x":1}'}
+        assert await trigger(server, {**body, "socket_id": socket_a}) == (200, {})
+        assert await recv(b) == {"event": "msg", "channel": "room", "data": '{"x":1}'}
+        assert await recv(b) == {"event": "msg", "channel": "other", "data": '{"x":1}'}
+        with pytest.raises(TimeoutError):
+            await recv(a, timeout=0.2)
+        # Unsubscribed clients get nothing more.
+        await b.send('{"event":"pusher:unsubscribe","data":{"channel":"room"}}')
+        await trigger(server, {"name": "msg", "channel": "room", "data": "2"})
+        assert (await recv(a))["data"] == "2"
+        with pytest.raises(TimeoutError):
+            await recv(b, timeout=0.2)
+
+
+@pytest.mark.asyncio
+async def test_fan_out_serialises_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[str] = []
+    original = web.WebSocketResponse.send_str
+
+    async def recording(
+        self: web.WebSocketResponse, data: str, compress: int | None = None
+    ) -> None:
+        sent.append(data)
+        await original(self, data, compress)
+
+    monkeypatch.setattr(web.WebSocketResponse, "send_str", recording)
+    async with serving() as server, client(server) as a, client(server) as b:
+        for ws in (a, b):
+            await established(ws)
+            await subscribe(ws, "room")
+        sent.clear()
+        await trigger(server, {"name": "e", "channel": "room", "data": "d"})
+        await recv(a)
+        await recv(b)
+        assert len(sent) == 2
+        assert sent[0] is sent[1]
+
+
+@pytest.mark.asyncio
+async def test_a_dead_subscriber_does_not_stop_the_others() -> None:
+    async with serving() as server, client(server) as alive, client(server) as dead:
+        for ws in (alive, dead):
+            await established(ws)
+            await subscribe(ws, "room")
+        dead.transport.abort()
+        for n in range(3):
+            status, _ = await trigger(server, {"name": "e", "channel": "room", "data": str(n)})
+            assert status == 200
+            assert (await recv(alive))["data"] == str(n)
+
+
+@pytest.mark.asyncio
+async def test_bad_signature_is_401() -> None:
+    async with serving() as server:
+        status, body = await trigger(server, {"name": "e", "channel": "a", "data": "d"}, secret="x")
+        assert status == 401
+        assert "signature" in body["error"]
+
+
+@pytest.mark.asyncio
+async def test_unknown_app_is_404() -> None:
+    async with serving() as server:
+        status, body = await trigger(server, {"name": "e", "channel": "a", "data": "d"}, app_id="x")
+        assert (status, list(body)) == (404, ["error"])
+
+
+@pytest.mark.asyncio
+async def test_http_routes() -> None:
+    async with serving() as server, aiohttp.ClientSession() as session:
+        async with session.get(f"{server.http_url}/health") as response:
+            assert (response.status, await response.json()) == (200, {"status": "ok"})
+        for method, path, status in [
+            ("GET", "/nowhere", 404),
+            ("GET", "/app/app-key/extra", 404),
+            ("GET", "/apps/app-id/events", 405),
+            ("POST", "/health", 405),
+            ("GET", "/app/app-key", 426),  # Not an upgrade request.
+        ]:
+            async with session.request(method, f"{server.http_url}{path}") as response:
+                assert response.status == status, path
+                assert response.content_type == "application/json"
+                assert "error" in await response.json()
+
+
+@pytest.mark.asyncio
+async def test_shutdown_closes_clients_going_away() -> None:
+    async with serving() as server:
+        ws = await connect(f"{server.ws_url}/app/app-key", ping_interval=None)
+        await established(ws)
+    assert await closed_with(ws) == 1001
+
+
+@pytest.mark.asyncio
+async def test_fault_pong_as_binary_sends_a_binary_frame() -> None:
+    async with serving(Fault.PONG_AS_BINARY) as server, client(server) as ws:
+        await established(ws)
+        await ws.send('{"event":"pusher:ping","data":{}}')
+        frame = await asyncio.wait_for(ws.recv(), TIMEOUT)
+        assert frame == b'{"event":"pusher:pong","data":"{}"}'
+
+
+@pytest.mark.asyncio
+async def test_fault_ws_ping_ignored() -> None:
+    async with serving(Fault.WS_PING_IGNORED) as server, client(server) as ws:
+        await established(ws)
+        pong = await ws.ping()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(pong, 0.3)
+
+
+@pytest.mark.asyncio
+async def test_fault_no_idle_ping_still_closes_4201() -> None:
+    async with (
+        serving(Fault.NO_IDLE_PING, activity_timeout=0.2, pong_timeout=0.2) as server,
+        client(server) as ws,
+    ):
+        await established(ws)
+        frame = await recv(ws)
+        assert frame["event"] == "pusher:error"
+        assert await closed_with(ws) == 4201

@@ -1,0 +1,110 @@
+"""The real entry point, as the suite runs it: a subprocess with a ready line on stdout."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from reference_server.cli import main
+
+
+def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "reference_server", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
+    process = start("--port", "0")
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # Blocks until ready; the process is killed on failure.
+        yield process, json.loads(line)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=5)
+
+
+def test_ready_line_names_a_listening_port(
+    server: tuple[subprocess.Popen[str], dict[str, Any]],
+) -> None:
+    _, ready = server
+    port = ready["port"]
+    assert isinstance(port, int)
+    assert port > 0
+    assert ready == {
+        "event": "listening",
+        "host": "127.0.0.1",
+        "port": port,
+        "ws_url": f"ws://127.0.0.1:{port}",
+        "http_url": f"http://127.0.0.1:{port}",
+    }
+    # Printed only once listening: connecting right away must work.
+    with urllib.request.urlopen(f"{ready['http_url']}/health", timeout=5) as response:
+        assert json.load(response) == {"status": "ok"}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signals_stop_cleanly_with_json_logs(
+    server: tuple[subprocess.Popen[str], dict[str, Any]], signum: signal.Signals
+) -> None:
+    process, _ = server
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert stdout == ""  # Nothing after the ready line.
+    records = [json.loads(line) for line in stderr.splitlines()]
+    assert {"ts", "level", "event"} <= records[0].keys()
+    assert [r["event"] for r in records][-1] == "stopping"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (["--port", "abc"], {}, "'abc'"),
+        ([], {"PUSHER_REF_FAULTS": "not_a_fault"}, "'not_a_fault'"),
+    ],
+)
+def test_bad_configuration_exits_2_with_one_line(
+    args: list[str], env: dict[str, str], named: str
+) -> None:
+    process = start(*args, env=env)
+    stdout, stderr = process.communicate(timeout=10)
+    assert process.returncode == 2
+    assert stdout == ""
+    assert len(stderr.splitlines()) == 1
+    assert named in stderr
+    assert "Traceback" not in stderr
+
+
+def test_busy_port_exits_2_with_one_line() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        process = start("--port", str(port))
+        stdout, stderr = process.communicate(timeout=10)
+    assert process.returncode == 2
+    assert stdout == ""
+    assert len(stderr.splitlines()) == 1
+    assert f"127.0.0.1:{port}" in stderr
+
+
+def test_main_reports_config_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--log-level", "shouty"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("reference-server: error: ")
+    assert "'shouty'" in err

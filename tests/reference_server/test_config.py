@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import pytest
+
+from reference_server.config import ConfigError, ServerConfig, load_config
+from reference_server.faults import Fault
+
+
+def test_defaults() -> None:
+    assert load_config([], {}) == ServerConfig()
+    assert ServerConfig().port == 6001
+    assert ServerConfig().host == "127.0.0.1"
+
+
+def test_environment() -> None:
+    config = load_config(
+        [],
+        {
+            "PUSHER_REF_HOST": "::1",
+            "PUSHER_REF_PORT": "0",
+            "PUSHER_REF_APP_ID": "id",
+            "PUSHER_REF_APP_KEY": "key",
+            "PUSHER_REF_APP_SECRET": "secret",
+            "PUSHER_REF_ACTIVITY_TIMEOUT": "0.5",
+            "PUSHER_REF_PONG_TIMEOUT": "2",
+            "PUSHER_REF_CLIENT_EVENTS": "true",
+            "PUSHER_REF_MAX_EVENT_BYTES": "100",
+            "PUSHER_REF_LOG_LEVEL": "DEBUG",
+            "PUSHER_REF_FAULTS": "no_pong,first_channel_only",
+        },
+    )
+    assert config == ServerConfig(
+        host="::1",
+        port=0,
+        app_id="id",
+        key="key",
+        secret="secret",
+        activity_timeout=0.5,
+        pong_timeout=2.0,
+        client_events=True,
+        max_event_bytes=100,
+        log_level="debug",
+        faults=frozenset({Fault.NO_PONG, Fault.FIRST_CHANNEL_ONLY}),
+    )
+
+
+def test_flags_beat_the_environment() -> None:
+    argv = ["--port", "7000", "--key", "k", "--no-client-events", "--activity-timeout", "3"]
+    env = {"PUSHER_REF_PORT": "nonsense", "PUSHER_REF_CLIENT_EVENTS": "maybe"}
+    config = load_config(argv, env)
+    assert (config.port, config.key, config.client_events, config.activity_timeout) == (
+        7000,
+        "k",
+        False,
+        3.0,
+    )
+    assert load_config(["--client-events"], {}).client_events is True
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "named"),
+    [
+        (["--port", "abc"], {}, "'abc'"),
+        (["--port", "70000"], {}, "--port"),
+        ([], {"PUSHER_REF_PORT": "x"}, "PUSHER_REF_PORT"),
+        (["--activity-timeout", "0"], {}, "--activity-timeout"),
+        (["--pong-timeout", "nan"], {}, "'nan'"),
+        (["--max-event-bytes", "-1"], {}, "--max-event-bytes"),
+        (["--log-level", "loud"], {}, "'loud'"),
+        (["--key", ""], {}, "--key"),
+        ([], {"PUSHER_REF_CLIENT_EVENTS": "yes please"}, "PUSHER_REF_CLIENT_EVENTS"),
+        ([], {"PUSHER_REF_FAULTS": "no_pong,bogus"}, "'bogus'"),
+        (["--bogus"], {}, "--bogus"),
+        (["--port"], {}, "--port"),
+    ],
+)
+def test_bad_values_are_named(argv: list[str], env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(argv, env)
+    message = str(info.value)
+    assert named in message
+    assert "\n" not in message

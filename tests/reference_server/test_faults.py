@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from reference_server.faults import Fault, parse_faults
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "reference-server.md"
+
+
+def documented_faults() -> set[str]:
+    section = DOC.read_text(encoding="utf-8").split("## Fault switches", 1)[1]
+    return set(re.findall(r"^\| `([a-z0-9_]+)` \|", section, flags=re.MULTILINE))
+
+
+def test_faults_are_exactly_the_documented_ones() -> None:
+    assert {fault.value for fault in Fault} == documented_faults()
+
+
+def test_parse_faults() -> None:
+    assert parse_faults("") == frozenset()
+    assert parse_faults(" no_pong , ws_ping_ignored,") == {Fault.NO_PONG, Fault.WS_PING_IGNORED}
+    assert parse_faults(["no_pong"]) == {Fault.NO_PONG}
+
+
+@pytest.mark.parametrize("text", ["nope", "no_pong,NO_PONG", "no-pong"])
+def test_unknown_fault_names_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="unknown fault name"):
+        parse_faults(text)

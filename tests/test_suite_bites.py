@@ -1,0 +1,72 @@
+"""The suite must bite: for every fault switch of the reference server, a full conformance run
+turns exactly the named requirement(s) red and leaves every other requirement passing; and the
+clean server passes everything.
+
+This is the suite's test of itself (a mutation test with hand-made mutants). Each case runs the
+whole suite end to end through the ``conformance`` CLI, as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from reference_server.faults import Fault
+
+ROOT = Path(__file__).resolve().parents[1]
+FAULTS: dict[str, list[str]] = yaml.safe_load((ROOT / "fixtures" / "faults.yaml").read_text())[
+    "faults"
+]
+BROKEN_BY_LEVEL = {"MUST": "FAIL", "SHOULD": "NON_STRICT", "MAY": "OPTIONAL_ABSENT"}
+
+
+def _run_suite(tmp_path: Path, faults: str) -> dict[str, Any]:
+    env = {**os.environ, "PUSHER_REF_FAULTS": faults}
+    result = subprocess.run(
+        [sys.executable, "-m", "conformance", "run", "--report-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert "Traceback" not in result.stderr, result.stderr
+    data: dict[str, Any] = json.loads((tmp_path / "results.json").read_text())
+    assert data["exit_code"] == result.returncode
+    return data
+
+
+def test_the_fault_catalogue_matches_the_server() -> None:
+    assert len(FAULTS) >= 8
+    assert set(FAULTS) == {f.value for f in Fault}
+
+
+def test_the_clean_server_passes_everything(tmp_path: Path) -> None:
+    data = _run_suite(tmp_path, "")
+    outcomes = {r["id"]: r["outcome"] for r in data["requirements"]}
+    assert set(outcomes.values()) == {"PASS"}, {k: v for k, v in outcomes.items() if v != "PASS"}
+    assert data["exit_code"] == 0
+    assert data["target"]["faults"] == ""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_each_fault_is_caught_by_its_requirement(fault: str, tmp_path: Path) -> None:
+    data = _run_suite(tmp_path, fault)
+    levels = {r["id"]: r["level"] for r in data["requirements"]}
+    outcomes = {r["id"]: r["outcome"] for r in data["requirements"]}
+    expected = {req: BROKEN_BY_LEVEL[levels[req]] for req in FAULTS[fault]}
+    changed = {req: outcome for req, outcome in outcomes.items() if outcome != "PASS"}
+    assert changed == expected, (
+        f"fault {fault}: expected exactly {expected} to break, got {changed}"
+    )
+    must_broken = any(levels[req] == "MUST" for req in expected)
+    assert data["exit_code"] == (1 if must_broken else 0)
+    for requirement in data["requirements"]:
+        if requirement["id"] in expected:
+            failing = [c for c in requirement["checks"] if c["outcome"] == "failed"]
+            assert failing
+            assert all(c["transcript"] and c["replay"] for c in failing)
