@@ -162,7 +162,7 @@ def _run(args: argparse.Namespace) -> int:
         *[str(f.path) for f in specs.files],
         "--conformance",
         "-c", str(ini), "--rootdir", str(specs_dir.parent),
-        "-p", "no:cacheprovider",
+        "-p", "no:cacheprovider", "-p", "no:benchmark", "-p", "no:asyncio",
         "--conformance-specs", str(specs_dir),
         "--conformance-report-dir", str(report_dir),
         "--conformance-profile", args.profile,
