@@ -189,6 +189,8 @@ def _run(args: argparse.Namespace) -> int:
         pytest_args += ["--conformance-check", pattern]
     for level in args.level:
         pytest_args += ["--conformance-level", level]
+    if args.keep_transcripts:
+        pytest_args.append("--conformance-keep-transcripts")
     if args.workers not in ("0", 0):
         pytest_args += ["-n", str(args.workers)]
     code = int(pytest.main(pytest_args))

@@ -85,9 +85,11 @@ def test_list_and_validate(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_a_selected_run_against_the_bundled_server(tmp_path: Path) -> None:
     result = _run(
-        "run", "--check", "PROTO-CONN-05*", "--check", "HTTP-AUTH-04", "--report-dir", str(tmp_path)
-    )
+        "run", "--check", "PROTO-CONN-05*", "--check", "HTTP-AUTH-04",
+        "--report-dir", str(tmp_path), "--keep-transcripts",
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+    assert len(list((tmp_path / "transcripts").glob("*.jsonl"))) == 2
     data = json.loads((tmp_path / "results.json").read_text())
     ran = {r["id"]: r["outcome"] for r in data["requirements"] if r["outcome"] != "NOT_RUN"}
     assert ran == {"PROTO-CONN-05": "PASS", "HTTP-AUTH-04": "PASS"}
