@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 from . import __version__
 from .errors import CheckFailed, PreconditionFailed, UsageError
 from .httpclient import ApiClient
+from .signing import channel_auth, hmac_sha256_hex
 from .spec import Check
 from .target import Target
 from .transcript import Transcript
@@ -244,16 +245,59 @@ class CheckContext:
         self.variables[name] = {"socket_id": socket_id, "activity_timeout": activity}
         return conn
 
+    def channel_data_text(self, channel_data: Any) -> str | None:
+        """``channel_data`` as sent: a string as is, an object JSON-encoded compactly."""
+        if channel_data is None or isinstance(channel_data, str):
+            return channel_data
+        return json.dumps(channel_data, ensure_ascii=False, separators=(",", ":"))
+
+    def sign_channel(self, name: str, channel: str, channel_data: Any = None) -> dict[str, str]:
+        """A valid channel auth for connection ``name`` (which must be open)."""
+        socket_id = self._socket_id(name)
+        data_text = self.channel_data_text(channel_data)
+        auth = channel_auth(
+            self.target.key, self.target.secret, socket_id, channel, data_text or ""
+        )
+        signed = {"auth": auth}
+        if data_text is not None:
+            signed["channel_data"] = data_text
+        return signed
+
+    def sign_user(self, name: str, user_data: Any) -> dict[str, str]:
+        """A valid ``pusher:signin`` payload for connection ``name``."""
+        text = self.channel_data_text(user_data) or ""
+        signature = hmac_sha256_hex(self.target.secret, f"{self._socket_id(name)}::user::{text}")
+        return {"auth": f"{self.target.key}:{signature}", "user_data": text}
+
+    def _socket_id(self, name: str) -> str:
+        info = self.variables.get(name)
+        if not isinstance(info, Mapping) or not isinstance(info.get("socket_id"), str):
+            raise UsageError(f"{self.check.full_id}: {name!r} has no socket id (use open first)")
+        socket_id: str = info["socket_id"]
+        return socket_id
+
     async def subscribe(
-        self, name: str, channel: str, *, auth: str | None = None, channel_data: str | None = None
+        self,
+        name: str,
+        channel: str,
+        *,
+        auth: str | None = None,
+        channel_data: Any = None,
     ) -> None:
-        """Subscribe and wait for ``pusher_internal:subscription_succeeded`` (a precondition)."""
+        """Subscribe and wait for ``pusher_internal:subscription_succeeded`` (a precondition).
+
+        ``auth="signed"`` asks the suite to sign the subscription itself.
+        """
         conn = self.connection(name)
         data: dict[str, str] = {"channel": channel}
-        if auth is not None:
-            data["auth"] = auth
-        if channel_data is not None:
-            data["channel_data"] = channel_data
+        if auth == "signed":
+            data.update(self.sign_channel(name, channel, channel_data))
+        else:
+            if auth is not None:
+                data["auth"] = auth
+            data_text = self.channel_data_text(channel_data)
+            if data_text is not None:
+                data["channel_data"] = data_text
         try:
             await conn.send_json({"event": "pusher:subscribe", "data": data})
         except CheckFailed as exc:
@@ -267,6 +311,21 @@ class CheckContext:
         )
         if frame is None:
             raise PreconditionFailed(f"{name} could not subscribe to {channel!r}")
+
+    async def signin(self, name: str, user_data: Any) -> None:
+        """Sign in and wait for ``pusher:signin_success`` (a precondition)."""
+        conn = self.connection(name)
+        try:
+            await conn.send_json(
+                {"event": "pusher:signin", "data": self.sign_user(name, user_data)}
+            )
+        except CheckFailed as exc:
+            raise PreconditionFailed(str(exc)) from None
+        frame = await conn.wait_for(
+            lambda f: f.event == "pusher:signin_success", self.response_timeout
+        )
+        if frame is None:
+            raise PreconditionFailed(f"{name} could not sign in")
 
     async def trigger(
         self,

@@ -228,7 +228,7 @@ def _configure(config: pytest.Config) -> None:
             target = bundled.target
             extra = option("conformance_capability")
             if extra:
-                target = _with(target, capabilities=frozenset(extra))
+                target = _with(target, capabilities=target.capabilities | frozenset(extra))
         else:
             check_reachable(user_target)
             target = user_target

@@ -27,6 +27,11 @@ __all__ = ["BUNDLED_ACTIVITY_TIMEOUT", "BUNDLED_PONG_TIMEOUT", "BundledServer", 
 BUNDLED_ACTIVITY_TIMEOUT = 3
 BUNDLED_PONG_TIMEOUT = 2
 
+#: What the bundled server is started with and so declares.
+BUNDLED_CAPABILITIES = frozenset(
+    {"client_events", "user_authentication", "cache_channels", "encrypted_channels"}
+)
+
 
 @dataclass
 class BundledServer:
@@ -68,6 +73,7 @@ def start_bundled(log_path: Path, *, startup_timeout: float = 20.0) -> BundledSe
         "--app-id", app_id, "--key", key, "--secret", secret,
         "--activity-timeout", str(BUNDLED_ACTIVITY_TIMEOUT),
         "--pong-timeout", str(BUNDLED_PONG_TIMEOUT),
+        "--client-events",
     ]  # fmt: skip
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w", encoding="utf-8") as log:
@@ -104,7 +110,7 @@ def start_bundled(log_path: Path, *, startup_timeout: float = 20.0) -> BundledSe
         app_id=app_id,
         key=key,
         secret=secret,
-        capabilities=frozenset(),
+        capabilities=BUNDLED_CAPABILITIES,
         timings=Timings(float(BUNDLED_ACTIVITY_TIMEOUT), float(BUNDLED_PONG_TIMEOUT)),
         bundled=True,
     )

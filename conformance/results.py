@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,7 @@ class RunReport:
         )
         self._write_junit(report_dir / "junit.xml")
         (report_dir / "summary.md").write_text(self.markdown(), encoding="utf-8")
+        (report_dir / "summary.html").write_text(self.html(), encoding="utf-8")
 
     def _write_junit(self, path: Path) -> None:
         suites = ET.Element("testsuites", name="pusher-conformance")
@@ -231,6 +233,9 @@ class RunReport:
         )
         return "\n".join(lines)
 
+    def html(self) -> str:
+        return _html(self)
+
     def markdown(self) -> str:
         header, rows = self._table()
         out = [
@@ -300,6 +305,90 @@ class RunReport:
                 f"{' '.join((requirement.justification or '').split())} |"
             )
         return "\n".join(out) + "\n"
+
+
+_CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+td, th { border: 1px solid #ccc; padding: .3em .6em; }
+th { background: #f3f3f3; text-align: left; }
+pre { background: #f7f7f7; padding: .8em; overflow-x: auto; }
+.PASS { background: #dff5df; } .FAIL, .ERROR { background: #f9d6d5; }
+.NON_STRICT, .INCONCLUSIVE { background: #fdf0c8; } .OPTIONAL_ABSENT, .NOT_RUN { background: #eee; }
+"""
+
+
+def _cell(text: object, css: str = "") -> str:
+    klass = f' class="{escape(css)}"' if css else ""
+    return f"<td{klass}>{escape(str(text))}</td>"
+
+
+def _html(report: RunReport) -> str:
+    header, rows = report._table()
+    target = report.target
+    out = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>Conformance report: {escape(str(target.get('name')))}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>Conformance report: {escape(str(target.get('name')))}</h1>",
+        "<p>",
+        f"pusher-conformance {escape(__version__)}, specs sha256 "
+        f"<code>{escape(report.specs.sha256[:16])}</code><br>",
+        f"target <code>{escape(str(target.get('ws_url')))}</code>, capabilities: "
+        f"{escape(', '.join(target.get('capabilities') or []) or 'none')}<br>",
+        f"profile {escape(str(report.run.get('profile')))}, "
+        f"seed {escape(str(report.run.get('seed')))}, "
+        f"started {escape(str(report.run.get('started_at')))}<br>",
+        f"exit code <b>{int(report.exit)}</b>, {report.executed_checks} checks executed</p>",
+        "<h2>By area and level</h2><table><tr>",
+        *[f"<th>{escape(h)}</th>" for h in header],
+        "</tr>",
+    ]
+    for row in rows:
+        out.append("<tr>" + "".join(_cell(c) for c in row) + "</tr>")
+    out += ["</table>", "<h2>Requirements</h2><table><tr><th>id</th><th>level</th>"
+            "<th>verdict</th><th>title</th><th>checks</th></tr>"]  # fmt: skip
+    for verdict in report.verdicts:
+        req = verdict.requirement
+        checks = ", ".join(
+            f"{c.check_id.split('/')[-1]}: {c.outcome.value}" for c in verdict.checks
+        )
+        link = f"<a href='#{escape(req.id)}'>{escape(req.id)}</a>"
+        outcome = verdict.outcome.value
+        out.append(
+            f"<tr><td>{link}</td>{_cell(req.level)}{_cell(outcome, outcome)}"
+            f"{_cell(req.title)}{_cell(checks)}</tr>"
+        )
+    out.append("</table><h2>Requirements in detail</h2>")
+    for verdict in report.verdicts:
+        req = verdict.requirement
+        out += [
+            f"<h3 id='{escape(req.id)}'>{escape(req.id)} [{escape(req.level)}] "
+            f"<span class='{verdict.outcome.value}'>{verdict.outcome.value}</span></h3>",
+            f"<p>{escape(req.statement)}</p>",
+            f"<p>Source: {escape(req.source)}</p>",
+        ]
+        if req.notes:
+            out.append(f"<p><i>{escape(req.notes)}</i></p>")
+        for check in verdict.checks:
+            out.append(
+                f"<p><code>{escape(check.check_id)}</code>: {escape(check.outcome.value)}</p>"
+            )
+            if check.message:
+                out.append(f"<pre>{escape(check.message)}</pre>")
+            if check.transcript:
+                path = escape(check.transcript)
+                out.append(f"<p>wire log: <a href='{path}'>{path}</a></p>")
+            if check.replay:
+                out.append(f"<p>replay: <code>{escape(check.replay)}</code></p>")
+    out.append(
+        "<h2>Not covered</h2><table><tr><th>id</th><th>level</th><th>status</th><th>why</th></tr>"
+    )
+    for req in report.not_covered:
+        why = " ".join((req.justification or "").split())
+        out.append(f"<tr>{_cell(req.id)}{_cell(req.level)}{_cell(req.status)}{_cell(why)}</tr>")
+    out.append("</table></body></html>")
+    return "\n".join(out) + "\n"
 
 
 def build_report(

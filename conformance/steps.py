@@ -164,9 +164,12 @@ async def _expect_close(ctx: CheckContext, args: Mapping[str, Any]) -> None:
     conn = ctx.connection(args["on"])
     seconds = ctx.duration(args.get("within"))
     closed = await conn.wait_closed(seconds)
-    codes = list(args["codes"])
+    codes = list(args.get("codes") or [])
     if closed is None:
-        raise CheckFailed(f"{conn.name} is still open after {seconds:g}s; expected close {codes}")
+        wanted = f"close {codes}" if codes else "it to be closed"
+        raise CheckFailed(f"{conn.name} is still open after {seconds:g}s; expected {wanted}")
+    if not codes:
+        return
     if closed.rejected_status is not None or not closed.clean or closed.code not in codes:
         raise CheckFailed(f"{conn.name} was {closed.describe()}; expected close code in {codes}")
 
@@ -217,6 +220,23 @@ async def _subscribe(ctx: CheckContext, args: Mapping[str, Any]) -> None:
     await ctx.subscribe(
         args["on"], args["channel"], auth=args.get("auth"), channel_data=args.get("channel_data")
     )
+
+
+@step("sign_channel", "action")
+async def _sign_channel(ctx: CheckContext, args: Mapping[str, Any]) -> None:
+    ctx.variables[args["as"]] = ctx.sign_channel(
+        args["on"], args["channel"], args.get("channel_data")
+    )
+
+
+@step("sign_user", "action")
+async def _sign_user(ctx: CheckContext, args: Mapping[str, Any]) -> None:
+    ctx.variables[args["as"]] = ctx.sign_user(args["on"], args["user_data"])
+
+
+@step("signin", "precondition")
+async def _signin(ctx: CheckContext, args: Mapping[str, Any]) -> None:
+    await ctx.signin(args["on"], args["user_data"])
 
 
 @step("unsubscribe", "action")

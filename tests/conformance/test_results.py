@@ -66,6 +66,15 @@ def test_junit_is_well_formed_with_properties(tmp_path: Path) -> None:
     assert failed[0].find("failure").text == 'boom <&> "quoted"'  # type: ignore[union-attr]
 
 
+def test_html_summary_escapes_and_links(tmp_path: Path) -> None:
+    _report(tmp_path, "PROTO-CONN-05")
+    text = (tmp_path / "summary.html").read_text()
+    assert text.startswith("<!doctype html>")
+    assert "boom &lt;&amp;&gt; &quot;quoted&quot;" in text
+    assert "<a href='#PROTO-CONN-05'>" in text
+    assert "href='transcripts/x.jsonl'" in text
+
+
 def test_markdown_summary_has_evidence_and_gaps(tmp_path: Path) -> None:
     _report(tmp_path, "PROTO-CONN-05")
     text = (tmp_path / "summary.md").read_text()

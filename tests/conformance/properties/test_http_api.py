@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance.context import CheckContext, RunSettings
-from conformance.properties import PROPERTIES, TAMPERS, _tamper_strategy, _tampered
+from conformance.properties import PROPERTIES, TAMPERS
+from conformance.properties.http_api import tamper_strategy, tampered_request
 from conformance.signing import body_md5, sign_api_request
 from conformance.spec import Check
 from conformance.target import target_from_mapping
@@ -73,8 +74,8 @@ def test_every_tamper_kind_has_an_expectation() -> None:
 @settings(max_examples=200, deadline=None)
 @given(data=st.data())
 def test_tampered_requests_are_refused_for_their_reason(ctx: CheckContext, data: Any) -> None:
-    kind, detail = data.draw(_tamper_strategy(list(TAMPERS), 660))
-    request = _tampered(ctx, kind, detail, "chan", "token")
+    kind, detail = data.draw(tamper_strategy(list(TAMPERS), 660))
+    request = tampered_request(ctx, kind, detail, "chan", "token")
     pairs = [(unquote(k), unquote(v)) for k, v in request.pairs]
     assert _server_verdict(pairs, request.body) in EXPECTED[kind], request.description
 

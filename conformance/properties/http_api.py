@@ -1,0 +1,162 @@
+"""Properties of the HTTP API: a request wrong in any single way is refused and has no effect."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import strategies as st
+
+from ..context import CheckContext, nonce, unique_channel
+from ..errors import CheckFailed, UsageError
+from ..signing import body_md5
+from .registry import assert_no_event, explore, prop
+
+# -- HTTP API ------------------------------------------------------------------------------
+
+TAMPERS = (
+    "missing_auth_param",
+    "signature_bit_flip",
+    "signed_other_path",
+    "signed_other_method",
+    "unsigned_extra_param",
+    "changed_param_value",
+    "timestamp_outside_window",
+    "body_changed",
+    "other_auth_key",
+)
+
+
+@dataclass(frozen=True)
+class TamperedRequest:
+    description: str
+    pairs: list[tuple[str, str]]
+    body: bytes
+
+
+def tamper_strategy(kinds: list[str], min_offset: int) -> st.SearchStrategy[tuple[str, Any]]:
+    options: list[st.SearchStrategy[tuple[str, Any]]] = []
+    for kind in kinds:
+        if kind == "missing_auth_param":
+            detail: st.SearchStrategy[Any] = st.sampled_from(
+                ["auth_key", "auth_timestamp", "auth_version", "auth_signature", "body_md5"]
+            )
+        elif kind == "signature_bit_flip":
+            detail = st.tuples(st.integers(0, 63), st.sampled_from([1, 2, 4, 8]))
+        elif kind == "signed_other_path":
+            detail = st.sampled_from(
+                [
+                    "/apps/{id}/batch_events",
+                    "/apps/{id}/events/",
+                    "/apps/{id}",
+                    "/apps/{id}/channels",
+                    "/apps/0{id}/events",
+                ]
+            )
+        elif kind == "signed_other_method":
+            detail = st.sampled_from(["GET", "PUT", "DELETE", "PATCH"])
+        elif kind == "unsigned_extra_param":
+            detail = st.tuples(
+                st.from_regex(r"[a-z][a-z_]{0,10}", fullmatch=True).filter(
+                    lambda k: not k.startswith("auth_") and k != "body_md5"
+                ),
+                st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=12),
+            )
+        elif kind == "changed_param_value":
+            detail = st.integers(1, 300).flatmap(lambda d: st.sampled_from([d, -d]))
+        elif kind == "timestamp_outside_window":
+            detail = st.integers(min_offset, 10**7).flatmap(lambda d: st.sampled_from([d, -d]))
+        elif kind == "body_changed":
+            detail = st.sampled_from(["data", "name", "whitespace"])
+        elif kind == "other_auth_key":
+            detail = st.text(alphabet="abcdef0123456789", min_size=4, max_size=20)
+        else:
+            raise UsageError(f"unknown tamper kind {kind!r} (known: {', '.join(TAMPERS)})")
+        options.append(st.tuples(st.just(kind), detail))
+    return st.one_of(*options)
+
+
+def tampered_request(
+    ctx: CheckContext, kind: str, detail: Any, channel: str, token: str
+) -> TamperedRequest:
+    api = ctx.api
+    path = api.events_path()
+    body = api.event_body("conformance-tampered", token, channel=channel)
+    method = "POST"
+    if kind == "missing_auth_param":
+        pairs = [(k, v) for k, v in api.signed_query(method, path, body) if k != detail]
+        return TamperedRequest(f"request without {detail}", pairs, body)
+    if kind == "signature_bit_flip":
+        position, bit = detail
+        pairs = api.signed_query(method, path, body)
+        signature = dict(pairs)["auth_signature"]
+        flipped = format(int(signature[position], 16) ^ bit, "x")
+        bad = signature[:position] + flipped + signature[position + 1 :]
+        pairs = [(k, bad if k == "auth_signature" else v) for k, v in pairs]
+        return TamperedRequest(f"signature with hex digit {position} flipped", pairs, body)
+    if kind == "signed_other_path":
+        other = detail.format(id=ctx.target.app_id)
+        pairs = api.signed_query(method, path, body, sign_path=other)
+        return TamperedRequest(f"signature computed for path {other}", pairs, body)
+    if kind == "signed_other_method":
+        pairs = api.signed_query(method, path, body, sign_method=detail)
+        return TamperedRequest(f"signature computed for method {detail}", pairs, body)
+    if kind == "unsigned_extra_param":
+        name, value = detail
+        pairs = [*api.signed_query(method, path, body), (name, value)]
+        return TamperedRequest(f"extra unsigned query parameter {name}={value}", pairs, body)
+    if kind == "changed_param_value":
+        pairs = api.signed_query(method, path, body)
+        pairs = [(k, str(int(v) + detail) if k == "auth_timestamp" else v) for k, v in pairs]
+        return TamperedRequest(f"auth_timestamp moved by {detail}s after signing", pairs, body)
+    if kind == "timestamp_outside_window":
+        stamp = int(time.time()) + detail
+        pairs = api.signed_query(method, path, body, auth={"auth_timestamp": str(stamp)})
+        return TamperedRequest(
+            f"auth_timestamp {detail:+d}s from now, correctly signed", pairs, body
+        )
+    if kind == "body_changed":
+        pairs = api.signed_query(method, path, body)
+        if detail == "whitespace":
+            changed = body.replace(b",", b", ", 1)
+        elif detail == "name":
+            changed = api.event_body("conformance-tampered2", token, channel=channel)
+        else:
+            changed = api.event_body("conformance-tampered", token + "x", channel=channel)
+        assert body_md5(changed) != dict(pairs)["body_md5"]
+        return TamperedRequest(f"body changed ({detail}) after signing", pairs, changed)
+    if kind == "other_auth_key":
+        other_key = detail if detail != ctx.target.key else detail + "0"
+        pairs = api.signed_query(method, path, body, auth={"auth_key": other_key})
+        return TamperedRequest(f"auth_key {other_key!r} (not the app key), signed", pairs, body)
+    raise UsageError(f"unknown tamper kind {kind!r}")
+
+
+@prop("http_tamper", "tamper", "status", "min_offset", "examples")
+def http_tamper(ctx: CheckContext, params: Mapping[str, Any]) -> None:
+    kinds = list(params.get("tamper", TAMPERS))
+    expected_status = int(params.get("status", 401))
+    strategy = tamper_strategy(kinds, int(params.get("min_offset", 660)))
+    channel = unique_channel("conformance-tamper-")
+
+    async def setup() -> None:
+        await ctx.open("c1")
+        await ctx.subscribe("c1", channel)
+
+    ctx.run(setup())
+
+    def body(example: tuple[str, Any]) -> None:
+        kind, detail = example
+        token = nonce()
+        request = tampered_request(ctx, kind, detail, channel, token)
+        response = ctx.run(ctx.api.send("POST", ctx.api.events_path(), request.pairs, request.body))
+        if response.status != expected_status:
+            raise CheckFailed(
+                f"{request.description}: answered HTTP {response.status}, "
+                f"expected {expected_status} (body {response.text[:120]!r})"
+            )
+        assert_no_event(ctx, "c1", channel, token)
+
+    explore(ctx, strategy, body, params)
