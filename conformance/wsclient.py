@@ -174,6 +174,10 @@ class RawConnection:
     def is_open(self) -> bool:
         return self._ws is not None and self.closed is None
 
+    def has_closed(self) -> bool:
+        """Whether the connection has ended (a method, so that it is re-read after awaits)."""
+        return self.closed is not None
+
     def unconsumed(self) -> list[Frame]:
         return [f for f in self.frames if f.index not in self.consumed]
 

@@ -22,7 +22,7 @@ from aiohttp import WSMsgType, web
 
 from .config import ServerConfig
 from .faults import Fault
-from .protocol.channels import ChannelRegistry
+from .protocol.channels import ChannelRegistry, Delivery
 from .protocol.connection import (
     Close,
     Connection,
@@ -39,8 +39,13 @@ from .protocol.http_api import (
     AppCredentials,
     HttpRequest,
     TriggerEvent,
+    channel_info,
+    channel_users,
     deliveries,
+    store_in_cache,
     success_body,
+    terminate_targets,
+    validate_request,
     validate_trigger,
 )
 from .protocol.socket_ids import RandomSource, SocketIdAllocator
@@ -176,6 +181,8 @@ class ReferenceServer:
             activity_timeout=config.activity_timeout,
             pong_timeout=config.pong_timeout,
             faults=config.faults,
+            app_secret=config.secret,
+            client_events=config.client_events,
         )
         self.credentials = AppCredentials(config.app_id, config.key, config.secret)
         self.limits = ApiLimits(max_event_bytes=config.max_event_bytes)
@@ -190,6 +197,9 @@ class ReferenceServer:
         app.router.add_get("/health", self._health)
         app.router.add_get("/app/{key}", self._websocket)
         app.router.add_post("/apps/{app_id}/events", self._trigger)
+        app.router.add_get("/apps/{app_id}/channels/{channel}", self._channel)
+        app.router.add_get("/apps/{app_id}/channels/{channel}/users", self._users)
+        app.router.add_post("/apps/{app_id}/users/{user_id}/terminate_connections", self._terminate)
         app.on_shutdown.append(self._on_shutdown)
         return app
 
@@ -198,17 +208,77 @@ class ReferenceServer:
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    async def _trigger(self, request: web.Request) -> web.Response:
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return _json_error(413, f"Body is over {MAX_READ_BYTES} bytes")
-        http_request = HttpRequest(
+    @staticmethod
+    def _http_request(request: web.Request, body: bytes = b"") -> HttpRequest:
+        return HttpRequest(
             method=request.method,
             path=request.path,
             query=tuple(request.query.items()),
             body=body,
         )
+
+    def _validate(self, request: web.Request, http_request: HttpRequest) -> None:
+        """Steps 1-6 (app id and request signature) for any endpoint.
+
+        Raises:
+            HttpApiError: for the first check that fails.
+        """
+        validate_request(
+            request.match_info["app_id"],
+            http_request,
+            self.credentials,
+            self._wall_clock(),
+            self.limits,
+            self.faults,
+        )
+
+    async def _channel(self, request: web.Request) -> web.Response:
+        http_request = self._http_request(request)
+        try:
+            self._validate(request, http_request)
+            body = channel_info(
+                request.match_info["channel"],
+                http_request,
+                self.registry,
+                asyncio.get_running_loop().time(),
+            )
+        except HttpApiError as exc:
+            return _json_error(exc.status, exc.message)
+        return web.json_response(body)
+
+    async def _users(self, request: web.Request) -> web.Response:
+        try:
+            self._validate(request, self._http_request(request))
+            body = channel_users(request.match_info["channel"], self.registry)
+        except HttpApiError as exc:
+            return _json_error(exc.status, exc.message)
+        return web.json_response(body)
+
+    async def _terminate(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _json_error(413, f"Body is over {MAX_READ_BYTES} bytes")
+        try:
+            self._validate(request, self._http_request(request, body))
+        except HttpApiError as exc:
+            return _json_error(exc.status, exc.message)
+        user_id = request.match_info["user_id"]
+        targets = terminate_targets(user_id, self.registry, self.faults)
+        for socket_id in targets:
+            peer = self._peers.get(socket_id)
+            if peer is not None:
+                peer.connection.terminate()
+                self._flush(peer)
+        log(logging.DEBUG, "terminate_connections", user_id=user_id, connections=len(targets))
+        return web.json_response({})
+
+    async def _trigger(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _json_error(413, f"Body is over {MAX_READ_BYTES} bytes")
+        http_request = self._http_request(request, body)
         try:
             event = validate_trigger(
                 request.match_info["app_id"],
@@ -224,19 +294,15 @@ class ReferenceServer:
         self.publish(event)
         return web.json_response(success_body(self.faults))
 
-    def publish(self, event: TriggerEvent) -> int:
-        """Fan an event out; return the number of frames queued.
+    def publish(self, event: TriggerEvent, now: float | None = None) -> int:
+        """Cache and fan an event out; return the number of frames queued.
 
-        Each frame is serialised once and the same ``str`` is queued for every target.
+        ``now`` is the loop's clock (the one connections see), for the cache's lifetime.
         """
-        queued = 0
-        for delivery in deliveries(event, self.registry, self.faults):
-            output = SendText(delivery.text)
-            for socket_id in delivery.socket_ids:
-                peer = self._peers.get(socket_id)
-                if peer is not None:
-                    peer.send(output)
-                    queued += 1
+        if now is None:
+            now = asyncio.get_running_loop().time()
+        store_in_cache(event, self.registry, now, self.faults)
+        queued = self._route(deliveries(event, self.registry, self.faults))
         log(
             logging.DEBUG,
             "trigger",
@@ -246,6 +312,26 @@ class ReferenceServer:
             frames=queued,
         )
         return queued
+
+    def _route(self, outgoing: list[Delivery]) -> int:
+        """Queue each frame for its targets; return the number queued.
+
+        Each frame was serialised once and the same ``str`` is queued for every target.
+        """
+        queued = 0
+        for delivery in outgoing:
+            output = SendText(delivery.text)
+            for socket_id in delivery.socket_ids:
+                peer = self._peers.get(socket_id)
+                if peer is not None:
+                    peer.send(output)
+                    queued += 1
+        return queued
+
+    def _flush(self, peer: _Peer) -> None:
+        """Queue what the core wants written to this peer, then to the others."""
+        peer.flush()
+        self._route(peer.connection.deliveries_to_send())
 
     # WebSocket.
 
@@ -265,7 +351,7 @@ class ReferenceServer:
             log(logging.DEBUG, "connection_opened", socket_id=socket_id)
         else:
             log(logging.DEBUG, "connection_refused", key=request.match_info["key"])
-        peer.flush()
+        self._flush(peer)
         heartbeat = asyncio.create_task(self._heartbeat(peer, loop))
         try:
             await self._read(peer, loop)
@@ -274,6 +360,8 @@ class ReferenceServer:
             connection.receive_eof()
             if socket_id is not None:
                 self._peers.pop(socket_id, None)
+            # E.g. member_removed for the presence channels this connection was in.
+            self._route(connection.deliveries_to_send())
             await peer.finish()
             self._all_peers.discard(peer)
             if socket_id is not None:
@@ -301,7 +389,7 @@ class ReferenceServer:
                     connection.receive_pong(message.data, now)
                 case _:  # CLOSE, CLOSING, CLOSED, ERROR: the connection is over.
                     return
-            peer.flush()
+            self._flush(peer)
             peer.activity.set()
 
     async def _heartbeat(self, peer: _Peer, loop: asyncio.AbstractEventLoop) -> None:
@@ -315,12 +403,12 @@ class ReferenceServer:
                 continue
             await asyncio.sleep(max(0.0, deadline - loop.time()))
             connection.tick(loop.time())
-            peer.flush()
+            self._flush(peer)
 
     async def _on_shutdown(self, app: web.Application) -> None:
         for peer in list(self._all_peers):
             peer.connection.shutdown()
-            peer.flush()
+            self._flush(peer)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ class ServerConfig:
     activity_timeout: float = 120
     #: Seconds to wait for any frame after a server ``pusher:ping``.
     pong_timeout: float = 30
-    #: Parsed now, honoured when client events land (issue 3).
+    #: Whether `client-*` events are relayed (`--client-events`).
     client_events: bool = False
     max_event_bytes: int = 10240
     log_level: str = "info"

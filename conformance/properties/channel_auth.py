@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ..context import CheckContext, nonce, unique_channel
 from ..errors import CheckFailed, UsageError
-from ..signing import channel_auth
+from ..signing import channel_auth, hmac_sha256_hex
 from .registry import explore, prop
 
 # -- channel names and channel auth ------------------------------------------------------------
@@ -94,7 +94,12 @@ CHANNEL_TAMPERS = (
     "upper_case_hex",
     "empty_auth",
     "missing_auth",
+    "signed_without_socket_id",
+    "signed_without_channel_data",
 )
+
+
+PRESENCE_ONLY = frozenset({"changed_channel_data", "signed_without_channel_data"})
 
 
 def tampered_subscription(
@@ -125,6 +130,13 @@ def tampered_subscription(
             raise UsageError("changed_channel_data applies to presence channels only")
         data["auth"] = channel_auth(key, secret, socket_id, channel, channel_data)
         data["channel_data"] = json.dumps({"user_id": f"user-{detail + 1}"}, separators=(",", ":"))
+    elif kind == "signed_without_socket_id":
+        message = channel + (f":{channel_data}" if presence else "")
+        data["auth"] = f"{key}:{hmac_sha256_hex(secret, message)}"
+    elif kind == "signed_without_channel_data":
+        if not presence:
+            raise UsageError("signed_without_channel_data applies to presence channels only")
+        data["auth"] = f"{key}:{hmac_sha256_hex(secret, f'{socket_id}:{channel}')}"
     elif kind == "missing_key_prefix":
         data["auth"] = good
     elif kind == "wrong_key_prefix":
@@ -144,7 +156,7 @@ def channel_auth_tamper(ctx: CheckContext, params: Mapping[str, Any]) -> None:
     kinds = [
         k
         for k in params.get("tamper", CHANNEL_TAMPERS)
-        if prefix.startswith("presence-") or k != "changed_channel_data"
+        if prefix.startswith("presence-") or k not in PRESENCE_ONLY
     ]
     control = unique_channel("conformance-control-")
 

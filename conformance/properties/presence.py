@@ -7,6 +7,7 @@ late on a distributed server) and unexpected ones are looked for after a barrier
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -245,3 +246,41 @@ async def _check_users_endpoint(ctx: CheckContext, channel: str, expected: set[s
         if attempt < 19:
             await ctx.ping_barrier(next(iter(ctx.connections)))
     raise CheckFailed(f"GET {path} lists {ids}, expected the users {sorted(expected)}")
+
+
+@prop("presence_member_limit", "limit")
+def presence_member_limit(ctx: CheckContext, params: Mapping[str, Any]) -> None:
+    """``limit`` distinct users fill a presence channel; one more user is refused, while a
+    further connection of a user already in it is accepted."""
+    limit = int(params.get("limit", 100))
+    channel = unique_channel("presence-conformance-full-")
+    tag = nonce()
+
+    async def join(name: str, user: str) -> Frame | None:
+        if name not in ctx.connections:
+            await ctx.open(name)
+        conn = ctx.connection(name)
+        data = {"channel": channel, **ctx.sign_channel(name, channel, {"user_id": user})}
+        await conn.send_json({"event": "pusher:subscribe", "data": data})
+        return await conn.wait_for(
+            lambda f: (
+                f.event == "pusher_internal:subscription_succeeded"
+                and f.parsed.get("channel") == channel
+            ),
+            ctx.response_timeout,
+        )
+
+    async def go() -> None:
+        for start in range(0, limit, 20):
+            batch = range(start, min(start + 20, limit))
+            joined = await asyncio.gather(*(join(f"m{i}", f"user-{tag}-{i}") for i in batch))
+            if any(frame is None for frame in joined):
+                raise PreconditionFailed(f"could not fill {channel} with {limit} members")
+        extra = await join("extra", f"user-{tag}-{limit}")
+        if extra is not None:
+            raise CheckFailed(f"user number {limit + 1} was admitted to a full presence channel")
+        second_tab = await join("m0-tab2", f"user-{tag}-0")
+        if second_tab is None:
+            raise CheckFailed("a further connection of a member was refused on a full channel")
+
+    ctx.run(go())

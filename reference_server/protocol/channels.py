@@ -1,7 +1,9 @@
 """Channel registry: who is subscribed where, and where a published event must go.
 
 A pure data structure shared by every connection of one app. Subscribers are kept in
-insertion order so fan-out order is deterministic.
+insertion order so fan-out order is deterministic. The app's other shared state hangs off it
+too: presence members (``presence``), signed-in users (``users``) and cached events
+(``cache``), so that one object is all a connection and the HTTP API need to share.
 """
 
 from __future__ import annotations
@@ -9,14 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from .cache import EventCache
 from .names import ChannelType, channel_type
+from .presence import PresenceRegistry
+from .users import UserRegistry
 
 __all__ = ["Channel", "ChannelRegistry", "Delivery"]
 
 
 @dataclass
 class Channel:
-    """One occupied channel; presence members will live here too (issue 3)."""
+    """One occupied channel (presence members are kept in ``ChannelRegistry.presence``)."""
 
     name: str
     type: ChannelType
@@ -34,9 +39,15 @@ class Delivery:
 class ChannelRegistry:
     """Subscriptions of every connection, indexed both by channel and by socket."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache: EventCache | None = None) -> None:
         self._channels: dict[str, Channel] = {}
         self._by_socket: dict[str, dict[str, None]] = {}
+        #: Presence channels' members.
+        self.presence = PresenceRegistry()
+        #: Connections signed in with ``pusher:signin``.
+        self.users = UserRegistry()
+        #: Last HTTP-published event of each cache channel.
+        self.cache = cache if cache is not None else EventCache()
 
     def subscribe(self, channel: str, socket_id: str) -> bool:
         """Add a subscription; return ``False`` if it already existed."""

@@ -10,10 +10,13 @@
     │   ├── InvalidMessage          code null
     │   ├── InvalidChannelName      code null
     │   ├── ExistingSubscription    code null
-    │   ├── UnsupportedChannel      code null (private/presence/encrypted, until issue 3)
-    │   ├── SubscriptionRefused     code null
+    │   ├── UnsupportedChannel      code null (kept for compatibility; no longer raised)
+    │   ├── SubscriptionRefused     code null (bad channel auth, channel_data, member limit)
     │   ├── UnknownEvent            code null
-    │   └── ClientEventRefused      code null (until issue 3)
+    │   ├── ClientEventRefused      code null
+    │   ├── ClientEventRateLimited  4301, stays open
+    │   ├── SigninRefused           code null
+    │   └── ConnectionTerminated    4009, closes (HTTP terminate_connections)
     └── HttpApiError                HTTP side: ``status``
         ├── BadRequest              400
         ├── Unauthorized            401
@@ -30,7 +33,9 @@ from typing import ClassVar
 
 __all__ = [
     "BadRequest",
+    "ClientEventRateLimited",
     "ClientEventRefused",
+    "ConnectionTerminated",
     "ExistingSubscription",
     "HttpApiError",
     "InvalidChannelName",
@@ -40,6 +45,7 @@ __all__ = [
     "PongTimeout",
     "ProtocolError",
     "PusherError",
+    "SigninRefused",
     "SubscriptionRefused",
     "Unauthorized",
     "UnknownAppKey",
@@ -112,6 +118,21 @@ class UnknownEvent(ProtocolError):
 
 class ClientEventRefused(ProtocolError):
     pass
+
+
+class ClientEventRateLimited(ProtocolError):
+    # Pusher protocol, error codes: "4301 - Client event rejected due to rate limit". Not fatal.
+    code = 4301
+
+
+class SigninRefused(ProtocolError):
+    pass
+
+
+class ConnectionTerminated(ProtocolError):
+    # Pusher docs, "Terminating user connections"; 4009 "Connection is unauthorized".
+    code = 4009
+    close_code = 4009
 
 
 class HttpApiError(PusherError):

@@ -14,9 +14,15 @@ from typing import Any
 __all__ = [
     "PING",
     "PONG",
+    "cache_miss",
     "channel_event",
+    "client_event",
     "connection_established",
     "error",
+    "member_added",
+    "member_removed",
+    "presence_subscription_succeeded",
+    "signin_success",
     "subscription_succeeded",
 ]
 
@@ -73,3 +79,55 @@ def channel_event(event: str, channel: str, data: str, *, reencode_json_data: bo
         except ValueError:
             payload = data
     return _dumps({"event": event, "channel": channel, "data": payload})
+
+
+def presence_subscription_succeeded(channel: str, roster: dict[str, Any]) -> str:
+    """``subscription_succeeded`` on a presence channel: ``data`` is ``{"presence": roster}``."""
+    return _dumps(
+        {
+            "event": "pusher_internal:subscription_succeeded",
+            "channel": channel,
+            "data": _dumps({"presence": roster}),
+        }
+    )
+
+
+def member_added(channel: str, user_id: str | int, user_info: Any = None) -> str:
+    """``user_info`` ``None`` (none given) is left out of ``data``."""
+    member: dict[str, Any] = {"user_id": user_id}
+    if user_info is not None:
+        member["user_info"] = user_info
+    return _dumps(
+        {"event": "pusher_internal:member_added", "channel": channel, "data": _dumps(member)}
+    )
+
+
+def member_removed(channel: str, user_id: str | int) -> str:
+    return _dumps(
+        {
+            "event": "pusher_internal:member_removed",
+            "channel": channel,
+            "data": _dumps({"user_id": user_id}),
+        }
+    )
+
+
+def cache_miss(channel: str) -> str:
+    """Pusher docs, "Cache channels": sent instead of a cached event when there is none."""
+    return _dumps({"event": "pusher:cache_miss", "channel": channel})
+
+
+def signin_success(user_data: str) -> str:
+    """Pusher protocol: ``{"event":"pusher:signin_success","data":{"user_data":String}}``."""
+    return _dumps({"event": "pusher:signin_success", "data": {"user_data": user_data}})
+
+
+def client_event(event: str, channel: str, data: Any, user_id: str | None = None) -> str:
+    """A relayed client event: ``event``, ``channel`` and ``data`` as sent, plus the sender's
+    ``user_id`` on presence channels. ``data`` ``None`` (none sent) is left out."""
+    frame: dict[str, Any] = {"event": event, "channel": channel}
+    if data is not None:
+        frame["data"] = data
+    if user_id is not None:
+        frame["user_id"] = user_id
+    return _dumps(frame)

@@ -1,12 +1,16 @@
-"""HTTP API request validation: ``POST /apps/{app_id}/events``.
+"""HTTP API request validation: ``POST /apps/{app_id}/events``, the channel queries and
+``terminate_connections``.
 
 Checks run in the documented order (docs/reference-server.md, "Behaviour"), so that a
 request with several faults is always refused for the first one. The clock is passed in.
+Every endpoint is authenticated by the same ``authenticate``; GET requests sign their query
+and have no body, hence no ``body_md5``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +19,13 @@ from ..faults import Fault, FaultSet
 from . import frames
 from .channels import ChannelRegistry, Delivery
 from .errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized
-from .names import is_valid_channel_name
+from .names import (
+    ChannelType,
+    channel_type,
+    is_cache_channel,
+    is_valid_channel_name,
+    server_to_user_id,
+)
 from .signing import body_md5, sign_http_request, signatures_match
 
 __all__ = [
@@ -24,9 +34,15 @@ __all__ = [
     "HttpRequest",
     "TriggerEvent",
     "authenticate",
+    "channel_info",
+    "channel_users",
+    "check_app",
     "deliveries",
     "parse_trigger",
+    "store_in_cache",
     "success_body",
+    "terminate_targets",
+    "validate_request",
     "validate_trigger",
 ]
 
@@ -199,7 +215,7 @@ def _channels(payload: dict[str, Any], limits: ApiLimits) -> tuple[str, ...]:
         ):
             raise BadRequest(f"channels must be an array of 1 to {limits.max_channels} strings")
     for name in names:
-        if not is_valid_channel_name(name):
+        if not is_valid_channel_name(name) and server_to_user_id(name) is None:
             raise BadRequest(f"Invalid channel name {name!r}")
     return tuple(dict.fromkeys(names))
 
@@ -217,30 +233,150 @@ def validate_trigger(
     Raises:
         HttpApiError: a subclass carrying the status of the first check that fails.
     """
+    validate_request(app_id, request, app, now, limits, faults)
+    return parse_trigger(request.body, limits, faults)
+
+
+def check_app(app_id: str, app: AppCredentials, faults: FaultSet = frozenset()) -> None:
+    """Step 1: the app id in the path.
+
+    Raises:
+        NotFound: (``Unauthorized`` under ``unknown_app_id_401``) for an unknown app id.
+    """
     if app_id != app.app_id:
         message = f"Unknown app id {app_id}"
         if Fault.UNKNOWN_APP_ID_401 in faults:
             raise Unauthorized(message)
         raise NotFound(message)
+
+
+def validate_request(
+    app_id: str,
+    request: HttpRequest,
+    app: AppCredentials,
+    now: float,
+    limits: ApiLimits,
+    faults: FaultSet = frozenset(),
+) -> None:
+    """Steps 1-6, shared by every endpoint: app id, then ``authenticate``.
+
+    Raises:
+        HttpApiError: a subclass carrying the status of the first check that fails.
+    """
+    check_app(app_id, app, faults)
     authenticate(request, app, now, limits, faults)
-    return parse_trigger(request.body, limits, faults)
+
+
+def _info_attributes(request: HttpRequest) -> list[str]:
+    info = request.param("info") or ""
+    return [name.strip() for name in info.split(",") if name.strip()]
+
+
+def channel_info(
+    channel: str, request: HttpRequest, registry: ChannelRegistry, now: float
+) -> dict[str, Any]:
+    """``GET /apps/{app_id}/channels/{channel}`` (after ``validate_request``).
+
+    Pusher HTTP API: ``occupied`` always; ``info=user_count`` for presence channels only,
+    ``info=subscription_count`` for the others, ``info=cache`` for cache channels (the cached
+    event's data and remaining ttl in whole seconds, or null); asking for one that does not
+    apply is a 400. ``now`` is the clock the cache was filled with.
+
+    Raises:
+        BadRequest: invalid channel name, or an attribute that does not apply.
+    """
+    if not is_valid_channel_name(channel):
+        raise BadRequest(f"Invalid channel name {channel!r}")
+    presence = channel_type(channel) is ChannelType.PRESENCE
+    body: dict[str, Any] = {"occupied": bool(registry.subscribers(channel))}
+    for attribute in _info_attributes(request):
+        if attribute == "user_count":
+            if not presence:
+                raise BadRequest("user_count is only available for presence channels")
+            body["user_count"] = len(registry.presence.get(channel))
+        elif attribute == "subscription_count":
+            if presence:
+                raise BadRequest("subscription_count is not available for presence channels")
+            body["subscription_count"] = len(registry.subscribers(channel))
+        elif attribute == "cache":
+            if not is_cache_channel(channel):
+                raise BadRequest("cache is only available for cache channels")
+            cached = registry.cache.get(channel, now)
+            body["cache"] = (
+                None
+                if cached is None
+                else {
+                    "data": cached.data,
+                    "ttl": max(1, math.ceil(registry.cache.ttl - (now - cached.stored_at))),
+                }
+            )
+    return body
+
+
+def channel_users(channel: str, registry: ChannelRegistry) -> dict[str, Any]:
+    """``GET /apps/{app_id}/channels/{channel}/users``: distinct users of a presence channel.
+
+    Raises:
+        BadRequest: not a (valid) presence channel name.
+    """
+    if not is_valid_channel_name(channel) or channel_type(channel) is not ChannelType.PRESENCE:
+        raise BadRequest(f"{channel!r} is not a presence channel")
+    members = registry.presence.get(channel).members
+    return {"users": [{"id": key} for key in members]}
+
+
+def terminate_targets(
+    user_id: str, registry: ChannelRegistry, faults: FaultSet = frozenset()
+) -> tuple[str, ...]:
+    """``POST /apps/{app_id}/users/{user_id}/terminate_connections`` (after
+    ``validate_request``): the connections to close with 4009, those signed in as the user.
+    """
+    if Fault.TERMINATE_IGNORED in faults:
+        return ()
+    return registry.users.sockets_of(user_id)
+
+
+def store_in_cache(
+    event: TriggerEvent, registry: ChannelRegistry, now: float, faults: FaultSet = frozenset()
+) -> None:
+    """Pusher docs, "Cache channels": keep the last event of each cache channel, occupied or
+    not (``cache_only_while_occupied`` keeps it only for occupied ones)."""
+    for channel in event.channels:
+        if not is_cache_channel(channel):
+            continue
+        if Fault.CACHE_ONLY_WHILE_OCCUPIED in faults and not registry.subscribers(channel):
+            continue
+        registry.cache.store(channel, event.name, event.data, now)
 
 
 def deliveries(
     event: TriggerEvent, registry: ChannelRegistry, faults: FaultSet = frozenset()
 ) -> list[Delivery]:
-    """Serialise the event once per channel and list who receives each frame."""
+    """Serialise the event once per channel and list who receives each frame.
+
+    ``#server-to-user-<id>`` goes to every connection signed in as ``<id>``, subscribed or
+    not; other channels to their subscribers.
+    """
     channels = event.channels
     if Fault.FIRST_CHANNEL_ONLY in faults:
         channels = channels[:1]
     exclude = None if Fault.IGNORE_SOCKET_ID_EXCLUSION in faults else event.socket_id
     reencode = Fault.EVENT_DATA_REENCODED in faults
+    routes: list[tuple[str, tuple[str, ...]]] = []
+    for channel in channels:
+        user_id = server_to_user_id(channel)
+        if user_id is None:
+            routes.extend(registry.route([channel], exclude=exclude))
+        elif Fault.SERVER_TO_USER_NOT_DELIVERED not in faults:
+            targets = tuple(s for s in registry.users.sockets_of(user_id) if s != exclude)
+            if targets:
+                routes.append((channel, targets))
     return [
         Delivery(
             frames.channel_event(event.name, channel, event.data, reencode_json_data=reencode),
             targets,
         )
-        for channel, targets in registry.route(channels, exclude=exclude)
+        for channel, targets in routes
     ]
 
 

@@ -7,7 +7,7 @@ Pusher protocol, "Double encoding": in client -> server ``pusher:subscribe`` and
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidChannelName, InvalidMessage
@@ -18,6 +18,7 @@ __all__ = [
     "ClientMessage",
     "Ping",
     "Pong",
+    "Signin",
     "Subscribe",
     "Unrecognised",
     "Unsubscribe",
@@ -37,7 +38,8 @@ class Pong:
 
 @dataclass(frozen=True)
 class Subscribe:
-    """``pusher:subscribe``; ``auth`` and ``channel_data`` matter from issue 3 on."""
+    """``pusher:subscribe``; ``auth`` for private, encrypted and presence channels,
+    ``channel_data`` (the exact string, part of the signature) for presence ones."""
 
     channel: str
     auth: str | None = None
@@ -50,8 +52,19 @@ class Unsubscribe:
 
 
 @dataclass(frozen=True)
+class Signin:
+    """``pusher:signin``: ``{"auth": "key:signature", "user_data": "<JSON string>"}``."""
+
+    auth: str | None
+    user_data: str | None
+
+
+@dataclass(frozen=True)
 class ClientEvent:
-    """A ``client-*`` event, relayed to other subscribers once client events land."""
+    """A ``client-*`` event, relayed to the channel's other subscribers.
+
+    ``data`` is the JSON value sent, ``None`` when there was none.
+    """
 
     event: str
     channel: str | None
@@ -60,12 +73,18 @@ class ClientEvent:
 
 @dataclass(frozen=True)
 class Unrecognised:
-    """Any other event; the connection decides how to refuse it."""
+    """Any other event; the connection decides how to refuse it.
+
+    ``channel`` and ``data`` are kept (outside equality) only for the
+    ``non_client_events_relayed`` fault.
+    """
 
     event: str
+    channel: str | None = field(default=None, compare=False)
+    data: Any = field(default=None, compare=False)
 
 
-ClientMessage = Ping | Pong | Subscribe | Unsubscribe | ClientEvent | Unrecognised
+ClientMessage = Ping | Pong | Subscribe | Unsubscribe | Signin | ClientEvent | Unrecognised
 
 
 def _refuse_constant(name: str) -> Any:
@@ -128,11 +147,15 @@ def parse_client_message(text: str) -> ClientMessage:
     if event == "pusher:unsubscribe":
         _, channel = _channel(message, event)
         return Unsubscribe(channel=channel)
-    if is_client_event(event):
-        target = message.get("channel")
-        return ClientEvent(
-            event=event,
-            channel=target if isinstance(target, str) else None,
-            data=message.get("data"),
+    if event == "pusher:signin":
+        fields = message.get("data")
+        if not isinstance(fields, dict):
+            raise InvalidMessage(f"{event} data must be a JSON object")
+        return Signin(
+            auth=_optional_str(fields, "auth"), user_data=_optional_str(fields, "user_data")
         )
-    return Unrecognised(event=event)
+    target = message.get("channel")
+    target_channel = target if isinstance(target, str) else None
+    if is_client_event(event):
+        return ClientEvent(event=event, channel=target_channel, data=message.get("data"))
+    return Unrecognised(event=event, channel=target_channel, data=message.get("data"))

@@ -13,12 +13,14 @@ __all__ = [
     "CHANNEL_NAME_MAX_LENGTH",
     "CLIENT_EVENT_PREFIX",
     "PUSHER_EVENT_PREFIX",
+    "SERVER_TO_USER_PREFIX",
     "ChannelType",
     "channel_type",
     "is_cache_channel",
     "is_client_event",
     "is_pusher_event",
     "is_valid_channel_name",
+    "server_to_user_id",
 ]
 
 CHANNEL_NAME_MAX_LENGTH = 164
@@ -27,6 +29,8 @@ CHANNEL_NAME_MAX_LENGTH = 164
 _CHANNEL_NAME = re.compile(r"[A-Za-z0-9_\-=@,.;]+")
 
 PUSHER_EVENT_PREFIX = "pusher:"
+#: Pusher docs, "Server to user messages": a signed-in user's own channel, ``#`` reserved.
+SERVER_TO_USER_PREFIX = "#server-to-user-"
 CLIENT_EVENT_PREFIX = "client-"
 
 
@@ -43,29 +47,51 @@ class ChannelType(enum.Enum):
     #: ``private-encrypted-``: end-to-end encrypted, needs auth like private.
     ENCRYPTED = "private-encrypted"
     PRESENCE = "presence"
+    #: ``#server-to-user-<id>``: reaches the connections signed in as ``<id>``.
+    SERVER_TO_USER = "server-to-user"
+
+    @property
+    def needs_auth(self) -> bool:
+        """Private, encrypted and presence channels are subscribed with a signed ``auth``."""
+        return self in (ChannelType.PRIVATE, ChannelType.ENCRYPTED, ChannelType.PRESENCE)
 
 
-# Longest prefix first: ``private-encrypted-`` is also a ``private-`` name.
+# Longest prefix first: ``private-encrypted-`` is also a ``private-`` name. The cache variants
+# (``private-cache-``, ...) share their base type; ``is_cache_channel`` tells them apart.
 _PREFIXES: tuple[tuple[str, ChannelType], ...] = (
     ("private-encrypted-", ChannelType.ENCRYPTED),
     ("private-", ChannelType.PRIVATE),
     ("presence-", ChannelType.PRESENCE),
+    (SERVER_TO_USER_PREFIX, ChannelType.SERVER_TO_USER),
 )
 
 
-def channel_type(name: str) -> ChannelType:
-    """Classify a channel by its (anchored) prefix; anything else is public."""
+def channel_type(name: str, *, unanchored_private: bool = False) -> ChannelType:
+    """Classify a channel by its (anchored) prefix; anything else is public.
+
+    ``unanchored_private`` is only for the ``unanchored_private_prefix`` fault: any name
+    containing ``private-`` counts as private.
+    """
     for prefix, kind in _PREFIXES:
         if name.startswith(prefix):
             return kind
+    if unanchored_private and "private-" in name:
+        return ChannelType.PRIVATE
     return ChannelType.PUBLIC
+
+
+def server_to_user_id(name: str) -> str | None:
+    """The user id of a ``#server-to-user-<id>`` channel, or ``None`` for any other name."""
+    if name.startswith(SERVER_TO_USER_PREFIX) and len(name) > len(SERVER_TO_USER_PREFIX):
+        return name[len(SERVER_TO_USER_PREFIX) :]
+    return None
 
 
 _CACHE_PREFIXES = ("cache-", "private-cache-", "private-encrypted-cache-", "presence-cache-")
 
 
 def is_cache_channel(name: str) -> bool:
-    """Tell whether a channel remembers its last event (behaviour arrives with issue 3)."""
+    """Tell whether a channel remembers its last HTTP-published event for new subscribers."""
     return name.startswith(_CACHE_PREFIXES)
 
 

@@ -19,7 +19,9 @@ __all__ = [
     "http_string_to_sign",
     "sign_channel",
     "sign_http_request",
+    "sign_user",
     "signatures_match",
+    "user_string_to_sign",
 ]
 
 
@@ -43,6 +45,16 @@ def channel_string_to_sign(socket_id: str, channel: str, channel_data: str | Non
 def sign_channel(secret: str, socket_id: str, channel: str, channel_data: str | None = None) -> str:
     """The hex signature part of a channel ``auth`` value (``key:signature``)."""
     return hmac_sha256_hex(secret, channel_string_to_sign(socket_id, channel, channel_data))
+
+
+def user_string_to_sign(socket_id: str, user_data: str) -> str:
+    """Pusher docs, "Auth signatures", user authentication: ``socket_id::user::user_data``."""
+    return f"{socket_id}::user::{user_data}"
+
+
+def sign_user(secret: str, socket_id: str, user_data: str) -> str:
+    """The hex signature part of a ``pusher:signin`` ``auth`` value (``key:signature``)."""
+    return hmac_sha256_hex(secret, user_string_to_sign(socket_id, user_data))
 
 
 def body_md5(body: bytes) -> str:

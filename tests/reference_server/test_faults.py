@@ -29,3 +29,13 @@ def test_parse_faults() -> None:
 def test_unknown_fault_names_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="unknown fault name"):
         parse_faults(text)
+
+
+def test_fixture_lists_every_fault() -> None:
+    """fixtures/faults.yaml names each fault once, with at least one requirement."""
+    import yaml
+
+    fixture = DOC.parents[1] / "fixtures" / "faults.yaml"
+    listed = yaml.safe_load(fixture.read_text(encoding="utf-8"))["faults"]
+    assert set(listed) == {fault.value for fault in Fault}
+    assert all(isinstance(reqs, list) and reqs for reqs in listed.values())

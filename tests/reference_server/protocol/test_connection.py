@@ -170,15 +170,13 @@ class TestMessages:
         assert close.code == 1003
         assert connection.state is State.CLOSED
 
-    @pytest.mark.parametrize(
-        "event", ["pusher:signin", "pusher:whatever", "pusher_internal:x", "my-event"]
-    )
+    @pytest.mark.parametrize("event", ["pusher:whatever", "pusher_internal:x", "my-event"])
     def test_unknown_events_get_a_null_code_error(self, event: str) -> None:
         connection = opened()
         connection.receive_text(json.dumps({"event": event, "data": {}}), 1.0)
         assert event in assert_error(sent(connection))
 
-    def test_client_events_are_refused_until_issue_3(self) -> None:
+    def test_client_events_are_refused_when_disabled(self) -> None:
         connection = opened()
         subscribe(connection, "private-a")
         connection.receive_text('{"event":"client-x","channel":"a","data":{}}', 1.0)
@@ -334,7 +332,7 @@ class TestSubscriptions:
     @pytest.mark.parametrize(
         "name", ["private-a", "presence-a", "private-encrypted-a", "private-cache-a"]
     )
-    def test_authenticated_channel_types_are_refused_until_issue_3(self, name: str) -> None:
+    def test_authenticated_channel_types_refuse_a_bad_auth(self, name: str) -> None:
         registry = ChannelRegistry()
         connection = opened(registry=registry)
         assert_error(subscribe(connection, name, auth="k:s"))

@@ -23,10 +23,16 @@ from reference_server.protocol.http_api import (
     HttpRequest,
     TriggerEvent,
     authenticate,
+    channel_info,
+    channel_users,
     deliveries,
+    store_in_cache,
     success_body,
+    terminate_targets,
+    validate_request,
     validate_trigger,
 )
+from reference_server.protocol.presence import Member
 from reference_server.protocol.signing import body_md5, sign_http_request
 
 APP = AppCredentials("3", "278d425bdf160c739803", "7ad3773142a6692b25b8")
@@ -346,3 +352,119 @@ class TestDeliveries:
 def test_success_body() -> None:
     assert success_body() == {}
     assert success_body(frozenset({Fault.SUCCESS_BODY_OK_TRUE})) == {"ok": True}
+
+
+def signed_get(path: str, **params: str) -> HttpRequest:
+    query = [
+        ("auth_key", APP.key),
+        ("auth_timestamp", str(NOW)),
+        ("auth_version", "1.0"),
+        *params.items(),
+    ]
+    query.append(("auth_signature", sign_http_request(APP.secret, "GET", path, query)))
+    return HttpRequest("GET", path, tuple(query), b"")
+
+
+class TestGetEndpoints:
+    def test_get_requests_sign_the_query_without_body_md5(self) -> None:
+        request = signed_get("/apps/3/channels/a", info="subscription_count")
+        validate_request("3", request, APP, NOW, LIMITS)
+        tampered = HttpRequest("GET", "/apps/3/channels/b", request.query, b"")
+        with pytest.raises(Unauthorized):
+            validate_request("3", tampered, APP, NOW, LIMITS)
+        with pytest.raises(NotFound):
+            validate_request("4", request, APP, NOW, LIMITS)
+
+    def test_channel_info(self) -> None:
+        registry = ChannelRegistry()
+        request = signed_get("/apps/3/channels/a")
+        assert channel_info("a", request, registry, 0.0) == {"occupied": False}
+        registry.subscribe("a", "1.1")
+        registry.subscribe("a", "1.2")
+        counted = signed_get("/apps/3/channels/a", info="subscription_count")
+        assert channel_info("a", counted, registry, 0.0) == {
+            "occupied": True,
+            "subscription_count": 2,
+        }
+        with pytest.raises(BadRequest):
+            channel_info("a", signed_get("/", info="user_count"), registry, 0.0)
+        with pytest.raises(BadRequest):
+            channel_info("bad name", request, registry, 0.0)
+
+    def test_channel_info_cache(self) -> None:
+        registry = ChannelRegistry()
+        asked = signed_get("/", info="cache")
+        assert channel_info("cache-a", asked, registry, 0.0) == {"occupied": False, "cache": None}
+        registry.cache.store("cache-a", "e", "payload", 100.0)
+        assert channel_info("cache-a", asked, registry, 160.5)["cache"] == {
+            "data": "payload",
+            "ttl": 1740,
+        }
+        assert channel_info("cache-a", asked, registry, 100.0 + 1800.0)["cache"] is None
+        with pytest.raises(BadRequest):
+            channel_info("private-a", asked, registry, 0.0)
+
+    def test_presence_channel_info_and_users(self) -> None:
+        registry = ChannelRegistry()
+        for socket_id, user in [("1.1", 10), ("1.2", 10), ("1.3", "b")]:
+            registry.subscribe("presence-a", socket_id)
+            registry.presence.join("presence-a", socket_id, Member(user))
+        request = signed_get("/", info="user_count")
+        assert channel_info("presence-a", request, registry, 0.0) == {
+            "occupied": True,
+            "user_count": 2,
+        }
+        with pytest.raises(BadRequest):
+            channel_info("presence-a", signed_get("/", info="subscription_count"), registry, 0.0)
+        assert channel_users("presence-a", registry) == {"users": [{"id": "10"}, {"id": "b"}]}
+        assert channel_users("presence-empty", registry) == {"users": []}
+        with pytest.raises(BadRequest):
+            channel_users("private-a", registry)
+
+    def test_terminate_targets(self) -> None:
+        registry = ChannelRegistry()
+        registry.users.sign_in("1.1", "u")
+        registry.users.sign_in("1.2", "u")
+        assert terminate_targets("u", registry) == ("1.1", "1.2")
+        assert terminate_targets("v", registry) == ()
+        assert terminate_targets("u", registry, frozenset({Fault.TERMINATE_IGNORED})) == ()
+
+
+class TestServerToUserAndCache:
+    def test_server_to_user_channels_are_accepted_and_go_to_signed_in_sockets(self) -> None:
+        event = validate(signed({"name": "e", "channel": "#server-to-user-u", "data": "d"}))
+        registry = ChannelRegistry()
+        registry.users.sign_in("1.1", "u")
+        registry.users.sign_in("1.2", "u")
+        registry.users.sign_in("1.3", "v")
+        registry.subscribe("#server-to-user-u", "1.3")  # Subscribing gives nothing.
+        [delivery] = deliveries(event, registry)
+        assert delivery.socket_ids == ("1.1", "1.2")
+        assert json.loads(delivery.text)["channel"] == "#server-to-user-u"
+        excluded = TriggerEvent("e", "d", ("#server-to-user-u",), socket_id="1.1")
+        assert deliveries(excluded, registry)[0].socket_ids == ("1.2",)
+        faults = frozenset({Fault.SERVER_TO_USER_NOT_DELIVERED})
+        assert deliveries(event, registry, faults) == []
+
+    def test_bare_server_to_user_prefix_is_refused(self) -> None:
+        assert (
+            refused(signed({"name": "e", "channel": "#server-to-user-", "data": "d"})).status == 400
+        )
+
+    def test_cache_channels_keep_the_last_event_occupied_or_not(self) -> None:
+        registry = ChannelRegistry()
+        store_in_cache(TriggerEvent("e1", "d1", ("cache-a", "b")), registry, 1.0)
+        store_in_cache(TriggerEvent("e2", "d2", ("cache-a",)), registry, 2.0)
+        cached = registry.cache.get("cache-a", 3.0)
+        assert cached is not None
+        assert (cached.name, cached.data) == ("e2", "d2")
+        assert registry.cache.get("b", 3.0) is None
+
+    def test_fault_cache_only_while_occupied(self) -> None:
+        registry = ChannelRegistry()
+        faults = frozenset({Fault.CACHE_ONLY_WHILE_OCCUPIED})
+        store_in_cache(TriggerEvent("e", "d", ("cache-a",)), registry, 1.0, faults)
+        assert registry.cache.get("cache-a", 1.0) is None
+        registry.subscribe("cache-a", "1.1")
+        store_in_cache(TriggerEvent("e", "d", ("cache-a",)), registry, 1.0, faults)
+        assert registry.cache.get("cache-a", 1.0) is not None

@@ -16,6 +16,7 @@ from reference_server.protocol.messages import (
     ClientMessage,
     Ping,
     Pong,
+    Signin,
     Subscribe,
     Unrecognised,
     Unsubscribe,
@@ -41,7 +42,12 @@ from reference_server.protocol.messages import (
             ClientEvent("client-x", "private-a", {"b": 1}),
         ),
         ('{"event":"client-x"}', ClientEvent("client-x", None, None)),
-        ('{"event":"pusher:signin","data":{}}', Unrecognised("pusher:signin")),
+        ('{"event":"pusher:signin","data":{}}', Signin(None, None)),
+        (
+            '{"event":"pusher:signin","data":{"auth":"k:s","user_data":"{}"}}',
+            Signin("k:s", "{}"),
+        ),
+        ('{"event":"pusher:whatever","data":{}}', Unrecognised("pusher:whatever")),
         ('{"event":"my-event"}', Unrecognised("my-event")),
     ],
 )

@@ -13,7 +13,9 @@ from reference_server.protocol.signing import (
     http_string_to_sign,
     sign_channel,
     sign_http_request,
+    sign_user,
     signatures_match,
+    user_string_to_sign,
 )
 
 
@@ -90,3 +92,19 @@ def test_body_md5_is_lowercase_hex(body: bytes) -> None:
     digest = body_md5(body)
     assert len(digest) == 32
     assert digest == digest.lower()
+
+
+def test_presence_auth_vectors(vectors: dict[str, Any]) -> None:
+    secret = vectors["app"]["secret"]
+    for case in vectors["presence_auth"]:
+        args = (case["socket_id"], case["channel"], case["channel_data"])
+        assert channel_string_to_sign(*args) == case["string_to_sign"], case["name"]
+        assert sign_channel(secret, *args) == case["signature"]
+
+
+def test_user_auth_vectors(vectors: dict[str, Any]) -> None:
+    secret = vectors["app"]["secret"]
+    for case in vectors["user_auth"]:
+        string = user_string_to_sign(case["socket_id"], case["user_data"])
+        assert string == case["string_to_sign"], case["name"]
+        assert sign_user(secret, case["socket_id"], case["user_data"]) == case["signature"]

@@ -1,0 +1,194 @@
+"""Presence channels: members keyed by ``user_id``, with the events their changes cause.
+
+Pusher protocol, "Presence channel events": ``member_added`` is sent "when a user's first
+connection joins", ``member_removed`` only after "the last connection of that user" leaves.
+So each channel maps a user to the set of its connections; the ``user_info`` kept is the one
+sent by the user's first connection. Everything here is pure data: ``join`` and ``leave`` say
+what changed and the connection turns that into frames.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import SubscriptionRefused
+
+__all__ = [
+    "MAX_CHANNEL_DATA_BYTES",
+    "MAX_MEMBERS",
+    "MAX_USER_ID_LENGTH",
+    "Joined",
+    "Left",
+    "Member",
+    "PresenceChannel",
+    "PresenceRegistry",
+    "parse_channel_data",
+]
+
+#: Pusher docs, "Presence channels", limits: 100 members, user_id <= 128 chars, 1 KB object.
+MAX_MEMBERS = 100
+MAX_USER_ID_LENGTH = 128
+MAX_CHANNEL_DATA_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class Member:
+    """A presence member as its ``channel_data`` declared it.
+
+    ``user_id`` is kept as given (a string, or an integer); ``key`` is its string form, used
+    for the roster and the users endpoint. ``user_info`` ``None`` means none was given.
+    """
+
+    user_id: str | int
+    user_info: Any = None
+
+    @property
+    def key(self) -> str:
+        return str(self.user_id)
+
+
+@dataclass(frozen=True)
+class Joined:
+    """A connection joined; ``first`` when it is its user's first (``member_added`` is due)."""
+
+    member: Member
+    first: bool
+
+
+@dataclass(frozen=True)
+class Left:
+    """A connection left; ``last`` when it was its user's last (``member_removed`` is due)."""
+
+    member: Member
+    last: bool
+
+
+def _is_user_id(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return len(str(value)) <= MAX_USER_ID_LENGTH
+    return isinstance(value, str) and 0 < len(value) <= MAX_USER_ID_LENGTH
+
+
+def parse_channel_data(channel_data: str | None, *, missing_user_id: str | None = None) -> Member:
+    """Validate a presence subscription's ``channel_data`` and build its member.
+
+    ``missing_user_id`` is only for the ``presence_user_id_optional`` fault: the id given to a
+    member whose ``channel_data`` has no ``user_id``.
+
+    Raises:
+        SubscriptionRefused: ``channel_data`` missing, too big, not a JSON object, or without a
+            valid ``user_id``.
+    """
+    if channel_data is None:
+        raise SubscriptionRefused("Presence subscriptions need channel_data")
+    if len(channel_data.encode()) > MAX_CHANNEL_DATA_BYTES:
+        raise SubscriptionRefused(f"channel_data is over {MAX_CHANNEL_DATA_BYTES} bytes")
+    try:
+        data = json.loads(channel_data)
+    except ValueError:
+        raise SubscriptionRefused("channel_data must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise SubscriptionRefused("channel_data must be a JSON object")
+    if "user_id" not in data and missing_user_id is not None:
+        return Member(missing_user_id, data.get("user_info"))
+    user_id = data.get("user_id")
+    if not _is_user_id(user_id):
+        raise SubscriptionRefused(
+            f"channel_data needs a user_id: a non-empty string of at most "
+            f"{MAX_USER_ID_LENGTH} characters"
+        )
+    assert isinstance(user_id, str | int)
+    return Member(user_id, data.get("user_info"))
+
+
+@dataclass
+class PresenceChannel:
+    """The members of one presence channel, in order of arrival."""
+
+    #: User key -> that user's connections (socket ids), in join order.
+    connections: dict[str, dict[str, None]] = field(default_factory=dict)
+    #: User key -> the member as its first connection declared it.
+    members: dict[str, Member] = field(default_factory=dict)
+    #: Socket id -> user key.
+    by_socket: dict[str, str] = field(default_factory=dict)
+
+    def join(self, socket_id: str, member: Member) -> Joined:
+        """Add a connection; joining twice with one socket id keeps the first membership."""
+        if socket_id in self.by_socket:
+            return Joined(self.members[self.by_socket[socket_id]], first=False)
+        key = member.key
+        first = key not in self.members
+        if first:
+            self.members[key] = member
+            self.connections[key] = {}
+        self.connections[key][socket_id] = None
+        self.by_socket[socket_id] = key
+        return Joined(self.members[key], first=first)
+
+    def leave(self, socket_id: str) -> Left | None:
+        """Remove a connection; ``None`` if it was not a member."""
+        key = self.by_socket.pop(socket_id, None)
+        if key is None:
+            return None
+        member = self.members[key]
+        sockets = self.connections[key]
+        del sockets[socket_id]
+        if sockets:
+            return Left(member, last=False)
+        del self.connections[key]
+        del self.members[key]
+        return Left(member, last=True)
+
+    def has_room_for(self, key: str, limit: int = MAX_MEMBERS) -> bool:
+        """A further connection of a member always fits; a new user only below ``limit``."""
+        return key in self.members or len(self.members) < limit
+
+    def member_of(self, socket_id: str) -> Member | None:
+        key = self.by_socket.get(socket_id)
+        return None if key is None else self.members[key]
+
+    def roster(self, *, exclude: str | None = None) -> dict[str, Any]:
+        """``{"ids": [...], "hash": {id: user_info}, "count": n}`` over distinct users.
+
+        ``exclude`` (a user key) is only for the ``presence_roster_excludes_self`` fault.
+        """
+        members = [m for key, m in self.members.items() if key != exclude]
+        return {
+            "ids": [m.key for m in members],
+            "hash": {m.key: m.user_info for m in members},
+            "count": len(members),
+        }
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+
+class PresenceRegistry:
+    """Every presence channel of the app; empty channels are dropped."""
+
+    def __init__(self) -> None:
+        self._channels: dict[str, PresenceChannel] = {}
+
+    def get(self, channel: str) -> PresenceChannel:
+        """The channel's members; an empty, unregistered one if nobody is there."""
+        return self._channels.get(channel) or PresenceChannel()
+
+    def join(self, channel: str, socket_id: str, member: Member) -> Joined:
+        return self._channels.setdefault(channel, PresenceChannel()).join(socket_id, member)
+
+    def leave(self, channel: str, socket_id: str) -> Left | None:
+        entry = self._channels.get(channel)
+        if entry is None:
+            return None
+        left = entry.leave(socket_id)
+        if not entry:
+            del self._channels[channel]
+        return left
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._channels))
