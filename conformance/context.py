@@ -22,7 +22,7 @@ from .signing import channel_auth, hmac_sha256_hex
 from .spec import Check
 from .target import Target
 from .transcript import Transcript
-from .wsclient import RawConnection
+from .wsclient import Frame, RawConnection
 
 __all__ = ["DEFAULT_QUERY", "CheckContext", "RunSettings", "unique_channel"]
 
@@ -288,7 +288,6 @@ class CheckContext:
 
         ``auth="signed"`` asks the suite to sign the subscription itself.
         """
-        conn = self.connection(name)
         data: dict[str, str] = {"channel": channel}
         if auth == "signed":
             data.update(self.sign_channel(name, channel, channel_data))
@@ -299,18 +298,25 @@ class CheckContext:
             if data_text is not None:
                 data["channel_data"] = data_text
         try:
-            await conn.send_json({"event": "pusher:subscribe", "data": data})
+            frame = await self.send_subscribe(name, data)
         except CheckFailed as exc:
             raise PreconditionFailed(str(exc)) from None
-        frame = await conn.wait_for(
+        if frame is None:
+            raise PreconditionFailed(f"{name} could not subscribe to {channel!r}")
+
+    async def send_subscribe(self, name: str, data: Mapping[str, Any]) -> Frame | None:
+        """Send ``pusher:subscribe`` with exactly this ``data`` and wait for the
+        ``subscription_succeeded`` of its channel; None if it does not come."""
+        conn = self.connection(name)
+        await conn.send_json({"event": "pusher:subscribe", "data": dict(data)})
+        channel = data.get("channel")
+        return await conn.wait_for(
             lambda f: (
                 f.event == "pusher_internal:subscription_succeeded"
                 and f.parsed.get("channel") == channel
             ),
             self.response_timeout,
         )
-        if frame is None:
-            raise PreconditionFailed(f"{name} could not subscribe to {channel!r}")
 
     async def signin(self, name: str, user_data: Any) -> None:
         """Sign in and wait for ``pusher:signin_success`` (a precondition)."""

@@ -33,7 +33,7 @@ from .protocol.connection import (
     SendText,
     State,
 )
-from .protocol.errors import HttpApiError
+from .protocol.errors import HttpApiError, PayloadTooLarge
 from .protocol.http_api import (
     ApiLimits,
     AppCredentials,
@@ -68,6 +68,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def log(level: int, event: str, **fields: Any) -> None:
     """Emit one structured log record; the CLI renders it as a JSON line."""
     logger.log(level, event, extra={"fields": fields})
+
+
+async def _read_body(request: web.Request) -> bytes:
+    """The raw body; one over what aiohttp will read is a 413 before any other check."""
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"Body is over {MAX_READ_BYTES} bytes") from None
 
 
 def _json_error(status: int, message: str, **kwargs: Any) -> web.Response:
@@ -256,11 +264,7 @@ class ReferenceServer:
 
     async def _terminate(self, request: web.Request) -> web.Response:
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return _json_error(413, f"Body is over {MAX_READ_BYTES} bytes")
-        try:
-            self._validate(request, self._http_request(request, body))
+            self._validate(request, self._http_request(request, await _read_body(request)))
         except HttpApiError as exc:
             return _json_error(exc.status, exc.message)
         user_id = request.match_info["user_id"]
@@ -275,14 +279,9 @@ class ReferenceServer:
 
     async def _trigger(self, request: web.Request) -> web.Response:
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return _json_error(413, f"Body is over {MAX_READ_BYTES} bytes")
-        http_request = self._http_request(request, body)
-        try:
             event = validate_trigger(
                 request.match_info["app_id"],
-                http_request,
+                self._http_request(request, await _read_body(request)),
                 self.credentials,
                 self._wall_clock(),
                 self.limits,

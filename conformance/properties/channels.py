@@ -26,15 +26,7 @@ def channel_name_roundtrip(ctx: CheckContext, params: Mapping[str, Any]) -> None
     def body(channel: str) -> None:
         async def go() -> None:
             conn = ctx.connection("c1")
-            await conn.send_json({"event": "pusher:subscribe", "data": {"channel": channel}})
-            ok = await conn.wait_for(
-                lambda f: (
-                    f.event == "pusher_internal:subscription_succeeded"
-                    and f.parsed.get("channel") == channel
-                ),
-                ctx.response_timeout,
-            )
-            if ok is None:
+            if await ctx.send_subscribe("c1", {"channel": channel}) is None:
                 raise CheckFailed(f"subscribing to the valid channel name {channel!r} failed")
             token = nonce()
             await ctx.trigger("conformance-event", token, channel=channel)

@@ -154,19 +154,11 @@ async def _join(
     if ctx.connection(name).closed is not None:
         await ctx.open(name)
     info = {"name": f"member {user_index}"}
-    conn = ctx.connection(name)
     data = {
         "channel": channel,
         **ctx.sign_channel(name, channel, {"user_id": user, "user_info": info}),
     }
-    await conn.send_json({"event": "pusher:subscribe", "data": data})
-    frame = await conn.wait_for(
-        lambda f: (
-            f.event == "pusher_internal:subscription_succeeded"
-            and f.parsed.get("channel") == channel
-        ),
-        ctx.response_timeout,
-    )
+    frame = await ctx.send_subscribe(name, data)
     if frame is None:
         raise PreconditionFailed(f"{name} could not join {channel} as {user}")
     first = model.join(user, name)
@@ -259,16 +251,8 @@ def presence_member_limit(ctx: CheckContext, params: Mapping[str, Any]) -> None:
     async def join(name: str, user: str) -> Frame | None:
         if name not in ctx.connections:
             await ctx.open(name)
-        conn = ctx.connection(name)
         data = {"channel": channel, **ctx.sign_channel(name, channel, {"user_id": user})}
-        await conn.send_json({"event": "pusher:subscribe", "data": data})
-        return await conn.wait_for(
-            lambda f: (
-                f.event == "pusher_internal:subscription_succeeded"
-                and f.parsed.get("channel") == channel
-            ),
-            ctx.response_timeout,
-        )
+        return await ctx.send_subscribe(name, data)
 
     async def go() -> None:
         for start in range(0, limit, 20):
