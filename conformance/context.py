@@ -12,7 +12,7 @@ import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlencode
 
 from . import __version__
@@ -24,9 +24,16 @@ from .target import Target
 from .transcript import Transcript
 from .wsclient import Frame, RawConnection
 
-__all__ = ["DEFAULT_QUERY", "CheckContext", "RunSettings", "unique_channel"]
+__all__ = ["DEFAULT_QUERY", "CheckContext", "RunSettings", "Runner", "unique_channel"]
 
 T = TypeVar("T")
+
+
+class Runner(Protocol):
+    """What runs a check's coroutines: ``LoopThread`` (or ``asyncio.Runner`` in tests)."""
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T: ...
+
 
 #: What pusher-js puts in the connection URL; servers must accept it.
 DEFAULT_QUERY = {
@@ -70,7 +77,7 @@ class CheckContext:
         target: Target,
         settings: RunSettings,
         check: Check,
-        runner: asyncio.Runner,
+        runner: Runner,
     ) -> None:
         self.target = target
         self.settings = settings

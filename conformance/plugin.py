@@ -35,6 +35,7 @@ from .errors import (
     TargetUnreachable,
     UsageError,
 )
+from .loop import LoopThread
 from .outcomes import CheckOutcome
 from .profiles import PROFILES, choose_seed
 from .properties import known_property_names, run_property
@@ -397,7 +398,7 @@ class CheckItem(pytest.Item):
             )
             pytest.skip(f"OPTIONAL_ABSENT: capability {capability!r} not declared by the target")
         outcome, message = CheckOutcome.PASSED, ""
-        with asyncio.Runner() as runner:
+        with LoopThread() as runner:
             ctx = CheckContext(state.target, state.settings, self.check, runner)
             try:
                 if self.check.kind == "exchange":
