@@ -247,7 +247,7 @@ def _configure(config: pytest.Config) -> None:
     levels = frozenset(option("conformance_level") or ("MUST", "SHOULD", "MAY"))
     if not any(selected(c, r, selection, levels) for r in specs.requirements for c in r.checks):
         raise UsageError(f"no check matches {', '.join(selection) or 'the selected levels'}")
-    config.stash[STATE] = RunState(
+    state = RunState(
         specs=specs,
         target=target,
         settings=settings,
@@ -257,6 +257,9 @@ def _configure(config: pytest.Config) -> None:
         started_at=started_at,
         bundled=bundled,
     )
+    config.stash[STATE] = state
+    if not _is_worker(config):
+        config.pluginmanager.register(ResultCollector(state), "conformance-results")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -471,37 +474,29 @@ def _check_id_from_nodeid(nodeid: str) -> str | None:
     return None
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    config_state = _STATE_HOLDER.get("state")
-    if config_state is None:
-        return
-    for name, value in report.user_properties:
-        if name == RESULT_PROPERTY:
-            result = CheckResult.from_json(str(value))
-            config_state.results[result.check_id] = result
-            return
-    if report.failed:
+class ResultCollector:
+    """Gathers each check's result from the test reports, on the process that writes the
+    report (the controller, with xdist: results travel in the reports' user properties)."""
+
+    def __init__(self, state: RunState) -> None:
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        results = self.state.results
+        for name, value in report.user_properties:
+            if name == RESULT_PROPERTY:
+                result = CheckResult.from_json(str(value))
+                results[result.check_id] = result
+                return
         check_id = _check_id_from_nodeid(report.nodeid)
-        if check_id and check_id not in config_state.results:
-            requirement_id = check_id.split("/")[0]
-            config_state.results[check_id] = CheckResult(
+        if report.failed and check_id and check_id not in results:
+            results[check_id] = CheckResult(
                 check_id,
-                requirement_id,
+                check_id.split("/")[0],
                 CheckOutcome.ERROR,
                 f"the check crashed outside the harness ({report.when}): "
                 f"{str(report.longrepr)[-500:]}",
             )
-
-
-#: ``pytest_runtest_logreport`` gets no config; the controller's state is parked here.
-_STATE_HOLDER: dict[str, RunState] = {}
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    state = session.config.stash.get(STATE, None)
-    if state is not None and not _is_worker(session.config):
-        _STATE_HOLDER["state"] = state
 
 
 def _build(state: RunState) -> RunReport:
@@ -527,7 +522,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR):
         return
-    _STATE_HOLDER.pop("state", None)
     state.report = _build(state)
     try:
         state.report.write(state.settings.report_dir)
