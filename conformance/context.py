@@ -241,8 +241,7 @@ class CheckContext:
         )
         if frame is None:
             raise PreconditionFailed(f"{name} received no pusher:connection_established")
-        data = frame.parsed.get("data")
-        info = _decode_data(data)
+        info = frame.data()
         socket_id = info.get("socket_id") if isinstance(info, Mapping) else None
         if not isinstance(socket_id, str):
             raise PreconditionFailed(f"{name}: connection_established carries no socket_id")
@@ -409,12 +408,3 @@ class CheckContext:
             task.cancel()
         if not ok and not conn.has_closed():
             raise PreconditionFailed(f"barrier: {name} answered neither pusher:ping nor a WS ping")
-
-
-def _decode_data(data: Any) -> Any:
-    if isinstance(data, str):
-        try:
-            return json.loads(data)
-        except ValueError:
-            return None
-    return data

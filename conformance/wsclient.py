@@ -49,6 +49,23 @@ class Frame:
             return event
         return None
 
+    def data(self) -> Any:
+        """The frame's ``data``, decoded when it is a JSON string (double encoding); None when
+        it is a string that is not JSON."""
+        value = self.parsed.get("data") if isinstance(self.parsed, dict) else None
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                return None
+        return value
+
+    def data_field(self, name: str) -> Any:
+        """One member of the (decoded) ``data`` object; None when it is absent or ``data`` is
+        not an object."""
+        data = self.data()
+        return data.get(name) if isinstance(data, dict) else None
+
     def describe(self) -> str:
         if self.binary:
             return f"binary frame ({len(self.raw)} bytes)"

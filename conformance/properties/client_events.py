@@ -203,7 +203,7 @@ def client_event_rate_limit(ctx: CheckContext, params: Mapping[str, Any]) -> Non
         ]  # fmt: skip
         rejected = [
             f for f in sender.unconsumed()
-            if f.event == "pusher:error" and _error_code(f.parsed.get("data")) == 4301
+            if f.event == "pusher:error" and f.data_field("code") == 4301
         ]  # fmt: skip
         if len(delivered) > limit:
             raise CheckFailed(
@@ -217,12 +217,3 @@ def client_event_rate_limit(ctx: CheckContext, params: Mapping[str, Any]) -> Non
             )
 
     ctx.run(go())
-
-
-def _error_code(data: Any) -> Any:
-    if isinstance(data, str):
-        try:
-            data = json.loads(data)
-        except ValueError:
-            return None
-    return data.get("code") if isinstance(data, dict) else None

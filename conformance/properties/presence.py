@@ -8,7 +8,6 @@ late on a distributed server) and unexpected ones are looked for after a barrier
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,16 +45,6 @@ class PresenceModel:
         """Remove a connection; True when it was the user's last (a member_removed is due)."""
         self.members[user].discard(conn)
         return not self.members[user]
-
-
-def _decoded(frame: Frame) -> Any:
-    data = frame.parsed.get("data")
-    if isinstance(data, str):
-        try:
-            return json.loads(data)
-        except ValueError:
-            return None
-    return data
 
 
 @prop("presence_model", "users", "connections_per_user", "steps", "assert", "examples")
@@ -131,7 +120,7 @@ async def _expect_member_event(
             )
             if frame is None:
                 raise CheckFailed(f"{name} never received {event} for {user}")
-            got = (_decoded(frame) or {}).get("user_id")
+            got = frame.data_field("user_id")
             if got != user:
                 raise CheckFailed(f"{name} received {event} for {got!r}, expected {user!r}")
         await ctx.ping_barrier(name)
@@ -173,7 +162,7 @@ async def _join(
 def _check_roster(
     name: str, frame: Frame, model: PresenceModel, user: str, info: Mapping[str, Any]
 ) -> None:
-    presence = (_decoded(frame) or {}).get("presence")
+    presence = frame.data_field("presence")
     if not isinstance(presence, dict):
         raise CheckFailed(
             f"{name}: subscription_succeeded carries no presence roster: {frame.describe()}"

@@ -144,3 +144,16 @@ async def test_a_barrier_on_a_connection_the_server_closed_returns() -> None:
     await ctx.ping_barrier("c1")
     await ctx.barrier("c1", "some-channel")
     await urls.aclose()
+
+
+def test_frame_data_decodes_double_encoding() -> None:
+    from conformance.wsclient import Frame
+
+    def frame(data: object) -> Frame:
+        return Frame(0, 0.0, False, "", {"event": "e", "data": data})
+
+    assert frame('{"code":4301}').data_field("code") == 4301
+    assert frame({"code": 4301}).data_field("code") == 4301
+    assert frame("[1]").data_field("code") is None
+    assert frame("not json").data() is None
+    assert frame(None).data_field("code") is None
