@@ -8,11 +8,11 @@ Signatures are compared in constant time.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from ..faults import Fault, FaultSet
 from .errors import SigninRefused, SubscriptionRefused
+from .messages import json_object
 from .signing import (
     channel_string_to_sign,
     hmac_sha256_hex,
@@ -98,17 +98,11 @@ def check_signin(
     if Fault.SIGNIN_SIGNATURE_UNCHECKED not in faults:
         if not auth:
             raise SigninRefused("pusher:signin needs auth")
-        expected = f"{app_key}:{hmac_sha256_hex(secret, user_string_to_sign(socket_id, user_data))}"
-        if not signatures_match(expected, auth):
-            raise SigninRefused(
-                "Invalid signature: Expected HMAC SHA256 hex digest of "
-                f"{user_string_to_sign(socket_id, user_data)}"
-            )
-    try:
-        user = json.loads(user_data)
-    except ValueError:
-        raise SigninRefused("user_data must be a JSON object") from None
-    if not isinstance(user, dict):
+        signed = user_string_to_sign(socket_id, user_data)
+        if not signatures_match(f"{app_key}:{hmac_sha256_hex(secret, signed)}", auth):
+            raise SigninRefused(f"Invalid signature: Expected HMAC SHA256 hex digest of {signed}")
+    user = json_object(user_data)
+    if user is None:
         raise SigninRefused("user_data must be a JSON object")
     user_id = user.get("id")
     if not isinstance(user_id, str) or not user_id:

@@ -22,6 +22,7 @@ __all__ = [
     "Subscribe",
     "Unrecognised",
     "Unsubscribe",
+    "json_object",
     "parse_client_message",
 ]
 
@@ -90,6 +91,16 @@ ClientMessage = Ping | Pong | Subscribe | Unsubscribe | Signin | ClientEvent | U
 def _refuse_constant(name: str) -> Any:
     # Python's json accepts NaN and Infinity; RFC 8259 does not.
     raise ValueError(f"invalid JSON constant {name}")
+
+
+def json_object(text: str) -> dict[str, Any] | None:
+    """``text`` decoded when it is a JSON object (as ``channel_data`` and ``user_data`` must
+    be); None otherwise."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _load_object(text: str) -> dict[str, Any]:

@@ -9,12 +9,12 @@ what changed and the connection turns that into frames.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import SubscriptionRefused
+from .messages import json_object
 
 __all__ = [
     "MAX_CHANNEL_DATA_BYTES",
@@ -88,11 +88,8 @@ def parse_channel_data(channel_data: str | None, *, missing_user_id: str | None 
         raise SubscriptionRefused("Presence subscriptions need channel_data")
     if len(channel_data.encode()) > MAX_CHANNEL_DATA_BYTES:
         raise SubscriptionRefused(f"channel_data is over {MAX_CHANNEL_DATA_BYTES} bytes")
-    try:
-        data = json.loads(channel_data)
-    except ValueError:
-        raise SubscriptionRefused("channel_data must be a JSON object") from None
-    if not isinstance(data, dict):
+    data = json_object(channel_data)
+    if data is None:
         raise SubscriptionRefused("channel_data must be a JSON object")
     if "user_id" not in data and missing_user_id is not None:
         return Member(missing_user_id, data.get("user_info"))
