@@ -23,7 +23,13 @@ from .plugin import selected
 from .profiles import PROFILES
 from .properties import known_property_names
 from .spec import SpecSet, default_specs_dir, load_specs
-from .target import KNOWN_CAPABILITIES, check_reachable, load_target_file, target_from_mapping
+from .target import (
+    KNOWN_CAPABILITIES,
+    check_reachable,
+    load_target_file,
+    target_from_mapping,
+    webhook_listen_url,
+)
 
 __all__ = ["main"]
 
@@ -38,6 +44,16 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
     return value
@@ -63,9 +79,19 @@ def _parser() -> _Parser:
     target.add_argument("--activity-timeout", type=_positive_float, metavar="SECONDS")
     target.add_argument("--pong-timeout", type=_positive_float, metavar="SECONDS")
     target.add_argument("--max-event-bytes", type=int, metavar="BYTES")
+    target.add_argument(
+        "--webhook-listen", metavar="URL",
+        help="loopback URL the target posts webhooks to; the suite listens there",
+    )  # fmt: skip
     run.add_argument("--report-dir", default="conformance-report", metavar="DIR")
     run.add_argument("--profile", default="ci", choices=sorted(PROFILES))
     run.add_argument("--seed", type=int)
+    run.add_argument(
+        "--max-examples",
+        type=_positive_int,
+        metavar="N",
+        help="hypothesis examples per property check (overrides the profile and the specs)",
+    )
     run.add_argument("--timeout-multiplier", type=_positive_float, default=1.0, metavar="X")
     run.add_argument(
         "--check",
@@ -120,6 +146,8 @@ def _replay_prefix(args: argparse.Namespace) -> str:
         ]
     for capability in args.capability:
         parts += ["--capability", capability]
+    if args.webhook_listen:
+        parts += ["--webhook-listen", args.webhook_listen]
     if args.specs:
         parts += ["--specs", args.specs]
     return " ".join(shlex.quote(p) if not p.startswith("$") else p for p in parts)
@@ -150,7 +178,13 @@ def _run(args: argparse.Namespace) -> int:
         selected(c, r, tuple(args.check), levels) for r in specs.requirements for c in r.checks
     ):
         raise UsageError(f"no check matches {', '.join(args.check) or 'the selected levels'}")
+    if args.webhook_listen:
+        webhook_listen_url({"listen": args.webhook_listen}, ())  # one clear line if it is bad
     if target is not None:
+        listen = args.webhook_listen or target.webhook_listen
+        webhook_listen_url(
+            {"listen": listen} if listen else None, target.capabilities | set(args.capability)
+        )
         check_reachable(target)
 
     specs_dir = Path(args.specs).resolve() if args.specs else default_specs_dir()
@@ -174,6 +208,8 @@ def _run(args: argparse.Namespace) -> int:
     pytest_args.append("-v" if args.verbose else "-q")
     if args.seed is not None:
         pytest_args += ["--conformance-seed", str(args.seed)]
+    if args.max_examples is not None:
+        pytest_args += ["--conformance-max-examples", str(args.max_examples)]
     if args.target:
         pytest_args += ["--conformance-target", args.target]
     for name, value in flags.items():
@@ -185,6 +221,8 @@ def _run(args: argparse.Namespace) -> int:
             pytest_args += [f"--conformance-{name.replace('_', '-')}", str(value)]
     for capability in args.capability:
         pytest_args += ["--conformance-capability", capability]
+    if args.webhook_listen:
+        pytest_args += ["--conformance-webhook-listen", args.webhook_listen]
     for pattern in args.check:
         pytest_args += ["--conformance-check", pattern]
     for level in args.level:

@@ -22,6 +22,7 @@ from .signing import channel_auth, hmac_sha256_hex
 from .spec import Check
 from .target import Target
 from .transcript import Transcript
+from .webhooks import WebhookClient
 from .wsclient import Frame, RawConnection
 
 __all__ = ["DEFAULT_QUERY", "CheckContext", "RunSettings", "Runner", "unique_channel"]
@@ -58,6 +59,10 @@ class RunSettings:
     response_timeout: float = 5.0
     report_dir: Path = Path("conformance-report")
     replay_prefix: str = "conformance run"
+    #: ``--max-examples``: examples per property check, over the profile's and the spec's.
+    max_examples: int | None = None
+    #: The webhook receiver's private URL (it runs in the controller), when webhooks are on.
+    webhook_control: str | None = None
 
 
 def unique_channel(prefix: str) -> str:
@@ -94,6 +99,11 @@ class CheckContext:
         }
         self.api = ApiClient(target, self.transcript, self.response_timeout)
         self.advertised_activity_timeout: float | None = None
+        #: Counters a check reports in ``results.json`` (e.g. malformed inputs sent).
+        self.stats: dict[str, int] = {}
+        #: Webhooks that arrived since this check began (earlier ones belong to others).
+        self._started_wall = time.time()
+        self._webhooks: WebhookClient | None = None
 
     # -- running -----------------------------------------------------------------------------
 
@@ -105,6 +115,25 @@ class CheckContext:
         for conn in self.connections.values():
             await conn.close()
         await self.api.aclose()
+        if self._webhooks is not None:
+            await self._webhooks.aclose()
+
+    def webhooks(self) -> WebhookClient:
+        """This check's view of the webhook receiver."""
+        if self._webhooks is None:
+            if self.settings.webhook_control is None:
+                raise PreconditionFailed(
+                    "no webhook receiver: the target declares no webhooks capability"
+                )
+            # One second of slack: the receiver's clock is this machine's, but ``since`` is
+            # compared with arrival times taken on another thread or process.
+            self._webhooks = WebhookClient(
+                self.settings.webhook_control,
+                self.transcript,
+                self.response_timeout,
+                since=self._started_wall - 1.0,
+            )
+        return self._webhooks
 
     # -- time --------------------------------------------------------------------------------
 
@@ -146,7 +175,10 @@ class CheckContext:
 
     def _generate(self, generator: Mapping[str, Any]) -> Any:
         if "channel" in generator:
-            return unique_channel(self.render(generator["channel"]))
+            prefix = self.render(generator["channel"])
+            if "count" in generator:
+                return [unique_channel(prefix) for _ in range(int(generator["count"]))]
+            return unique_channel(prefix)
         if "nonce" in generator:
             return nonce()
         if "repeat" in generator:
@@ -169,10 +201,18 @@ class CheckContext:
             raise UsageError(f"undefined variable ${{{dotted}}} in {self.check.full_id}")
         value = self.variables[head]
         for part in rest:
+            if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                value = value[int(part)]
+                continue
             if not isinstance(value, Mapping) or part not in value:
                 raise UsageError(f"undefined variable ${{{dotted}}} in {self.check.full_id}")
             value = value[part]
         return value
+
+    def _render_key(self, key: Any) -> Any:
+        if not isinstance(key, str):
+            return key
+        return _TEMPLATE.sub(lambda m: str(self.lookup(m.group(1))), key)
 
     def render(self, value: Any) -> Any:
         """Substitute ``${...}`` in every string of a (nested) value."""
@@ -182,7 +222,8 @@ class CheckContext:
                 return self.lookup(whole.group(1))
             return _TEMPLATE.sub(lambda m: str(self.lookup(m.group(1))), value)
         if isinstance(value, Mapping):
-            return {k: self.render(v) for k, v in value.items()}
+            # Keys are templated too (a pattern may name a generated channel), always as text.
+            return {self._render_key(k): self.render(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return [self.render(v) for v in value]
         return value
@@ -218,6 +259,7 @@ class CheckContext:
         path: str | None = None,
         query: Mapping[str, str] | str | None = None,
         auto_pong: bool = True,
+        local_address: str | None = None,
     ) -> RawConnection:
         if name in self.connections:
             await self.connections[name].close()
@@ -227,6 +269,7 @@ class CheckContext:
             self.transcript,
             auto_pong=auto_pong,
             timeout=self.response_timeout,
+            local_address=local_address,
         )
         self.connections[name] = conn
         return conn

@@ -39,7 +39,7 @@ from .loop import LoopThread
 from .outcomes import CheckOutcome
 from .profiles import PROFILES, choose_seed
 from .properties import known_property_names, run_property
-from .refserver import BundledServer, start_bundled
+from .refserver import BUNDLED_WEBHOOK_LISTEN, BundledServer, start_bundled
 from .results import CheckResult, RunReport, build_report
 from .spec import Check, Requirement, SpecSet, load_specs
 from .steps import run_exchange
@@ -49,7 +49,9 @@ from .target import (
     check_reachable,
     load_target_file,
     target_from_mapping,
+    webhook_listen_url,
 )
+from .webhooks import WebhookReceiver
 
 RESULT_PROPERTY = "conformance_result"
 
@@ -92,9 +94,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--conformance-activity-timeout", type=float, metavar="SECONDS")
     add("--conformance-pong-timeout", type=float, metavar="SECONDS")
     add("--conformance-max-event-bytes", type=int, metavar="BYTES")
+    add(
+        "--conformance-webhook-listen",
+        metavar="URL",
+        help="where the target posts webhooks (loopback http URL); the suite listens there",
+    )
     add("--conformance-report-dir", default="conformance-report", metavar="DIR")
     add("--conformance-profile", default="ci", choices=sorted(PROFILES))
     add("--conformance-seed", type=int, metavar="N")
+    add("--conformance-max-examples", type=int, metavar="N", help="examples per property check")
     add("--conformance-timeout-multiplier", type=float, default=1.0, metavar="X")
     add(
         "--conformance-check",
@@ -155,7 +163,20 @@ def _target_from_options(config: pytest.Config) -> Target | None:
         if unknown:
             raise UsageError(f"unknown capability: {', '.join(sorted(unknown))}")
         target = _with(target, capabilities=target.capabilities | frozenset(extra))
+    listen = option("conformance_webhook_listen")
+    if listen:
+        target = _with(target, webhook_listen=webhook_listen_url({"listen": listen}, ()))
+    if "webhooks" in target.capabilities:
+        webhook_listen_url(
+            {"listen": target.webhook_listen} if target.webhook_listen else None,
+            target.capabilities,
+        )
     return target
+
+
+def _start_receiver(listen_url: str) -> WebhookReceiver:
+    """Webhooks: the receiver runs here, in the controller; workers read it over HTTP."""
+    return WebhookReceiver(listen_url).start()
 
 
 def _with(target: Target, **changes: Any) -> Target:
@@ -185,6 +206,11 @@ def _target_from_wire(text: str) -> Target:
             "capabilities": data["capabilities"],
             "timings": {k: v for k, v in data["timings"].items() if v is not None},
             "limits": {"max_event_bytes": data["max_event_bytes"]},
+            **(
+                {"webhooks": {"listen": data["webhook_listen"]}}
+                if data.get("webhook_listen")
+                else {}
+            ),
         },
         bundled=bundled,
     )
@@ -214,17 +240,25 @@ def _configure(config: pytest.Config) -> None:
     report_dir = Path(option("conformance_report_dir")).resolve()
     profile = option("conformance_profile")
     bundled = None
+    webhook_control: str | None = None
     if _is_worker(config):
         workerinput: dict[str, Any] = config.workerinput  # type: ignore[attr-defined]
         target = _target_from_wire(workerinput["conformance_target"])
         seed = int(workerinput["conformance_seed"])
         started_at = str(workerinput["conformance_started_at"])
+        webhook_control = workerinput.get("conformance_webhook_control")
     else:
         seed = choose_seed(profile, option("conformance_seed"))
         started_at = datetime.now(UTC).isoformat(timespec="seconds")
         user_target = _target_from_options(config)
         if user_target is None:
-            bundled = start_bundled(report_dir / "reference-server.log")
+            # Receiver first (port 0: a free one), then the server that posts to it.
+            receiver = _start_receiver(BUNDLED_WEBHOOK_LISTEN)
+            config.add_cleanup(receiver.stop)
+            webhook_control = receiver.control_url
+            bundled = start_bundled(
+                report_dir / "reference-server.log", webhook_url=receiver.listen_url
+            )
             config.add_cleanup(bundled.stop)
             target = bundled.target
             extra = option("conformance_capability")
@@ -233,6 +267,10 @@ def _configure(config: pytest.Config) -> None:
         else:
             check_reachable(user_target)
             target = user_target
+            if "webhooks" in target.capabilities and target.webhook_listen:
+                receiver = _start_receiver(target.webhook_listen)
+                config.add_cleanup(receiver.stop)
+                webhook_control = receiver.control_url
     replay_prefix = option("conformance_replay_prefix") or "conformance run"
     settings = RunSettings(
         profile=profile,
@@ -240,9 +278,13 @@ def _configure(config: pytest.Config) -> None:
         timeout_multiplier=option("conformance_timeout_multiplier"),
         report_dir=report_dir,
         replay_prefix=replay_prefix,
+        webhook_control=webhook_control,
+        max_examples=option("conformance_max_examples"),
     )
     if settings.timeout_multiplier <= 0:
         raise UsageError("--timeout-multiplier must be positive")
+    if settings.max_examples is not None and settings.max_examples <= 0:
+        raise UsageError("--max-examples must be a positive whole number")
     selection = tuple(option("conformance_check"))
     levels = frozenset(option("conformance_level") or ("MUST", "SHOULD", "MAY"))
     if not any(selected(c, r, selection, levels) for r in specs.requirements for c in r.checks):
@@ -271,6 +313,7 @@ def pytest_configure_node(node: Any) -> None:
     node.workerinput["conformance_target"] = _target_to_wire(state.target)
     node.workerinput["conformance_seed"] = state.settings.seed
     node.workerinput["conformance_started_at"] = state.started_at
+    node.workerinput["conformance_webhook_control"] = state.settings.webhook_control
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -385,6 +428,8 @@ class CheckItem(pytest.Item):
             "--seed", str(state.settings.seed),
             "--check", shlex.quote(self.check.full_id),
         ]  # fmt: skip
+        if state.settings.max_examples is not None:
+            parts[-2:-2] = ["--max-examples", str(state.settings.max_examples)]
         return " ".join(parts)
 
     def runtest(self) -> None:
@@ -453,6 +498,7 @@ class CheckItem(pytest.Item):
             duration_s=time.monotonic() - started,
             transcript=transcript_rel,
             replay=self._replay(state) if outcome is not CheckOutcome.PASSED else None,
+            stats=dict(ctx.stats) if ctx is not None else {},
         )
         self.user_properties.append((RESULT_PROPERTY, result.to_json()))
 
@@ -503,6 +549,7 @@ def _build(state: RunState) -> RunReport:
     run = {
         "profile": state.settings.profile,
         "seed": state.settings.seed,
+        "max_examples": state.settings.max_examples,
         "timeout_multiplier": state.settings.timeout_multiplier,
         "started_at": state.started_at,
         "selection": list(state.selection),

@@ -21,7 +21,13 @@ from typing import IO
 from .errors import HarnessError
 from .target import Target, Timings
 
-__all__ = ["BUNDLED_ACTIVITY_TIMEOUT", "BUNDLED_PONG_TIMEOUT", "BundledServer", "start_bundled"]
+__all__ = [
+    "BUNDLED_ACTIVITY_TIMEOUT",
+    "BUNDLED_PONG_TIMEOUT",
+    "BUNDLED_WEBHOOK_LISTEN",
+    "BundledServer",
+    "start_bundled",
+]
 
 #: Short heartbeat timings keep the heartbeat checks fast against the bundled server.
 BUNDLED_ACTIVITY_TIMEOUT = 3
@@ -31,6 +37,15 @@ BUNDLED_PONG_TIMEOUT = 2
 BUNDLED_CAPABILITIES = frozenset(
     {"client_events", "user_authentication", "cache_channels", "encrypted_channels"}
 )
+
+#: Where the suite's receiver listens for the bundled server's webhooks (port 0: a free one,
+#: bound before the server starts).
+BUNDLED_WEBHOOK_LISTEN = "http://127.0.0.1:0/pusher/webhooks"
+
+#: The bundled server holds back channel_vacated and member_removed for 1.5 s rather than its
+#: default 3 s, like the short heartbeat timings: the webhook checks wait on the event, so a
+#: shorter hold only makes them quicker, and 1.5 s still leaves room for a "quick return".
+BUNDLED_WEBHOOK_DELAY = 1.5
 
 
 @dataclass
@@ -63,7 +78,10 @@ def _read_line(stream: IO[str], timeout: float) -> str | None:
         selector.close()
 
 
-def start_bundled(log_path: Path, *, startup_timeout: float = 20.0) -> BundledServer:
+def start_bundled(
+    log_path: Path, *, startup_timeout: float = 20.0, webhook_url: str | None = None
+) -> BundledServer:
+    """Start the server; with ``webhook_url`` it posts webhooks there and declares them."""
     app_id = str(secrets.randbelow(900000) + 100000)
     key = secrets.token_hex(10)
     secret = secrets.token_hex(16)
@@ -75,6 +93,8 @@ def start_bundled(log_path: Path, *, startup_timeout: float = 20.0) -> BundledSe
         "--pong-timeout", str(BUNDLED_PONG_TIMEOUT),
         "--client-events",
     ]  # fmt: skip
+    if webhook_url is not None:
+        command += ["--webhook-url", webhook_url, "--webhook-delay", str(BUNDLED_WEBHOOK_DELAY)]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w", encoding="utf-8") as log:
         try:
@@ -110,8 +130,9 @@ def start_bundled(log_path: Path, *, startup_timeout: float = 20.0) -> BundledSe
         app_id=app_id,
         key=key,
         secret=secret,
-        capabilities=BUNDLED_CAPABILITIES,
+        capabilities=BUNDLED_CAPABILITIES | ({"webhooks"} if webhook_url else set()),
         timings=Timings(float(BUNDLED_ACTIVITY_TIMEOUT), float(BUNDLED_PONG_TIMEOUT)),
         bundled=True,
+        webhook_listen=webhook_url,
     )
     return BundledServer(process, target, log_path, os.environ.get("PUSHER_REF_FAULTS", ""))

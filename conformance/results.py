@@ -31,6 +31,8 @@ class CheckResult:
     duration_s: float = 0.0
     transcript: str | None = None
     replay: str | None = None
+    #: Counters the check reported, e.g. ``{"malformed_inputs": 2500}``.
+    stats: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -96,6 +98,7 @@ class RunReport:
                             "duration_s": round(c.duration_s, 3),
                             "transcript": c.transcript,
                             "replay": c.replay,
+                            **({"stats": dict(c.stats)} if c.stats else {}),
                         }
                         for c in v.checks
                     ],
@@ -225,6 +228,14 @@ class RunReport:
                     if check.replay:
                         lines.append(f"      replay: {check.replay}")
         verdict_counts = ", ".join(f"{k} {v}" for k, v in sorted(self.totals.items()))
+        stats: Counter[str] = Counter()
+        for verdict in self.verdicts:
+            for check in verdict.checks:
+                stats.update(check.stats)
+        if stats:
+            lines.append("")
+            counted = (f"{k.replace('_', ' ')} {v}" for k, v in sorted(stats.items()))
+            lines.append("counted: " + ", ".join(counted))
         lines.append("")
         lines.append(
             f"{len([v for v in self.verdicts if v.outcome is not Outcome.NOT_RUN])} requirements "

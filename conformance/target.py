@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from .errors import TargetUnreachable, UsageError
+from .webhooks import parse_listen_url
 
 __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
@@ -51,6 +52,7 @@ _TARGET_KEYS = {
     "capabilities",
     "timings",
     "limits",
+    "webhooks",
 }
 
 
@@ -75,6 +77,8 @@ class Target:
     timings: Timings = field(default_factory=Timings)
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     bundled: bool = False
+    #: Where the suite listens for the target's webhooks (loopback ``http://`` URL), if any.
+    webhook_listen: str | None = None
 
     def public(self) -> dict[str, Any]:
         """What a report may show: everything but the secret."""
@@ -88,6 +92,7 @@ class Target:
             "timings": dataclasses.asdict(self.timings),
             "max_event_bytes": self.max_event_bytes,
             "bundled": self.bundled,
+            "webhook_listen": self.webhook_listen,
         }
 
 
@@ -150,6 +155,8 @@ def target_from_mapping(data: Mapping[str, Any], *, bundled: bool = False) -> Ta
     limits = data.get("limits") or {}
     if not isinstance(limits, Mapping) or set(limits) - {"max_event_bytes"}:
         raise UsageError(f"limits must be a mapping with max_event_bytes, got {limits!r}")
+    # The capability without a URL is refused once --webhook-listen had its say (plugin.py).
+    webhook_listen = webhook_listen_url(data.get("webhooks"), ())
     max_event_bytes = limits.get("max_event_bytes", DEFAULT_MAX_EVENT_BYTES)
     if isinstance(max_event_bytes, bool) or not isinstance(max_event_bytes, int):
         raise UsageError(f"limits.max_event_bytes must be an integer, got {max_event_bytes!r}")
@@ -167,7 +174,27 @@ def target_from_mapping(data: Mapping[str, Any], *, bundled: bool = False) -> Ta
         ),
         max_event_bytes=max_event_bytes,
         bundled=bundled,
+        webhook_listen=webhook_listen,
     )
+
+
+def webhook_listen_url(webhooks: object, capabilities: Iterable[str]) -> str | None:
+    """The ``webhooks: {listen: URL}`` entry, checked: a loopback ``http://`` URL with a port,
+    required when the ``webhooks`` capability is declared."""
+    if webhooks is None:
+        if "webhooks" in capabilities:
+            raise UsageError(
+                "capability 'webhooks' needs webhooks: {listen: http://127.0.0.1:PORT/path} "
+                "(or --webhook-listen URL): where the server was configured to post"
+            )
+        return None
+    if not isinstance(webhooks, Mapping) or set(webhooks) != {"listen"}:
+        raise UsageError(f"webhooks must be a mapping with listen: URL, got {webhooks!r}")
+    listen = webhooks["listen"]
+    if not isinstance(listen, str):
+        raise UsageError(f"webhooks.listen must be a URL, got {listen!r}")
+    parse_listen_url(listen)
+    return listen
 
 
 def load_target_file(path: str | Path) -> Target:

@@ -111,22 +111,24 @@ class RawConnection:
         *,
         auto_pong: bool,
         timeout: float,
+        local_address: str | None = None,
     ) -> RawConnection:
+        """``local_address``: the source IP to connect from (e.g. another loopback address);
+        ignored when it cannot be bound."""
         conn = cls(name, transcript, auto_pong=auto_pong)
-        transcript.record("ws_connect", name, url=url)
+        source = {"from": local_address} if local_address else {}
+        transcript.record("ws_connect", name, url=url, **source)
+        options: dict[str, Any] = {}
+        if local_address is not None:
+            options["local_addr"] = (local_address, 0)
         try:
-            ws = await asyncio.wait_for(
-                connect(
-                    url,
-                    ping_interval=None,
-                    close_timeout=timeout,
-                    max_size=None,
-                    compression=None,
-                    open_timeout=timeout,
-                    user_agent_header="pusher-conformance",
-                ),
-                timeout,
-            )
+            try:
+                ws = await conn._connect(url, timeout, options)
+            except OSError as exc:
+                if not options or isinstance(exc, TimeoutError):
+                    raise
+                transcript.record("ws_bind_failed", name, error=repr(exc))
+                ws = await conn._connect(url, timeout, {})
         except InvalidStatus as exc:
             status = exc.response.status_code
             body = exc.response.body.decode("utf-8", "replace") if exc.response.body else ""
@@ -144,6 +146,22 @@ class RawConnection:
         conn._ws = ws
         conn._reader = asyncio.create_task(conn._read(ws))
         return conn
+
+    @staticmethod
+    async def _connect(url: str, timeout: float, options: dict[str, Any]) -> ClientConnection:
+        return await asyncio.wait_for(
+            connect(
+                url,
+                ping_interval=None,
+                close_timeout=timeout,
+                max_size=None,
+                compression=None,
+                open_timeout=timeout,
+                user_agent_header="pusher-conformance",
+                **options,
+            ),
+            timeout,
+        )
 
     async def _read(self, ws: ClientConnection) -> None:
         try:

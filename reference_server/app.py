@@ -14,6 +14,7 @@ import logging
 import random
 import socket
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -39,16 +40,22 @@ from .protocol.http_api import (
     AppCredentials,
     HttpRequest,
     TriggerEvent,
+    batch_reply,
     channel_info,
     channel_users,
     deliveries,
+    keep_alive,
+    list_channels,
     store_in_cache,
-    success_body,
     terminate_targets,
+    trigger_reply,
+    validate_batch,
     validate_request,
+    validate_terminate,
     validate_trigger,
 )
 from .protocol.socket_ids import RandomSource, SocketIdAllocator
+from .webhook_sender import WebhookSender
 
 __all__ = ["ReferenceServer", "RunningServer", "run_server"]
 
@@ -199,16 +206,43 @@ class ReferenceServer:
         self._peers: dict[str, _Peer] = {}
         #: Every open WebSocket, including refused ones, so shutdown can close them all.
         self._all_peers: set[_Peer] = set()
+        #: Only for the ``malformed_sender_address_blocked`` fault: client address -> its open
+        #: connections that sent malformed input.
+        self._offenders: dict[str, set[_Peer]] = {}
+        #: Only for the ``wrong_content_type_desync`` fault: HTTP connections whose next JSON
+        #: trigger is answered but lost.
+        self._desynced: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
+        #: Webhooks (issue 4): ``None`` unless ``--webhook-url`` is set.
+        self.webhooks: WebhookSender | None = None
+        if config.webhook_url is not None:
+            self.webhooks = WebhookSender(
+                config.webhook_url,
+                key=config.key,
+                secret=config.secret,
+                delay=config.webhook_delay,
+                retry_for=config.webhook_retry_for,
+                queue_size=config.webhook_queue_size,
+                faults=config.faults,
+                wall_clock=wall_clock,
+            )
 
     def make_app(self) -> web.Application:
-        app = web.Application(middlewares=[_json_errors], client_max_size=MAX_READ_BYTES)
+        app = web.Application(
+            middlewares=[_json_errors, self._keep_alive], client_max_size=MAX_READ_BYTES
+        )
         app.router.add_get("/health", self._health)
         app.router.add_get("/app/{key}", self._websocket)
         app.router.add_post("/apps/{app_id}/events", self._trigger)
+        app.router.add_post("/apps/{app_id}/batch_events", self._batch)
+        app.router.add_get("/apps/{app_id}/channels", self._channels)
         app.router.add_get("/apps/{app_id}/channels/{channel}", self._channel)
         app.router.add_get("/apps/{app_id}/channels/{channel}/users", self._users)
         app.router.add_post("/apps/{app_id}/users/{user_id}/terminate_connections", self._terminate)
         app.on_shutdown.append(self._on_shutdown)
+        if self.webhooks is not None:
+            sender = self.webhooks
+            app.on_startup.append(lambda _app: sender.start())
+            app.on_cleanup.append(lambda _app: sender.stop())
         return app
 
     # HTTP.
@@ -249,6 +283,7 @@ class ReferenceServer:
                 http_request,
                 self.registry,
                 asyncio.get_running_loop().time(),
+                self.faults,
             )
         except HttpApiError as exc:
             return _json_error(exc.status, exc.message)
@@ -257,14 +292,21 @@ class ReferenceServer:
     async def _users(self, request: web.Request) -> web.Response:
         try:
             self._validate(request, self._http_request(request))
-            body = channel_users(request.match_info["channel"], self.registry)
+            body = channel_users(request.match_info["channel"], self.registry, self.faults)
         except HttpApiError as exc:
             return _json_error(exc.status, exc.message)
         return web.json_response(body)
 
     async def _terminate(self, request: web.Request) -> web.Response:
         try:
-            self._validate(request, self._http_request(request, await _read_body(request)))
+            validate_terminate(
+                request.match_info["app_id"],
+                self._http_request(request, await _read_body(request)),
+                self.credentials,
+                self._wall_clock(),
+                self.limits,
+                self.faults,
+            )
         except HttpApiError as exc:
             return _json_error(exc.status, exc.message)
         user_id = request.match_info["user_id"]
@@ -290,8 +332,61 @@ class ReferenceServer:
         except HttpApiError as exc:
             log(logging.DEBUG, "trigger_refused", status=exc.status, error=exc.message)
             return _json_error(exc.status, exc.message)
-        self.publish(event)
-        return web.json_response(success_body(self.faults))
+        reply = trigger_reply(event, self.registry, self.faults)
+        if not self._lost_to_desync(request):
+            self.publish(event)
+        return web.json_response(reply)
+
+    def _lost_to_desync(self, request: web.Request) -> bool:
+        """``wrong_content_type_desync``: after a trigger with a non-JSON content type, the next
+        JSON trigger on the same HTTP connection is answered but not published."""
+        transport = request.transport
+        if Fault.WRONG_CONTENT_TYPE_DESYNC not in self.faults or transport is None:
+            return False
+        if request.content_type != "application/json":
+            self._desynced.add(transport)
+            return False
+        if transport in self._desynced:
+            self._desynced.discard(transport)
+            return True
+        return False
+
+    async def _batch(self, request: web.Request) -> web.Response:
+        try:
+            plan = validate_batch(
+                request.match_info["app_id"],
+                self._http_request(request, await _read_body(request)),
+                self.credentials,
+                self._wall_clock(),
+                self.limits,
+                self.faults,
+            )
+        except HttpApiError as exc:
+            return _json_error(exc.status, exc.message)
+        reply = batch_reply(plan.events, self.registry, self.faults)
+        for event in plan.events:
+            self.publish(event)
+        if plan.error is not None:
+            log(logging.DEBUG, "batch_refused", status=plan.error.status, error=plan.error.message)
+            return _json_error(plan.error.status, plan.error.message)
+        return web.json_response(reply)
+
+    async def _channels(self, request: web.Request) -> web.Response:
+        http_request = self._http_request(request)
+        try:
+            self._validate(request, http_request)
+            body = list_channels(http_request, self.registry, self.faults)
+        except HttpApiError as exc:
+            return _json_error(exc.status, exc.message)
+        return web.json_response(body)
+
+    @web.middleware
+    async def _keep_alive(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Keep-alive is the core's decision (``keep_alive``); aiohttp keeps it by default."""
+        response = await handler(request)
+        if not isinstance(response, web.WebSocketResponse) and not keep_alive(self.faults):
+            response.force_close()
+        return response
 
     def publish(self, event: TriggerEvent, now: float | None = None) -> int:
         """Cache and fan an event out; return the number of frames queued.
@@ -331,6 +426,13 @@ class ReferenceServer:
         """Queue what the core wants written to this peer, then to the others."""
         peer.flush()
         self._route(peer.connection.deliveries_to_send())
+        self._webhook(peer.connection)
+
+    def _webhook(self, connection: Connection) -> None:
+        """Hand the webhook events the core produced to the sender (never blocks)."""
+        events = connection.webhooks_to_send()
+        if self.webhooks is not None:
+            self.webhooks.submit(events)
 
     # WebSocket.
 
@@ -338,6 +440,8 @@ class ReferenceServer:
         ws = web.WebSocketResponse(autoping=False, timeout=CLOSE_TIMEOUT)
         if not ws.can_prepare(request).ok:
             return _json_error(426, "This endpoint expects a WebSocket upgrade")
+        if self._offenders.get(request.remote or ""):
+            return _json_error(403, "Address blocked after malformed input")
         await ws.prepare(request)
         loop = asyncio.get_running_loop()
         connection = Connection(self.settings, self.registry, self.socket_ids)
@@ -352,15 +456,18 @@ class ReferenceServer:
             log(logging.DEBUG, "connection_refused", key=request.match_info["key"])
         self._flush(peer)
         heartbeat = asyncio.create_task(self._heartbeat(peer, loop))
+        remote = request.remote or ""
         try:
-            await self._read(peer, loop)
+            await self._read(peer, loop, remote)
         finally:
+            self._offenders.get(remote, set()).discard(peer)
             heartbeat.cancel()
             connection.receive_eof()
             if socket_id is not None:
                 self._peers.pop(socket_id, None)
             # E.g. member_removed for the presence channels this connection was in.
             self._route(connection.deliveries_to_send())
+            self._webhook(connection)
             await peer.finish()
             self._all_peers.discard(peer)
             if socket_id is not None:
@@ -372,7 +479,7 @@ class ReferenceServer:
                 )
         return ws
 
-    async def _read(self, peer: _Peer, loop: asyncio.AbstractEventLoop) -> None:
+    async def _read(self, peer: _Peer, loop: asyncio.AbstractEventLoop, remote: str) -> None:
         connection, ws = peer.connection, peer.ws
         while True:
             message = await ws.receive()
@@ -390,6 +497,9 @@ class ReferenceServer:
                     return
             self._flush(peer)
             peer.activity.set()
+            blocking = Fault.MALFORMED_SENDER_ADDRESS_BLOCKED in self.faults
+            if blocking and connection.malformed_inputs:
+                self._offenders.setdefault(remote, set()).add(peer)
 
     async def _heartbeat(self, peer: _Peer, loop: asyncio.AbstractEventLoop) -> None:
         """Sleep until the core's next deadline, then let it decide what is due."""

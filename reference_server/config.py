@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NoReturn, TypeVar
+from urllib.parse import urlsplit
 
 from .faults import FaultSet, parse_faults
 
@@ -42,6 +43,14 @@ class ServerConfig:
     max_event_bytes: int = 10240
     log_level: str = "info"
     faults: FaultSet = frozenset()
+    #: Where webhooks are POSTed; ``None``: no webhooks.
+    webhook_url: str | None = None
+    #: Seconds ``channel_vacated``/``member_removed`` are held back (Pusher: up to 3).
+    webhook_delay: float = 3.0
+    #: Seconds a failing webhook keeps being retried (Pusher: 5 minutes); 0: never retried.
+    webhook_retry_for: float = 300.0
+    #: Webhook requests waiting to be sent; beyond that new ones are dropped (and logged).
+    webhook_queue_size: int = 1000
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,6 +75,10 @@ def _parser() -> argparse.ArgumentParser:
         ("--pong-timeout", "PUSHER_REF_PONG_TIMEOUT", "seconds to wait for a pong"),
         ("--max-event-bytes", "PUSHER_REF_MAX_EVENT_BYTES", "largest event data accepted"),
         ("--log-level", "PUSHER_REF_LOG_LEVEL", "one of " + ", ".join(LOG_LEVELS)),
+        ("--webhook-url", "PUSHER_REF_WEBHOOK_URL", "http(s) URL webhooks are POSTed to"),
+        ("--webhook-delay", "PUSHER_REF_WEBHOOK_DELAY", "seconds vacated/member_removed wait"),
+        ("--webhook-retry-for", "PUSHER_REF_WEBHOOK_RETRY_FOR", "seconds to retry a webhook"),
+        ("--webhook-queue-size", "PUSHER_REF_WEBHOOK_QUEUE_SIZE", "webhook requests queued"),
     ):
         parser.add_argument(flag, metavar="VALUE", help=f"{what} (env {env})")
     parser.add_argument(
@@ -121,6 +134,27 @@ def _non_empty(text: str) -> str:
     if not text:
         raise ValueError("must not be empty")
     return text
+
+
+def _non_negative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("must be a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("must be zero or a positive number of seconds")
+    return value
+
+
+def _http_url(text: str) -> str:
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    return text.strip()
 
 
 def _log_level(text: str) -> str:
@@ -187,4 +221,23 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> ServerConfig
         ),
         log_level=pick("--log-level", "PUSHER_REF_LOG_LEVEL", _log_level, defaults.log_level),
         faults=faults,
+        webhook_url=pick("--webhook-url", "PUSHER_REF_WEBHOOK_URL", _http_url, None),
+        webhook_delay=pick(
+            "--webhook-delay",
+            "PUSHER_REF_WEBHOOK_DELAY",
+            _non_negative_seconds,
+            defaults.webhook_delay,
+        ),
+        webhook_retry_for=pick(
+            "--webhook-retry-for",
+            "PUSHER_REF_WEBHOOK_RETRY_FOR",
+            _non_negative_seconds,
+            defaults.webhook_retry_for,
+        ),
+        webhook_queue_size=pick(
+            "--webhook-queue-size",
+            "PUSHER_REF_WEBHOOK_QUEUE_SIZE",
+            _positive_integer,
+            defaults.webhook_queue_size,
+        ),
     )

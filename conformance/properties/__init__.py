@@ -4,7 +4,7 @@ this package registers them all."""
 
 from __future__ import annotations
 
-from . import channel_auth, channels, client_events, connection, http_api, presence
+from . import channel_auth, channels, client_events, connection, http_api, presence, robustness
 from .http_api import TAMPERS
 from .registry import PROPERTIES, Property, known_property_names, run_property
 
@@ -19,5 +19,6 @@ __all__ = [
     "http_api",
     "known_property_names",
     "presence",
+    "robustness",
     "run_property",
 ]

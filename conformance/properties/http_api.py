@@ -1,16 +1,20 @@
-"""Properties of the HTTP API: a request wrong in any single way is refused and has no effect."""
+"""Properties of the HTTP API: a request wrong in any single way is refused and has no effect;
+several requests share one kept-alive TCP connection."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from hypothesis import strategies as st
 
 from ..context import CheckContext, nonce, unique_channel
-from ..errors import CheckFailed, UsageError
+from ..errors import CheckFailed, PreconditionFailed, UsageError
 from ..signing import body_md5
 from .registry import assert_no_event, explore, prop
 
@@ -160,3 +164,123 @@ def http_tamper(ctx: CheckContext, params: Mapping[str, Any]) -> None:
         assert_no_event(ctx, "c1", channel, token)
 
     explore(ctx, strategy, body, params)
+
+
+# -- keep-alive ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RawResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+async def _read_response(reader: asyncio.StreamReader) -> RawResponse | None:
+    """One HTTP/1.1 response, or ``None`` if the server closed the connection first."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as exc:
+        if exc.partial.strip():
+            raise CheckFailed(f"truncated response head: {exc.partial[:200]!r}") from None
+        return None
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[1].isdigit():
+        raise CheckFailed(f"not an HTTP status line: {lines[0][:200]!r}")
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            name, value = line.split(":", 1)
+            headers[name.strip().lower()] = value.strip()
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        body = b""
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
+            chunk = await reader.readexactly(size + 2)
+            if size == 0:
+                break
+            body += chunk[:-2]
+    else:
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return RawResponse(int(parts[1]), headers, body)
+
+
+@prop("http_keep_alive", "requests")
+def http_keep_alive(ctx: CheckContext, params: Mapping[str, Any]) -> None:
+    """Send ``requests`` signed triggers one after the other on one TCP connection; each must be
+    answered 200 without the server closing the connection or announcing that it will."""
+    count = int(params.get("requests", 2))
+    if count < 2:
+        raise UsageError("http_keep_alive needs requests >= 2")
+    url = urlsplit(ctx.target.http_url)
+    host = url.hostname or "127.0.0.1"
+    port = url.port or (443 if url.scheme == "https" else 80)
+    base = url.path.rstrip("/")
+    channel = unique_channel("conformance-keepalive-")
+
+    async def run() -> None:
+        api = ctx.api
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port, ssl=url.scheme == "https"),
+                ctx.response_timeout,
+            )
+        except (OSError, TimeoutError) as exc:
+            raise PreconditionFailed(
+                f"cannot open a TCP connection to {host}:{port}: {exc!r}"
+            ) from None
+        try:
+            for number in range(1, count + 1):
+                path = api.events_path()
+                body = api.event_body("conformance-keepalive", f"request-{number}", channel=channel)
+                pairs = api.signed_query("POST", path, body)
+                query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in pairs)
+                head = (
+                    f"POST {base}{path}?{query} HTTP/1.1\r\n"
+                    f"Host: {url.netloc}\r\n"
+                    "Content-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n"
+                )
+                ctx.transcript.record(
+                    "http_request", method="POST", url=f"{path}?{query}", body=body.decode(),
+                    connection="kept-alive", number=number,
+                )  # fmt: skip
+                try:
+                    writer.write(head.encode() + body)
+                    await writer.drain()
+                    response = await asyncio.wait_for(_read_response(reader), ctx.response_timeout)
+                except (ConnectionError, OSError) as exc:
+                    raise CheckFailed(
+                        f"request {number} could not be sent on the connection used for "
+                        f"request {number - 1}: {exc!r} (no keep-alive)"
+                    ) from None
+                except TimeoutError:
+                    raise CheckFailed(
+                        f"no response to request {number} within the timeout"
+                    ) from None
+                if response is None:
+                    raise CheckFailed(
+                        f"the server closed the TCP connection instead of answering request "
+                        f"{number}: it does not keep connections alive"
+                    )
+                ctx.transcript.record(
+                    "http_response", status=response.status,
+                    headers=response.headers, body=response.body.decode("utf-8", "replace"),
+                )  # fmt: skip
+                if response.status != 200:
+                    raise CheckFailed(
+                        f"request {number} answered HTTP {response.status}, expected 200 "
+                        f"(body {response.body[:120]!r})"
+                    )
+                if number < count and response.headers.get("connection", "").lower() == "close":
+                    raise CheckFailed(
+                        f"the response to request {number} says Connection: close: the server "
+                        "does not keep the connection alive"
+                    )
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    ctx.run(run())

@@ -74,6 +74,8 @@ def explore(
 ) -> None:
     """Run ``body`` on examples drawn from ``strategy`` under the run's profile and seed."""
     examples = params.get("examples")
+    if ctx.settings.max_examples is not None:
+        examples = ctx.settings.max_examples
 
     @hypothesis_settings(ctx.settings.profile, examples if isinstance(examples, int) else None)
     @seed(ctx.settings.seed)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..faults import Fault, FaultSet
-from . import frames
+from . import frames, webhooks
 from .auth import check_channel_auth, check_signin
 from .channels import ChannelRegistry, Delivery
 from .errors import (
@@ -35,6 +35,8 @@ from .errors import (
     ConnectionTerminated,
     ExistingSubscription,
     InvalidChannelName,
+    InvalidJson,
+    InvalidMessage,
     PongTimeout,
     ProtocolError,
     SigninRefused,
@@ -65,6 +67,7 @@ from .names import (
 from .presence import MAX_MEMBERS, Joined, Left, Member, parse_channel_data
 from .rate_limit import RollingWindow
 from .socket_ids import SocketIdAllocator
+from .webhooks import WebhookEvent
 
 __all__ = [
     "Close",
@@ -139,7 +142,7 @@ class ConnectionSettings:
 
 
 def _truncate_reason(reason: str) -> str:
-    encoded = reason.encode()[:_MAX_CLOSE_REASON_BYTES]
+    encoded = reason.encode("utf-8", "replace")[:_MAX_CLOSE_REASON_BYTES]
     return encoded.decode(errors="ignore")
 
 
@@ -172,6 +175,11 @@ class Connection:
         #: Set by a successful ``pusher:signin``.
         self.user_id: str | None = None
         self._client_event_window = RollingWindow()
+        #: Webhook events this connection's inputs caused (``webhooks.py`` decides which).
+        self._webhooks: list[WebhookEvent] = []
+        #: Messages that were not valid Pusher messages, and binary frames (only the
+        #: ``malformed_sender_address_blocked`` fault reads it).
+        self.malformed_inputs = 0
 
     # Inputs.
 
@@ -225,11 +233,17 @@ class Connection:
                         else ("Unsupported event")
                     )
                     raise UnknownEvent(f"{kind} {message.event}")
+        except InvalidMessage as exc:
+            self._malformed(exc)
         except ProtocolError as exc:
             self._fail(exc)
 
     def receive_binary(self, data: bytes, now: float) -> None:
         if self._activity(now):
+            self.malformed_inputs += 1
+            if Fault.BINARY_FRAME_CLOSE_1011 in self._faults:
+                self._close(1011, "Internal error")
+                return
             self._fail(UnsupportedFrame("Binary frames are not supported"))
 
     def receive_ping(self, payload: bytes, now: float) -> None:
@@ -283,6 +297,11 @@ class Connection:
         """Return and forget the frames due to *other* connections, in order."""
         deliveries, self._deliveries = self._deliveries, []
         return deliveries
+
+    def webhooks_to_send(self) -> list[WebhookEvent]:
+        """Return and forget the webhook events caused so far, in order."""
+        events, self._webhooks = self._webhooks, []
+        return events
 
     def next_deadline(self) -> float | None:
         """When ``tick`` next has something to do; ``None`` means never (until more input)."""
@@ -404,6 +423,9 @@ class Connection:
         if kind is not ChannelType.SERVER_TO_USER:
             # Server-to-user publishes go by signed-in user, never by subscription.
             self._registry.subscribe(channel, self.socket_id)
+            self._webhooks += webhooks.after_subscribe(
+                channel, len(self._registry.subscribers(channel))
+            )
         joined = None
         if member is not None:
             self._presence[channel] = member
@@ -431,6 +453,7 @@ class Connection:
 
     def _member_added(self, channel: str, joined: Joined) -> None:
         """Pusher protocol: only when a user's first connection joins, to the others."""
+        self._webhooks += webhooks.after_join(channel, joined, self._faults)
         if joined.first or Fault.PRESENCE_COUNTED_PER_CONNECTION in self._faults:
             member = joined.member
             self._deliver(
@@ -442,6 +465,7 @@ class Connection:
         """Pusher protocol: only when a user's last connection leaves, to the others."""
         if left is None:
             return
+        self._webhooks += webhooks.after_leave(channel, left, self._faults)
         if (
             left.last
             or Fault.PRESENCE_COUNTED_PER_CONNECTION in self._faults
@@ -459,6 +483,7 @@ class Connection:
             cached = self._registry.cache.get(channel, now)
         if cached is None:
             self._send(frames.cache_miss(channel))
+            self._webhooks += webhooks.after_cache_miss(channel, self._faults)
         else:
             self._send(frames.channel_event(cached.name, channel, cached.data))
 
@@ -469,6 +494,9 @@ class Connection:
             assert self.socket_id is not None
             if Fault.UNSUBSCRIBE_IGNORED not in self._faults:
                 self._registry.unsubscribe(channel, self.socket_id)
+                self._webhooks += webhooks.after_unsubscribe(
+                    channel, len(self._registry.subscribers(channel))
+                )
             # Presence side effects happen even under ``unsubscribe_ignored``, which breaks
             # only delivery.
             if self._presence.pop(channel, None) is not None:
@@ -518,7 +546,8 @@ class Connection:
             raise ClientEventRefused(
                 f"Cannot broadcast client event (connection not subscribed to channel {channel})"
             )
-        size = len((data if isinstance(data, str) else json.dumps(data)).encode())
+        text = data if isinstance(data, str) else json.dumps(data)
+        size = len(text.encode("utf-8", "surrogatepass"))  # a lone surrogate is valid JSON
         if size > CLIENT_EVENT_MAX_BYTES:
             raise ClientEventRefused(f"Client event data is over {CLIENT_EVENT_MAX_BYTES} bytes")
         if (
@@ -536,6 +565,31 @@ class Connection:
             frames.client_event(event, channel, data, user_id),
             self._registry.targets(channel, exclude=exclude),
         )
+        assert self.socket_id is not None
+        self._webhooks += webhooks.after_client_event(
+            channel,
+            event,
+            data,
+            self.socket_id,
+            member.key if member is not None else None,
+            self._faults,
+        )
+
+    def _malformed(self, exc: InvalidMessage) -> None:
+        """A message that is not a valid Pusher message: pusher:error (code null), and the
+        connection carries on."""
+        self.malformed_inputs += 1
+        if Fault.INVALID_JSON_CLOSES in self._faults and isinstance(exc, InvalidJson):
+            self._close(1008, exc.message)
+            return
+        if Fault.MALFORMED_ERROR_BROADCAST in self._faults and self.socket_id is not None:
+            others = {
+                target
+                for channel in self._subscriptions
+                for target in self._registry.targets(channel, exclude=self.socket_id)
+            }
+            self._deliver(frames.error(exc.message, exc.code), tuple(sorted(others)))
+        self._fail(exc)
 
     def _fail(self, exc: ProtocolError) -> None:
         """The one place where a protocol error becomes frames."""
@@ -552,7 +606,10 @@ class Connection:
 
     def _release(self) -> None:
         if self.socket_id is not None and self.state is not State.CLOSED:
-            self._registry.remove_socket(self.socket_id)
+            for left_channel in self._registry.remove_socket(self.socket_id):
+                self._webhooks += webhooks.after_unsubscribe(
+                    left_channel, len(self._registry.subscribers(left_channel))
+                )
             for channel in list(self._presence):
                 self._member_removed(
                     channel, self._registry.presence.leave(channel, self.socket_id)

@@ -8,6 +8,7 @@
     │   ├── PongTimeout             4201, closes
     │   ├── UnsupportedFrame        binary frame, closes 1003 without pusher:error
     │   ├── InvalidMessage          code null
+    │   │   └── InvalidJson         code null (not JSON at all)
     │   ├── InvalidChannelName      code null
     │   ├── ExistingSubscription    code null
     │   ├── UnsupportedChannel      code null (kept for compatibility; no longer raised)
@@ -39,6 +40,7 @@ __all__ = [
     "ExistingSubscription",
     "HttpApiError",
     "InvalidChannelName",
+    "InvalidJson",
     "InvalidMessage",
     "NotFound",
     "PayloadTooLarge",
@@ -94,6 +96,10 @@ class UnsupportedFrame(ProtocolError):
 
 class InvalidMessage(ProtocolError):
     pass
+
+
+class InvalidJson(InvalidMessage):
+    """The text frame is not JSON at all."""
 
 
 class InvalidChannelName(ProtocolError):

@@ -17,6 +17,7 @@ __all__ = [
     "cache_miss",
     "channel_event",
     "client_event",
+    "compact_json",
     "connection_established",
     "error",
     "member_added",
@@ -27,9 +28,18 @@ __all__ = [
 ]
 
 
-def _dumps(value: Any) -> str:
+def compact_json(value: Any) -> str:
+    """JSON that always encodes as UTF-8, even holding a lone surrogate."""
     # Compact and UTF-8: what hosted Pusher sends, and one string shared by every subscriber.
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            # A lone surrogate (sent escaped, as "\ud800", which JSON allows) cannot go into a
+            # UTF-8 text frame: send it escaped again, as it came, and everything else with it.
+            text = json.dumps(value, separators=(",", ":"), ensure_ascii=True)
+    return text
 
 
 def _number(seconds: float) -> int | float:
@@ -37,8 +47,8 @@ def _number(seconds: float) -> int | float:
     return int(seconds) if float(seconds).is_integer() else seconds
 
 
-PING = _dumps({"event": "pusher:ping", "data": _dumps({})})
-PONG = _dumps({"event": "pusher:pong", "data": _dumps({})})
+PING = compact_json({"event": "pusher:ping", "data": compact_json({})})
+PONG = compact_json({"event": "pusher:pong", "data": compact_json({})})
 
 
 def connection_established(
@@ -49,21 +59,21 @@ def connection_established(
     ``data_as_object`` is only for the ``established_data_as_object`` fault.
     """
     data = {"socket_id": socket_id, "activity_timeout": _number(activity_timeout)}
-    encoded: Any = data if data_as_object else _dumps(data)
-    return _dumps({"event": "pusher:connection_established", "data": encoded})
+    encoded: Any = data if data_as_object else compact_json(data)
+    return compact_json({"event": "pusher:connection_established", "data": encoded})
 
 
 def error(message: str, code: int | None) -> str:
     """``pusher:error``; ``code`` is ``None`` (JSON null) for non-fatal errors."""
-    return _dumps({"event": "pusher:error", "data": {"code": code, "message": message}})
+    return compact_json({"event": "pusher:error", "data": {"code": code, "message": message}})
 
 
 def subscription_succeeded(channel: str, *, with_data: bool = True) -> str:
     """``with_data=False`` is only for the ``subscription_succeeded_without_data`` fault."""
     frame: dict[str, Any] = {"event": "pusher_internal:subscription_succeeded", "channel": channel}
     if with_data:
-        frame["data"] = _dumps({})
-    return _dumps(frame)
+        frame["data"] = compact_json({})
+    return compact_json(frame)
 
 
 def channel_event(event: str, channel: str, data: str, *, reencode_json_data: bool = False) -> str:
@@ -78,16 +88,16 @@ def channel_event(event: str, channel: str, data: str, *, reencode_json_data: bo
             payload = json.loads(data)
         except ValueError:
             payload = data
-    return _dumps({"event": event, "channel": channel, "data": payload})
+    return compact_json({"event": event, "channel": channel, "data": payload})
 
 
 def presence_subscription_succeeded(channel: str, roster: dict[str, Any]) -> str:
     """``subscription_succeeded`` on a presence channel: ``data`` is ``{"presence": roster}``."""
-    return _dumps(
+    return compact_json(
         {
             "event": "pusher_internal:subscription_succeeded",
             "channel": channel,
-            "data": _dumps({"presence": roster}),
+            "data": compact_json({"presence": roster}),
         }
     )
 
@@ -97,29 +107,29 @@ def member_added(channel: str, user_id: str | int, user_info: Any = None) -> str
     member: dict[str, Any] = {"user_id": user_id}
     if user_info is not None:
         member["user_info"] = user_info
-    return _dumps(
-        {"event": "pusher_internal:member_added", "channel": channel, "data": _dumps(member)}
+    return compact_json(
+        {"event": "pusher_internal:member_added", "channel": channel, "data": compact_json(member)}
     )
 
 
 def member_removed(channel: str, user_id: str | int) -> str:
-    return _dumps(
+    return compact_json(
         {
             "event": "pusher_internal:member_removed",
             "channel": channel,
-            "data": _dumps({"user_id": user_id}),
+            "data": compact_json({"user_id": user_id}),
         }
     )
 
 
 def cache_miss(channel: str) -> str:
     """Pusher docs, "Cache channels": sent instead of a cached event when there is none."""
-    return _dumps({"event": "pusher:cache_miss", "channel": channel})
+    return compact_json({"event": "pusher:cache_miss", "channel": channel})
 
 
 def signin_success(user_data: str) -> str:
     """Pusher protocol: ``{"event":"pusher:signin_success","data":{"user_data":String}}``."""
-    return _dumps({"event": "pusher:signin_success", "data": {"user_data": user_data}})
+    return compact_json({"event": "pusher:signin_success", "data": {"user_data": user_data}})
 
 
 def client_event(event: str, channel: str, data: Any, user_id: str | None = None) -> str:
@@ -130,4 +140,4 @@ def client_event(event: str, channel: str, data: Any, user_id: str | None = None
         frame["data"] = data
     if user_id is not None:
         frame["user_id"] = user_id
-    return _dumps(frame)
+    return compact_json(frame)

@@ -10,12 +10,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InvalidChannelName, InvalidMessage
+from .errors import InvalidChannelName, InvalidJson, InvalidMessage
 from .names import is_client_event
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "ClientEvent",
     "ClientMessage",
+    "JsonTooDeep",
     "Ping",
     "Pong",
     "Signin",
@@ -23,6 +25,7 @@ __all__ = [
     "Unrecognised",
     "Unsubscribe",
     "json_object",
+    "loads_bounded",
     "parse_client_message",
 ]
 
@@ -93,11 +96,58 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"invalid JSON constant {name}")
 
 
+#: Deepest nesting of arrays and objects a client message (or channel_data, user_data, an
+#: HTTP API body) may have. Deeper JSON is refused: decoding and re-encoding it recursively
+#: would exhaust the interpreter's stack (RecursionError) somewhere between 500 and 1000.
+MAX_JSON_DEPTH = 100
+
+
+class JsonTooDeep(ValueError):
+    """The JSON text nests arrays and objects more than ``MAX_JSON_DEPTH`` levels deep."""
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a decoded JSON value, without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        if level > MAX_JSON_DEPTH:
+            break
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def loads_bounded(text: str | bytes, **options: Any) -> Any:
+    """``json.loads``, but JSON nested over ``MAX_JSON_DEPTH`` levels raises ``JsonTooDeep``
+    instead of ``RecursionError`` (or of succeeding, only to fail later when re-encoded).
+
+    Raises:
+        ValueError: not JSON (``JsonTooDeep`` when only too deep).
+    """
+    try:
+        value = json.loads(text, **options)
+    except RecursionError:
+        raise JsonTooDeep(f"JSON nested more than {MAX_JSON_DEPTH} levels deep") from None
+    # Cheap pre-check: fewer opening brackets than the limit cannot nest deeper than it.
+    raw = text if isinstance(text, str) else text.decode("utf-8", "replace")
+    if raw.count("[") + raw.count("{") > MAX_JSON_DEPTH and _depth(value) > MAX_JSON_DEPTH:
+        raise JsonTooDeep(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
+    return value
+
+
 def json_object(text: str) -> dict[str, Any] | None:
     """``text`` decoded when it is a JSON object (as ``channel_data`` and ``user_data`` must
-    be); None otherwise."""
+    be); None otherwise, too deep included."""
     try:
-        value = json.loads(text)
+        value = loads_bounded(text)
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
@@ -105,9 +155,11 @@ def json_object(text: str) -> dict[str, Any] | None:
 
 def _load_object(text: str) -> dict[str, Any]:
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = loads_bounded(text, parse_constant=_refuse_constant)
+    except JsonTooDeep as exc:
+        raise InvalidMessage(str(exc)) from None
     except ValueError:
-        raise InvalidMessage("Invalid JSON") from None
+        raise InvalidJson("Invalid JSON") from None
     if not isinstance(value, dict):
         raise InvalidMessage("Message must be a JSON object")
     return value

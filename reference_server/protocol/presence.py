@@ -86,7 +86,7 @@ def parse_channel_data(channel_data: str | None, *, missing_user_id: str | None 
     """
     if channel_data is None:
         raise SubscriptionRefused("Presence subscriptions need channel_data")
-    if len(channel_data.encode()) > MAX_CHANNEL_DATA_BYTES:
+    if len(channel_data.encode("utf-8", "surrogatepass")) > MAX_CHANNEL_DATA_BYTES:
         raise SubscriptionRefused(f"channel_data is over {MAX_CHANNEL_DATA_BYTES} bytes")
     data = json_object(channel_data)
     if data is None:

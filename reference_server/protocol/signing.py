@@ -26,13 +26,16 @@ __all__ = [
 
 
 def hmac_sha256_hex(secret: str, message: str) -> str:
-    """Hex HMAC-SHA256 of ``message`` keyed with ``secret`` (both UTF-8)."""
-    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+    """Hex HMAC-SHA256 of ``message`` keyed with ``secret`` (both UTF-8; a lone surrogate, which
+    escaped JSON can carry, is encoded as is rather than crashing)."""
+    return hmac.new(
+        secret.encode(), message.encode("utf-8", "surrogatepass"), hashlib.sha256
+    ).hexdigest()
 
 
 def signatures_match(expected: str, given: str) -> bool:
     """Compare in constant time; UTF-8 first because ``compare_digest`` refuses non-ASCII str."""
-    return hmac.compare_digest(expected.encode(), given.encode())
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogatepass"))
 
 
 def channel_string_to_sign(socket_id: str, channel: str, channel_data: str | None = None) -> str:

@@ -62,6 +62,10 @@ def test_unreachable_target_is_exit_3_within_10s(tmp_path: Path) -> None:
         ),
         (["run", "--profile", "nope"], "invalid choice"),
         (["run", "--timeout-multiplier", "-1"], "must be positive"),
+        (["run", "--max-examples", "0"], "argument --max-examples: must be positive: '0'"),
+        (["run", "--max-examples", "-5"], "argument --max-examples: must be positive"),
+        (["run", "--max-examples", "many"], "argument --max-examples: not a whole number"),
+        (["run", "--max-examples", "2.5"], "argument --max-examples: not a whole number"),
         (["run", "--capability", "teleport"], "unknown capability: teleport"),
         (["run", "--specs", "/nonexistent"], "specs directory not found"),
         (["run", "--check", "NOPE-99"], "no check matches NOPE-99"),
@@ -96,6 +100,24 @@ def test_a_selected_run_against_the_bundled_server(tmp_path: Path) -> None:
     assert (tmp_path / "junit.xml").is_file()
     assert (tmp_path / "summary.md").is_file()
     assert "seed 0" in result.stdout
+
+
+def test_max_examples_sizes_a_property_run_and_the_count_is_reported(tmp_path: Path) -> None:
+    result = _run(
+        "run", "--check", "ROBUST-WS-03", "--max-examples", "3", "--report-dir", str(tmp_path),
+        "--keep-transcripts",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["run"]["max_examples"] == 3
+    (check,) = next(r for r in data["requirements"] if r["id"] == "ROBUST-WS-03")["checks"]
+    sent = check["stats"]["malformed_inputs"]
+    (transcript,) = (tmp_path / "transcripts").glob("*.jsonl")
+    # "\n" only: the malformed text in the log may hold other Unicode line breaks.
+    examples = [json.loads(line) for line in transcript.read_text().split("\n") if line]
+    assert len([e for e in examples if e["kind"] == "example"]) == 3
+    assert 3 <= sent <= 3 * 8
+    assert f"counted: malformed inputs {sent}" in result.stdout
 
 
 def test_a_failing_run_names_the_requirement_and_prints_a_replay(tmp_path: Path) -> None:

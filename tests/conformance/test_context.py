@@ -45,6 +45,23 @@ def test_templates(ctx: CheckContext) -> None:
     assert ctx.render({"a": ["${target.key}"]}) == {"a": ["k"]}
 
 
+def test_channel_lists_keys_and_indexes(ctx: CheckContext) -> None:
+    ctx.define({"many": {"channel": "p-", "count": 3}, "ch": {"channel": "q-"}})
+    many = ctx.variables["many"]
+    assert len(many) == 3 == len(set(many))
+    assert all(re.fullmatch(r"p-[a-z0-9]{20}", name) for name in many)
+    assert ctx.render("${many}") == many
+    assert ctx.render("${many.2}") == many[2]
+    ch = ctx.variables["ch"]
+    assert ctx.render({"${ch}": {"${ch}-x": 1}, 5: "${target.key}"}) == {
+        ch: {f"{ch}-x": 1},
+        5: "k",
+    }
+    assert ctx.render({"${target.max_event_bytes}": 1}) == {"10240": 1}
+    with pytest.raises(UsageError, match="undefined variable"):
+        ctx.render("${many.3}")
+
+
 def test_undefined_variable_is_a_usage_error(ctx: CheckContext) -> None:
     with pytest.raises(UsageError, match=r"undefined variable \$\{nope\} in REQ-01/c"):
         ctx.render("x${nope}")
