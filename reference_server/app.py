@@ -17,12 +17,12 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 
 from .config import ServerConfig
-from .faults import Fault
+from .faults import Fault, FaultSet
 from .protocol.channels import ChannelRegistry, Delivery
 from .protocol.connection import (
     Close,
@@ -70,6 +70,9 @@ SHUTDOWN_TIMEOUT = 3.0
 MAX_READ_BYTES = 16 * 1024 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
+#: The core's ``validate_*(app_id, request, app, now, limits, faults)`` functions.
+BodyValidator = Callable[[str, HttpRequest, AppCredentials, float, ApiLimits, FaultSet], T]
 
 
 def log(level: int, event: str, **fields: Any) -> None:
@@ -274,6 +277,21 @@ class ReferenceServer:
             self.faults,
         )
 
+    async def _validated_body(self, request: web.Request, validate: BodyValidator[T]) -> T:
+        """Read the body and hand the whole request to one of the core's ``validate_*``.
+
+        Raises:
+            HttpApiError: for the first check that fails.
+        """
+        return validate(
+            request.match_info["app_id"],
+            self._http_request(request, await _read_body(request)),
+            self.credentials,
+            self._wall_clock(),
+            self.limits,
+            self.faults,
+        )
+
     async def _channel(self, request: web.Request) -> web.Response:
         http_request = self._http_request(request)
         try:
@@ -299,14 +317,7 @@ class ReferenceServer:
 
     async def _terminate(self, request: web.Request) -> web.Response:
         try:
-            validate_terminate(
-                request.match_info["app_id"],
-                self._http_request(request, await _read_body(request)),
-                self.credentials,
-                self._wall_clock(),
-                self.limits,
-                self.faults,
-            )
+            await self._validated_body(request, validate_terminate)
         except HttpApiError as exc:
             return _json_error(exc.status, exc.message)
         user_id = request.match_info["user_id"]
@@ -321,14 +332,7 @@ class ReferenceServer:
 
     async def _trigger(self, request: web.Request) -> web.Response:
         try:
-            event = validate_trigger(
-                request.match_info["app_id"],
-                self._http_request(request, await _read_body(request)),
-                self.credentials,
-                self._wall_clock(),
-                self.limits,
-                self.faults,
-            )
+            event = await self._validated_body(request, validate_trigger)
         except HttpApiError as exc:
             log(logging.DEBUG, "trigger_refused", status=exc.status, error=exc.message)
             return _json_error(exc.status, exc.message)
@@ -353,14 +357,7 @@ class ReferenceServer:
 
     async def _batch(self, request: web.Request) -> web.Response:
         try:
-            plan = validate_batch(
-                request.match_info["app_id"],
-                self._http_request(request, await _read_body(request)),
-                self.credentials,
-                self._wall_clock(),
-                self.limits,
-                self.faults,
-            )
+            plan = await self._validated_body(request, validate_batch)
         except HttpApiError as exc:
             return _json_error(exc.status, exc.message)
         reply = batch_reply(plan.events, self.registry, self.faults)

@@ -19,19 +19,18 @@ from conformance.context import CheckContext, RunSettings
 from conformance.errors import CheckFailed
 from conformance.loop import LoopThread
 from conformance.properties import PROPERTIES
-from conformance.properties.robustness import (
+from conformance.properties.malformed_inputs import (
     HTTP_KINDS,
     KNOWN_PUSHER_EVENTS,
     WS_FRAME_KINDS,
     WS_TEXT_KINDS,
     HttpInput,
     WsInput,
-    _at_least_one,
-    _request,
-    _retoken,
+    at_least_one,
     http_input_strategy,
     ws_input_strategy,
 )
+from conformance.properties.robustness import _request, _retoken
 from conformance.refserver import start_bundled
 from conformance.signing import body_md5, sign_api_request
 from conformance.spec import Check
@@ -233,7 +232,7 @@ def test_oversized_bodies_are_over_a_megabyte(item: HttpInput) -> None:
 
 
 @settings(max_examples=50, deadline=None)
-@given(inputs=_at_least_one([ws_input_strategy(k, CHANNELS, TOKEN) for k in WS_TEXT_KINDS]))
+@given(inputs=at_least_one([ws_input_strategy(k, CHANNELS, TOKEN) for k in WS_TEXT_KINDS]))
 def test_every_example_sends_something(inputs: tuple[Any, ...]) -> None:
     assert any(i is not None for i in inputs)
     assert len(inputs) == len(WS_TEXT_KINDS)
