@@ -22,8 +22,10 @@ The inputs come from ``malformed_inputs``. Every input actually sent is counted 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import ipaddress
+import json
 import secrets
 import time
 import zlib
@@ -107,16 +109,53 @@ async def _await_markers(
     return missing
 
 
-async def _pusher_ping(ctx: CheckContext, conn: RawConnection) -> bool:
-    """Whether ``pusher:ping`` is answered with ``pusher:pong`` (False when closed)."""
+def _is_pong(frame: Frame) -> bool:
+    """A ``pusher:pong``, even one sent in a binary frame: the answer to the check's own ping
+    proves the server alive here; its framing is PROTO-CONN-04's and PROTO-PING-01's business."""
+    if frame.event == "pusher:pong":
+        return True
+    if not frame.binary or not isinstance(frame.raw, bytes):
+        return False
+    try:
+        parsed = json.loads(frame.raw)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and parsed.get("event") == "pusher:pong"
+
+
+async def _answers_ping(ctx: CheckContext, conn: RawConnection, *, at_once: bool = True) -> bool:
+    """Whether the connection answers a ``pusher:ping`` or a WebSocket ping (False when
+    closed). Either proves the server alive and done with what came before; how it answers
+    each is PROTO-PING-01's and PROTO-PING-07's business, not robustness'.
+
+    ``at_once=False`` sends the WebSocket ping only if the ``pusher:ping`` went unanswered and
+    the connection is still open: for a sender the server may be closing, extra writes racing
+    its close can turn a clean close into a TCP reset (1006) on the client side.
+    """
     if conn.has_closed():
         return False
     try:
         await conn.send_json({"event": "pusher:ping", "data": {}})
     except CheckFailed:
         return False
-    frame = await conn.wait_for(lambda f: f.event == "pusher:pong", ctx.response_timeout)
-    return frame is not None
+    if not at_once:
+        if await conn.wait_for(_is_pong, ctx.response_timeout) is not None:
+            return True
+        if conn.has_closed():
+            return False
+        return await conn.ws_ping(secrets.token_bytes(8), ctx.response_timeout)
+    pong = asyncio.ensure_future(conn.wait_for(_is_pong, ctx.response_timeout))
+    ws_pong = asyncio.ensure_future(conn.ws_ping(secrets.token_bytes(8), ctx.response_timeout))
+    pending: set[asyncio.Future[Any]] = {pong, ws_pong}
+    try:
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if any(task.result() for task in done):
+                return True
+        return False
+    finally:
+        for task in pending:
+            task.cancel()
 
 
 @dataclass
@@ -149,9 +188,10 @@ async def _check_bystanders(ctx: CheckContext, stage: _Stage, token: str) -> Non
             "the marker published after the malformed input never arrived"
         )
     for name, conn in (("bystander", watcher), ("idle", idle)):
-        if not await _pusher_ping(ctx, conn) and not await conn.ws_ping(b"r", ctx.response_timeout):
+        if not await _answers_ping(ctx, conn):
             raise CheckFailed(f"the {name} connection stopped answering pings")
-        stray = [f for f in conn.unconsumed() if f.event != "pusher:ping"]
+        # Heartbeat pings and late answers to the check's own pings are not strays.
+        stray = [f for f in conn.unconsumed() if f.event != "pusher:ping" and not _is_pong(f)]
         if stray:
             raise CheckFailed(
                 f"the {name} connection received frames it should never see: {_describe(stray)}"
@@ -160,7 +200,7 @@ async def _check_bystanders(ctx: CheckContext, stage: _Stage, token: str) -> Non
 
 
 async def _probe(ctx: CheckContext, stage: _Stage) -> None:
-    """A fresh connection is greeted and answers ``pusher:ping``."""
+    """A fresh connection is greeted and answers a ping."""
     try:
         conn = await ctx.connect("probe", local_address=stage.source)
     except TargetError as exc:
@@ -178,9 +218,10 @@ async def _probe(ctx: CheckContext, stage: _Stage) -> None:
                 "after the malformed input, a new connection got no pusher:connection_established"
                 + (f" ({conn.closed.describe()})" if conn.closed else "")
             )
-        if not await _pusher_ping(ctx, conn):
+        if not await _answers_ping(ctx, conn):
             raise CheckFailed(
-                "after the malformed input, a new connection's pusher:ping went unanswered"
+                "after the malformed input, a new connection answered neither pusher:ping nor a "
+                "WebSocket ping"
             )
     finally:
         await conn.close()
@@ -192,8 +233,8 @@ async def _drain(ctx: CheckContext) -> None:
     the bystanders has arrived after a ping round trip, and is set aside."""
     for name in ("bystander", "idle"):
         conn = ctx.connection(name)
-        if not conn.has_closed() and not await _pusher_ping(ctx, conn):
-            await conn.ws_ping(b"drain", ctx.response_timeout)
+        if not conn.has_closed():
+            await _answers_ping(ctx, conn)
         conn.consumed.update(f.index for f in conn.frames)
 
 
@@ -272,11 +313,11 @@ def ws_malformed_input(ctx: CheckContext, params: Mapping[str, Any]) -> None:
                 if item.frame_level:
                     # One frame-level input at a time: a close it causes is seen before anything
                     # else is sent (no data races the close frame), and it is the suspect.
-                    await _pusher_ping(ctx, sender)
+                    await _answers_ping(ctx, sender, at_once=False)
         finally:
             _count(ctx, sent)
         # The server has read everything once the sender's ping is answered (or it closed).
-        answered = await _pusher_ping(ctx, sender)
+        answered = await _answers_ping(ctx, sender, at_once=False)
         if not answered and not sender.has_closed():
             await sender.wait_closed(0.2)
         if "sender" in asserts:
@@ -293,7 +334,7 @@ def ws_malformed_input(ctx: CheckContext, params: Mapping[str, Any]) -> None:
                 raise CheckFailed(
                     "the sender's own subscription stopped delivering after the malformed input"
                 )
-            await _pusher_ping(ctx, sender)
+            await _answers_ping(ctx, sender, at_once=False)
             await _check_sender_frames(sender)
         for name in ("bystander", "idle"):
             conn = ctx.connection(name)
@@ -333,7 +374,9 @@ async def _check_sender(sender: RawConnection, closed_by: WsInput | None, answer
 async def _check_sender_frames(sender: RawConnection) -> None:
     """Everything left unconsumed (the markers were consumed once each) must be an error
     report, a pong or a heartbeat ping; a second marker shows up here too."""
-    stray = [f for f in sender.unconsumed() if f.event not in SENDER_ALLOWED_EVENTS]
+    stray = [
+        f for f in sender.unconsumed() if f.event not in SENDER_ALLOWED_EVENTS and not _is_pong(f)
+    ]
     if stray:
         raise CheckFailed(
             "the sender received something other than pusher:error in answer to malformed "
