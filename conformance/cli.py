@@ -112,6 +112,16 @@ def _parser() -> _Parser:
         "--keep-transcripts", action="store_true", help="write wire logs for passing checks too"
     )
     run.add_argument("--specs", metavar="DIR", help="specs directory (default: the bundled one)")
+    saving = run.add_mutually_exclusive_group()
+    saving.add_argument(
+        "--regressions-dir",
+        metavar="DIR",
+        help="where properties save the counterexamples they find as regression cases "
+        "(default: SPECS/regressions in a writable checkout, else REPORT-DIR/regressions)",
+    )
+    saving.add_argument(
+        "--no-save-regressions", action="store_true", help="save no regression cases"
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="one line per check")
 
     listing = sub.add_parser("list", help="list requirements and their checks")
@@ -229,6 +239,10 @@ def _run(args: argparse.Namespace) -> int:
         pytest_args += ["--conformance-level", level]
     if args.keep_transcripts:
         pytest_args.append("--conformance-keep-transcripts")
+    if args.regressions_dir:
+        pytest_args += ["--conformance-regressions-dir", str(Path(args.regressions_dir).resolve())]
+    if args.no_save_regressions:
+        pytest_args.append("--conformance-no-save-regressions")
     if args.workers not in ("0", 0):
         pytest_args += ["-n", str(args.workers)]
     code = int(pytest.main(pytest_args))
@@ -257,6 +271,9 @@ def _list(args: argparse.Namespace) -> int:
                         "status": r.status,
                         "capability": r.capability,
                         "checks": [c.full_id for c in r.checks],
+                        "regression_cases": [
+                            c.regression_file.name for c in r.checks if c.regression_file
+                        ],
                     }
                     for r in specs.requirements
                 ],
@@ -269,6 +286,8 @@ def _list(args: argparse.Namespace) -> int:
         print(f"{requirement.id:<16} {requirement.level:<6} {requirement.title}{status}")
         for check in requirement.checks:
             kind = f"property {check.property_name}" if check.property_name else "exchange"
+            if check.regression_file is not None:
+                kind += f", regression case {check.regression_file.name}"
             print(f"    {check.full_id}  [{kind}]")
     return 0
 
@@ -278,7 +297,9 @@ def _validate(args: argparse.Namespace) -> int:
     active = [r for r in specs.requirements if r.status == "active"]
     print(
         f"ok: {len(specs.files)} files, {len(specs.requirements)} requirements "
-        f"({len(active)} with checks, {len(specs.checks)} checks), sha256 {specs.sha256[:16]}"
+        f"({len(active)} with checks, {len(specs.checks)} checks"
+        f"{f', {len(specs.regressions)} of them regression cases' if specs.regressions else ''}"
+        f"), sha256 {specs.sha256[:16]}"
     )
     return 0
 

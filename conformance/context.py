@@ -4,6 +4,7 @@ variables and its transcript. One context per check, thrown away afterwards."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import re
 import secrets
@@ -63,6 +64,8 @@ class RunSettings:
     max_examples: int | None = None
     #: The webhook receiver's private URL (it runs in the controller), when webhooks are on.
     webhook_control: str | None = None
+    #: Where a property saves the counterexample it found as a regression case (None: nowhere).
+    regressions_dir: Path | None = None
 
 
 def unique_channel(prefix: str) -> str:
@@ -83,6 +86,8 @@ class CheckContext:
         settings: RunSettings,
         check: Check,
         runner: Runner,
+        *,
+        models: Mapping[str, Any] | None = None,
     ) -> None:
         self.target = target
         self.settings = settings
@@ -101,6 +106,13 @@ class CheckContext:
         self.advertised_activity_timeout: float | None = None
         #: Counters a check reports in ``results.json`` (e.g. malformed inputs sent).
         self.stats: dict[str, int] = {}
+        #: Figures an auditor reads, reported whether the check passes or not (JSON-able):
+        #: ``{"title": str, "summary": {name: scalar}, "table": {"columns": [...],
+        #: "rows": [[...], ...]}}``, each key optional.
+        self.figures: dict[str, Any] = {}
+        #: The specs' ``models:`` (name -> configuration); a copy, so a property may not change
+        #: what the next check sees.
+        self.models: Mapping[str, Any] = copy.deepcopy(dict(models)) if models else {}
         #: Webhooks that arrived since this check began (earlier ones belong to others).
         self._started_wall = time.time()
         self._webhooks: WebhookClient | None = None

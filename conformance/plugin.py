@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import fnmatch
 import json
+import os
 import re
 import shlex
 import time
@@ -40,8 +41,8 @@ from .outcomes import CheckOutcome
 from .profiles import PROFILES, choose_seed
 from .properties import known_property_names, run_property
 from .refserver import BUNDLED_WEBHOOK_LISTEN, BundledServer, start_bundled
-from .results import CheckResult, RunReport, build_report
-from .spec import Check, Requirement, SpecSet, load_specs
+from .results import CheckResult, RunReport, build_report, normalize_figures
+from .spec import REGRESSIONS_SUBDIR, Check, Requirement, SpecSet, default_specs_dir, load_specs
 from .steps import run_exchange
 from .target import (
     KNOWN_CAPABILITIES,
@@ -113,6 +114,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     add("--conformance-level", action="append", default=[], choices=["MUST", "SHOULD", "MAY"])
     add("--conformance-keep-transcripts", action="store_true", help="keep passing checks' logs")
+    add(
+        "--conformance-regressions-dir",
+        metavar="DIR",
+        help="where properties save the counterexamples they find as regression cases "
+        "(default: the specs' regressions/ in a writable checkout, else the report's)",
+    )
+    add(
+        "--conformance-no-save-regressions",
+        action="store_true",
+        help="save no regression cases",
+    )
     add("--conformance-replay-prefix", default=None, help=argparse.SUPPRESS)
 
 
@@ -216,6 +228,28 @@ def _target_from_wire(text: str) -> Target:
     )
 
 
+def _installed(path: Path) -> bool:
+    return any(part in ("site-packages", "dist-packages") for part in path.parts)
+
+
+def regressions_dir(
+    specs_dir: Path, report_dir: Path, *, given: str | None, save: bool
+) -> Path | None:
+    """Where new regression cases go: next to the specs they join when those are a writable
+    source checkout (so they can be committed), otherwise into the report (a CI artifact)."""
+    if not save:
+        if given:
+            raise UsageError("give either --regressions-dir or --no-save-regressions, not both")
+        return None
+    if given:
+        return Path(given).resolve()
+    in_specs = specs_dir / REGRESSIONS_SUBDIR
+    existing = in_specs if in_specs.is_dir() else specs_dir
+    if not _installed(specs_dir) and os.access(existing, os.W_OK):
+        return in_specs
+    return report_dir / REGRESSIONS_SUBDIR
+
+
 def _fail_configure(message: str, code: int) -> None:
     pytest.exit(message, returncode=code)
 
@@ -236,13 +270,15 @@ def pytest_configure(config: pytest.Config) -> None:
 def _configure(config: pytest.Config) -> None:
     option = config.getoption
     specs_dir = Path(option("conformance_specs")) if option("conformance_specs") else None
-    specs = load_specs(specs_dir, known_properties=known_property_names())
+    workerinput: dict[str, Any] = getattr(config, "workerinput", {})
+    # A worker loads the regression cases its controller loaded, not any saved since.
+    cases = workerinput.get("conformance_regressions") if _is_worker(config) else None
+    specs = load_specs(specs_dir, known_properties=known_property_names(), regressions=cases)
     report_dir = Path(option("conformance_report_dir")).resolve()
     profile = option("conformance_profile")
     bundled = None
     webhook_control: str | None = None
     if _is_worker(config):
-        workerinput: dict[str, Any] = config.workerinput  # type: ignore[attr-defined]
         target = _target_from_wire(workerinput["conformance_target"])
         seed = int(workerinput["conformance_seed"])
         started_at = str(workerinput["conformance_started_at"])
@@ -280,6 +316,12 @@ def _configure(config: pytest.Config) -> None:
         replay_prefix=replay_prefix,
         webhook_control=webhook_control,
         max_examples=option("conformance_max_examples"),
+        regressions_dir=regressions_dir(
+            (specs_dir or default_specs_dir()).resolve(),
+            report_dir,
+            given=option("conformance_regressions_dir"),
+            save=not option("conformance_no_save_regressions"),
+        ),
     )
     if settings.timeout_multiplier <= 0:
         raise UsageError("--timeout-multiplier must be positive")
@@ -314,6 +356,7 @@ def pytest_configure_node(node: Any) -> None:
     node.workerinput["conformance_seed"] = state.settings.seed
     node.workerinput["conformance_started_at"] = state.started_at
     node.workerinput["conformance_webhook_control"] = state.settings.webhook_control
+    node.workerinput["conformance_regressions"] = [c.path.name for c in state.specs.regressions]
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -447,7 +490,9 @@ class CheckItem(pytest.Item):
             pytest.skip(f"OPTIONAL_ABSENT: capability {capability!r} not declared by the target")
         outcome, message = CheckOutcome.PASSED, ""
         with LoopThread() as runner:
-            ctx = CheckContext(state.target, state.settings, self.check, runner)
+            ctx = CheckContext(
+                state.target, state.settings, self.check, runner, models=state.specs.models
+            )
             try:
                 if self.check.kind == "exchange":
                     runner.run(run_exchange(ctx, self.check.exchange))
@@ -461,6 +506,14 @@ class CheckItem(pytest.Item):
                     runner.run(asyncio.wait_for(ctx.aclose(), 10))
                 except Exception as exc:  # closing must never hide the verdict
                     ctx.transcript.note(f"cleanup failed: {exc!r}")
+        try:
+            ctx.figures = normalize_figures(ctx.figures)
+        except ValueError as exc:  # a property's bug: say so, but keep the verdict it reached
+            ctx.figures = {}
+            if outcome is CheckOutcome.PASSED:
+                outcome, message = CheckOutcome.ERROR, f"harness error: {exc}"
+            else:
+                message += f"\n(harness error, figures dropped: {exc})"
         self._finish(state, outcome, message, started, ctx)
         if outcome is CheckOutcome.INCONCLUSIVE:
             pytest.skip(f"INCONCLUSIVE: {message.splitlines()[0] if message else ''}")
@@ -499,6 +552,7 @@ class CheckItem(pytest.Item):
             transcript=transcript_rel,
             replay=self._replay(state) if outcome is not CheckOutcome.PASSED else None,
             stats=dict(ctx.stats) if ctx is not None else {},
+            figures=dict(ctx.figures) if ctx is not None else {},
         )
         self.user_properties.append((RESULT_PROPERTY, result.to_json()))
 

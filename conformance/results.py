@@ -1,5 +1,9 @@
 """The run's results: per-check records, per-requirement verdicts, and the files an auditor and
-a CI system read (``results.json``, ``junit.xml``, ``summary.md``)."""
+a CI system read (``results.json``, ``junit.xml``, ``summary.md``).
+
+A check may also report *figures* (``CheckContext.figures``): a title, a one-line summary of
+named numbers and a table, which the reports show for passing and failing checks alike, so an
+auditor sees how much a check exercised, not only that it passed."""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from . import __version__
 from .outcomes import CheckOutcome, ExitCode, Outcome, exit_code, grade
 from .spec import Requirement, SpecSet
 
-__all__ = ["SCHEMA_VERSION", "CheckResult", "RunReport", "build_report"]
+__all__ = ["SCHEMA_VERSION", "CheckResult", "RunReport", "build_report", "normalize_figures"]
 
 SCHEMA_VERSION = 1
 
@@ -33,6 +37,9 @@ class CheckResult:
     replay: str | None = None
     #: Counters the check reported, e.g. ``{"malformed_inputs": 2500}``.
     stats: dict[str, int] = field(default_factory=dict)
+    #: Figures the check reported (see ``normalize_figures``); results written before figures
+    #: existed load with none.
+    figures: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -44,6 +51,75 @@ class CheckResult:
         data = json.loads(text)
         data["outcome"] = CheckOutcome(data["outcome"])
         return cls(**data)
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def normalize_figures(figures: Mapping[str, Any]) -> dict[str, Any]:
+    """Check a property's figures and return them as plain JSON data.
+
+    Raises ``ValueError`` naming what is wrong: a malformed table would otherwise only show up
+    as a broken report, far from the property that made it.
+    """
+    if not isinstance(figures, Mapping):
+        raise ValueError(f"figures must be a mapping, not {type(figures).__name__}")
+    try:
+        data = json.loads(json.dumps(dict(figures), allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"figures are not JSON data: {exc}") from None
+    title = data.get("title")
+    if title is not None and not isinstance(title, str):
+        raise ValueError("figures: title must be a string")
+    summary = data.get("summary")
+    if summary is not None:
+        if not isinstance(summary, dict):
+            raise ValueError("figures: summary must be a mapping of name -> number or text")
+        for name, value in summary.items():
+            if not isinstance(value, _SCALARS):
+                raise ValueError(f"figures: summary {name!r} is not a number or text")
+    table = data.get("table")
+    if table is not None:
+        if not isinstance(table, dict) or set(table) != {"columns", "rows"}:
+            raise ValueError("figures: table must be a mapping with exactly columns and rows")
+        columns, rows = table["columns"], table["rows"]
+        if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+            raise ValueError("figures: table columns must be a list of strings")
+        if not isinstance(rows, list):
+            raise ValueError("figures: table rows must be a list of lists")
+        for number, row in enumerate(rows):
+            if not isinstance(row, list) or len(row) != len(columns):
+                raise ValueError(
+                    f"figures: table row {number} is not a list of {len(columns)} cells"
+                )
+            if not all(isinstance(cell, _SCALARS) for cell in row):
+                raise ValueError(f"figures: table row {number} holds a cell that is not a scalar")
+    return dict(data)
+
+
+def _figure_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _figure_summary(figures: Mapping[str, Any]) -> str:
+    """The summary as one line: ``delivered 312, expected 312, duplicates 0``."""
+    summary = figures.get("summary")
+    if not isinstance(summary, Mapping):
+        return ""
+    return ", ".join(f"{k.replace('_', ' ')} {_figure_text(v)}" for k, v in summary.items())
+
+
+def _figure_table(figures: Mapping[str, Any]) -> tuple[list[str], list[list[str]]] | None:
+    table = figures.get("table")
+    if not isinstance(table, Mapping):
+        return None
+    columns = [str(c) for c in table.get("columns", ())]
+    rows = [[_figure_text(cell) for cell in row] for row in table.get("rows", ())]
+    return columns, rows
+
+
+def _md_cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
 
 
 @dataclass(frozen=True)
@@ -99,6 +175,7 @@ class RunReport:
                             "transcript": c.transcript,
                             "replay": c.replay,
                             **({"stats": dict(c.stats)} if c.stats else {}),
+                            **({"figures": c.figures} if c.figures else {}),
                         }
                         for c in v.checks
                     ],
@@ -184,6 +261,10 @@ class RunReport:
 
     # -- summaries -------------------------------------------------------------------------
 
+    def figured(self) -> list[CheckResult]:
+        """The checks that reported figures, in report order, whatever their outcome."""
+        return [c for v in self.verdicts for c in v.checks if c.figures]
+
     def _table(self) -> tuple[list[str], list[list[str]]]:
         columns = [o.value for o in Outcome if o is not Outcome.NOT_RUN]
         rows = []
@@ -236,6 +317,15 @@ class RunReport:
             lines.append("")
             counted = (f"{k.replace('_', ' ')} {v}" for k, v in sorted(stats.items()))
             lines.append("counted: " + ", ".join(counted))
+        figured = self.figured()
+        if figured:
+            lines.append("")
+            for check in figured:
+                text = _figure_summary(check.figures) or str(check.figures.get("title") or "")
+                table = _figure_table(check.figures)
+                if table is not None:
+                    text += f"{'; ' if text else ''}table of {len(table[1])} rows in summary.md"
+                lines.append(f"figures {check.check_id}: {text}")
         lines.append("")
         lines.append(
             f"{len([v for v in self.verdicts if v.outcome is not Outcome.NOT_RUN])} requirements "
@@ -278,6 +368,7 @@ class RunReport:
                 f"| {verdict.requirement.id} | {verdict.requirement.level} | "
                 f"{verdict.outcome.value} | {verdict.requirement.title} | {checks} |"
             )
+        out += self._markdown_figures()
         failing = [
             v
             for v in self.verdicts
@@ -316,6 +407,28 @@ class RunReport:
                 f"{' '.join((requirement.justification or '').split())} |"
             )
         return "\n".join(out) + "\n"
+
+    def _markdown_figures(self) -> list[str]:
+        figured = self.figured()
+        if not figured:
+            return []
+        out = ["", "## Figures"]
+        for check in figured:
+            title = check.figures.get("title")
+            heading = f"{check.check_id}: {title}" if title else check.check_id
+            out += ["", f"### {_md_cell(heading)} ({check.outcome.value})", ""]
+            summary = _figure_summary(check.figures)
+            if summary:
+                out += [f"- {_md_cell(summary)}", ""]
+            table = _figure_table(check.figures)
+            if table is not None:
+                columns, rows = table
+                out += [
+                    "| " + " | ".join(_md_cell(c) for c in columns) + " |",
+                    "|" + "---|" * len(columns),
+                    *["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows],
+                ]
+        return out
 
 
 _CSS = """
@@ -392,6 +505,7 @@ def _html(report: RunReport) -> str:
                 out.append(f"<p>wire log: <a href='{path}'>{path}</a></p>")
             if check.replay:
                 out.append(f"<p>replay: <code>{escape(check.replay)}</code></p>")
+    out += _html_figures(report)
     out.append(
         "<h2>Not covered</h2><table><tr><th>id</th><th>level</th><th>status</th><th>why</th></tr>"
     )
@@ -400,6 +514,28 @@ def _html(report: RunReport) -> str:
         out.append(f"<tr>{_cell(req.id)}{_cell(req.level)}{_cell(req.status)}{_cell(why)}</tr>")
     out.append("</table></body></html>")
     return "\n".join(out) + "\n"
+
+
+def _html_figures(report: RunReport) -> list[str]:
+    figured = report.figured()
+    if not figured:
+        return []
+    out = ["<h2>Figures</h2>"]
+    for check in figured:
+        title = check.figures.get("title")
+        heading = f"{check.check_id}: {title}" if title else check.check_id
+        outcome = check.outcome.value
+        out.append(f"<h3>{escape(heading)} ({escape(outcome)})</h3>")
+        summary = _figure_summary(check.figures)
+        if summary:
+            out.append(f"<ul><li>{escape(summary)}</li></ul>")
+        table = _figure_table(check.figures)
+        if table is not None:
+            columns, rows = table
+            out.append("<table><tr>" + "".join(f"<th>{escape(c)}</th>" for c in columns) + "</tr>")
+            out += ["<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows]
+            out.append("</table>")
+    return out
 
 
 def build_report(

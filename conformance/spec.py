@@ -3,15 +3,20 @@
 Every file is validated against ``specs/schema.json`` and then cross-checked (ids unique across
 files, properties and step kinds known) so that a broken spec is a clear usage error naming the
 file and the place, never a surprise at run time.
+
+Regression cases (``specs/regressions/*.yaml``, validated against ``regression.schema.json``) are
+counterexamples a property once found; each joins its requirement as one more property check, so
+a server that regresses fails that requirement again on every run, whatever hypothesis draws.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,17 +26,25 @@ import yaml
 from .errors import SpecError
 
 __all__ = [
+    "REGRESSIONS_SUBDIR",
     "Check",
     "Level",
+    "RegressionCase",
     "Requirement",
     "SpecFile",
     "SpecSet",
     "default_specs_dir",
     "load_specs",
     "load_yaml",
+    "regression_paths",
+    "regression_validator",
+    "validation_error",
 ]
 
 Level = Literal["MUST", "SHOULD", "MAY"]
+
+#: Where regression cases live, relative to the specs directory.
+REGRESSIONS_SUBDIR = "regressions"
 
 
 @dataclass(frozen=True)
@@ -44,6 +57,8 @@ class Check:
     exchange: tuple[Mapping[str, Any], ...] = ()
     property_name: str | None = None
     params: Mapping[str, Any] | None = None
+    #: The regression case file this check comes from (None: a check of a spec file).
+    regression_file: Path | None = None
 
     @property
     def full_id(self) -> str:
@@ -72,12 +87,35 @@ class SpecFile:
     title: str
     description: str | None
     requirements: tuple[Requirement, ...]
+    #: ``models:``: configuration of model-based properties, name -> free-form object (the
+    #: property that uses a model validates its inside).
+    models: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RegressionCase:
+    """A saved counterexample; its check is also in its requirement's ``checks``."""
+
+    path: Path
+    check: Check
+    found: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """How errors and listings name the file: relative to the specs directory."""
+        return f"{REGRESSIONS_SUBDIR}/{self.path.name}"
 
 
 @dataclass(frozen=True)
 class SpecSet:
     files: tuple[SpecFile, ...]
     sha256: str
+    regressions: tuple[RegressionCase, ...] = ()
+
+    @property
+    def models(self) -> dict[str, Any]:
+        """Every file's ``models:`` merged; a name may be defined by one file only."""
+        return _merge_models(self.files)
 
     @property
     def requirements(self) -> tuple[Requirement, ...]:
@@ -121,12 +159,24 @@ def default_specs_dir() -> Path:
     return installed if (installed / "schema.json").is_file() else here.parent / "specs"
 
 
-def _schema(specs_dir: Path) -> dict[str, Any]:
-    schema_path = specs_dir / "schema.json"
+def _schema(specs_dir: Path, name: str = "schema.json") -> dict[str, Any]:
+    schema_path = specs_dir / name
     if not schema_path.is_file():
         raise SpecError(f"spec schema not found: {schema_path}")
     loaded: dict[str, Any] = json.loads(schema_path.read_text(encoding="utf-8"))
     return loaded
+
+
+def regression_validator(specs_dir: Path | None = None) -> jsonschema.Draft202012Validator:
+    """The validator of regression case files (also used before saving one)."""
+    directory = specs_dir or default_specs_dir()
+    return jsonschema.Draft202012Validator(_schema(directory, "regression.schema.json"))
+
+
+def validation_error(validator: jsonschema.Draft202012Validator, data: Any) -> str | None:
+    """The most relevant schema violation as "at PLACE: MESSAGE", or None if ``data`` is valid."""
+    error = _best_error(validator.iter_errors(data))
+    return None if error is None else f"at {_location(error)}: {error.message}"
 
 
 def _location(error: jsonschema.ValidationError) -> str:
@@ -177,15 +227,54 @@ def _parse_file(path: Path, data: Mapping[str, Any]) -> SpecFile:
         title=str(data["title"]),
         description=data.get("description"),
         requirements=tuple(requirements),
+        models=dict(data.get("models", {})),
     )
+
+
+def _merge_models(files: Iterable[SpecFile]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    defined_in: dict[str, Path] = {}
+    for spec_file in files:
+        for name, config in spec_file.models.items():
+            if name in defined_in:
+                raise SpecError(
+                    f"{spec_file.path.name}: model {name!r} is also defined in "
+                    f"{defined_in[name].name}"
+                )
+            merged[name] = config
+            defined_in[name] = spec_file.path
+    return merged
+
+
+def _read_yaml(raw_bytes: bytes, name: str) -> Any:
+    try:
+        return load_yaml(raw_bytes.decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SpecError(f"{name}: not valid YAML: {first}") from None
+
+
+def regression_paths(specs_dir: Path) -> list[Path]:
+    """The regression case files of a specs directory, in load order."""
+    directory = specs_dir / REGRESSIONS_SUBDIR
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.glob("*.yaml") if p.is_file())
 
 
 def load_specs(
     specs_dir: Path | None = None,
     *,
     known_properties: Iterable[str] = (),
+    regressions: Collection[str] | None = None,
 ) -> SpecSet:
-    """Load and validate every ``*.yaml`` in ``specs_dir``."""
+    """Load and validate every ``*.yaml`` in ``specs_dir`` and the regression cases in its
+    ``regressions/``.
+
+    ``regressions`` restricts the cases to these file names: an xdist worker loads exactly the
+    ones the controller loaded, even if a check has saved a new one in between, because every
+    worker must collect the same checks.
+    """
     directory = (specs_dir or default_specs_dir()).resolve()
     if not directory.is_dir():
         raise SpecError(f"specs directory not found: {directory}")
@@ -198,21 +287,107 @@ def load_specs(
     for path in paths:
         raw_bytes = path.read_bytes()
         digest.update(path.name.encode() + b"\0" + raw_bytes + b"\0")
-        try:
-            data = load_yaml(raw_bytes.decode("utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise SpecError(f"{path.name}: not valid YAML: {first}") from None
-        error = _best_error(validator.iter_errors(data))
+        data = _read_yaml(raw_bytes, path.name)
+        error = validation_error(validator, data)
         if error is not None:
-            raise SpecError(f"{path.name}: at {_location(error)}: {error.message}")
+            raise SpecError(f"{path.name}: {error}")
         files.append(_parse_file(path, data))
-    spec_set = SpecSet(files=tuple(files), sha256=digest.hexdigest())
-    _cross_check(spec_set, set(known_properties))
-    return spec_set
+    spec_set = SpecSet(files=tuple(files), sha256="")
+    known = set(known_properties)
+    _cross_check(spec_set, known)
+    case_paths = regression_paths(directory)
+    if regressions is not None:
+        wanted = set(regressions)
+        missing = wanted - {p.name for p in case_paths}
+        if missing:
+            raise SpecError(
+                f"regression case(s) gone from {directory / REGRESSIONS_SUBDIR}: "
+                f"{', '.join(sorted(missing))}"
+            )
+        case_paths = [p for p in case_paths if p.name in wanted]
+    cases = []
+    if case_paths:
+        case_validator = regression_validator(directory)
+        for path in case_paths:
+            raw_bytes = path.read_bytes()
+            name = f"{REGRESSIONS_SUBDIR}/{path.name}"
+            digest.update(name.encode() + b"\0" + raw_bytes + b"\0")
+            cases.append(_parse_case(path, _read_yaml(raw_bytes, name), case_validator))
+    files = _attach(spec_set.files, cases, known)
+    return SpecSet(files=tuple(files), sha256=digest.hexdigest(), regressions=tuple(cases))
+
+
+def _parse_case(
+    path: Path, data: Any, validator: jsonschema.Draft202012Validator
+) -> RegressionCase:
+    error = validation_error(validator, data)
+    if error is not None:
+        raise SpecError(f"{REGRESSIONS_SUBDIR}/{path.name}: {error}")
+    check = Check(
+        requirement_id=data["regression_of"],
+        id=data["id"],
+        title=data["title"],
+        kind="property",
+        let={},
+        property_name=data["property"],
+        params=data.get("params", {}),
+        regression_file=path,
+    )
+    return RegressionCase(path, check, data.get("found", {}))
+
+
+def _attach(
+    files: Iterable[SpecFile], cases: list[RegressionCase], known_properties: set[str]
+) -> list[SpecFile]:
+    """Append each case's check to its requirement (which must exist and be active)."""
+    owners = {r.id: (f, r) for f in files for r in f.requirements}
+    added: dict[str, list[RegressionCase]] = {}
+    for case in cases:
+        check = case.check
+        if check.requirement_id not in owners:
+            raise SpecError(
+                f"{case.name}: regression_of names unknown requirement {check.requirement_id}"
+            )
+        spec_file, requirement = owners[check.requirement_id]
+        if requirement.status != "active":
+            raise SpecError(
+                f"{case.name}: requirement {requirement.id} ({spec_file.path.name}) is "
+                f"{requirement.status}, not active: it runs no checks"
+            )
+        if any(c.id == check.id for c in requirement.checks):
+            raise SpecError(
+                f"{case.name}: {requirement.id} already has a check {check.id} "
+                f"in {spec_file.path.name}"
+            )
+        for other in added.get(requirement.id, ()):
+            if other.check.id == check.id:
+                raise SpecError(
+                    f"{case.name}: check id {check.full_id} is also used by {other.name}"
+                )
+        if known_properties and check.property_name not in known_properties:
+            raise SpecError(
+                f"{case.name}: names unknown property {check.property_name!r} "
+                f"(known: {', '.join(sorted(known_properties))})"
+            )
+        added.setdefault(requirement.id, []).append(case)
+    return [
+        dataclasses.replace(
+            spec_file,
+            requirements=tuple(
+                dataclasses.replace(
+                    r, checks=r.checks + tuple(c.check for c in added.get(r.id, ()))
+                )
+                if r.id in added
+                else r
+                for r in spec_file.requirements
+            ),
+        )
+        for spec_file in files
+    ]
 
 
 def _cross_check(spec_set: SpecSet, known_properties: set[str]) -> None:
+    _merge_models(spec_set.files)
     areas: dict[str, Path] = {}
     for spec_file in spec_set.files:
         if spec_file.area in areas:

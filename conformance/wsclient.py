@@ -277,6 +277,20 @@ class RawConnection:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
 
+    async def wait_until(self, condition: Callable[[], bool], timeout: float) -> bool:
+        """Wait until ``condition`` (over ``frames``) holds, without consuming anything; False
+        on timeout or when the connection closed first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._changed.clear()
+            if condition():
+                return True
+            remaining = deadline - time.monotonic()
+            if self.closed is not None or remaining <= 0:
+                return False
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
     async def wait_closed(self, timeout: float) -> CloseInfo | None:
         deadline = time.monotonic() + timeout
         while self.closed is None:

@@ -34,6 +34,7 @@ from .protocol.connection import (
     SendText,
     State,
 )
+from .protocol.delivery_faults import DeliveryShaper, Step, shaper_for
 from .protocol.errors import HttpApiError, PayloadTooLarge
 from .protocol.http_api import (
     ApiLimits,
@@ -108,10 +109,16 @@ class _Peer:
     """One WebSocket's outbound side: a queue drained by a single writer task.
 
     Queueing never blocks, so fan-out never waits on a subscriber; a write error ends only
-    this peer's writer.
+    this peer's writer. ``shaper`` is only for the delivery faults (``delivery_faults.py``):
+    it decides what each text frame becomes; this class just fires its release timer.
     """
 
-    def __init__(self, ws: web.WebSocketResponse, connection: Connection) -> None:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        connection: Connection,
+        shaper: DeliveryShaper | None = None,
+    ) -> None:
         self.ws = ws
         self.connection = connection
         self._queue: asyncio.Queue[Output] = asyncio.Queue()
@@ -120,13 +127,44 @@ class _Peer:
         #: Set on every client frame; wakes a heartbeat that had no deadline.
         self.activity = asyncio.Event()
         self._writer = asyncio.create_task(self._write())
+        self._shaper = shaper
+        self._release_timer: asyncio.TimerHandle | None = None
 
     def send(self, output: Output) -> None:
+        if self._shaper is not None and isinstance(output, SendText | Close):
+            self._send_shaped(self._shaper, output)
+            return
         if self._dead or self._closing:
             return
         if isinstance(output, Close):
             self._closing = True
         self._queue.put_nowait(output)
+
+    def _send_shaped(self, shaper: DeliveryShaper, output: SendText | Close) -> None:
+        """Delivery faults: queue what the core makes of the frame; a close drains it first."""
+        if isinstance(output, Close):
+            self._apply(shaper.drain())
+            self._shaper = None
+            self.send(output)
+        else:
+            self._apply(shaper.offer(output.text, asyncio.get_running_loop().time()))
+
+    def _apply(self, step: Step) -> None:
+        for text in step.write:
+            if self._dead or self._closing:
+                break
+            self._queue.put_nowait(SendText(text))
+        if self._release_timer is not None:
+            self._release_timer.cancel()
+            self._release_timer = None
+        if step.release_at is not None and not (self._dead or self._closing):
+            self._release_timer = asyncio.get_running_loop().call_at(step.release_at, self._release)
+
+    def _release(self) -> None:
+        """A held frame's window may have passed (the timer may fire a little early)."""
+        self._release_timer = None
+        if self._shaper is not None:
+            self._apply(self._shaper.tick(asyncio.get_running_loop().time()))
 
     def flush(self) -> None:
         """Queue everything the protocol core wants written."""
@@ -160,6 +198,8 @@ class _Peer:
 
     async def finish(self) -> None:
         """Let a requested close complete; drop anything else still queued."""
+        if self._release_timer is not None:
+            self._release_timer.cancel()
         if self._closing:
             # ``asyncio.wait`` neither raises the writer's errors nor swallows our cancellation.
             await asyncio.wait([self._writer], timeout=CLOSE_TIMEOUT)
@@ -442,7 +482,7 @@ class ReferenceServer:
         await ws.prepare(request)
         loop = asyncio.get_running_loop()
         connection = Connection(self.settings, self.registry, self.socket_ids)
-        peer = _Peer(ws, connection)
+        peer = _Peer(ws, connection, shaper_for(self.faults))
         self._all_peers.add(peer)
         connection.open(request.match_info["key"], loop.time())
         socket_id = connection.socket_id

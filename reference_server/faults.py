@@ -98,6 +98,11 @@ class Fault(enum.StrEnum):
     BINARY_FRAME_CLOSE_1011 = "binary_frame_close_1011"
     OVERSIZED_BODY_500 = "oversized_body_500"
     WRONG_CONTENT_TYPE_DESYNC = "wrong_content_type_desync"
+    # Delivery (every subscriber gets every event, once, in order).
+    DROP_ONE_IN_N = "drop_one_in_n"
+    DUPLICATE_DELIVERY = "duplicate_delivery"
+    REORDER_UNDER_LOAD = "reorder_under_load"
+    LEAK_TO_UNSUBSCRIBED = "leak_to_unsubscribed"
 
 
 FaultSet = frozenset[Fault]

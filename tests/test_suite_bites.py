@@ -30,9 +30,12 @@ BROKEN_BY_LEVEL = {"MUST": "FAIL", "SHOULD": "NON_STRICT", "MAY": "OPTIONAL_ABSE
 def _run_suite(tmp_path: Path, faults: str) -> dict[str, Any]:
     # Four check workers: the checks mostly wait on the server (heartbeats, webhook holds), so
     # a run takes a third of the wall time at about the same CPU, even two runs at a time.
+    # A faulty server makes properties find counterexamples: they are saved under tmp_path,
+    # never into the checkout's specs/regressions.
     env = {**os.environ, "PUSHER_REF_FAULTS": faults}
     result = subprocess.run(
-        [sys.executable, "-m", "conformance", "run", "-n", "4", "--report-dir", str(tmp_path)],
+        [sys.executable, "-m", "conformance", "run", "-n", "4", "--report-dir", str(tmp_path),
+         "--regressions-dir", str(tmp_path / "regressions")],
         capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path,
     )  # fmt: skip
     assert "Traceback" not in result.stderr, result.stderr
@@ -90,3 +93,11 @@ def test_each_fault_is_caught_by_its_requirement(fault: str, tmp_path: Path) -> 
             failing = [c for c in requirement["checks"] if c["outcome"] == "failed"]
             assert failing
             assert all(c["transcript"] and c["replay"] for c in failing)
+    # The delivery model's failures carry the shrunk counterexample: its step list, saved as a
+    # regression case (in the test's own directory, never in the checkout).
+    for requirement in data["requirements"]:
+        for check in requirement["checks"]:
+            if check["outcome"] == "failed" and check["id"].endswith("/model"):
+                assert "steps (the smallest failing run" in check["message"], check["message"]
+                assert "- connect: {conn: c" in check["message"]
+                assert f"saved as a regression case: {tmp_path}" in check["message"]

@@ -4,7 +4,16 @@ this package registers them all."""
 
 from __future__ import annotations
 
-from . import channel_auth, channels, client_events, connection, http_api, presence, robustness
+from . import (
+    channel_auth,
+    channels,
+    client_events,
+    connection,
+    delivery,
+    http_api,
+    presence,
+    robustness,
+)
 from .http_api import TAMPERS
 from .registry import PROPERTIES, Property, known_property_names, run_property
 
@@ -16,6 +25,7 @@ __all__ = [
     "channels",
     "client_events",
     "connection",
+    "delivery",
     "http_api",
     "known_property_names",
     "presence",

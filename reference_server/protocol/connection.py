@@ -493,7 +493,9 @@ class Connection:
         if self._subscriptions.pop(channel, False) is None:
             assert self.socket_id is not None
             if Fault.UNSUBSCRIBE_IGNORED not in self._faults:
-                self._registry.unsubscribe(channel, self.socket_id)
+                left = self._registry.unsubscribe(channel, self.socket_id)
+                if left and Fault.LEAK_TO_UNSUBSCRIBED in self._faults:
+                    self._registry.keep_former(channel, self.socket_id)
                 self._webhooks += webhooks.after_unsubscribe(
                     channel, len(self._registry.subscribers(channel))
                 )
@@ -563,7 +565,11 @@ class Connection:
         # Serialised once, whatever the number of subscribers.
         self._deliver(
             frames.client_event(event, channel, data, user_id),
-            self._registry.targets(channel, exclude=exclude),
+            self._registry.targets(
+                channel,
+                exclude=exclude,
+                with_former=Fault.LEAK_TO_UNSUBSCRIBED in self._faults,
+            ),
         )
         assert self.socket_id is not None
         self._webhooks += webhooks.after_client_event(

@@ -465,7 +465,13 @@ def deliveries(
     for channel in channels:
         user_id = server_to_user_id(channel)
         if user_id is None:
-            routes.extend(registry.route([channel], exclude=exclude))
+            routes.extend(
+                registry.route(
+                    [channel],
+                    exclude=exclude,
+                    with_former=Fault.LEAK_TO_UNSUBSCRIBED in faults,
+                )
+            )
         elif Fault.SERVER_TO_USER_NOT_DELIVERED not in faults:
             targets = tuple(s for s in registry.users.sockets_of(user_id) if s != exclude)
             if targets:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conformance.cli import main
+from conformance.spec import default_specs_dir
 
 
 def _run(
@@ -69,6 +71,10 @@ def test_unreachable_target_is_exit_3_within_10s(tmp_path: Path) -> None:
         (["run", "--capability", "teleport"], "unknown capability: teleport"),
         (["run", "--specs", "/nonexistent"], "specs directory not found"),
         (["run", "--check", "NOPE-99"], "no check matches NOPE-99"),
+        (
+            ["run", "--regressions-dir", "x", "--no-save-regressions"],
+            "argument --no-save-regressions: not allowed with argument --regressions-dir",
+        ),
         (["frobnicate"], "invalid choice"),
     ],
 )
@@ -134,3 +140,106 @@ def test_a_failing_run_names_the_requirement_and_prints_a_replay(tmp_path: Path)
     assert transcripts, "a failing check leaves its wire log"
     entries = [json.loads(line) for line in transcripts[0].read_text().splitlines()]
     assert any(e["kind"] == "ws_recv" for e in entries)
+
+
+def test_a_regression_case_runs_as_a_check_of_its_requirement(tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    for name in ("schema.json", "regression.schema.json", "connection.yaml", "heartbeat.yaml"):
+        shutil.copy(default_specs_dir() / name, specs / name)
+    (specs / "regressions").mkdir()
+    (specs / "regressions" / "PROTO-PING-07-0a1b2c3d.yaml").write_text(
+        "regression_of: PROTO-PING-07\nid: regression-0a1b2c3d\ntitle: One empty ping\n"
+        "property: websocket_ping_answered\nparams: {pings: 1, examples: 1}\n"
+    )
+    listed = _run("list", "--specs", str(specs))
+    assert (
+        "PROTO-PING-07/regression-0a1b2c3d  [property websocket_ping_answered, "
+        "regression case PROTO-PING-07-0a1b2c3d.yaml]"
+    ) in listed.stdout
+    # Two workers: each must collect the regression check the controller did.
+    result = _run(
+        "run", "--specs", str(specs), "--check", "PROTO-PING-07", "-n", "2",
+        "--report-dir", str(tmp_path / "report"), "--regressions-dir", str(tmp_path / "saved"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads((tmp_path / "report" / "results.json").read_text())
+    (requirement,) = [r for r in data["requirements"] if r["id"] == "PROTO-PING-07"]
+    assert {c["id"]: c["outcome"] for c in requirement["checks"]} == {
+        "PROTO-PING-07/ws-pings": "passed",
+        "PROTO-PING-07/regression-0a1b2c3d": "passed",
+    }
+    assert not (tmp_path / "saved").exists()
+
+
+PROBE = """
+from conformance.properties.registry import prop
+
+
+@prop("figures_probe", "bad")
+def figures_probe(ctx, params):
+    if params.get("bad"):
+        ctx.figures = {"table": {"columns": ["a"], "rows": [[1, 2]]}}
+        return
+    ctx.figures = {
+        "title": "probe",
+        "summary": {"delivered": 3, "order_violations": 0},
+        "table": {"columns": ["user", "delivered"], "rows": [["ana", 3]]},
+    }
+"""
+
+PROBE_SPEC = """\
+area: probe
+title: Figures probe
+requirements:
+  - id: TEST-FIG-01
+    level: MUST
+    title: Figures travel
+    statement: A check's figures reach every report, through pytest-xdist workers too.
+    source: "peer behaviour: none, a test of the suite"
+    checks:
+      - id: probe
+        title: Reports figures
+        property: figures_probe
+  - id: TEST-FIG-02
+    level: SHOULD
+    title: Bad figures are named
+    statement: Figures of the wrong shape make the check an error that says what is wrong.
+    source: "peer behaviour: none, a test of the suite"
+    checks:
+      - id: bad
+        title: Reports a malformed table
+        property: figures_probe
+        params: {bad: true}
+"""
+
+
+def test_figures_survive_xdist_into_every_report(tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    shutil.copy(default_specs_dir() / "schema.json", specs / "schema.json")
+    (specs / "probe.yaml").write_text(PROBE_SPEC)
+    (tmp_path / "figures_probe.py").write_text(PROBE)
+    report = tmp_path / "report"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", str(specs / "probe.yaml"), "-p", "figures_probe",
+         "-p", "no:cacheprovider", "-n", "2", "--conformance", "--rootdir", str(tmp_path),
+         "--conformance-specs", str(specs), "--conformance-report-dir", str(report),
+         "--conformance-no-save-regressions"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )  # fmt: skip
+    # 3: the malformed figures are a harness error, whatever the level.
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "figures TEST-FIG-01/probe: delivered 3, order violations 0; table of 1 rows" in (
+        result.stdout
+    )
+    data = json.loads((report / "results.json").read_text())
+    (check,) = data["requirements"][0]["checks"]
+    assert check["figures"]["summary"] == {"delivered": 3, "order_violations": 0}
+    (bad,) = data["requirements"][1]["checks"]
+    assert bad["outcome"] == "error"
+    assert bad["message"] == "harness error: figures: table row 0 is not a list of 1 cells"
+    assert "figures" not in bad
+    assert "| ana | 3 |" in (report / "summary.md").read_text()
+    assert "<td>ana</td>" in (report / "summary.html").read_text()

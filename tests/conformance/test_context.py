@@ -86,3 +86,18 @@ def test_undeclared_timings_fall_back() -> None:
     assert ctx.timing("activity_timeout") == 120.0
     ctx.advertised_activity_timeout = 30.0
     assert ctx.timing("idle_close") == 60.0
+
+
+def test_models_and_figures_start_empty(ctx: CheckContext) -> None:
+    assert ctx.models == {}
+    assert ctx.figures == {}
+
+
+def test_a_check_gets_its_own_copy_of_the_models() -> None:
+    check = Check("REQ-01", "c", "t", "property", {})
+    models = {"delivery": {"bounds": {"users": 3}}}
+    with asyncio.Runner() as runner:
+        ctx = CheckContext(TARGET, RunSettings(), check, runner, models=models)
+    assert ctx.models == models
+    ctx.models["delivery"]["bounds"]["users"] = 9
+    assert models["delivery"]["bounds"]["users"] == 3

@@ -15,6 +15,13 @@ from conformance.spec import default_specs_dir, load_specs, load_yaml
 from conformance.steps import STEPS
 
 SPECS = default_specs_dir()
+SMALL_SET = (
+    "schema.json",
+    "regression.schema.json",
+    "connection.yaml",
+    "heartbeat.yaml",
+    "channels.yaml",
+)
 
 
 def test_bundled_specs_load_and_meet_the_foundation_bar() -> None:
@@ -92,3 +99,174 @@ def test_unverifiable_requirement_needs_justification(specs_copy: Path) -> None:
     path.write_text(text[:start] + "\n" + text[end:])
     with pytest.raises(SpecError, match=r"connection\.yaml: at requirements/1"):
         load_specs(specs_copy)
+
+
+# -- models ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_specs(tmp_path: Path) -> Path:
+    """Three stable spec files and the schemas: the tests below stay independent of what other
+    spec files (and their models) the bundled set gains."""
+    target = tmp_path / "small-specs"
+    target.mkdir()
+    for name in SMALL_SET:
+        shutil.copy(SPECS / name, target / name)
+    return target
+
+
+def _add_models(path: Path, text: str) -> None:
+    """Put a top-level ``models:`` block before the file's requirements."""
+    original = path.read_text()
+    path.write_text(original.replace("\nrequirements:", f"\n{text}\nrequirements:", 1))
+
+
+def test_models_load_and_merge_across_files(small_specs: Path) -> None:
+    assert load_specs(small_specs).models == {}
+    _add_models(small_specs / "heartbeat.yaml", "models:\n  delivery: {users: 3, tabs: [1, 3]}")
+    _add_models(small_specs / "channels.yaml", "models:\n  other: {}")
+    specs = load_specs(small_specs)
+    heartbeat = next(f for f in specs.files if f.path.name == "heartbeat.yaml")
+    assert heartbeat.models == {"delivery": {"users": 3, "tabs": [1, 3]}}
+    assert specs.models == {"delivery": {"users": 3, "tabs": [1, 3]}, "other": {}}
+
+
+def test_a_model_defined_twice_names_both_files(small_specs: Path) -> None:
+    _add_models(small_specs / "heartbeat.yaml", "models:\n  delivery: {users: 3}")
+    _add_models(small_specs / "channels.yaml", "models:\n  delivery: {users: 4}")
+    with pytest.raises(
+        SpecError, match=r"^heartbeat\.yaml: model 'delivery' is also defined in channels\.yaml$"
+    ):
+        load_specs(small_specs)
+
+
+def test_a_model_must_be_an_object(small_specs: Path) -> None:
+    _add_models(small_specs / "heartbeat.yaml", "models:\n  delivery: 3")
+    with pytest.raises(SpecError, match=r"^heartbeat\.yaml: at models/delivery: 3 is not of type"):
+        load_specs(small_specs)
+
+
+# -- regression cases --------------------------------------------------------------------------
+
+CASE = """\
+regression_of: PROTO-PING-07
+id: regression-0a1b2c3d
+title: Counterexample found by a property
+found: {profile: ci, seed: 0, target: reference server, failure: "no pong"}
+property: websocket_ping_answered
+params: {pings: 1}
+"""
+
+
+def _case(specs_dir: Path, name: str = "PROTO-PING-07-0a1b2c3d.yaml", text: str = CASE) -> Path:
+    path = specs_dir / "regressions" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_a_regression_case_becomes_a_check_of_its_requirement(small_specs: Path) -> None:
+    before = load_specs(small_specs)
+    path = _case(small_specs)
+    specs = load_specs(small_specs, known_properties=known_property_names())
+    requirement = specs.requirement("PROTO-PING-07")
+    assert [c.id for c in requirement.checks] == ["ws-pings", "regression-0a1b2c3d"]
+    check = requirement.checks[-1]
+    assert check.kind == "property"
+    assert check.property_name == "websocket_ping_answered"
+    assert check.params == {"pings": 1}
+    assert check.regression_file == path.resolve()
+    assert check.full_id == "PROTO-PING-07/regression-0a1b2c3d"
+    assert [c.path for c in specs.regressions] == [path.resolve()]
+    assert specs.regressions[0].found["failure"] == "no pong"
+    # The spec file's own requirement carries it too: that is what pytest collects.
+    heartbeat = next(f for f in specs.files if f.path.name == "heartbeat.yaml")
+    assert heartbeat.requirements == tuple(
+        r for r in specs.requirements if r.area == heartbeat.area
+    )
+    assert check in next(r for r in heartbeat.requirements if r.id == "PROTO-PING-07").checks
+    assert len(specs.checks) == len(before.checks) + 1
+    assert specs.sha256 != before.sha256
+
+
+def test_regression_cases_load_in_file_name_order(small_specs: Path) -> None:
+    _case(small_specs, "PROTO-PING-07-b.yaml", CASE.replace("0a1b2c3d", "bbbb"))
+    _case(small_specs, "PROTO-PING-07-a.yaml", CASE.replace("0a1b2c3d", "aaaa"))
+    checks = load_specs(small_specs).requirement("PROTO-PING-07").checks
+    assert [c.id for c in checks] == ["ws-pings", "regression-aaaa", "regression-bbbb"]
+
+
+def test_a_worker_loads_only_the_cases_its_controller_loaded(small_specs: Path) -> None:
+    _case(small_specs)
+    _case(small_specs, "PROTO-PING-07-later.yaml", CASE.replace("0a1b2c3d", "later"))
+    specs = load_specs(small_specs, regressions=["PROTO-PING-07-0a1b2c3d.yaml"])
+    assert [c.check.id for c in specs.regressions] == ["regression-0a1b2c3d"]
+    with pytest.raises(SpecError, match=r"regression case\(s\) gone from .*: gone\.yaml"):
+        load_specs(small_specs, regressions=["gone.yaml"])
+
+
+def test_no_regressions_directory_changes_nothing(small_specs: Path) -> None:
+    before = load_specs(small_specs)
+    (small_specs / "regressions").mkdir(exist_ok=True)
+    (small_specs / "regressions" / "README.md").write_text("not a case\n")
+    assert load_specs(small_specs).sha256 == before.sha256
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            CASE.replace("PROTO-PING-07", "NOPE-99"),
+            r"^regressions/X\.yaml: regression_of names unknown requirement NOPE-99$",
+        ),
+        (
+            CASE.replace("PROTO-PING-07", "PROTO-CONN-02"),
+            r"^regressions/X\.yaml: requirement PROTO-CONN-02 \(connection\.yaml\) is "
+            r"unverifiable, not active",
+        ),
+        (
+            CASE.replace("websocket_ping_answered", "nope"),
+            r"^regressions/X\.yaml: names unknown property 'nope' \(known: ",
+        ),
+        (CASE + "  nested: [unclosed\n", r"^regressions/X\.yaml: not valid YAML"),
+        (
+            CASE.replace("regression-0a1b2c3d", "counterexample"),
+            r"^regressions/X\.yaml: at id: 'counterexample' does not match",
+        ),
+        (CASE + "extra: 1\n", r"^regressions/X\.yaml: at \(top level\): Additional properties"),
+        (
+            CASE.replace("params: {pings: 1}", "params: [1]"),
+            r"^regressions/X\.yaml: at params: \[1\] is not of type 'object'",
+        ),
+    ],
+)
+def test_a_bad_regression_case_is_one_line_naming_the_file(
+    small_specs: Path, text: str, message: str
+) -> None:
+    _case(small_specs, "X.yaml", text)
+    with pytest.raises(SpecError, match=message) as info:
+        load_specs(small_specs, known_properties=known_property_names())
+    assert "\n" not in str(info.value)
+
+
+def test_a_regression_check_id_must_be_unique(small_specs: Path) -> None:
+    _case(small_specs, "A.yaml")
+    _case(small_specs, "B.yaml")
+    with pytest.raises(
+        SpecError,
+        match=r"^regressions/B\.yaml: check id PROTO-PING-07/regression-0a1b2c3d is also used "
+        r"by regressions/A\.yaml$",
+    ):
+        load_specs(small_specs)
+
+
+def test_a_regression_check_id_may_not_shadow_a_spec_check(small_specs: Path) -> None:
+    path = small_specs / "heartbeat.yaml"
+    path.write_text(path.read_text().replace("- id: ws-pings", "- id: regression-0a1b2c3d", 1))
+    _case(small_specs)
+    with pytest.raises(
+        SpecError,
+        match=r"^regressions/PROTO-PING-07-0a1b2c3d\.yaml: PROTO-PING-07 already has a check "
+        r"regression-0a1b2c3d in heartbeat\.yaml$",
+    ):
+        load_specs(small_specs)

@@ -1,0 +1,206 @@
+"""The delivery faults end to end: a real server, real WebSockets, events published over HTTP
+and relayed between clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from reference_server.app import RunningServer
+from reference_server.faults import Fault
+from reference_server.protocol.delivery_faults import REORDER_WINDOW
+
+from .test_app import client, established, recv, serving, subscribe, trigger
+from .test_app_channels import api, silent
+from .test_app_channels import subscribe as subscribe_authorised
+
+#: A client that got nothing for this long has everything the server was going to send.
+QUIET = 0.5
+#: Upper bound on any collection, whatever the server does.
+DEADLINE = 5.0
+
+
+async def collect(ws: ClientConnection) -> list[Any]:
+    """Every frame's ``data`` until the connection has been quiet for ``QUIET`` seconds."""
+    got: list[Any] = []
+    end = time.monotonic() + DEADLINE
+    while time.monotonic() < end:
+        try:
+            frame = await recv(ws, timeout=QUIET)
+        except TimeoutError:
+            return got
+        got.append(frame.get("data"))
+    raise AssertionError(f"still receiving after {DEADLINE} s: {got}")
+
+
+async def batch(server: RunningServer, channel: str, numbers: range) -> None:
+    """Publish one event per number in a single request: a burst, as the server sees it."""
+    items = [{"name": "e", "channel": channel, "data": str(n)} for n in numbers]
+    body = json.dumps({"batch": items}).encode()
+    assert await api(server, "POST", "/apps/app-id/batch_events", body) == (200, {})
+
+
+async def synced(ws: ClientConnection) -> None:
+    """Wait until the server has handled everything this client sent (unsubscribe has no
+    reply of its own)."""
+    await ws.send('{"event":"pusher:ping","data":{}}')
+    assert (await recv(ws))["event"] == "pusher:pong"
+
+
+async def unsubscribe(ws: ClientConnection, channel: str) -> None:
+    await ws.send(json.dumps({"event": "pusher:unsubscribe", "data": {"channel": channel}}))
+    await synced(ws)
+
+
+def strings(numbers: list[int]) -> list[str]:
+    return [str(n) for n in numbers]
+
+
+@pytest.mark.asyncio
+async def test_without_faults_every_event_arrives_once_in_order() -> None:
+    async with serving() as server, client(server) as a, client(server) as b:
+        await established(a)
+        await established(b)
+        await subscribe(a, "c")
+        await subscribe(b, "c")
+        await batch(server, "c", range(1, 11))
+        await batch(server, "c", range(11, 21))
+        for n in (21, 22):
+            assert await trigger(server, {"name": "e", "channel": "c", "data": str(n)}) == (200, {})
+        assert await collect(a) == strings(list(range(1, 23)))
+        assert await collect(b) == strings(list(range(1, 23)))
+        await unsubscribe(a, "c")
+        await batch(server, "c", range(23, 24))
+        await silent(a, QUIET)
+        assert await recv(b) == {"event": "e", "channel": "c", "data": "23"}
+
+
+@pytest.mark.asyncio
+async def test_drop_one_in_n_counts_per_connection() -> None:
+    async with serving(Fault.DROP_ONE_IN_N) as server, client(server) as a, client(server) as b:
+        await established(a)
+        await established(b)
+        await subscribe(a, "c")
+        await batch(server, "c", range(1, 4))
+        assert await collect(a) == strings([1, 2, 3])
+        await subscribe(b, "c")  # b's count starts at 0, a's is at 3.
+        await batch(server, "c", range(4, 14))
+        assert await collect(a) == strings([4, 6, 7, 8, 9, 11, 12, 13])  # a's 5th, 10th
+        assert await collect(b) == strings([4, 5, 6, 7, 9, 10, 11, 12])  # b's 5th, 10th
+
+
+@pytest.mark.asyncio
+async def test_duplicate_delivery_counts_published_and_client_events() -> None:
+    async with (
+        serving(Fault.DUPLICATE_DELIVERY, client_events=True) as server,
+        client(server) as a,
+        client(server) as b,
+    ):
+        ids = [await established(ws) for ws in (a, b)]
+        for ws, socket_id in zip((a, b), ids, strict=True):
+            await subscribe_authorised(ws, socket_id, "private-c")
+        await batch(server, "private-c", range(1, 4))
+        for n in (4, 5):
+            message = {"event": "client-e", "channel": "private-c", "data": str(n)}
+            await b.send(json.dumps(message))
+        assert await collect(a) == strings([1, 2, 3, 4, 4, 5])  # the 4th was a client event
+        assert await collect(b) == strings([1, 2, 3])
+
+
+@pytest.mark.asyncio
+async def test_reorder_under_load_swaps_pairs_in_a_burst() -> None:
+    async with serving(Fault.REORDER_UNDER_LOAD) as server, client(server) as ws:
+        await established(ws)
+        await subscribe(ws, "c")
+        await batch(server, "c", range(1, 11))
+        assert await collect(ws) == strings([1, 2, 4, 3, 5, 7, 6, 8, 10, 9])
+
+
+@pytest.mark.asyncio
+async def test_reorder_under_load_releases_a_lone_held_event() -> None:
+    async with serving(Fault.REORDER_UNDER_LOAD) as server, client(server) as ws:
+        await established(ws)
+        await subscribe(ws, "c")
+        await batch(server, "c", range(1, 3))
+        assert await collect(ws) == strings([1, 2])
+        start = time.monotonic()
+        await batch(server, "c", range(3, 4))  # The 3rd: held, and nothing follows it.
+        assert (await recv(ws))["data"] == "3"
+        assert time.monotonic() - start >= REORDER_WINDOW - 0.05
+
+
+@pytest.mark.asyncio
+async def test_reorder_under_load_flushes_a_held_event_before_closing() -> None:
+    async with serving(Fault.REORDER_UNDER_LOAD) as server, client(server) as ws:
+        await established(ws)
+        await subscribe(ws, "c")
+        await batch(server, "c", range(1, 4))
+        # The 3rd is held for 250 ms, but a binary frame closes the connection (1003) at once.
+        await ws.send(b"binary")
+        frames: list[Any] = []
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                frames.append(await recv(ws))
+        assert ws.close_code == 1003
+        # Without the drain on close, the 3rd would be lost: the release timer finds the
+        # connection closing.
+        assert [frame["data"] for frame in frames] == strings([1, 2, 3])
+
+
+async def channel_state(server: RunningServer, channel: str) -> Any:
+    return await api(server, "GET", f"/apps/app-id/channels/{channel}", info="subscription_count")
+
+
+@pytest.mark.asyncio
+async def test_leak_to_unsubscribed() -> None:
+    async with (
+        serving(Fault.LEAK_TO_UNSUBSCRIBED) as server,
+        client(server) as a,
+        client(server) as b,
+    ):
+        await established(a)
+        await established(b)
+        await subscribe(a, "c")
+        await subscribe(b, "c")
+        await unsubscribe(a, "c")
+        assert await channel_state(server, "c") == (
+            200,
+            {"occupied": True, "subscription_count": 1},
+        )
+        assert await trigger(server, {"name": "e", "channel": "c", "data": "1"}) == (200, {})
+        await batch(server, "c", range(2, 3))
+        assert await collect(a) == strings([1, 2])
+        assert await collect(b) == strings([1, 2])
+        # Vacated normally, and still leaking, now to both.
+        await unsubscribe(b, "c")
+        assert await channel_state(server, "c") == (
+            200,
+            {"occupied": False, "subscription_count": 0},
+        )
+        await batch(server, "c", range(3, 4))
+        assert await collect(a) == strings([3])
+        assert await collect(b) == strings([3])
+        # Subscribed again: once, not twice.
+        await subscribe(a, "c")
+        await batch(server, "c", range(4, 5))
+        assert await collect(a) == strings([4])
+        assert await collect(b) == strings([4])
+        # Gone for good once disconnected.
+        await unsubscribe(a, "c")
+        registry = server.server.registry
+        assert len(registry.former_subscribers("c")) == 2
+        await a.close()
+        for _ in range(100):
+            if len(registry.former_subscribers("c")) == 1:
+                break
+            await asyncio.sleep(0.02)
+        assert len(registry.former_subscribers("c")) == 1
+        await batch(server, "c", range(5, 6))
+        assert await collect(b) == strings([5])
