@@ -46,7 +46,7 @@ CLIENT_EVENTS_PER_SECOND = 8
 #: How long a barrier waits, after the marker and the ping, for events still owed.
 GRACE_SECONDS = 0.5
 #: How long owed events may trail the barrier's marker.
-STRAGGLER_SECONDS = 0.05
+STRAGGLER_SECONDS = 0.25
 _PREFIX = {"public": "", "private": "private-", "presence": "presence-"}
 
 
@@ -284,6 +284,9 @@ class DeliveryDriver:
         await self.sockets[session].send_json(
             {"event": CLIENT_EVENT, "channel": self.names[channel], "data": published.data}
         )
+        # Once the server has answered the sender's ping it has read the event, so it is
+        # published now, as an HTTP publish is once answered.
+        await self.ctx.ping_barrier(session)
 
     async def _client_rate(self, session: str) -> None:
         """Stay under the client-event rate limit: being refused for speed is not the point."""
@@ -343,6 +346,11 @@ class DeliveryDriver:
             await self.ctx.ping_barrier(open_sessions[0])
         else:
             await asyncio.sleep(0.05)
+
+    def touched_channels(self) -> list[str]:
+        """Channel slots some connection of this run has subscribed to, in slot order."""
+        touched = {c for s in self.model.sessions.values() for c in s.ever}
+        return [slot for slot in self.names if slot in touched]
 
     # -- barrier and judgement -------------------------------------------------------------
 

@@ -108,6 +108,8 @@ class _Session:
     user: str
     open: bool = True
     channels: set[str] = field(default_factory=set)
+    #: Every channel it was ever subscribed to.
+    ever: set[str] = field(default_factory=set)
 
 
 class DeliveryModel:
@@ -179,6 +181,7 @@ class DeliveryModel:
                 for other in self.subscribers(channel):
                     self.member_expected[(other, channel, MEMBER_ADDED, state.user)] += 1
         state.channels.add(channel)
+        state.ever.add(channel)
         return self.users(channel)
 
     def unsubscribed(self, conn: str, channel: str) -> None:
