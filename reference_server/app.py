@@ -130,9 +130,10 @@ class _Peer:
         self._shaper = shaper
         self._release_timer: asyncio.TimerHandle | None = None
 
-    def send(self, output: Output) -> None:
+    def send(self, output: Output, fanout: int = 1) -> None:
+        """``fanout``: how many connections this frame goes to (only the faults read it)."""
         if self._shaper is not None and isinstance(output, SendText | Close):
-            self._send_shaped(self._shaper, output)
+            self._send_shaped(self._shaper, output, fanout)
             return
         if self._dead or self._closing:
             return
@@ -140,14 +141,14 @@ class _Peer:
             self._closing = True
         self._queue.put_nowait(output)
 
-    def _send_shaped(self, shaper: DeliveryShaper, output: SendText | Close) -> None:
+    def _send_shaped(self, shaper: DeliveryShaper, output: SendText | Close, fanout: int) -> None:
         """Delivery faults: queue what the core makes of the frame; a close drains it first."""
         if isinstance(output, Close):
             self._apply(shaper.drain())
             self._shaper = None
             self.send(output)
         else:
-            self._apply(shaper.offer(output.text, asyncio.get_running_loop().time()))
+            self._apply(shaper.offer(output.text, asyncio.get_running_loop().time(), fanout))
 
     def _apply(self, step: Step) -> None:
         for text in step.write:
@@ -452,10 +453,11 @@ class ReferenceServer:
         queued = 0
         for delivery in outgoing:
             output = SendText(delivery.text)
+            fanout = len(delivery.socket_ids)
             for socket_id in delivery.socket_ids:
                 peer = self._peers.get(socket_id)
                 if peer is not None:
-                    peer.send(output)
+                    peer.send(output, fanout)
                     queued += 1
         return queued
 

@@ -62,6 +62,9 @@ class Published:
     excluded: frozenset[str]
     #: Every session of these connections may receive it (their tabs were changing).
     optional_conns: frozenset[str] = frozenset()
+    #: Sessions of ``optional_conns`` closed before this moment (``DeliveryModel.now``) are
+    #: not among them: they were gone before the changes began.
+    flux_since: int = 0
     label: str = ""
 
 
@@ -110,6 +113,7 @@ class _Session:
     channels: set[str] = field(default_factory=set)
     #: Every channel it was ever subscribed to.
     ever: set[str] = field(default_factory=set)
+    closed_at: int | None = None
 
 
 class DeliveryModel:
@@ -132,6 +136,8 @@ class DeliveryModel:
         self.member_expected: Counter[tuple[str, str, str, str]] = Counter()
         self.violations: list[Violation] = []
         self._tokens = 0
+        #: A step counter: it orders opens, closes and publishes as the model saw them.
+        self.now = 0
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -159,6 +165,8 @@ class DeliveryModel:
         for channel in sorted(state.channels):
             self._leave(state, channel)
         state.open = False
+        self.now += 1
+        state.closed_at = self.now
 
     # -- subscriptions -------------------------------------------------------------------------
 
@@ -212,6 +220,7 @@ class DeliveryModel:
         exclude: str | None = None,
         racing: str | None = None,
         optional_conns: Iterable[str] = (),
+        flux_since: int = 0,
         label: str = "",
     ) -> list[Published]:
         """Record one publish of one event to ``channels`` (one data text for all of them).
@@ -225,7 +234,10 @@ class DeliveryModel:
         data = json.dumps({"run": self.tag, "event": token}, separators=(",", ":"))
         seq = seq if seq is not None else self.next_seq(publisher)
         flux = frozenset(optional_conns)
-        optional = {s for s in self.sessions if self.sessions[s].conn in flux}
+        self.now += 1
+        optional = {
+            s for s, state in self.sessions.items() if self._in_flux(state, flux, flux_since)
+        }
         if racing is not None:
             optional.add(racing)
         excluded = {exclude} if exclude is not None else set()
@@ -243,6 +255,7 @@ class DeliveryModel:
                 optional=frozenset(optional - excluded),
                 excluded=frozenset(excluded),
                 optional_conns=flux,
+                flux_since=flux_since,
                 label=label,
             )
             self.published.append(published)
@@ -266,10 +279,15 @@ class DeliveryModel:
         state = self.sessions.get(session)
         return f"{session} (user {state.user})" if state else session
 
+    @staticmethod
+    def _in_flux(state: _Session, conns: frozenset[str], since: int) -> bool:
+        return state.conn in conns and (state.closed_at is None or state.closed_at >= since)
+
     def _is_optional(self, published: Published, session: str) -> bool:
         state = self.sessions.get(session)
         return session in published.optional or (
-            state is not None and state.conn in published.optional_conns
+            state is not None
+            and self._in_flux(state, published.optional_conns, published.flux_since)
         )
 
     def judge(self, received: Mapping[str, Sequence[Received]]) -> Judgement:

@@ -154,7 +154,7 @@ class _Run:
         for slot in self.scenario.channels:
             await self.driver.apply(Unsubscribe(conn, slot))
 
-    async def _broadcast(self, count: int, churning: frozenset[str]) -> None:
+    async def _broadcast(self, count: int, churning: frozenset[str], since: int) -> None:
         for _ in range(count):
             alert = self.scenario.alerts[self.published % len(self.scenario.alerts)]
             self.published += 1
@@ -162,6 +162,7 @@ class _Run:
                 [alert.channel],
                 name=alert.event,
                 optional_conns=churning,
+                flux_since=since,
                 label=f"alert {self.published}",
             )
             await self.driver.send_trigger(published, None)
@@ -179,8 +180,9 @@ class _Run:
         slots = list(self.tabs)
         for _ in range(self.scenario.rounds):
             churn = self.random.sample(slots, min(self.scenario.churn_per_round, len(slots)))
+            since = self.driver.model.now
             await asyncio.gather(
-                self._broadcast(self.scenario.alerts_per_round, frozenset(churn)),
+                self._broadcast(self.scenario.alerts_per_round, frozenset(churn), since),
                 self._churn(churn),
             )
         judgement = await self.driver.apply(Check())

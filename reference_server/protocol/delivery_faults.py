@@ -7,12 +7,17 @@ untouched. The decisions are pure and per connection: a counter of *channel even
 the connection opens, so a replayed sequence of operations gets the same bugs (hypothesis
 relies on that when it shrinks). The only input besides the frames is the time, passed in.
 
-Theory of operation, for the n-th channel event frame (n = 1, 2, ...)::
+Theory of operation, for the n-th channel event frame (n = 1, 2, ...) and, for the first
+two, the m-th one fanned out to at least three connections at once (m = 1, 2, ...)::
 
-    drop_one_in_n        n % 5 == 0  -> not written at all
-    duplicate_delivery   n % 4 == 0  -> written twice, back to back
+    drop_one_in_n        m % 5 == 0  -> not written at all
+    duplicate_delivery   m % 4 == 0  -> written twice, back to back
     reorder_under_load   n % 3 == 0  -> held; written right after the next channel event
                                         frame if that comes within 0.25 s, else at 0.25 s
+
+Loss and duplication strike only in wide fan-out: the bug class a server shows once a channel
+has several subscribers, which checks built around one or two connections never provoke and
+the multi-user delivery model must.
 
 Dropping wins over the others; a duplicated frame that is held is held with its copy. Frames
 that are not channel events are never counted, dropped or held: they go out at once (after a
@@ -32,6 +37,7 @@ __all__ = [
     "DUPLICATE_EVERY",
     "REORDER_EVERY",
     "REORDER_WINDOW",
+    "WIDE_FANOUT",
     "DeliveryShaper",
     "Step",
     "is_channel_event_frame",
@@ -42,6 +48,9 @@ __all__ = [
 DROP_EVERY = 5
 #: ``duplicate_delivery``: every this-many-th channel event frame is sent twice.
 DUPLICATE_EVERY = 4
+#: ``drop_one_in_n`` and ``duplicate_delivery`` count only frames fanned out to this many
+#: connections or more.
+WIDE_FANOUT = 3
 #: ``reorder_under_load``: every this-many-th channel event frame is held back...
 REORDER_EVERY = 3
 #: ...for at most this many seconds, waiting for the next one to overtake it.
@@ -92,20 +101,26 @@ class DeliveryShaper:
         self._reorder = Fault.REORDER_UNDER_LOAD in faults
         #: Channel event frames seen so far on this connection.
         self.count = 0
+        #: Of those, the ones fanned out to at least ``WIDE_FANOUT`` connections.
+        self.wide_count = 0
         self._held: _Held | None = None
 
-    def offer(self, text: str, now: float) -> Step:
-        """A frame the connection should get at ``now``; return what to write instead."""
+    def offer(self, text: str, now: float, fanout: int = 1) -> Step:
+        """A frame the connection should get at ``now``, sent to ``fanout`` connections in
+        all; return what to write instead."""
         expired = self._expire(now)
         if not is_channel_event_frame(text):
             return self._step(*expired, text)
         self.count += 1
         n = self.count
         copies: tuple[str, ...] = (text,)
-        if self._drop and n % DROP_EVERY == 0:
-            copies = ()
-        elif self._duplicate and n % DUPLICATE_EVERY == 0:
-            copies = (text, text)
+        if fanout >= WIDE_FANOUT:
+            self.wide_count += 1
+            m = self.wide_count
+            if self._drop and m % DROP_EVERY == 0:
+                copies = ()
+            elif self._duplicate and m % DUPLICATE_EVERY == 0:
+                copies = (text, text)
         if self._held is not None:
             # Within the window: this frame overtakes the held one.
             held, self._held = self._held, None

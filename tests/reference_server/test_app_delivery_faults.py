@@ -82,18 +82,59 @@ async def test_without_faults_every_event_arrives_once_in_order() -> None:
         assert await recv(b) == {"event": "e", "channel": "c", "data": "23"}
 
 
+async def collect_all(*clients: ClientConnection) -> list[list[Any]]:
+    """``collect`` on every client at once."""
+    return list(await asyncio.gather(*(collect(ws) for ws in clients)))
+
+
 @pytest.mark.asyncio
 async def test_drop_one_in_n_counts_per_connection() -> None:
-    async with serving(Fault.DROP_ONE_IN_N) as server, client(server) as a, client(server) as b:
-        await established(a)
-        await established(b)
-        await subscribe(a, "c")
-        await batch(server, "c", range(1, 4))
-        assert await collect(a) == strings([1, 2, 3])
-        await subscribe(b, "c")  # b's count starts at 0, a's is at 3.
+    async with (
+        serving(Fault.DROP_ONE_IN_N) as server,
+        client(server) as a,
+        client(server) as b,
+        client(server) as c,
+        client(server) as d,
+    ):
+        for ws in (a, b, c, d):
+            await established(ws)
+        for ws in (a, b, c):
+            await subscribe(ws, "c")
+        await batch(server, "c", range(1, 4))  # Fanned out to 3: wide.
+        assert await collect_all(a, b, c) == [strings([1, 2, 3])] * 3
+        await subscribe(d, "c")  # d's count starts at 0, the others' are at 3.
         await batch(server, "c", range(4, 14))
-        assert await collect(a) == strings([4, 6, 7, 8, 9, 11, 12, 13])  # a's 5th, 10th
-        assert await collect(b) == strings([4, 5, 6, 7, 9, 10, 11, 12])  # b's 5th, 10th
+        # a, b and c lose their 5th and 10th, d its own 5th and 10th.
+        assert await collect_all(a, b, c) == [strings([4, 6, 7, 8, 9, 11, 12, 13])] * 3
+        assert await collect(d) == strings([4, 5, 6, 7, 9, 10, 11, 12])
+
+
+@pytest.mark.asyncio
+async def test_drop_one_in_n_needs_a_fanout_of_three() -> None:
+    async with (
+        serving(Fault.DROP_ONE_IN_N) as server,
+        client(server) as a,
+        client(server) as b,
+        client(server) as c,
+    ):
+        for ws in (a, b, c):
+            await established(ws)
+        await subscribe(a, "c")
+        await batch(server, "c", range(1, 7))  # Fanned out to 1.
+        assert await collect(a) == strings(list(range(1, 7)))
+        await subscribe(b, "c")
+        await batch(server, "c", range(7, 13))  # Fanned out to 2.
+        assert await collect_all(a, b) == [strings(list(range(7, 13)))] * 2
+        # 12 channel events for a, 6 for b, but none wide yet: the 5th wide one is 17.
+        await subscribe(c, "c")
+        await batch(server, "c", range(13, 19))
+        assert await collect_all(a, b, c) == [strings([13, 14, 15, 16, 18])] * 3
+        # Narrow again: nothing lost, however many channel events go by.
+        await unsubscribe(c, "c")
+        await batch(server, "c", range(19, 25))
+        await batch(server, "c", range(25, 31))
+        assert await collect_all(a, b) == [strings(list(range(19, 31)))] * 2
+        await silent(c, QUIET)
 
 
 @pytest.mark.asyncio
@@ -102,16 +143,48 @@ async def test_duplicate_delivery_counts_published_and_client_events() -> None:
         serving(Fault.DUPLICATE_DELIVERY, client_events=True) as server,
         client(server) as a,
         client(server) as b,
+        client(server) as c,
+        client(server) as d,
     ):
-        ids = [await established(ws) for ws in (a, b)]
-        for ws, socket_id in zip((a, b), ids, strict=True):
+        clients = (a, b, c, d)
+        ids = [await established(ws) for ws in clients]
+        # Narrow: a client event fanned out to 1, published events to 2; none doubled.
+        for ws, socket_id in zip((a, b), ids[:2], strict=True):
             await subscribe_authorised(ws, socket_id, "private-c")
-        await batch(server, "private-c", range(1, 4))
-        for n in (4, 5):
-            message = {"event": "client-e", "channel": "private-c", "data": str(n)}
-            await b.send(json.dumps(message))
-        assert await collect(a) == strings([1, 2, 3, 4, 4, 5])  # the 4th was a client event
-        assert await collect(b) == strings([1, 2, 3])
+        for n in (1, 2, 3, 4):
+            await b.send(json.dumps({"event": "client-e", "channel": "private-c", "data": str(n)}))
+        await synced(b)
+        await batch(server, "private-c", range(5, 9))
+        assert await collect_all(a, b) == [strings(list(range(1, 9))), strings([5, 6, 7, 8])]
+        # Wide: published events fanned out to 4, then client events from d to the other 3.
+        for ws, socket_id in zip((c, d), ids[2:], strict=True):
+            await subscribe_authorised(ws, socket_id, "private-c")
+        await batch(server, "private-c", range(9, 12))
+        for n in (12, 13):
+            await d.send(json.dumps({"event": "client-e", "channel": "private-c", "data": str(n)}))
+        # The 4th wide frame was a client event.
+        assert await collect_all(*clients) == [
+            strings([9, 10, 11, 12, 12, 13]),
+            strings([9, 10, 11, 12, 12, 13]),
+            strings([9, 10, 11, 12, 12, 13]),
+            strings([9, 10, 11]),
+        ]
+
+
+@pytest.mark.asyncio
+async def test_duplicate_delivery_spares_a_fanout_of_two() -> None:
+    async with (
+        serving(Fault.DUPLICATE_DELIVERY) as server,
+        client(server) as a,
+        client(server) as b,
+    ):
+        await established(a)
+        await established(b)
+        await subscribe(a, "c")
+        await subscribe(b, "c")
+        await batch(server, "c", range(1, 7))
+        await batch(server, "c", range(7, 13))
+        assert await collect_all(a, b) == [strings(list(range(1, 13)))] * 2
 
 
 @pytest.mark.asyncio

@@ -11,6 +11,7 @@ from reference_server.faults import Fault
 from reference_server.protocol import frames
 from reference_server.protocol.delivery_faults import (
     REORDER_WINDOW,
+    WIDE_FANOUT,
     DeliveryShaper,
     Step,
     is_channel_event_frame,
@@ -31,11 +32,20 @@ def numbers(texts: Iterable[str]) -> list[int | str]:
     return out
 
 
-def burst(shaper: DeliveryShaper, count: int, now: float = 0.0) -> list[int | str]:
-    """``count`` channel events offered at the same instant, then the shaper drained."""
+def burst(
+    shaper: DeliveryShaper, count: int, now: float = 0.0, fanout: int = WIDE_FANOUT
+) -> list[int | str]:
+    """``count`` channel events, each fanned out to ``fanout`` connections, offered at the
+    same instant, then the shaper drained."""
+    return offered(shaper, [fanout] * count, now)
+
+
+def offered(shaper: DeliveryShaper, fanouts: list[int], now: float = 0.0) -> list[int | str]:
+    """Channel events 1, 2, ... with the given fan-outs, offered at the same instant, then the
+    shaper drained."""
     written: list[str] = []
-    for n in range(1, count + 1):
-        written += shaper.offer(event(n), now).write
+    for n, fanout in enumerate(fanouts, start=1):
+        written += shaper.offer(event(n), now, fanout).write
     written += shaper.drain().write
     return numbers(written)
 
@@ -73,17 +83,19 @@ def test_drop_one_in_n_loses_every_fifth_channel_event() -> None:
     shaper = DeliveryShaper(frozenset({Fault.DROP_ONE_IN_N}))
     assert burst(shaper, 12) == [1, 2, 3, 4, 6, 7, 8, 9, 11, 12]
     assert shaper.count == 12
+    assert shaper.wide_count == 12
 
 
 def test_only_channel_events_are_counted() -> None:
     shaper = DeliveryShaper(frozenset({Fault.DROP_ONE_IN_N}))
     written: list[str] = []
     for n in range(1, 6):
-        written += shaper.offer(frames.PONG, 0.0).write
-        written += shaper.offer(event(n), 0.0).write
+        written += shaper.offer(frames.PONG, 0.0, WIDE_FANOUT).write
+        written += shaper.offer(event(n), 0.0, WIDE_FANOUT).write
     pong = "pusher:pong"
     assert numbers(written) == [pong, 1, pong, 2, pong, 3, pong, 4, pong]
     assert shaper.count == 5
+    assert shaper.wide_count == 5
 
 
 def test_duplicate_delivery_doubles_every_fourth_channel_event() -> None:
@@ -156,6 +168,114 @@ def test_drain_releases_what_is_held() -> None:
 )
 def test_faults_combine(faults: set[Fault], count: int, expected: list[int]) -> None:
     assert burst(DeliveryShaper(frozenset(faults)), count) == expected
+
+
+LOSSY = [
+    {Fault.DROP_ONE_IN_N},
+    {Fault.DUPLICATE_DELIVERY},
+    {Fault.DROP_ONE_IN_N, Fault.DUPLICATE_DELIVERY},
+]
+
+
+def test_wide_fanout_is_three() -> None:
+    assert WIDE_FANOUT == 3
+
+
+@pytest.mark.parametrize("fanout", [1, 2])
+@pytest.mark.parametrize("faults", LOSSY)
+def test_narrow_fanout_is_never_dropped_or_duplicated(faults: set[Fault], fanout: int) -> None:
+    shaper = DeliveryShaper(frozenset(faults))
+    assert burst(shaper, 20, fanout=fanout) == list(range(1, 21))
+    assert shaper.count == 20
+    assert shaper.wide_count == 0
+
+
+@pytest.mark.parametrize("faults", LOSSY)
+def test_fanout_defaults_to_one(faults: set[Fault]) -> None:
+    shaper = DeliveryShaper(frozenset(faults))
+    assert [shaper.offer(event(n), 0.0).write for n in range(1, 21)] == [
+        (event(n),) for n in range(1, 21)
+    ]
+    assert shaper.wide_count == 0
+
+
+@pytest.mark.parametrize("fanout", [1, 2])
+def test_narrow_fanout_still_counts_for_reorder(fanout: int) -> None:
+    faults = frozenset({Fault.DROP_ONE_IN_N, Fault.DUPLICATE_DELIVERY, Fault.REORDER_UNDER_LOAD})
+    shaper = DeliveryShaper(faults)
+    assert burst(shaper, 10, fanout=fanout) == [1, 2, 4, 3, 5, 7, 6, 8, 10, 9]
+    assert shaper.count == 10
+    assert shaper.wide_count == 0
+
+
+@pytest.mark.parametrize(
+    ("fanout", "dropped"),
+    [(2, False), (3, True), (4, True), (50, True)],
+)
+def test_drop_threshold_is_a_fanout_of_three(fanout: int, dropped: bool) -> None:
+    shaper = DeliveryShaper(frozenset({Fault.DROP_ONE_IN_N}))
+    for n in range(1, 5):
+        assert shaper.offer(event(n), 0.0, 3).write == (event(n),)
+    # The 5th channel event: the 5th wide one only if its fan-out reaches 3.
+    assert shaper.offer(event(5), 0.0, fanout).write == (() if dropped else (event(5),))
+    assert shaper.count == 5
+    assert shaper.wide_count == (5 if dropped else 4)
+    # A narrow 5th leaves the 5th wide one to come.
+    assert shaper.offer(event(6), 0.0, 3).write == ((event(6),) if dropped else ())
+
+
+@pytest.mark.parametrize(
+    ("fanout", "doubled"),
+    [(2, False), (3, True), (4, True), (50, True)],
+)
+def test_duplicate_threshold_is_a_fanout_of_three(fanout: int, doubled: bool) -> None:
+    shaper = DeliveryShaper(frozenset({Fault.DUPLICATE_DELIVERY}))
+    for n in range(1, 4):
+        assert shaper.offer(event(n), 0.0, 3).write == (event(n),)
+    # The 4th channel event: the 4th wide one only if its fan-out reaches 3.
+    expected = (event(4), event(4)) if doubled else (event(4),)
+    assert shaper.offer(event(4), 0.0, fanout).write == expected
+    assert shaper.count == 4
+    assert shaper.wide_count == (4 if doubled else 3)
+    expected = (event(5),) if doubled else (event(5), event(5))
+    assert shaper.offer(event(5), 0.0, 3).write == expected
+
+
+#: One connection's channel events 1..15: narrow ones at 1, 3, 6, 9 and 14, so the wide ones
+#: are 2, 4, 5, 7, 8 (5th), 10, 11, 12 (8th), 13 and 15 (10th).
+INTERLEAVED = [1, 3, 2, 3, 4, 1, 3, 3, 2, 3, 3, 3, 3, 1, 3]
+
+
+@pytest.mark.parametrize(
+    ("faults", "expected"),
+    [
+        # The 5th and 10th wide frames, not the 5th and 10th channel events.
+        ({Fault.DROP_ONE_IN_N}, [1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14]),
+        # The 4th and 8th wide frames, not the 4th, 8th and 12th channel events.
+        (
+            {Fault.DUPLICATE_DELIVERY},
+            [1, 2, 3, 4, 5, 6, 7, 7, 8, 9, 10, 11, 12, 12, 13, 14, 15],
+        ),
+        # Reordering still counts every channel event: 3, 6, 9 and 12 are held; 15 is
+        # dropped, not held.
+        (
+            {Fault.DROP_ONE_IN_N, Fault.REORDER_UNDER_LOAD},
+            [1, 2, 4, 3, 5, 7, 6, 10, 9, 11, 13, 12, 14],
+        ),
+        # 12 is held with its copy.
+        (
+            {Fault.DUPLICATE_DELIVERY, Fault.REORDER_UNDER_LOAD},
+            [1, 2, 4, 3, 5, 7, 7, 6, 8, 10, 9, 11, 13, 12, 12, 14, 15],
+        ),
+    ],
+)
+def test_only_wide_frames_advance_the_drop_and_duplicate_counter(
+    faults: set[Fault], expected: list[int]
+) -> None:
+    shaper = DeliveryShaper(frozenset(faults))
+    assert offered(shaper, INTERLEAVED) == expected
+    assert shaper.count == 15
+    assert shaper.wide_count == 10
 
 
 def test_same_operations_same_bugs() -> None:
