@@ -45,19 +45,26 @@ def format_steps(steps: Sequence[Operation]) -> str:
     return listed.rstrip()
 
 
+def _aspects(found: ModelViolation) -> str:
+    return ", ".join(sorted({v.aspect for v in found.violations}))
+
+
+def _listed(found: ModelViolation, most: int = 10) -> list[str]:
+    """The first ``most`` violations, one line each, and how many more there are."""
+    lines = [f"  - {v.message}" for v in found.violations[:most]]
+    if len(found.violations) > most:
+        lines.append(f"  ... and {len(found.violations) - most} more")
+    return lines
+
+
 def _report(
     ctx: CheckContext, found: ModelViolation, aspects: set[str], users: int, *, save: bool
 ) -> CheckFailed:
     """The failure an auditor reads: the violations, the (shrunk) steps, the saved case."""
     lines = [
         f"the delivery model found {len(found.violations)} violation(s) of "
-        f"{', '.join(sorted({v.aspect for v in found.violations}))} after {len(found.steps)} "
-        "step(s):",
-        *(f"  - {v.message}" for v in found.violations[:10]),
-    ]
-    if len(found.violations) > 10:
-        lines.append(f"  ... and {len(found.violations) - 10} more")
-    lines += [
+        f"{_aspects(found)} after {len(found.steps)} step(s):",
+        *_listed(found),
         "steps (the smallest failing run hypothesis found; connection c<i> belongs to user "
         "u<i mod users>):",
         format_steps(found.steps),
@@ -158,11 +165,8 @@ def delivery_scenario(ctx: CheckContext, params: Mapping[str, Any]) -> None:
         summary = ctx.figures.get("summary", {})
         counted = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary.items())
         lines = [
-            f"the scenario broke {len(found.violations)} time(s) "
-            f"({', '.join(sorted({v.aspect for v in found.violations}))}): {counted}",
-            *(f"  - {v.message}" for v in found.violations[:10]),
+            f"the scenario broke {len(found.violations)} time(s) ({_aspects(found)}): {counted}",
+            *_listed(found),
+            "per-user figures: see the report's Figures section",
         ]
-        if len(found.violations) > 10:
-            lines.append(f"  ... and {len(found.violations) - 10} more")
-        lines.append("per-user figures: see the report's Figures section")
         raise CheckFailed("\n".join(lines)) from None
