@@ -4,6 +4,7 @@ variables and its transcript. One context per check, thrown away afterwards."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import re
@@ -46,6 +47,9 @@ DEFAULT_QUERY = {
 }
 
 #: Recommended pong timeout of the protocol, used when a target does not declare its own.
+# A property's connection that has sent nothing for this long is pinged between examples: far
+# below any activity timeout a server announces (Pusher's is 120 s, the bundled run's 3 s).
+KEEPALIVE_AFTER = 1.0
 DEFAULT_PONG_TIMEOUT = 30.0
 DEFAULT_ACTIVITY_TIMEOUT = 120.0
 
@@ -116,6 +120,9 @@ class CheckContext:
         #: Webhooks that arrived since this check began (earlier ones belong to others).
         self._started_wall = time.time()
         self._webhooks: WebhookClient | None = None
+        self._keep_alive_task: asyncio.Task[None] | None = None
+        self._keep_alive_lock = asyncio.Lock()
+        self._keep_alive_paused = True
 
     # -- running -----------------------------------------------------------------------------
 
@@ -124,6 +131,7 @@ class CheckContext:
         return self.runner.run(coro)
 
     async def aclose(self) -> None:
+        await self.stop_keep_alive()
         for conn in self.connections.values():
             await conn.close()
         await self.api.aclose()
@@ -435,6 +443,55 @@ class CheckContext:
                     f"barrier: the marker event on {marker_channel!r} never reached {name}"
                 )
         await self.ping_barrier(name)
+
+    # -- keeping a property's connections alive between examples -----------------------------
+    #
+    # A property keeps its connections across examples, and its receivers may say nothing for
+    # longer than the server's activity timeout; hypothesis itself may pause for seconds
+    # between examples (building a strategy's character tables on a loaded machine, say).
+    # Whether the connections then survive would hang on the server's idle pings, which are
+    # PROTO-PING's business, not the property's: so, like a live client, they speak up. Only
+    # while no example runs, so that a keep-alive pong never meets a check's own wait for one.
+
+    async def resume_keep_alive(self) -> None:
+        """Between examples: ping quiet connections from now on (see ``_keep_alive_loop``)."""
+        self._keep_alive_paused = False
+        if self._keep_alive_task is None or self._keep_alive_task.done():
+            self._keep_alive_task = asyncio.ensure_future(self._keep_alive_loop())
+
+    async def pause_keep_alive(self) -> None:
+        """An example begins: wait out a round trip in flight, then catch up on any due now."""
+        async with self._keep_alive_lock:
+            self._keep_alive_paused = True
+        await self._keep_alive_quiet()
+
+    async def stop_keep_alive(self) -> None:
+        self._keep_alive_paused = True
+        task, self._keep_alive_task = self._keep_alive_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _keep_alive_loop(self) -> None:
+        while True:
+            await asyncio.sleep(KEEPALIVE_AFTER / 4)
+            async with self._keep_alive_lock:
+                if not self._keep_alive_paused:
+                    await self._keep_alive_quiet()
+
+    async def _keep_alive_quiet(self) -> None:
+        """Ping each open connection that has sent nothing for ``KEEPALIVE_AFTER``; connections
+        opened without ``auto_pong`` (the heartbeat checks' own) are left silent."""
+        now = time.monotonic()
+        quiet = [
+            conn
+            for conn in self.connections.values()
+            if conn.auto_pong and conn.is_open and now - conn.last_sent > KEEPALIVE_AFTER
+        ]
+        for conn in quiet:
+            if not await conn.keep_alive(self.response_timeout):
+                self.transcript.record("keepalive_unanswered", conn.name)
 
     async def ping_barrier(self, name: str) -> None:
         """A ``pusher:ping`` round trip, or failing that a WebSocket ping round trip: either

@@ -101,6 +101,7 @@ class RawConnection:
         self._ws: ClientConnection | None = None
         self._changed = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
+        self.last_sent = time.monotonic()
 
     @classmethod
     async def open(
@@ -171,6 +172,7 @@ class RawConnection:
                 if self.auto_pong and frame.event == "pusher:ping":
                     pong = json.dumps({"event": "pusher:pong", "data": {}})
                     self.transcript.record("ws_send", self.name, text=pong, auto=True)
+                    self.last_sent = time.monotonic()
                     with contextlib.suppress(ConnectionClosed):
                         await ws.send(pong)
         except ConnectionClosed:
@@ -233,12 +235,38 @@ class RawConnection:
             self.transcript.record("ws_send", self.name, text=message)
         else:
             self.transcript.record("ws_send_binary", self.name, hex=message.hex()[:512])
+        self.last_sent = time.monotonic()
         try:
             await self._ws.send(message)
         except ConnectionClosed:
             await self._settle()
             state = self.closed.describe() if self.closed else "closed"
             raise CheckFailed(f"cannot send on {self.name}: the connection is {state}") from None
+
+    async def keep_alive(self, timeout: float) -> bool:
+        """A ``pusher:ping`` round trip that leaves no pong behind.
+
+        Every pong still unconsumed is consumed with it: the server answers pings in order, so
+        once this ping's pong is in, any earlier one is stale, and a later wait for a pong must
+        not be satisfied by either. False when the connection is closed or no pong came.
+        """
+        if not self.is_open or self._ws is None:
+            return False
+
+        def pongs() -> list[Frame]:
+            return [f for f in self.unconsumed() if f.event == "pusher:pong"]
+
+        owed = len(pongs()) + 1
+        ping = json.dumps({"event": "pusher:ping", "data": {}})
+        self.transcript.record("ws_send", self.name, text=ping, auto=True)
+        self.last_sent = time.monotonic()
+        try:
+            await self._ws.send(ping)
+        except ConnectionClosed:
+            return False
+        answered = await self.wait_until(lambda: len(pongs()) >= owed, timeout)
+        self.consumed.update(f.index for f in pongs())
+        return answered
 
     async def _settle(self) -> None:
         if self._reader is not None:

@@ -157,3 +157,35 @@ def test_frame_data_decodes_double_encoding() -> None:
     assert frame("[1]").data_field("code") is None
     assert frame("not json").data() is None
     assert frame(None).data_field("code") is None
+
+
+@pytest.mark.asyncio
+async def test_keep_alive_consumes_its_pong_and_any_stale_one() -> None:
+    async def answers_pings(ws: ServerConnection) -> None:
+        await ws.send('{"event":"pusher:pong","data":{}}')  # stale: nobody asked for it
+        async for message in ws:
+            if "pusher:ping" in str(message):
+                await ws.send('{"event":"news","data":"x"}')
+                await ws.send('{"event":"pusher:pong","data":{}}')
+
+    conn, transcript, urls = await _open(answers_pings)
+    assert await conn.wait_until(lambda: len(conn.frames) == 1, 2)
+    before = conn.last_sent
+    assert await conn.keep_alive(2)
+    assert conn.last_sent > before
+    assert [f.event for f in conn.unconsumed()] == ["news"]
+    assert any(e.get("auto") and "pusher:ping" in e.get("text", "") for e in transcript.entries)
+    await conn.close()
+    assert not await conn.keep_alive(2)
+    await urls.aclose()
+
+
+@pytest.mark.asyncio
+async def test_keep_alive_reports_a_ping_nobody_answers() -> None:
+    async def mute(ws: ServerConnection) -> None:
+        await ws.wait_closed()
+
+    conn, _, urls = await _open(mute)
+    assert not await conn.keep_alive(0.3)
+    await conn.close()
+    await urls.aclose()
