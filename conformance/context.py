@@ -46,10 +46,10 @@ DEFAULT_QUERY = {
     "flash": "false",
 }
 
-#: Recommended pong timeout of the protocol, used when a target does not declare its own.
-# A property's connection that has sent nothing for this long is pinged between examples: far
-# below any activity timeout a server announces (Pusher's is 120 s, the bundled run's 3 s).
+#: A property's connection that has sent nothing for this long is pinged between examples: far
+#: below any activity timeout a server announces (Pusher's is 120 s, the bundled run's 3 s).
 KEEPALIVE_AFTER = 1.0
+#: Recommended pong timeout of the protocol, used when a target does not declare its own.
 DEFAULT_PONG_TIMEOUT = 30.0
 DEFAULT_ACTIVITY_TIMEOUT = 120.0
 

@@ -170,11 +170,7 @@ class RawConnection:
                 self._append(message)
                 frame = self.frames[-1]
                 if self.auto_pong and frame.event == "pusher:ping":
-                    pong = json.dumps({"event": "pusher:pong", "data": {}})
-                    self.transcript.record("ws_send", self.name, text=pong, auto=True)
-                    self.last_sent = time.monotonic()
-                    with contextlib.suppress(ConnectionClosed):
-                        await ws.send(pong)
+                    await self._send_auto(ws, json.dumps({"event": "pusher:pong", "data": {}}))
         except ConnectionClosed:
             pass
         finally:
@@ -243,6 +239,17 @@ class RawConnection:
             state = self.closed.describe() if self.closed else "closed"
             raise CheckFailed(f"cannot send on {self.name}: the connection is {state}") from None
 
+    async def _send_auto(self, ws: ClientConnection, text: str) -> bool:
+        """A frame the client sends of its own accord (a pong, a keep-alive ping), logged as
+        such; False when the connection is already gone."""
+        self.transcript.record("ws_send", self.name, text=text, auto=True)
+        self.last_sent = time.monotonic()
+        try:
+            await ws.send(text)
+        except ConnectionClosed:
+            return False
+        return True
+
     async def keep_alive(self, timeout: float) -> bool:
         """A ``pusher:ping`` round trip that leaves no pong behind.
 
@@ -257,12 +264,7 @@ class RawConnection:
             return [f for f in self.unconsumed() if f.event == "pusher:pong"]
 
         owed = len(pongs()) + 1
-        ping = json.dumps({"event": "pusher:ping", "data": {}})
-        self.transcript.record("ws_send", self.name, text=ping, auto=True)
-        self.last_sent = time.monotonic()
-        try:
-            await self._ws.send(ping)
-        except ConnectionClosed:
+        if not await self._send_auto(self._ws, json.dumps({"event": "pusher:ping", "data": {}})):
             return False
         answered = await self.wait_until(lambda: len(pongs()) >= owed, timeout)
         self.consumed.update(f.index for f in pongs())
