@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -25,6 +26,16 @@ from .test_app_channels import subscribe as subscribe_authorised
 QUIET = 0.5
 #: Upper bound on any collection, whatever the server does.
 DEADLINE = 5.0
+
+
+@contextlib.asynccontextmanager
+async def connected(
+    count: int, *faults: Fault, **settings: Any
+) -> AsyncIterator[tuple[RunningServer, list[ClientConnection], list[str]]]:
+    """A server with ``faults`` and ``count`` clients it has greeted, and their socket ids."""
+    async with serving(*faults, **settings) as server, contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(client(server)) for _ in range(count)]
+        yield server, clients, [await established(ws) for ws in clients]
 
 
 async def collect(ws: ClientConnection) -> list[Any]:
@@ -65,9 +76,7 @@ def strings(numbers: list[int]) -> list[str]:
 
 @pytest.mark.asyncio
 async def test_without_faults_every_event_arrives_once_in_order() -> None:
-    async with serving() as server, client(server) as a, client(server) as b:
-        await established(a)
-        await established(b)
+    async with connected(2) as (server, (a, b), _):
         await subscribe(a, "c")
         await subscribe(b, "c")
         await batch(server, "c", range(1, 11))
@@ -89,15 +98,7 @@ async def collect_all(*clients: ClientConnection) -> list[list[Any]]:
 
 @pytest.mark.asyncio
 async def test_drop_one_in_n_counts_per_connection() -> None:
-    async with (
-        serving(Fault.DROP_ONE_IN_N) as server,
-        client(server) as a,
-        client(server) as b,
-        client(server) as c,
-        client(server) as d,
-    ):
-        for ws in (a, b, c, d):
-            await established(ws)
+    async with connected(4, Fault.DROP_ONE_IN_N) as (server, (a, b, c, d), _):
         for ws in (a, b, c):
             await subscribe(ws, "c")
         await batch(server, "c", range(1, 4))  # Fanned out to 3: wide.
@@ -111,14 +112,7 @@ async def test_drop_one_in_n_counts_per_connection() -> None:
 
 @pytest.mark.asyncio
 async def test_drop_one_in_n_needs_a_fanout_of_three() -> None:
-    async with (
-        serving(Fault.DROP_ONE_IN_N) as server,
-        client(server) as a,
-        client(server) as b,
-        client(server) as c,
-    ):
-        for ws in (a, b, c):
-            await established(ws)
+    async with connected(3, Fault.DROP_ONE_IN_N) as (server, (a, b, c), _):
         await subscribe(a, "c")
         await batch(server, "c", range(1, 7))  # Fanned out to 1.
         assert await collect(a) == strings(list(range(1, 7)))
@@ -139,15 +133,12 @@ async def test_drop_one_in_n_needs_a_fanout_of_three() -> None:
 
 @pytest.mark.asyncio
 async def test_duplicate_delivery_counts_published_and_client_events() -> None:
-    async with (
-        serving(Fault.DUPLICATE_DELIVERY, client_events=True) as server,
-        client(server) as a,
-        client(server) as b,
-        client(server) as c,
-        client(server) as d,
+    async with connected(4, Fault.DUPLICATE_DELIVERY, client_events=True) as (
+        server,
+        clients,
+        ids,
     ):
-        clients = (a, b, c, d)
-        ids = [await established(ws) for ws in clients]
+        a, b, c, d = clients
         # Narrow: a client event fanned out to 1, published events to 2; none doubled.
         for ws, socket_id in zip((a, b), ids[:2], strict=True):
             await subscribe_authorised(ws, socket_id, "private-c")
@@ -173,13 +164,7 @@ async def test_duplicate_delivery_counts_published_and_client_events() -> None:
 
 @pytest.mark.asyncio
 async def test_duplicate_delivery_spares_a_fanout_of_two() -> None:
-    async with (
-        serving(Fault.DUPLICATE_DELIVERY) as server,
-        client(server) as a,
-        client(server) as b,
-    ):
-        await established(a)
-        await established(b)
+    async with connected(2, Fault.DUPLICATE_DELIVERY) as (server, (a, b), _):
         await subscribe(a, "c")
         await subscribe(b, "c")
         await batch(server, "c", range(1, 7))
@@ -189,8 +174,7 @@ async def test_duplicate_delivery_spares_a_fanout_of_two() -> None:
 
 @pytest.mark.asyncio
 async def test_reorder_under_load_swaps_pairs_in_a_burst() -> None:
-    async with serving(Fault.REORDER_UNDER_LOAD) as server, client(server) as ws:
-        await established(ws)
+    async with connected(1, Fault.REORDER_UNDER_LOAD) as (server, (ws,), _):
         await subscribe(ws, "c")
         await batch(server, "c", range(1, 11))
         assert await collect(ws) == strings([1, 2, 4, 3, 5, 7, 6, 8, 10, 9])
@@ -198,8 +182,7 @@ async def test_reorder_under_load_swaps_pairs_in_a_burst() -> None:
 
 @pytest.mark.asyncio
 async def test_reorder_under_load_releases_a_lone_held_event() -> None:
-    async with serving(Fault.REORDER_UNDER_LOAD) as server, client(server) as ws:
-        await established(ws)
+    async with connected(1, Fault.REORDER_UNDER_LOAD) as (server, (ws,), _):
         await subscribe(ws, "c")
         await batch(server, "c", range(1, 3))
         assert await collect(ws) == strings([1, 2])
@@ -211,8 +194,7 @@ async def test_reorder_under_load_releases_a_lone_held_event() -> None:
 
 @pytest.mark.asyncio
 async def test_reorder_under_load_flushes_a_held_event_before_closing() -> None:
-    async with serving(Fault.REORDER_UNDER_LOAD) as server, client(server) as ws:
-        await established(ws)
+    async with connected(1, Fault.REORDER_UNDER_LOAD) as (server, (ws,), _):
         await subscribe(ws, "c")
         await batch(server, "c", range(1, 4))
         # The 3rd is held for 250 ms, but a binary frame closes the connection (1003) at once.
@@ -233,13 +215,7 @@ async def channel_state(server: RunningServer, channel: str) -> Any:
 
 @pytest.mark.asyncio
 async def test_leak_to_unsubscribed() -> None:
-    async with (
-        serving(Fault.LEAK_TO_UNSUBSCRIBED) as server,
-        client(server) as a,
-        client(server) as b,
-    ):
-        await established(a)
-        await established(b)
+    async with connected(2, Fault.LEAK_TO_UNSUBSCRIBED) as (server, (a, b), _):
         await subscribe(a, "c")
         await subscribe(b, "c")
         await unsubscribe(a, "c")
