@@ -103,10 +103,11 @@ def _parser() -> _Parser:
     run.add_argument("--level", action="append", default=[], choices=["MUST", "SHOULD", "MAY"])
     run.add_argument(
         "-n",
-        "--workers",
-        default="0",
+        "--concurrency",
+        type=_positive_int,
+        default=8,
         metavar="N",
-        help="parallel workers (pytest-xdist), or 'auto'",
+        help="checks run side by side (default 8; 1: one at a time)",
     )
     run.add_argument(
         "--keep-transcripts", action="store_true", help="write wire logs for passing checks too"
@@ -243,8 +244,7 @@ def _run(args: argparse.Namespace) -> int:
         pytest_args += ["--conformance-regressions-dir", str(Path(args.regressions_dir).resolve())]
     if args.no_save_regressions:
         pytest_args.append("--conformance-no-save-regressions")
-    if args.workers not in ("0", 0):
-        pytest_args += ["-n", str(args.workers)]
+    pytest_args += ["--conformance-concurrency", str(args.concurrency)]
     code = int(pytest.main(pytest_args))
     ini.unlink(missing_ok=True)
     ini.parent.rmdir()

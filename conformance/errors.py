@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "CheckFailed",
+    "CheckOverBudget",
     "ConformanceError",
     "HarnessError",
     "PreconditionFailed",
@@ -50,3 +51,14 @@ class PreconditionFailed(ConformanceError):
 class TargetError(ConformanceError):
     """The target misbehaved at the transport level (refused a connection mid-run, timed out a
     request): the check is an error, not evidence about the rule."""
+
+
+class CheckOverBudget(BaseException):
+    """A check spent its time budget: the target is too slow for it at this timeout multiplier.
+
+    A ``BaseException`` on purpose: raised inside a hypothesis example, it must end the
+    exploration at once instead of being shrunk like a counterexample."""
+
+    def __init__(self, budget: float) -> None:
+        super().__init__(f"the check used up its time budget of {budget:.0f} s")
+        self.budget = budget

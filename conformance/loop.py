@@ -4,16 +4,24 @@ Properties are synchronous (hypothesis drives them) and reach the network throug
 With the loop on its own thread, connections keep reading frames and answering the server's
 pings while hypothesis generates or shrinks examples; otherwise a slow moment would look to
 the server like a dead client.
+
+The loop is also where a check's time budget is enforced: every wait on the network passes
+through ``run``, so a check that has spent its budget stops at its next wait instead of
+crawling on against a target too slow for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import threading
+import time
 from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
+
+from .errors import CheckOverBudget
 
 __all__ = ["LoopThread"]
 
@@ -21,23 +29,37 @@ T = TypeVar("T")
 
 
 class LoopThread:
-    def __init__(self) -> None:
+    def __init__(self, *, budget: float | None = None) -> None:
+        """``budget``: seconds this check may spend from now on; ``None`` for no bound."""
         self.loop = asyncio.new_event_loop()
+        self.budget = budget
+        self.deadline = None if budget is None else time.monotonic() + budget
         self._thread = threading.Thread(
             target=self.loop.run_forever, name="conformance-check-loop", daemon=True
         )
         self._thread.start()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the loop and wait for its result (or its exception)."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        """Run ``coro`` on the loop and wait for its result (or its exception).
+
+        Past the deadline the coroutine is cancelled and ``CheckOverBudget`` raised: a
+        ``BaseException``, so that hypothesis stops at once rather than shrinking a timeout
+        as if it were a counterexample."""
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        if self.deadline is None:
+            return future.result()
+        try:
+            return future.result(timeout=max(0.0, self.deadline - time.monotonic()))
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise CheckOverBudget(self.budget or 0.0) from None
 
     def close(self) -> None:
         """Cancel what is still running, stop the loop and join its thread."""
         if self.loop.is_closed():
             return
         with contextlib.suppress(Exception):
-            self.run(_cancel_all())
+            asyncio.run_coroutine_threadsafe(_cancel_all(), self.loop).result(timeout=10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=10)
         if not self._thread.is_alive():

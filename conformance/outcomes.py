@@ -17,6 +17,8 @@ class CheckOutcome(StrEnum):
     INCONCLUSIVE = "inconclusive"
     ERROR = "error"
     SKIPPED = "skipped"
+    #: Not judged: the target died before or while the check ran (the death is the finding).
+    VOID = "void"
 
 
 class Outcome(StrEnum):
@@ -26,6 +28,7 @@ class Outcome(StrEnum):
     OPTIONAL_ABSENT = "OPTIONAL_ABSENT"
     INCONCLUSIVE = "INCONCLUSIVE"
     ERROR = "ERROR"
+    VOID = "VOID"
     NOT_RUN = "NOT_RUN"
 
 
@@ -52,6 +55,8 @@ def grade(level: str, checks: Iterable[CheckOutcome]) -> Outcome:
         return _FAILED_BY_LEVEL[level]
     if CheckOutcome.ERROR in outcomes:
         return Outcome.ERROR
+    if CheckOutcome.VOID in outcomes:
+        return Outcome.VOID
     if CheckOutcome.INCONCLUSIVE in outcomes:
         return Outcome.INCONCLUSIVE
     if all(o is CheckOutcome.SKIPPED for o in outcomes):
@@ -67,7 +72,7 @@ def exit_code(verdicts: Iterable[tuple[str, Outcome]], executed_checks: int) -> 
         return ExitCode.MUST_FAILED
     if executed_checks == 0:
         return ExitCode.NOT_DECIDED
-    if any(outcome is Outcome.ERROR for _, outcome in pairs):
+    if any(outcome in (Outcome.ERROR, Outcome.VOID) for _, outcome in pairs):
         return ExitCode.NOT_DECIDED
     if any(level == "MUST" and outcome is Outcome.INCONCLUSIVE for level, outcome in pairs):
         return ExitCode.NOT_DECIDED

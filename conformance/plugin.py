@@ -8,7 +8,7 @@ given, so it never interferes with an unrelated pytest run.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
 import dataclasses
 import fnmatch
 import json
@@ -16,7 +16,6 @@ import os
 import re
 import shlex
 import time
-import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,22 +27,20 @@ import pytest
 from . import __version__
 from .context import CheckContext, RunSettings
 from .errors import (
-    CheckFailed,
     ConformanceError,
     HarnessError,
-    PreconditionFailed,
-    TargetError,
     TargetUnreachable,
     UsageError,
 )
-from .loop import LoopThread
 from .outcomes import CheckOutcome
-from .profiles import PROFILES, choose_seed
-from .properties import known_property_names, run_property
+from .profiles import PROFILES, choose_seed, profile_examples
+from .progress import make_progress
+from .properties import known_property_names
+from .receiver_process import ReceiverProcess, start_receiver_process
 from .refserver import BUNDLED_WEBHOOK_LISTEN, BundledServer, start_bundled
-from .results import CheckResult, RunReport, build_report, normalize_figures
+from .results import CheckResult, RunReport, build_report
+from .runner import CheckRun, Job, RunHealth, budget_for, execute_check, run_side_by_side
 from .spec import REGRESSIONS_SUBDIR, Check, Requirement, SpecSet, default_specs_dir, load_specs
-from .steps import run_exchange
 from .target import (
     KNOWN_CAPABILITIES,
     Target,
@@ -52,7 +49,6 @@ from .target import (
     target_from_mapping,
     webhook_listen_url,
 )
-from .webhooks import WebhookReceiver
 
 RESULT_PROPERTY = "conformance_result"
 
@@ -66,8 +62,12 @@ class RunState:
     levels: frozenset[str]
     keep_transcripts: bool
     started_at: str
+    concurrency: int = 1
     bundled: BundledServer | None = None
     results: dict[str, CheckResult] = field(default_factory=dict)
+    #: Checks already run side by side, by id, waiting for pytest to report them.
+    runs: dict[str, CheckRun] = field(default_factory=dict)
+    health: RunHealth = field(default_factory=RunHealth)
     report: RunReport | None = None
 
 
@@ -105,6 +105,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--conformance-seed", type=int, metavar="N")
     add("--conformance-max-examples", type=int, metavar="N", help="examples per property check")
     add("--conformance-timeout-multiplier", type=float, default=1.0, metavar="X")
+    add(
+        "--conformance-concurrency",
+        type=int,
+        default=8,
+        metavar="N",
+        help="checks run side by side in this process (1: one at a time)",
+    )
     add(
         "--conformance-check",
         action="append",
@@ -186,9 +193,9 @@ def _target_from_options(config: pytest.Config) -> Target | None:
     return target
 
 
-def _start_receiver(listen_url: str) -> WebhookReceiver:
-    """Webhooks: the receiver runs here, in the controller; workers read it over HTTP."""
-    return WebhookReceiver(listen_url).start()
+def _start_receiver(listen_url: str) -> ReceiverProcess:
+    """Webhooks: the receiver runs in a child process; checks read it over HTTP."""
+    return start_receiver_process(listen_url)
 
 
 def _with(target: Target, **changes: Any) -> Target:
@@ -339,6 +346,7 @@ def _configure(config: pytest.Config) -> None:
         levels=levels,
         keep_transcripts=bool(option("conformance_keep_transcripts")),
         started_at=started_at,
+        concurrency=max(1, int(option("conformance_concurrency") or 1)),
         bundled=bundled,
     )
     config.stash[STATE] = state
@@ -428,34 +436,6 @@ class _Reported(Exception):
     """Carries a finished check's failure text to ``repr_failure``."""
 
 
-def _message(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    notes = getattr(exc, "__notes__", None)
-    if notes:
-        text += "\n" + "\n".join(str(n) for n in notes)
-    return text
-
-
-def _classify(exc: BaseException) -> tuple[CheckOutcome, str]:
-    if isinstance(exc, BaseExceptionGroup):
-        inner = [_classify(e) for e in exc.exceptions]
-        for wanted in (CheckOutcome.FAILED, CheckOutcome.ERROR, CheckOutcome.INCONCLUSIVE):
-            for outcome, text in inner:
-                if outcome is wanted:
-                    return outcome, f"{text}\n(hypothesis: {type(exc).__name__})"
-        return CheckOutcome.ERROR, _message(exc)
-    if isinstance(exc, CheckFailed):
-        return CheckOutcome.FAILED, _message(exc)
-    if isinstance(exc, PreconditionFailed):
-        return CheckOutcome.INCONCLUSIVE, _message(exc)
-    if isinstance(exc, TargetError):
-        return CheckOutcome.ERROR, f"target error: {_message(exc)}"
-    if isinstance(exc, UsageError):
-        return CheckOutcome.ERROR, f"spec error: {_message(exc)}"
-    tb = "".join(traceback.format_exception(exc)[-4:])
-    return CheckOutcome.ERROR, f"harness error: {exc!r}\n{tb}"
-
-
 class CheckItem(pytest.Item):
     def __init__(self, *, check: Check, requirement: Requirement, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -488,37 +468,15 @@ class CheckItem(pytest.Item):
                 None,
             )
             pytest.skip(f"OPTIONAL_ABSENT: capability {capability!r} not declared by the target")
-        outcome, message = CheckOutcome.PASSED, ""
-        with LoopThread() as runner:
-            ctx = CheckContext(
-                state.target, state.settings, self.check, runner, models=state.specs.models
-            )
-            try:
-                if self.check.kind == "exchange":
-                    runner.run(run_exchange(ctx, self.check.exchange))
-                else:
-                    assert self.check.property_name is not None
-                    run_property(ctx, self.check.property_name, self.check.params or {})
-            except Exception as exc:  # every outcome is classified, none escapes unexplained
-                outcome, message = _classify(exc)
-            finally:
-                try:
-                    runner.run(asyncio.wait_for(ctx.aclose(), 10))
-                except Exception as exc:  # closing must never hide the verdict
-                    ctx.transcript.note(f"cleanup failed: {exc!r}")
-        try:
-            ctx.figures = normalize_figures(ctx.figures)
-        except ValueError as exc:  # a property's bug: say so, but keep the verdict it reached
-            ctx.figures = {}
-            if outcome is CheckOutcome.PASSED:
-                outcome, message = CheckOutcome.ERROR, f"harness error: {exc}"
-            else:
-                message += f"\n(harness error, figures dropped: {exc})"
-        self._finish(state, outcome, message, started, ctx)
+        run = state.runs.pop(self.check.full_id, None) or self.execute(state)
+        outcome, message, ctx = run.outcome, run.message, run.ctx
+        self._finish(state, outcome, message, run.started, ctx, run.duration)
+        if outcome is CheckOutcome.VOID:
+            pytest.skip(f"VOID: {message.splitlines()[0]}")
         if outcome is CheckOutcome.INCONCLUSIVE:
             pytest.skip(f"INCONCLUSIVE: {message.splitlines()[0] if message else ''}")
         if outcome in (CheckOutcome.FAILED, CheckOutcome.ERROR):
-            tail = "\n".join(ctx.transcript.tail())
+            tail = "\n".join(ctx.transcript.tail()) if ctx is not None else ""
             replay = self._replay(state)
             raise _Reported(
                 f"{self.requirement.id} [{self.requirement.level}] {self.requirement.title}\n"
@@ -529,6 +487,22 @@ class CheckItem(pytest.Item):
                 f"replay: {replay}"
             )
 
+    def job(self, state: RunState) -> Job:
+        examples = profile_examples(state.settings, self.check.params)
+        return Job(
+            self.check,
+            self.requirement,
+            budget_for(state.target, state.settings, self.check, examples),
+            first=self.check.kind == "property" or _waits_on_timers(self.check.exchange),
+        )
+
+    def execute(self, state: RunState) -> CheckRun:
+        """Run this check here and now (one at a time, or on an xdist worker)."""
+        job = self.job(state)
+        return execute_check(
+            state.target, state.settings, self.check, state.specs.models, budget=job.budget
+        )
+
     def _finish(
         self,
         state: RunState,
@@ -536,6 +510,7 @@ class CheckItem(pytest.Item):
         message: str,
         started: float,
         ctx: CheckContext | None,
+        duration: float | None = None,
     ) -> None:
         transcript_rel = None
         if ctx is not None and (outcome is not CheckOutcome.PASSED or state.keep_transcripts):
@@ -548,7 +523,7 @@ class CheckItem(pytest.Item):
             requirement_id=self.requirement.id,
             outcome=outcome,
             message=message,
-            duration_s=time.monotonic() - started,
+            duration_s=duration if duration is not None else time.monotonic() - started,
             transcript=transcript_rel,
             replay=self._replay(state) if outcome is not CheckOutcome.PASSED else None,
             stats=dict(ctx.stats) if ctx is not None else {},
@@ -565,6 +540,59 @@ class CheckItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, 0, f"{self.check.full_id} [{self.requirement.level}]"
+
+
+def _waits_on_timers(exchange: Any) -> bool:
+    """Whether a scripted exchange waits on the target's heartbeat timers (``timing:``)."""
+    if isinstance(exchange, dict):
+        return "timing" in exchange or any(_waits_on_timers(v) for v in exchange.values())
+    if isinstance(exchange, list):
+        return any(_waits_on_timers(v) for v in exchange)
+    return False
+
+
+def _alive(state: RunState) -> bool:
+    """Whether the target still answers: the bundled server's process is up, or its address
+    accepts a TCP connection."""
+    if state.bundled is not None and state.bundled.process.poll() is not None:
+        return False
+    try:
+        check_reachable(state.target, timeout=3.0)
+    except TargetUnreachable:
+        return False
+    return True
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Any:
+    """Run the selected checks side by side before pytest walks its items; each item then
+    reports the outcome its check reached (see conformance/runner.py)."""
+    config = session.config
+    state = config.stash.get(STATE, None)
+    xdist = getattr(config.option, "numprocesses", None) or _is_worker(config)
+    if state is not None and not xdist and not config.option.collectonly:
+        declared = state.target.capabilities
+        items = [
+            i
+            for i in session.items
+            if isinstance(i, CheckItem)
+            and (not i.requirement.capability or i.requirement.capability in declared)
+        ]
+        by_job = {item.job(state): item for item in items}
+        capture = config.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            progress = make_progress(config, total=len(by_job))
+            with progress:
+                runs = run_side_by_side(
+                    list(by_job),
+                    lambda job: by_job[job].execute(state),
+                    concurrency=state.concurrency,
+                    alive=lambda: _alive(state),
+                    health=state.health,
+                    progress=progress,
+                )
+        state.runs = {job.check.full_id: run for job, run in runs.items()}
+    return (yield)
 
 
 def _check_id_from_nodeid(nodeid: str) -> str | None:

@@ -8,13 +8,15 @@ seed each run unless one is given (it is printed, so any run can be replayed).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from hypothesis import HealthCheck, Phase, settings
 
 from .errors import UsageError
 
-__all__ = ["PROFILES", "Profile", "choose_seed", "hypothesis_settings"]
+__all__ = ["PROFILES", "Profile", "choose_seed", "hypothesis_settings", "profile_examples"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,25 @@ def choose_seed(profile_name: str, seed: int | None) -> int:
     if seed is not None:
         return seed
     return 0 if profile(profile_name).fixed_seed else secrets.randbelow(2**32)
+
+
+class _ExampleSettings(Protocol):
+    @property
+    def profile(self) -> str: ...
+
+    @property
+    def max_examples(self) -> int | None: ...
+
+
+def profile_examples(settings: _ExampleSettings, params: Mapping[str, Any] | None) -> int:
+    """How many examples a property check runs: ``--max-examples``, else the spec's own
+    ``examples``, else the profile's."""
+    if settings.max_examples is not None:
+        return settings.max_examples
+    examples = (params or {}).get("examples")
+    if isinstance(examples, int) and examples > 0:
+        return examples
+    return profile(settings.profile).max_examples
 
 
 def hypothesis_settings(profile_name: str, max_examples: int | None = None) -> settings:

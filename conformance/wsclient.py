@@ -120,6 +120,7 @@ class RawConnection:
         source = {"from": local_address} if local_address else {}
         transcript.record("ws_connect", name, url=url, **source)
         options: dict[str, Any] = {}
+        began = time.monotonic()
         if local_address is not None:
             options["local_addr"] = (local_address, 0)
         try:
@@ -143,7 +144,8 @@ class RawConnection:
         except (OSError, TimeoutError) as exc:
             transcript.record("ws_connect_failed", name, error=repr(exc))
             raise TargetError(f"could not open a WebSocket to {url}: {exc!r}") from None
-        transcript.record("ws_open", name)
+        # The handshake time is evidence when a target turns out too slow for the budgets.
+        transcript.record("ws_open", name, handshake_ms=round((time.monotonic() - began) * 1000))
         conn._ws = ws
         conn._reader = asyncio.create_task(conn._read(ws))
         return conn

@@ -1,0 +1,287 @@
+"""Running checks: one check from start to verdict, and many of them side by side.
+
+Almost all of a check's time is spent waiting on the target (a heartbeat timer, a webhook
+hold, a frame that must not arrive), so the suite runs checks side by side in one process,
+each on its own event-loop thread, and a run lasts about as long as its longest wait rather
+than the sum of all of them. Checks never share a connection or a channel, so running them
+together changes no verdict; the few that measure the target's timers keep their own
+connections quiet and are started first, so they do not end up last in the queue.
+
+Every check has a time budget (scaled by ``--timeout-multiplier``). A check that spends it is
+ended with the handshake times it measured, so a slow target is reported as such instead of
+crawling on. When the target dies, the checks still to run are void: the finding is the
+death, named with the checks (and their last inputs) that were running when it happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from .context import CheckContext, RunSettings
+from .errors import (
+    CheckFailed,
+    CheckOverBudget,
+    PreconditionFailed,
+    TargetError,
+    UsageError,
+)
+from .loop import LoopThread
+from .outcomes import CheckOutcome
+from .properties import run_property
+from .results import normalize_figures
+from .spec import Check, Requirement
+from .steps import run_exchange
+from .target import Target
+
+__all__ = [
+    "CheckRun",
+    "RunHealth",
+    "budget_for",
+    "classify",
+    "execute_check",
+    "handshake_times",
+    "run_side_by_side",
+]
+
+#: Seconds any check may take beyond the target's heartbeat timers, at multiplier 1.
+BASE_BUDGET = 30.0
+#: Extra seconds per hypothesis example a property may run.
+PER_EXAMPLE_BUDGET = 1.5
+
+
+@dataclass
+class CheckRun:
+    """What one check came to: its outcome and the context holding its evidence."""
+
+    outcome: CheckOutcome
+    message: str
+    started: float
+    finished: float
+    ctx: CheckContext | None = None
+
+    @property
+    def duration(self) -> float:
+        return self.finished - self.started
+
+
+@dataclass
+class RunHealth:
+    """What the run has learnt about the target as a whole, shared by every check thread."""
+
+    #: Set when the target stopped answering: a line saying when and during which checks.
+    died: str | None = None
+    #: Check ids running when the death was noticed, with their last recorded input.
+    died_during: dict[str, str] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def budget_for(target: Target, settings: RunSettings, check: Check, examples: int) -> float:
+    """A check's time budget: room for the target's heartbeat timers twice over (the heartbeat
+    checks wait out an activity timeout, then a pong timeout), a fixed allowance, and more
+    per example for a property; all scaled by the timeout multiplier."""
+    timings = target.timings
+    timers = 2 * (timings.activity_timeout or 120.0) + 2 * (timings.pong_timeout or 30.0)
+    per_example = PER_EXAMPLE_BUDGET * examples if check.kind == "property" else 0.0
+    return settings.timeout_multiplier * (BASE_BUDGET + timers + per_example)
+
+
+def handshake_times(ctx: CheckContext) -> list[int]:
+    """The WebSocket handshake times (ms) this check measured, from its wire log."""
+    return [
+        int(e["handshake_ms"])
+        for e in ctx.transcript.entries
+        if e.get("kind") == "ws_open" and isinstance(e.get("handshake_ms"), int)
+    ]
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    notes = getattr(exc, "__notes__", None)
+    if notes:
+        text += "\n" + "\n".join(str(n) for n in notes)
+    return text
+
+
+def classify(exc: BaseException) -> tuple[CheckOutcome, str]:
+    """The outcome an exception stands for (see errors.py for why each maps so)."""
+    if isinstance(exc, BaseExceptionGroup):
+        inner = [classify(e) for e in exc.exceptions]
+        for wanted in (CheckOutcome.FAILED, CheckOutcome.ERROR, CheckOutcome.INCONCLUSIVE):
+            for outcome, text in inner:
+                if outcome is wanted:
+                    return outcome, f"{text}\n(hypothesis: {type(exc).__name__})"
+        return CheckOutcome.ERROR, _message(exc)
+    if isinstance(exc, CheckFailed):
+        return CheckOutcome.FAILED, _message(exc)
+    if isinstance(exc, PreconditionFailed):
+        return CheckOutcome.INCONCLUSIVE, _message(exc)
+    if isinstance(exc, TargetError):
+        return CheckOutcome.ERROR, f"target error: {_message(exc)}"
+    if isinstance(exc, UsageError):
+        return CheckOutcome.ERROR, f"spec error: {_message(exc)}"
+    tb = "".join(traceback.format_exception(exc)[-4:])
+    return CheckOutcome.ERROR, f"harness error: {exc!r}\n{tb}"
+
+
+def _too_slow(exc: CheckOverBudget, ctx: CheckContext, settings: RunSettings) -> str:
+    times = handshake_times(ctx)
+    measured = (
+        f"{len(times)} WebSocket handshakes took median {statistics.median(times):.0f} ms, "
+        f"max {max(times)} ms"
+        if times
+        else "no WebSocket handshake completed"
+    )
+    return (
+        f"target too slow: {exc} at --timeout-multiplier {settings.timeout_multiplier:g} "
+        f"({measured}); the check was stopped there. A distant or loaded target needs a "
+        "larger --timeout-multiplier."
+    )
+
+
+def execute_check(
+    target: Target,
+    settings: RunSettings,
+    check: Check,
+    models: Mapping[str, Any],
+    *,
+    budget: float | None,
+) -> CheckRun:
+    """Run one check to its outcome. Never raises: every ending is classified."""
+    started = time.monotonic()
+    outcome, message = CheckOutcome.PASSED, ""
+    with LoopThread(budget=budget) as runner:
+        ctx = CheckContext(target, settings, check, runner, models=models)
+        try:
+            if check.kind == "exchange":
+                runner.run(run_exchange(ctx, check.exchange))
+            else:
+                assert check.property_name is not None
+                run_property(ctx, check.property_name, check.params or {})
+        except CheckOverBudget as exc:
+            outcome, message = CheckOutcome.ERROR, _too_slow(exc, ctx, settings)
+        except Exception as exc:  # every outcome is classified, none escapes unexplained
+            outcome, message = classify(exc)
+        finally:
+            runner.deadline = None  # closing is not the check's time to spend
+            try:
+                runner.run(asyncio.wait_for(ctx.aclose(), 10))
+            except Exception as exc:  # closing must never hide the verdict
+                ctx.transcript.note(f"cleanup failed: {exc!r}")
+    try:
+        ctx.figures = normalize_figures(ctx.figures)
+    except ValueError as exc:  # a property's bug: say so, but keep the verdict it reached
+        ctx.figures = {}
+        if outcome is CheckOutcome.PASSED:
+            outcome, message = CheckOutcome.ERROR, f"harness error: {exc}"
+        else:
+            message += f"\n(harness error, figures dropped: {exc})"
+    return CheckRun(outcome, message, started, time.monotonic(), ctx)
+
+
+@dataclass(frozen=True, eq=False)
+class Job:
+    """One check to run, with what the scheduler needs to know of it."""
+
+    check: Check
+    requirement: Requirement
+    budget: float | None
+    #: Started before others: checks that wait out the target's timers.
+    first: bool
+
+
+#: Outcomes that say nothing about a rule once the target has died.
+_SPOILT = (CheckOutcome.ERROR, CheckOutcome.INCONCLUSIVE)
+
+
+class Progress:
+    """What the scheduler tells a display: override what you show."""
+
+    def started(self, job: Job) -> None: ...
+
+    def finished(self, job: Job, run: CheckRun) -> None: ...
+
+    def tick(self, running: Mapping[Job, float]) -> None: ...
+
+
+def _last_input(ctx: CheckContext | None) -> str:
+    """The last thing the check sent or tried: the input the target may have died on."""
+    if ctx is None:
+        return "(not started)"
+    for entry in reversed(ctx.transcript.entries):
+        kind = entry.get("kind")
+        if kind == "example":
+            return f"hypothesis example {str(entry.get('value'))[:160]}"
+        if kind == "ws_send":
+            return f"frame sent {str(entry.get('text') or entry.get('data') or '')[:160]}"
+        if kind == "http_request":
+            return f"{entry.get('method')} {entry.get('url')} {str(entry.get('body'))[:100]}"
+        if kind == "ws_connect":
+            return f"WebSocket handshake to {entry.get('url')}"
+    return "(no input recorded)"
+
+
+def run_side_by_side(
+    jobs: Sequence[Job],
+    run_one: Callable[[Job], CheckRun],
+    *,
+    concurrency: int,
+    alive: Callable[[], bool],
+    health: RunHealth,
+    progress: Progress,
+) -> dict[Job, CheckRun]:
+    """Run every job, ``concurrency`` at a time, the ``first`` ones first.
+
+    ``alive`` probes the target; it is asked after a check ends in an error, the way a dead
+    target first shows. Once it says no, nothing more is started: the rest are void."""
+    ordered = sorted(jobs, key=lambda j: not j.first)
+    pending = list(reversed(ordered))
+    done: dict[Job, CheckRun] = {}
+    running: dict[Future[CheckRun], Job] = {}
+    started_at: dict[Job, float] = {}
+    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="check") as pool:
+        while pending or running:
+            while pending and len(running) < concurrency and health.died is None:
+                job = pending.pop()
+                started_at[job] = time.monotonic()
+                progress.started(job)
+                running[pool.submit(run_one, job)] = job
+            if not running:
+                break
+            finished, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
+            progress.tick({j: started_at[j] for j in running.values()})
+            for future in finished:
+                job = running.pop(future)
+                run = future.result()
+                if run.outcome is CheckOutcome.ERROR and health.died is None and not alive():
+                    _note_death(health, job, run, running)
+                    run.message += f"\nthe target died during this check; {health.died}"
+                elif health.died is not None and run.outcome in _SPOILT:
+                    run = CheckRun(CheckOutcome.VOID, f"void: {health.died}", run.started,
+                                   run.finished, run.ctx)  # fmt: skip
+                done[job] = run
+                progress.finished(job, run)
+    for job in reversed(pending):
+        now = time.monotonic()
+        done[job] = CheckRun(CheckOutcome.VOID, f"not run: {health.died}", now, now)
+    return done
+
+
+def _note_death(
+    health: RunHealth, job: Job, run: CheckRun, running: Mapping[Future[CheckRun], Job]
+) -> None:
+    with health.lock:
+        if health.died is not None:
+            return
+        health.died_during[job.check.full_id] = _last_input(run.ctx)
+        for other in running.values():
+            health.died_during[other.check.full_id] = "(still running)"
+        names = ", ".join(sorted(health.died_during))
+        health.died = f"the target stopped answering during {names}"
