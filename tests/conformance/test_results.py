@@ -10,8 +10,8 @@ import pytest
 
 from conformance.outcomes import CheckOutcome
 from conformance.properties import known_property_names
+from conformance.report.results_json import SCHEMA_VERSION
 from conformance.results import (
-    SCHEMA_VERSION,
     CheckResult,
     RunReport,
     build_report,
