@@ -108,6 +108,9 @@ class RequirementVerdict:
 
 @dataclass
 class RunReport:
+    """The whole run as plain data. The formats in ``conformance.report`` read only these public
+    fields, so any of them can be added or changed without touching the judging here."""
+
     specs: SpecSet
     verdicts: list[RequirementVerdict]
     not_covered: list[Requirement]
