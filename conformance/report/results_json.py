@@ -1,0 +1,86 @@
+"""results.json: the machine-readable record of a run, for tools that compare runs or archive a
+certification. Its layout is a contract with those tools, so it carries SCHEMA_VERSION, which
+changes whenever a field is renamed or removed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..results import RunReport
+
+__all__ = ["FILE_NAME", "SCHEMA_VERSION", "render", "to_dict", "write"]
+
+FILE_NAME = "results.json"
+SCHEMA_VERSION = 1
+
+
+def to_dict(report: RunReport) -> dict[str, Any]:
+    """The report as plain JSON data.
+
+    Optional check fields (stats, figures) appear only when a check reported some, so results
+    written before they existed and results written after look the same for ordinary checks.
+    """
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "suite": {
+            "name": "pusher-conformance",
+            "version": __version__,
+            "specs_sha256": report.specs.sha256,
+        },
+        "run": dict(report.run),
+        "target": dict(report.target),
+        "exit_code": int(report.exit),
+        "executed_checks": report.executed_checks,
+        "totals": dict(sorted(report.totals.items())),
+        "requirements": [
+            {
+                "id": v.requirement.id,
+                "area": v.requirement.area,
+                "level": v.requirement.level,
+                "title": v.requirement.title,
+                "statement": v.requirement.statement,
+                "source": v.requirement.source,
+                "capability": v.requirement.capability,
+                "notes": v.requirement.notes,
+                "outcome": v.outcome.value,
+                "checks": [
+                    {
+                        "id": c.check_id,
+                        "outcome": c.outcome.value,
+                        "message": c.message,
+                        "duration_s": round(c.duration_s, 3),
+                        "transcript": c.transcript,
+                        "replay": c.replay,
+                        **({"stats": dict(c.stats)} if c.stats else {}),
+                        **({"figures": c.figures} if c.figures else {}),
+                    }
+                    for c in v.checks
+                ],
+            }
+            for v in report.verdicts
+        ],
+        "not_covered": [
+            {
+                "id": r.id,
+                "area": r.area,
+                "level": r.level,
+                "title": r.title,
+                "status": r.status,
+                "justification": r.justification,
+                "source": r.source,
+            }
+            for r in report.not_covered
+        ],
+    }
+
+
+def render(report: RunReport) -> str:
+    """Indented and unescaped (``ensure_ascii=False``) so a person can read the file too."""
+    return json.dumps(to_dict(report), indent=2, ensure_ascii=False) + "\n"
+
+
+def write(report: RunReport, path: Path) -> None:
+    path.write_text(render(report), encoding="utf-8")

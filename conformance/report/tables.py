@@ -1,0 +1,66 @@
+"""The tables that more than one format shows: verdict counts by area and level, and a check's
+figures. The console, summary.md and summary.html each lay them out in their own markup; building
+the cells here once keeps the three from ever disagreeing on a count or a figure's spelling."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from ..outcomes import Outcome
+from ..results import RunReport
+
+__all__ = ["Table", "by_area_and_level", "figure_summary", "figure_table"]
+
+
+class Table(NamedTuple):
+    """Cells as text, so every format only has to escape and lay them out."""
+
+    header: list[str]
+    rows: list[list[str]]
+
+
+def by_area_and_level(report: RunReport) -> Table:
+    """How many requirements got each verdict, per area and level.
+
+    Requirements that did not run are left out (and so is the NOT_RUN column): a partial run
+    (``--check``) would otherwise fill the table with rows that say nothing about the target.
+    """
+    columns = [o.value for o in Outcome if o is not Outcome.NOT_RUN]
+    grouped: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    for verdict in report.verdicts:
+        if verdict.outcome is Outcome.NOT_RUN:
+            continue
+        grouped[(verdict.requirement.area, verdict.requirement.level)][verdict.outcome.value] += 1
+    rows = [
+        [area, level, *[str(counts.get(c, 0)) for c in columns]]
+        for (area, level), counts in sorted(grouped.items())
+    ]
+    return Table(["area", "level", *columns], rows)
+
+
+def _figure_text(value: Any) -> str:
+    # Text stays bare; numbers, booleans and null read as they do in results.json.
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def figure_summary(figures: Mapping[str, Any]) -> str:
+    """The summary as one line (``delivered 312, expected 312, duplicates 0``), short enough for
+    the console, which has no room for the table."""
+    summary = figures.get("summary")
+    if not isinstance(summary, Mapping):
+        return ""
+    return ", ".join(f"{k.replace('_', ' ')} {_figure_text(v)}" for k, v in summary.items())
+
+
+def figure_table(figures: Mapping[str, Any]) -> Table | None:
+    """The figures' table as text cells, or None when the check reported no table (the formats
+    then leave the table out rather than show an empty one)."""
+    table = figures.get("table")
+    if not isinstance(table, Mapping):
+        return None
+    columns = [str(c) for c in table.get("columns", ())]
+    rows = [[_figure_text(cell) for cell in row] for row in table.get("rows", ())]
+    return Table(columns, rows)

@@ -1,0 +1,71 @@
+"""Reports every format's tests render: one with a failing MUST and nothing figured, one with
+figures on a passing and a failing check. Built here once so each format is tested against the
+same data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conformance.outcomes import CheckOutcome
+from conformance.properties import known_property_names
+from conformance.results import CheckResult, RunReport, build_report
+from conformance.spec import SpecSet, load_specs
+
+
+@pytest.fixture(scope="session")
+def specs() -> SpecSet:
+    return load_specs(known_properties=known_property_names())
+
+
+@pytest.fixture
+def failing_report(specs: SpecSet) -> RunReport:
+    """PROTO-CONN-05 fails with a message that needs escaping in every markup; the rest pass."""
+    results = {}
+    for check in specs.checks:
+        failed = check.requirement_id == "PROTO-CONN-05"
+        results[check.full_id] = CheckResult(
+            check.full_id, check.requirement_id,
+            CheckOutcome.FAILED if failed else CheckOutcome.PASSED,
+            message='boom <&> "quoted"' if failed else "",
+            duration_s=0.5,
+            transcript="transcripts/x.jsonl" if failed else None,
+        )  # fmt: skip
+    return build_report(specs, results, target={"name": "t", "ws_url": "ws://x"},
+                        run={"profile": "ci", "seed": 0})  # fmt: skip
+
+
+@pytest.fixture
+def figures() -> dict[str, Any]:
+    """A delivery scenario's figures, with cells that need escaping in markdown and HTML."""
+    return {
+        "title": "admin-alerts <scenario>",
+        "summary": {"delivered": 312, "expected": 312, "duplicates": 0, "order_violations": 0},
+        "table": {
+            "columns": ["user", "tabs", "delivered", "expected", "duplicates", "order violations"],
+            "rows": [["admin-ana", 3, 120, 120, 0, 0], ["bob|<b>", 1, 12, 12, None, 0]],
+        },
+    }
+
+
+@pytest.fixture
+def figured_report(specs: SpecSet, figures: dict[str, Any]) -> RunReport:
+    """Figures on one passing check (title, summary and table) and on each check of a failing
+    requirement (summary only), so the formats show both outcomes and both shapes."""
+    results = {}
+    for check in specs.checks:
+        if check.full_id == "PROTO-CONN-05/first-frame":
+            results[check.full_id] = CheckResult(
+                check.full_id, check.requirement_id, CheckOutcome.PASSED, figures=figures
+            )
+        elif check.requirement_id == "PROTO-CONN-03":
+            results[check.full_id] = CheckResult(
+                check.full_id, check.requirement_id, CheckOutcome.FAILED, message="lost events",
+                figures={"summary": {"delivered": 2, "expected": 3}},
+            )  # fmt: skip
+        else:
+            results[check.full_id] = CheckResult(
+                check.full_id, check.requirement_id, CheckOutcome.PASSED
+            )
+    return build_report(specs, results, target={"name": "t"}, run={"profile": "ci", "seed": 0})
