@@ -4,6 +4,7 @@ line that names the file and the place."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -366,3 +367,22 @@ def test_a_file_without_prefixes_is_refused(small_specs: Path) -> None:
         SpecError, match=r"^heartbeat\.yaml: at \(top level\): 'prefixes' is a required property"
     ):
         load_specs(small_specs)
+
+
+def test_the_format_doc_tells_where_each_id_lives() -> None:
+    """The table in docs/spec-format.md is what a reader holding an id consults, so it must
+    match the files' own declarations row for row."""
+    doc = SPECS.parent / "docs" / "spec-format.md"
+    if not doc.is_file():
+        pytest.skip("docs are not installed with the package")
+    text = doc.read_text()
+    start = text.index("\n## Where each id lives\n")
+    end = text.find("\n## ", start + 1)
+    section = text[start : end if end != -1 else len(text)]
+    rows = re.findall(
+        r"^\| `([A-Z]+(?:-[A-Z]+)*)` \| `specs/([a-z0-9-]+\.yaml)` \| `([a-z0-9-]+)` \|",
+        section,
+        re.M,
+    )
+    expected = [(prefix, f.path.name, f.area) for f in load_specs().files for prefix in f.prefixes]
+    assert sorted(rows) == sorted(expected)
