@@ -1,8 +1,9 @@
 """Loading the YAML specs: the single source of truth for requirements and their checks.
 
-Every file is validated against ``specs/schema.json`` and then cross-checked (ids unique across
-files, properties and step kinds known) so that a broken spec is a clear usage error naming the
-file and the place, never a surprise at run time.
+Every file is validated against ``specs/schema.json`` and then cross-checked by
+``spec_rules`` (ids unique across files, each id prefix at home in the one file that declares
+it, ids in order, properties known) so that a broken spec is a clear usage error naming the file
+and the place, never a surprise at run time.
 
 Regression cases (``specs/regressions/*.yaml``, validated against ``regression.schema.json``) are
 counterexamples a property once found; each joins its requirement as one more property check, so
@@ -24,6 +25,7 @@ import jsonschema
 import yaml
 
 from .errors import SpecError
+from .spec_rules import cross_check, merge_models
 
 __all__ = [
     "REGRESSIONS_SUBDIR",
@@ -90,6 +92,9 @@ class SpecFile:
     #: ``models:``: configuration of model-based properties, name -> free-form object (the
     #: property that uses a model validates its inside).
     models: Mapping[str, Any] = field(default_factory=dict)
+    #: ``prefixes:``: the id prefixes (``HTTP-EVT``) whose requirements live in this file and
+    #: in no other.
+    prefixes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -115,7 +120,7 @@ class SpecSet:
     @property
     def models(self) -> dict[str, Any]:
         """Every file's ``models:`` merged; a name may be defined by one file only."""
-        return _merge_models(self.files)
+        return merge_models(self.files)
 
     @property
     def requirements(self) -> tuple[Requirement, ...]:
@@ -228,22 +233,8 @@ def _parse_file(path: Path, data: Mapping[str, Any]) -> SpecFile:
         description=data.get("description"),
         requirements=tuple(requirements),
         models=dict(data.get("models", {})),
+        prefixes=tuple(str(p) for p in data["prefixes"]),
     )
-
-
-def _merge_models(files: Iterable[SpecFile]) -> dict[str, Any]:
-    merged: dict[str, Any] = {}
-    defined_in: dict[str, Path] = {}
-    for spec_file in files:
-        for name, config in spec_file.models.items():
-            if name in defined_in:
-                raise SpecError(
-                    f"{spec_file.path.name}: model {name!r} is also defined in "
-                    f"{defined_in[name].name}"
-                )
-            merged[name] = config
-            defined_in[name] = spec_file.path
-    return merged
 
 
 def _read_yaml(raw_bytes: bytes, name: str) -> Any:
@@ -294,7 +285,7 @@ def load_specs(
         files.append(_parse_file(path, data))
     spec_set = SpecSet(files=tuple(files), sha256="")
     known = set(known_properties)
-    _cross_check(spec_set, known)
+    cross_check(spec_set.files, known)
     case_paths = regression_paths(directory)
     if regressions is not None:
         wanted = set(regressions)
@@ -384,41 +375,3 @@ def _attach(
         )
         for spec_file in files
     ]
-
-
-def _cross_check(spec_set: SpecSet, known_properties: set[str]) -> None:
-    _merge_models(spec_set.files)
-    areas: dict[str, Path] = {}
-    for spec_file in spec_set.files:
-        if spec_file.area in areas:
-            raise SpecError(
-                f"{spec_file.path.name}: area {spec_file.area!r} is also used by "
-                f"{areas[spec_file.area].name}"
-            )
-        areas[spec_file.area] = spec_file.path
-    seen: dict[str, str] = {}
-    for spec_file in spec_set.files:
-        for requirement in spec_file.requirements:
-            if requirement.id in seen:
-                raise SpecError(
-                    f"{spec_file.path.name}: requirement id {requirement.id} is also defined in "
-                    f"{seen[requirement.id]}"
-                )
-            seen[requirement.id] = spec_file.path.name
-            check_ids = [c.id for c in requirement.checks]
-            duplicates = {c for c in check_ids if check_ids.count(c) > 1}
-            if duplicates:
-                raise SpecError(
-                    f"{spec_file.path.name}: {requirement.id} has duplicate check id(s): "
-                    f"{', '.join(sorted(duplicates))}"
-                )
-            for check in requirement.checks:
-                if (
-                    check.property_name is not None
-                    and known_properties
-                    and check.property_name not in known_properties
-                ):
-                    raise SpecError(
-                        f"{spec_file.path.name}: {check.full_id} names unknown property "
-                        f"{check.property_name!r} (known: {', '.join(sorted(known_properties))})"
-                    )

@@ -190,6 +190,7 @@ def figures_probe(ctx, params):
 
 PROBE_SPEC = """\
 area: probe
+prefixes: [TEST-FIG]
 title: Figures probe
 requirements:
   - id: TEST-FIG-01

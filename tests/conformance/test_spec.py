@@ -4,6 +4,7 @@ line that names the file and the place."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -270,3 +271,118 @@ def test_a_regression_check_id_may_not_shadow_a_spec_check(small_specs: Path) ->
         r"regression-0a1b2c3d in heartbeat\.yaml$",
     ):
         load_specs(small_specs)
+
+
+# -- where each id lives -----------------------------------------------------------------------
+
+
+def _spec_text(area: str, prefixes: list[str], ids: list[str]) -> str:
+    """A minimal valid spec file: requirements without checks need no property or step."""
+    requirements = "".join(
+        f"  - id: {rid}\n"
+        "    level: MAY\n"
+        "    title: A placeholder\n"
+        "    statement: Holds an id so the layout rules have something to judge.\n"
+        '    source: "peer behaviour: none, a test of the suite"\n'
+        "    status: n/a\n"
+        "    justification: A test fixture.\n"
+        for rid in ids
+    )
+    return (
+        f"area: {area}\nprefixes: [{', '.join(prefixes)}]\ntitle: Layout probe\n"
+        f"requirements:\n{requirements}"
+    )
+
+
+def test_bundled_files_declare_the_prefixes_they_hold() -> None:
+    for spec_file in load_specs().files:
+        held = {r.id.rsplit("-", 1)[0] for r in spec_file.requirements}
+        assert held == set(spec_file.prefixes), spec_file.path.name
+
+
+def test_ids_sort_numerically_and_prefixes_alphabetically(small_specs: Path) -> None:
+    text = _spec_text("probe", ["PROBE-A", "PROBE-B"], ["PROBE-A-09", "PROBE-A-10", "PROBE-B-02"])
+    (small_specs / "probe.yaml").write_text(text.replace("PROBE-A-10", "PROBE-A-100"))
+    ids = [r.id for r in load_specs(small_specs).requirements if r.area == "probe"]
+    assert ids == ["PROBE-A-09", "PROBE-A-100", "PROBE-B-02"]
+
+
+@pytest.mark.parametrize(
+    ("prefixes", "ids", "message"),
+    [
+        (
+            ["PROBE"],
+            ["PROBE-01", "PROTO-CONN-99"],
+            r"^probe\.yaml: requirement PROTO-CONN-99 has id prefix PROTO-CONN, which this file "
+            r"does not declare in prefixes \(PROBE\); it belongs in connection\.yaml$",
+        ),
+        (
+            ["PROBE"],
+            ["PROBE-01", "NOPE-01"],
+            r"^probe\.yaml: requirement NOPE-01 has id prefix NOPE, which this file does not "
+            r"declare in prefixes \(PROBE\); no spec file declares it$",
+        ),
+        (
+            ["PROBE", "PROTO-PING"],
+            ["PROBE-01"],
+            r"^probe\.yaml: id prefix PROTO-PING is also declared by heartbeat\.yaml "
+            r"\(each prefix has one home file\)$",
+        ),
+        (
+            ["PROBE"],
+            ["PROBE-02", "PROBE-10", "PROBE-09"],
+            r"^probe\.yaml: requirement PROBE-09 is out of order: it comes after PROBE-10 ",
+        ),
+        (
+            ["PROBE-A", "PROBE-B"],
+            ["PROBE-B-01", "PROBE-A-02"],
+            r"^probe\.yaml: requirement PROBE-A-02 is out of order: it comes after PROBE-B-01 ",
+        ),
+    ],
+)
+def test_a_misplaced_or_unordered_id_is_refused_naming_file_and_id(
+    small_specs: Path, prefixes: list[str], ids: list[str], message: str
+) -> None:
+    (small_specs / "probe.yaml").write_text(_spec_text("probe", prefixes, ids))
+    with pytest.raises(SpecError, match=message) as info:
+        load_specs(small_specs)
+    assert "\n" not in str(info.value)
+
+
+def test_a_bundled_file_out_of_order_is_refused(small_specs: Path) -> None:
+    path = small_specs / "heartbeat.yaml"
+    path.write_text(path.read_text().replace("id: PROTO-PING-02", "id: PROTO-PING-09", 1))
+    with pytest.raises(
+        SpecError,
+        match=r"^heartbeat\.yaml: requirement PROTO-PING-05 is out of order: it comes after "
+        r"PROTO-PING-09 ",
+    ):
+        load_specs(small_specs)
+
+
+def test_a_file_without_prefixes_is_refused(small_specs: Path) -> None:
+    path = small_specs / "heartbeat.yaml"
+    path.write_text(path.read_text().replace("prefixes: [PROTO-PING]\n", "", 1))
+    with pytest.raises(
+        SpecError, match=r"^heartbeat\.yaml: at \(top level\): 'prefixes' is a required property"
+    ):
+        load_specs(small_specs)
+
+
+def test_the_format_doc_tells_where_each_id_lives() -> None:
+    """The table in docs/spec-format.md is what a reader holding an id consults, so it must
+    match the files' own declarations row for row."""
+    doc = SPECS.parent / "docs" / "spec-format.md"
+    if not doc.is_file():
+        pytest.skip("docs are not installed with the package")
+    text = doc.read_text()
+    start = text.index("\n## Where each id lives\n")
+    end = text.find("\n## ", start + 1)
+    section = text[start : end if end != -1 else len(text)]
+    rows = re.findall(
+        r"^\| `([A-Z]+(?:-[A-Z]+)*)` \| `specs/([a-z0-9-]+\.yaml)` \| `([a-z0-9-]+)` \|",
+        section,
+        re.M,
+    )
+    expected = [(prefix, f.path.name, f.area) for f in load_specs().files for prefix in f.prefixes]
+    assert sorted(rows) == sorted(expected)
