@@ -1,9 +1,18 @@
-"""The suite must bite: for every fault switch of the reference server, a full conformance run
-turns exactly the named requirement(s) red and leaves every other requirement passing; and the
-clean server passes everything.
+"""The suite must bite: for every fault switch of the reference server, a conformance run turns
+exactly the named requirement(s) red and leaves every other requirement passing; and the clean
+server passes everything.
 
-This is the suite's test of itself (a mutation test with hand-made mutants). Each case runs the
-whole suite end to end through the ``conformance`` CLI, as a user would.
+This is the suite's test of itself (a mutation test with hand-made mutants), in two tiers:
+
+- the fast tier (part of ``tox``): each fault runs the checks of its named requirements and of
+  every other requirement in the same spec files. It proves recall (the fault is caught, by
+  the right requirement) and precision among the requirements nearest to it, where a fault
+  most often spills over;
+- the full tier (``tox -e selftest``, marker ``full_selftest``): each fault against the whole
+  suite, so precision is proven everywhere.
+
+Each case runs the suite end to end through the ``conformance`` CLI, as a user would. The
+terminal summary (tests/conftest.py) prints the kill rate and the slowest faults.
 """
 
 from __future__ import annotations
@@ -12,12 +21,15 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from conformance.properties import known_property_names
+from conformance.spec import load_specs
 from reference_server.faults import Fault
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,17 +37,23 @@ FAULTS: dict[str, list[str]] = yaml.safe_load((ROOT / "fixtures" / "faults.yaml"
     "faults"
 ]
 BROKEN_BY_LEVEL = {"MUST": "FAIL", "SHOULD": "NON_STRICT", "MAY": "OPTIONAL_ABSENT"}
+SPECS = load_specs(ROOT / "specs", known_properties=known_property_names())
 
 
-def _run_suite(tmp_path: Path, faults: str) -> dict[str, Any]:
-    # Four check workers: the checks mostly wait on the server (heartbeats, webhook holds), so
-    # a run takes a third of the wall time at about the same CPU, even two runs at a time.
+def _file_mates(requirement_ids: list[str]) -> list[str]:
+    """Every active requirement in the spec files that hold ``requirement_ids``."""
+    files = [f for f in SPECS.files if any(r.id in requirement_ids for r in f.requirements)]
+    return [r.id for f in files for r in f.requirements if r.status == "active"]
+
+
+def _run_suite(tmp_path: Path, faults: str, checks: list[str] | None = None) -> dict[str, Any]:
     # A faulty server makes properties find counterexamples: they are saved under tmp_path,
     # never into the checkout's specs/regressions.
     env = {**os.environ, "PUSHER_REF_FAULTS": faults}
+    selection = [arg for check in checks or () for arg in ("--check", check)]
     result = subprocess.run(
-        [sys.executable, "-m", "conformance", "run", "-n", "4", "--report-dir", str(tmp_path),
-         "--regressions-dir", str(tmp_path / "regressions")],
+        [sys.executable, "-m", "conformance", "run", "--report-dir", str(tmp_path),
+         "--regressions-dir", str(tmp_path / "regressions"), *selection],
         capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path,
     )  # fmt: skip
     assert "Traceback" not in result.stderr, result.stderr
@@ -47,6 +65,8 @@ def _run_suite(tmp_path: Path, faults: str) -> dict[str, Any]:
 def test_the_fault_catalogue_matches_the_server() -> None:
     assert len(FAULTS) >= 8
     assert set(FAULTS) == {f.value for f in Fault}
+    known = {r.id for r in SPECS.requirements}
+    assert {req for reqs in FAULTS.values() for req in reqs} <= known
 
 
 def _clean_outcomes(requirement: dict[str, Any], declared: set[str]) -> set[str]:
@@ -71,18 +91,27 @@ def test_the_clean_server_passes_everything(tmp_path: Path) -> None:
     assert data["target"]["faults"] == ""
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_each_fault_is_caught_by_its_requirement(fault: str, tmp_path: Path) -> None:
-    data = _run_suite(tmp_path, fault)
+def _assert_caught_exactly(
+    fault: str, tmp_path: Path, request: pytest.FixtureRequest, *, whole_suite: bool
+) -> None:
+    started = time.monotonic()
+    data = _run_suite(tmp_path, fault, None if whole_suite else _file_mates(FAULTS[fault]))
     declared = set(data["target"]["capabilities"])
     levels = {r["id"]: r["level"] for r in data["requirements"]}
     expected = {req: BROKEN_BY_LEVEL[levels[req]] for req in FAULTS[fault]}
     changed = {
         r["id"]: r["outcome"]
         for r in data["requirements"]
-        if r["outcome"] not in _clean_outcomes(r, declared)
+        if r["outcome"] != "NOT_RUN" and r["outcome"] not in _clean_outcomes(r, declared)
     }
+    # For the summary: killed = every named requirement broke as its level says.
+    killed = all(changed.get(req) == outcome for req, outcome in expected.items())
+    request.node.user_properties += [
+        ("selftest_fault", fault),
+        ("selftest_killed", killed),
+        ("selftest_exact", changed == expected),
+        ("selftest_seconds", round(time.monotonic() - started, 1)),
+    ]
     assert changed == expected, (
         f"fault {fault}: expected exactly {expected} to break, got {changed}"
     )
@@ -101,3 +130,18 @@ def test_each_fault_is_caught_by_its_requirement(fault: str, tmp_path: Path) -> 
                 assert "steps (the smallest failing run" in check["message"], check["message"]
                 assert "- connect: {conn: c" in check["message"]
                 assert f"saved as a regression case: {tmp_path}" in check["message"]
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_each_fault_is_caught_by_its_requirement_among_its_file_mates(
+    fault: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    _assert_caught_exactly(fault, tmp_path, request, whole_suite=False)
+
+
+@pytest.mark.full_selftest
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_each_fault_is_caught_by_exactly_its_requirements_in_the_whole_suite(
+    fault: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    _assert_caught_exactly(fault, tmp_path, request, whole_suite=True)
