@@ -104,7 +104,8 @@ def test_a_dead_target_voids_what_was_still_to_run() -> None:
     assert "the target died during this check" in outcomes["A/1"].message
     assert outcomes["B/1"].outcome is CheckOutcome.VOID
     assert outcomes["C/1"].outcome is CheckOutcome.VOID
-    assert health.died is not None and "A/1" in health.died
+    assert health.died is not None
+    assert "A/1" in health.died
     assert "A/1" in health.died_during
 
 
