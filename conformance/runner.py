@@ -15,7 +15,9 @@ death, named with the checks (and their last inputs) that were running when it h
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import functools
 import statistics
 import threading
 import time
@@ -228,6 +230,29 @@ def _last_input(ctx: CheckContext | None) -> str:
     return "(no input recorded)"
 
 
+_AST_LOCK = threading.Lock()
+
+
+def _parse_one_at_a_time() -> None:
+    """Make ``ast.parse`` take turns across threads.
+
+    CPython 3.11 keeps the AST constructor's recursion depth in state the threads share, so
+    two threads parsing at once can fail with "AST constructor recursion depth mismatch".
+    Hypothesis parses the source of a strategy's lambdas the first time it draws from it, so
+    property checks started side by side hit exactly that."""
+    if getattr(ast.parse, "_one_at_a_time", False):
+        return
+    unlocked = ast.parse
+
+    @functools.wraps(unlocked)
+    def parse(*args: Any, **kwargs: Any) -> Any:
+        with _AST_LOCK:
+            return unlocked(*args, **kwargs)
+
+    parse._one_at_a_time = True  # type: ignore[attr-defined]
+    ast.parse = parse
+
+
 def run_side_by_side(
     jobs: Sequence[Job],
     run_one: Callable[[Job], CheckRun],
@@ -241,6 +266,7 @@ def run_side_by_side(
 
     ``alive`` probes the target; it is asked after a check ends in an error, the way a dead
     target first shows. Once it says no, nothing more is started: the rest are void."""
+    _parse_one_at_a_time()
     ordered = sorted(jobs, key=lambda j: not j.first)
     pending = list(reversed(ordered))
     done: dict[Job, CheckRun] = {}
