@@ -8,6 +8,7 @@ given, so it never interferes with an unrelated pytest run.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import dataclasses
 import fnmatch
@@ -33,6 +34,7 @@ from .errors import (
     UsageError,
 )
 from .outcomes import CheckOutcome
+from .preflight import TargetProbe, probe_target
 from .profiles import PROFILES, choose_seed, profile_examples
 from .progress import make_progress
 from .properties import known_property_names
@@ -68,6 +70,7 @@ class RunState:
     #: Checks already run side by side, by id, waiting for pytest to report them.
     runs: dict[str, CheckRun] = field(default_factory=dict)
     health: RunHealth = field(default_factory=RunHealth)
+    probe: TargetProbe | None = None
     report: RunReport | None = None
 
 
@@ -489,11 +492,12 @@ class CheckItem(pytest.Item):
 
     def job(self, state: RunState) -> Job:
         examples = profile_examples(state.settings, self.check.params)
+        timers = _waits_on_timers(self.check.exchange)
         return Job(
             self.check,
             self.requirement,
-            budget_for(state.target, state.settings, self.check, examples),
-            first=self.check.kind == "property" or _waits_on_timers(self.check.exchange),
+            budget_for(state.target, state.settings, self.check, examples, waits_on_timers=timers),
+            first=self.check.kind == "property" or timers,
         )
 
     def execute(self, state: RunState) -> CheckRun:
@@ -581,6 +585,9 @@ def pytest_runtestloop(session: pytest.Session) -> Any:
         by_job = {item.job(state): item for item in items}
         capture = config.pluginmanager.getplugin("capturemanager")
         with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            state.probe = _probe(state)
+            for line in state.probe.warnings(state.settings.timeout_multiplier):
+                print(f"conformance: warning: {line}", flush=True)
             progress = make_progress(config, total=len(by_job))
             with progress:
                 runs = run_side_by_side(
@@ -593,6 +600,16 @@ def pytest_runtestloop(session: pytest.Session) -> Any:
                 )
         state.runs = {job.check.full_id: run for job, run in runs.items()}
     return (yield)
+
+
+def _probe(state: RunState) -> TargetProbe:
+    """The pre-flight look at the target (see conformance/preflight.py); a target that does
+    not even take a handshake gets an empty probe, and the checks will say the rest."""
+    timeout = state.settings.response_timeout * state.settings.timeout_multiplier
+    try:
+        return asyncio.run(probe_target(state.target.ws_url, state.target.key, timeout))
+    except (OSError, ConformanceError):
+        return TargetProbe((), answers_pusher_ping=True)
 
 
 def _check_id_from_nodeid(nodeid: str) -> str | None:
@@ -638,6 +655,17 @@ def _build(state: RunState) -> RunReport:
         "levels": sorted(state.levels),
         "suite_version": __version__,
     }
+    if state.probe is not None:
+        run["target_probe"] = {
+            "handshake_ms": list(state.probe.handshake_ms),
+            "answers_pusher_ping": state.probe.answers_pusher_ping,
+            "warnings": state.probe.warnings(state.settings.timeout_multiplier),
+        }
+    if state.health.died is not None:
+        run["target_died"] = {
+            "finding": state.health.died,
+            "last_inputs": dict(state.health.died_during),
+        }
     target = state.target.public()
     if state.bundled is not None:
         target["faults"] = state.bundled.faults
@@ -668,4 +696,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.section("conformance")
     for line in state.report.console().splitlines():
         terminalreporter.write_line(line)
+    if state.health.died is not None:
+        terminalreporter.write_line(f"THE TARGET DIED: {state.health.died}")
+        for check_id, last in sorted(state.health.died_during.items()):
+            terminalreporter.write_line(f"    {check_id}: last input {last}")
+        terminalreporter.write_line("    the checks that were still to run are VOID")
     terminalreporter.write_line(f"report: {state.settings.report_dir}")

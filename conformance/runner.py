@@ -57,6 +57,9 @@ __all__ = [
 BASE_BUDGET = 30.0
 #: Extra seconds per hypothesis example a property may run.
 PER_EXAMPLE_BUDGET = 1.5
+#: Extra seconds for a property to shrink what it found (the delivery model bounds its own
+#: shrinking at 45 s in the ci profile).
+SHRINK_BUDGET = 90.0
 
 
 @dataclass
@@ -85,14 +88,18 @@ class RunHealth:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def budget_for(target: Target, settings: RunSettings, check: Check, examples: int) -> float:
-    """A check's time budget: room for the target's heartbeat timers twice over (the heartbeat
-    checks wait out an activity timeout, then a pong timeout), a fixed allowance, and more
-    per example for a property; all scaled by the timeout multiplier."""
+def budget_for(
+    target: Target, settings: RunSettings, check: Check, examples: int, *, waits_on_timers: bool
+) -> float:
+    """A check's time budget: a fixed allowance; for a property, more per example and for
+    shrinking; for a check that waits on the target's heartbeat timers, room for them twice
+    over (an activity timeout, then a pong timeout). All scaled by the timeout multiplier."""
     timings = target.timings
     timers = 2 * (timings.activity_timeout or 120.0) + 2 * (timings.pong_timeout or 30.0)
-    per_example = PER_EXAMPLE_BUDGET * examples if check.kind == "property" else 0.0
-    return settings.timeout_multiplier * (BASE_BUDGET + timers + per_example)
+    exploring = check.kind == "property"
+    per_example = PER_EXAMPLE_BUDGET * examples + SHRINK_BUDGET if exploring else 0.0
+    waits = timers if waits_on_timers else 0.0
+    return settings.timeout_multiplier * (BASE_BUDGET + waits + per_example)
 
 
 def handshake_times(ctx: CheckContext) -> list[int]:

@@ -142,12 +142,17 @@ def _settings(multiplier: float = 1.0) -> RunSettings:
 def test_budgets_leave_room_for_the_timers_and_scale_with_the_multiplier() -> None:
     exchange: Any = SimpleNamespace(kind="exchange")
     prop: Any = SimpleNamespace(kind="property")
-    short = budget_for(_target(3, 2), _settings(), exchange, 12)
-    assert short == pytest.approx(30 + 2 * 3 + 2 * 2)
-    assert budget_for(_target(3, 2), _settings(), prop, 12) == pytest.approx(short + 12 * 1.5)
-    assert budget_for(_target(3, 2), _settings(2.0), exchange, 12) == pytest.approx(2 * short)
+    quick = budget_for(_target(3, 2), _settings(), exchange, 12, waits_on_timers=False)
+    assert quick == pytest.approx(30)
+    timed = budget_for(_target(3, 2), _settings(), exchange, 12, waits_on_timers=True)
+    assert timed == pytest.approx(30 + 2 * 3 + 2 * 2)
+    explored = budget_for(_target(3, 2), _settings(), prop, 12, waits_on_timers=False)
+    assert explored == pytest.approx(30 + 12 * 1.5 + 90)
+    doubled = budget_for(_target(3, 2), _settings(2.0), exchange, 12, waits_on_timers=True)
+    assert doubled == pytest.approx(2 * timed)
     # Undeclared timers: the protocol's defaults (120 s activity, 30 s pong).
-    assert budget_for(_target(None, None), _settings(), exchange, 0) == pytest.approx(330)
+    default = budget_for(_target(None, None), _settings(), exchange, 0, waits_on_timers=True)
+    assert default == pytest.approx(330)
 
 
 def test_a_spent_budget_ends_the_wait_at_once() -> None:
