@@ -17,7 +17,7 @@ import os
 import re
 import shlex
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -548,9 +548,9 @@ class CheckItem(pytest.Item):
 
 def _waits_on_timers(exchange: Any) -> bool:
     """Whether a scripted exchange waits on the target's heartbeat timers (``timing:``)."""
-    if isinstance(exchange, dict):
+    if isinstance(exchange, Mapping):
         return "timing" in exchange or any(_waits_on_timers(v) for v in exchange.values())
-    if isinstance(exchange, list):
+    if isinstance(exchange, list | tuple):
         return any(_waits_on_timers(v) for v in exchange)
     return False
 

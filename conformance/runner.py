@@ -206,8 +206,8 @@ class Job:
     first: bool
 
 
-#: Outcomes that say nothing about a rule once the target has died.
-_SPOILT = (CheckOutcome.ERROR, CheckOutcome.INCONCLUSIVE)
+#: Outcomes a dying target produces: after one, the runner asks whether it is still there.
+_SUSPECT = (CheckOutcome.FAILED, CheckOutcome.ERROR, CheckOutcome.INCONCLUSIVE)
 
 
 class Progress:
@@ -271,8 +271,10 @@ def run_side_by_side(
 ) -> dict[Job, CheckRun]:
     """Run every job, ``concurrency`` at a time, the ``first`` ones first.
 
-    ``alive`` probes the target; it is asked after a check ends in an error, the way a dead
-    target first shows. Once it says no, nothing more is started: the rest are void."""
+    ``alive`` probes the target; it is asked after a check does not pass, the way a dead
+    target first shows. Once it says no, nothing more is started: the check that noticed
+    keeps its outcome, with the death named in its message (a crash may well be what it
+    tests), and every other check still running or still to run is void."""
     _parse_one_at_a_time()
     ordered = sorted(jobs, key=lambda j: not j.first)
     pending = list(reversed(ordered))
@@ -293,10 +295,10 @@ def run_side_by_side(
             for future in finished:
                 job = running.pop(future)
                 run = future.result()
-                if run.outcome is CheckOutcome.ERROR and health.died is None and not alive():
+                if run.outcome in _SUSPECT and health.died is None and not alive():
                     _note_death(health, job, run, running)
                     run.message += f"\nthe target died during this check; {health.died}"
-                elif health.died is not None and run.outcome in _SPOILT:
+                elif health.died is not None and run.outcome in _SUSPECT:
                     run = CheckRun(CheckOutcome.VOID, f"void: {health.died}", run.started,
                                    run.finished, run.ctx)  # fmt: skip
                 done[job] = run
