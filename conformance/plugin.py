@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from . import __version__
+from .bundled import BUNDLED_WEBHOOK_LISTEN, BundledServer, start_bundled
 from .context import CheckContext, RunSettings
 from .errors import (
     ConformanceError,
@@ -37,7 +38,6 @@ from .profiles import PROFILES, choose_seed, profile_examples
 from .progress import make_progress
 from .properties import known_property_names
 from .receiver_process import ReceiverProcess, start_receiver_process
-from .refserver import BUNDLED_WEBHOOK_LISTEN, BundledServer, start_bundled
 from .results import CheckResult, RunReport, build_report
 from .runner import CheckRun, Job, RunHealth, budget_for, execute_check, run_side_by_side
 from .spec import REGRESSIONS_SUBDIR, Check, Requirement, SpecSet, default_specs_dir, load_specs
