@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import dataclasses
 import fnmatch
-import json
 import os
 import re
 import shlex
@@ -202,39 +201,6 @@ def _with(target: Target, **changes: Any) -> Target:
     return dataclasses.replace(target, **changes)
 
 
-def _target_to_wire(target: Target) -> str:
-    return json.dumps(
-        {
-            **target.public(),
-            "secret": target.secret,
-        }
-    )
-
-
-def _target_from_wire(text: str) -> Target:
-    data = json.loads(text)
-    bundled = bool(data.pop("bundled", False))
-    return target_from_mapping(
-        {
-            "name": data["name"],
-            "ws_url": data["ws_url"],
-            "http_url": data["http_url"],
-            "app_id": data["app_id"],
-            "key": data["key"],
-            "secret": data["secret"],
-            "capabilities": data["capabilities"],
-            "timings": {k: v for k, v in data["timings"].items() if v is not None},
-            "limits": {"max_event_bytes": data["max_event_bytes"]},
-            **(
-                {"webhooks": {"listen": data["webhook_listen"]}}
-                if data.get("webhook_listen")
-                else {}
-            ),
-        },
-        bundled=bundled,
-    )
-
-
 def _installed(path: Path) -> bool:
     return any(part in ("site-packages", "dist-packages") for part in path.parts)
 
@@ -286,7 +252,7 @@ def _configure(config: pytest.Config) -> None:
     bundled = None
     webhook_control: str | None = None
     if _is_worker(config):
-        target = _target_from_wire(workerinput["conformance_target"])
+        target = Target.from_wire(workerinput["conformance_target"])
         seed = int(workerinput["conformance_seed"])
         started_at = str(workerinput["conformance_started_at"])
         webhook_control = workerinput.get("conformance_webhook_control")
@@ -360,7 +326,7 @@ def pytest_configure_node(node: Any) -> None:
     state = node.config.stash.get(STATE, None)
     if state is None:
         return
-    node.workerinput["conformance_target"] = _target_to_wire(state.target)
+    node.workerinput["conformance_target"] = state.target.to_wire()
     node.workerinput["conformance_seed"] = state.settings.seed
     node.workerinput["conformance_started_at"] = state.started_at
     node.workerinput["conformance_webhook_control"] = state.settings.webhook_control

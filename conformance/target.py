@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import socket
 import time
 from collections.abc import Iterable, Mapping
@@ -94,6 +95,29 @@ class Target:
             "bundled": self.bundled,
             "webhook_listen": self.webhook_listen,
         }
+
+    def to_wire(self) -> str:
+        """JSON for a pytest-xdist worker, which must reach the same server with the same
+        credentials: unlike ``public()``, it carries the secret, so it is never written out."""
+        return json.dumps({**self.public(), "secret": self.secret})
+
+    @classmethod
+    def from_wire(cls, text: str) -> Target:
+        """The target ``to_wire`` sent; it was checked where it was parsed, so it is trusted."""
+        data = json.loads(text)
+        return cls(
+            name=data["name"],
+            ws_url=data["ws_url"],
+            http_url=data["http_url"],
+            app_id=data["app_id"],
+            key=data["key"],
+            secret=data["secret"],
+            capabilities=frozenset(data["capabilities"]),
+            timings=Timings(**data["timings"]),
+            max_event_bytes=data["max_event_bytes"],
+            bundled=data["bundled"],
+            webhook_listen=data["webhook_listen"],
+        )
 
 
 def _url(value: object, what: str, schemes: Iterable[str]) -> str:
