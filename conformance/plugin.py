@@ -2,18 +2,15 @@
 the target, and writes the reports.
 
 It is registered through the ``pytest11`` entry point but stays inert unless ``--conformance`` is
-given, so it never interferes with an unrelated pytest run.
+given, so it never interferes with an unrelated pytest run. Its options are those of
+``conformance run`` (conformance/options.py); when the command line starts the run, it hands them
+over already checked instead of spelling them out again as flags.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import dataclasses
-import fnmatch
-import json
-import os
 import re
 import shlex
 import time
@@ -26,31 +23,26 @@ from typing import Any
 import pytest
 
 from . import __version__
+from .bundled import BUNDLED_WEBHOOK_LISTEN, BundledServer, start_bundled
 from .context import CheckContext, RunSettings
-from .errors import (
-    ConformanceError,
-    HarnessError,
-    TargetUnreachable,
-    UsageError,
+from .errors import ConformanceError, HarnessError, TargetUnreachable, UsageError
+from .options import (
+    add_pytest_options,
+    options_of,
+    regressions_dir,
+    require_selection,
+    selected,
 )
 from .outcomes import CheckOutcome
 from .preflight import TargetProbe, probe_target
-from .profiles import PROFILES, choose_seed, profile_examples
+from .profiles import choose_seed, profile_examples
 from .progress import make_progress
 from .properties import known_property_names
 from .receiver_process import ReceiverProcess, start_receiver_process
-from .refserver import BUNDLED_WEBHOOK_LISTEN, BundledServer, start_bundled
 from .results import CheckResult, RunReport, build_report
 from .runner import CheckRun, Job, RunHealth, budget_for, execute_check, run_side_by_side
-from .spec import REGRESSIONS_SUBDIR, Check, Requirement, SpecSet, default_specs_dir, load_specs
-from .target import (
-    KNOWN_CAPABILITIES,
-    Target,
-    check_reachable,
-    load_target_file,
-    target_from_mapping,
-    webhook_listen_url,
-)
+from .spec import Check, Requirement, SpecSet, default_specs_dir, load_specs
+from .target import Target, check_reachable, target_from_options, with_declared_capabilities
 
 RESULT_PROPERTY = "conformance_result"
 
@@ -79,63 +71,8 @@ STATE = pytest.StashKey[RunState]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("conformance", "Pusher Channels protocol conformance")
-    add = group.addoption
-    add("--conformance", action="store_true", help="run the checks in specs/*.yaml")
-    add("--conformance-specs", metavar="DIR", help="specs directory (default: the bundled one)")
-    add("--conformance-target", metavar="FILE", help="target file (YAML)")
-    add("--conformance-ws-url", metavar="URL", help="WebSocket base URL, e.g. ws://127.0.0.1:6001")
-    add("--conformance-http-url", metavar="URL", help="HTTP API base URL")
-    add("--conformance-app-id", metavar="ID")
-    add("--conformance-key", metavar="KEY")
-    add("--conformance-secret", metavar="SECRET")
-    add(
-        "--conformance-capability",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help=f"declare an optional feature ({', '.join(sorted(KNOWN_CAPABILITIES))})",
-    )
-    add("--conformance-activity-timeout", type=float, metavar="SECONDS")
-    add("--conformance-pong-timeout", type=float, metavar="SECONDS")
-    add("--conformance-max-event-bytes", type=int, metavar="BYTES")
-    add(
-        "--conformance-webhook-listen",
-        metavar="URL",
-        help="where the target posts webhooks (loopback http URL); the suite listens there",
-    )
-    add("--conformance-report-dir", default="conformance-report", metavar="DIR")
-    add("--conformance-profile", default="ci", choices=sorted(PROFILES))
-    add("--conformance-seed", type=int, metavar="N")
-    add("--conformance-max-examples", type=int, metavar="N", help="examples per property check")
-    add("--conformance-timeout-multiplier", type=float, default=1.0, metavar="X")
-    add(
-        "--conformance-concurrency",
-        type=int,
-        default=8,
-        metavar="N",
-        help="checks run side by side in this process (1: one at a time)",
-    )
-    add(
-        "--conformance-check",
-        action="append",
-        default=[],
-        metavar="GLOB",
-        help="only checks whose id (REQ-ID/check) or requirement id matches",
-    )
-    add("--conformance-level", action="append", default=[], choices=["MUST", "SHOULD", "MAY"])
-    add("--conformance-keep-transcripts", action="store_true", help="keep passing checks' logs")
-    add(
-        "--conformance-regressions-dir",
-        metavar="DIR",
-        help="where properties save the counterexamples they find as regression cases "
-        "(default: the specs' regressions/ in a writable checkout, else the report's)",
-    )
-    add(
-        "--conformance-no-save-regressions",
-        action="store_true",
-        help="save no regression cases",
-    )
-    add("--conformance-replay-prefix", default=None, help=argparse.SUPPRESS)
+    group.addoption("--conformance", action="store_true", help="run the checks in specs/*.yaml")
+    add_pytest_options(group)
 
 
 def _enabled(config: pytest.Config) -> bool:
@@ -146,118 +83,9 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-def _target_from_options(config: pytest.Config) -> Target | None:
-    option = config.getoption
-    flags = {
-        "ws_url": option("conformance_ws_url"),
-        "http_url": option("conformance_http_url"),
-        "app_id": option("conformance_app_id"),
-        "key": option("conformance_key"),
-        "secret": option("conformance_secret"),
-    }
-    given = {k: v for k, v in flags.items() if v}
-    target_file = option("conformance_target")
-    if target_file and given:
-        raise UsageError("give either a target file or --ws-url/--http-url/... flags, not both")
-    if target_file:
-        target = load_target_file(target_file)
-    elif given:
-        missing = [k for k, v in flags.items() if not v]
-        if missing:
-            names = ", ".join("--" + m.replace("_", "-") for m in missing)
-            raise UsageError(f"a target given by flags also needs {names}")
-        timings = {}
-        if option("conformance_activity_timeout"):
-            timings["activity_timeout"] = option("conformance_activity_timeout")
-        if option("conformance_pong_timeout"):
-            timings["pong_timeout"] = option("conformance_pong_timeout")
-        limits = {}
-        if option("conformance_max_event_bytes"):
-            limits["max_event_bytes"] = option("conformance_max_event_bytes")
-        target = target_from_mapping(
-            {"name": "command-line target", **flags, "timings": timings, "limits": limits}
-        )
-    else:
-        return None
-    extra = option("conformance_capability")
-    if extra:
-        unknown = set(extra) - KNOWN_CAPABILITIES
-        if unknown:
-            raise UsageError(f"unknown capability: {', '.join(sorted(unknown))}")
-        target = _with(target, capabilities=target.capabilities | frozenset(extra))
-    listen = option("conformance_webhook_listen")
-    if listen:
-        target = _with(target, webhook_listen=webhook_listen_url({"listen": listen}, ()))
-    if "webhooks" in target.capabilities:
-        webhook_listen_url(
-            {"listen": target.webhook_listen} if target.webhook_listen else None,
-            target.capabilities,
-        )
-    return target
-
-
 def _start_receiver(listen_url: str) -> ReceiverProcess:
     """Webhooks: the receiver runs in a child process; checks read it over HTTP."""
     return start_receiver_process(listen_url)
-
-
-def _with(target: Target, **changes: Any) -> Target:
-    return dataclasses.replace(target, **changes)
-
-
-def _target_to_wire(target: Target) -> str:
-    return json.dumps(
-        {
-            **target.public(),
-            "secret": target.secret,
-        }
-    )
-
-
-def _target_from_wire(text: str) -> Target:
-    data = json.loads(text)
-    bundled = bool(data.pop("bundled", False))
-    return target_from_mapping(
-        {
-            "name": data["name"],
-            "ws_url": data["ws_url"],
-            "http_url": data["http_url"],
-            "app_id": data["app_id"],
-            "key": data["key"],
-            "secret": data["secret"],
-            "capabilities": data["capabilities"],
-            "timings": {k: v for k, v in data["timings"].items() if v is not None},
-            "limits": {"max_event_bytes": data["max_event_bytes"]},
-            **(
-                {"webhooks": {"listen": data["webhook_listen"]}}
-                if data.get("webhook_listen")
-                else {}
-            ),
-        },
-        bundled=bundled,
-    )
-
-
-def _installed(path: Path) -> bool:
-    return any(part in ("site-packages", "dist-packages") for part in path.parts)
-
-
-def regressions_dir(
-    specs_dir: Path, report_dir: Path, *, given: str | None, save: bool
-) -> Path | None:
-    """Where new regression cases go: next to the specs they join when those are a writable
-    source checkout (so they can be committed), otherwise into the report (a CI artifact)."""
-    if not save:
-        if given:
-            raise UsageError("give either --regressions-dir or --no-save-regressions, not both")
-        return None
-    if given:
-        return Path(given).resolve()
-    in_specs = specs_dir / REGRESSIONS_SUBDIR
-    existing = in_specs if in_specs.is_dir() else specs_dir
-    if not _installed(specs_dir) and os.access(existing, os.W_OK):
-        return in_specs
-    return report_dir / REGRESSIONS_SUBDIR
 
 
 def _fail_configure(message: str, code: int) -> None:
@@ -278,25 +106,26 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _configure(config: pytest.Config) -> None:
-    option = config.getoption
-    specs_dir = Path(option("conformance_specs")) if option("conformance_specs") else None
+    options = options_of(config)
+    specs_dir = Path(options.specs_dir) if options.specs_dir else None
     workerinput: dict[str, Any] = getattr(config, "workerinput", {})
     # A worker loads the regression cases its controller loaded, not any saved since.
     cases = workerinput.get("conformance_regressions") if _is_worker(config) else None
     specs = load_specs(specs_dir, known_properties=known_property_names(), regressions=cases)
-    report_dir = Path(option("conformance_report_dir")).resolve()
-    profile = option("conformance_profile")
+    # Before any server starts: a selection of nothing is refused at once.
+    require_selection(specs, options)
+    report_dir = Path(options.report_dir).resolve()
     bundled = None
     webhook_control: str | None = None
     if _is_worker(config):
-        target = _target_from_wire(workerinput["conformance_target"])
+        target = Target.from_wire(workerinput["conformance_target"])
         seed = int(workerinput["conformance_seed"])
         started_at = str(workerinput["conformance_started_at"])
         webhook_control = workerinput.get("conformance_webhook_control")
     else:
-        seed = choose_seed(profile, option("conformance_seed"))
+        seed = choose_seed(options.profile, options.seed)
         started_at = datetime.now(UTC).isoformat(timespec="seconds")
-        user_target = _target_from_options(config)
+        user_target = target_from_options(options)
         if user_target is None:
             # Receiver first (port 0: a free one), then the server that posts to it.
             receiver = _start_receiver(BUNDLED_WEBHOOK_LISTEN)
@@ -306,10 +135,7 @@ def _configure(config: pytest.Config) -> None:
                 report_dir / "reference-server.log", webhook_url=receiver.listen_url
             )
             config.add_cleanup(bundled.stop)
-            target = bundled.target
-            extra = option("conformance_capability")
-            if extra:
-                target = _with(target, capabilities=target.capabilities | frozenset(extra))
+            target = with_declared_capabilities(bundled.target, options)
         else:
             check_reachable(user_target)
             target = user_target
@@ -317,39 +143,30 @@ def _configure(config: pytest.Config) -> None:
                 receiver = _start_receiver(target.webhook_listen)
                 config.add_cleanup(receiver.stop)
                 webhook_control = receiver.control_url
-    replay_prefix = option("conformance_replay_prefix") or "conformance run"
     settings = RunSettings(
-        profile=profile,
+        profile=options.profile,
         seed=seed,
-        timeout_multiplier=option("conformance_timeout_multiplier"),
+        timeout_multiplier=options.timeout_multiplier,
         report_dir=report_dir,
-        replay_prefix=replay_prefix,
+        replay_prefix=options.replay_prefix(),
         webhook_control=webhook_control,
-        max_examples=option("conformance_max_examples"),
+        max_examples=options.max_examples,
         regressions_dir=regressions_dir(
             (specs_dir or default_specs_dir()).resolve(),
             report_dir,
-            given=option("conformance_regressions_dir"),
-            save=not option("conformance_no_save_regressions"),
+            given=options.regressions_dir,
+            save=not options.no_save_regressions,
         ),
     )
-    if settings.timeout_multiplier <= 0:
-        raise UsageError("--timeout-multiplier must be positive")
-    if settings.max_examples is not None and settings.max_examples <= 0:
-        raise UsageError("--max-examples must be a positive whole number")
-    selection = tuple(option("conformance_check"))
-    levels = frozenset(option("conformance_level") or ("MUST", "SHOULD", "MAY"))
-    if not any(selected(c, r, selection, levels) for r in specs.requirements for c in r.checks):
-        raise UsageError(f"no check matches {', '.join(selection) or 'the selected levels'}")
     state = RunState(
         specs=specs,
         target=target,
         settings=settings,
-        selection=selection,
-        levels=levels,
-        keep_transcripts=bool(option("conformance_keep_transcripts")),
+        selection=options.checks,
+        levels=options.selected_levels,
+        keep_transcripts=options.keep_transcripts,
         started_at=started_at,
-        concurrency=max(1, int(option("conformance_concurrency") or 1)),
+        concurrency=options.concurrency,
         bundled=bundled,
     )
     config.stash[STATE] = state
@@ -363,7 +180,7 @@ def pytest_configure_node(node: Any) -> None:
     state = node.config.stash.get(STATE, None)
     if state is None:
         return
-    node.workerinput["conformance_target"] = _target_to_wire(state.target)
+    node.workerinput["conformance_target"] = state.target.to_wire()
     node.workerinput["conformance_seed"] = state.settings.seed
     node.workerinput["conformance_started_at"] = state.started_at
     node.workerinput["conformance_webhook_control"] = state.settings.webhook_control
@@ -382,20 +199,6 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if state.bundled is not None and state.bundled.faults:
         lines.append(f"conformance: bundled server running WITH FAULTS: {state.bundled.faults}")
     return lines
-
-
-def selected(
-    check: Check, requirement: Requirement, selection: tuple[str, ...], levels: frozenset[str]
-) -> bool:
-    """Whether ``--check``/``--level`` select this check (globs on check or requirement id)."""
-    if requirement.level not in levels:
-        return False
-    if not selection:
-        return True
-    return any(
-        fnmatch.fnmatchcase(check.full_id, pattern) or fnmatch.fnmatchcase(requirement.id, pattern)
-        for pattern in selection
-    )
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:

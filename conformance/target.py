@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import socket
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import yaml
@@ -16,7 +17,11 @@ import yaml
 from .errors import TargetUnreachable, UsageError
 from .webhooks import parse_listen_url
 
+if TYPE_CHECKING:
+    from .options import RunOptions
+
 __all__ = [
+    "CONNECTION_FIELDS",
     "DEFAULT_MAX_EVENT_BYTES",
     "KNOWN_CAPABILITIES",
     "Target",
@@ -24,6 +29,8 @@ __all__ = [
     "check_reachable",
     "load_target_file",
     "target_from_mapping",
+    "target_from_options",
+    "with_declared_capabilities",
 ]
 
 DEFAULT_MAX_EVENT_BYTES = 10240
@@ -41,6 +48,9 @@ KNOWN_CAPABILITIES = frozenset(
         "webhooks",
     }
 )
+
+#: What a target cannot do without: where it is and its app credentials (also the target flags).
+CONNECTION_FIELDS = ("ws_url", "http_url", "app_id", "key", "secret")
 
 _TARGET_KEYS = {
     "name",
@@ -95,6 +105,29 @@ class Target:
             "webhook_listen": self.webhook_listen,
         }
 
+    def to_wire(self) -> str:
+        """JSON for a pytest-xdist worker, which must reach the same server with the same
+        credentials: unlike ``public()``, it carries the secret, so it is never written out."""
+        return json.dumps({**self.public(), "secret": self.secret})
+
+    @classmethod
+    def from_wire(cls, text: str) -> Target:
+        """The target ``to_wire`` sent; it was checked where it was parsed, so it is trusted."""
+        data = json.loads(text)
+        return cls(
+            name=data["name"],
+            ws_url=data["ws_url"],
+            http_url=data["http_url"],
+            app_id=data["app_id"],
+            key=data["key"],
+            secret=data["secret"],
+            capabilities=frozenset(data["capabilities"]),
+            timings=Timings(**data["timings"]),
+            max_event_bytes=data["max_event_bytes"],
+            bundled=data["bundled"],
+            webhook_listen=data["webhook_listen"],
+        )
+
 
 def _url(value: object, what: str, schemes: Iterable[str]) -> str:
     if not isinstance(value, str) or not value:
@@ -135,7 +168,7 @@ def target_from_mapping(data: Mapping[str, Any], *, bundled: bool = False) -> Ta
             f"unknown target field(s): {', '.join(sorted(unknown))} "
             f"(known: {', '.join(sorted(_TARGET_KEYS))})"
         )
-    for required in ("ws_url", "http_url", "app_id", "key", "secret"):
+    for required in CONNECTION_FIELDS:
         if data.get(required) in (None, ""):
             raise UsageError(f"target is missing {required!r}")
     capabilities = data.get("capabilities") or []
@@ -155,7 +188,8 @@ def target_from_mapping(data: Mapping[str, Any], *, bundled: bool = False) -> Ta
     limits = data.get("limits") or {}
     if not isinstance(limits, Mapping) or set(limits) - {"max_event_bytes"}:
         raise UsageError(f"limits must be a mapping with max_event_bytes, got {limits!r}")
-    # The capability without a URL is refused once --webhook-listen had its say (plugin.py).
+    # The capability without a URL is refused once --webhook-listen had its say
+    # (target_from_options).
     webhook_listen = webhook_listen_url(data.get("webhooks"), ())
     max_event_bytes = limits.get("max_event_bytes", DEFAULT_MAX_EVENT_BYTES)
     if isinstance(max_event_bytes, bool) or not isinstance(max_event_bytes, int):
@@ -212,6 +246,39 @@ def load_target_file(path: str | Path) -> Target:
         return target_from_mapping(data)
     except UsageError as exc:
         raise UsageError(f"target file {file}: {exc}") from None
+
+
+def with_declared_capabilities(target: Target, options: RunOptions) -> Target:
+    """The target plus what ``--capability`` declares on top of what it declares itself."""
+    extra = frozenset(options.capabilities)
+    return dataclasses.replace(target, capabilities=target.capabilities | extra)
+
+
+def target_from_options(options: RunOptions) -> Target | None:
+    """The server the options name, from a target file or the target flags, with the declared
+    capabilities and webhook address added; ``None`` when they name none, so the bundled server
+    is started. Timings and limits flags only complete a target given by flags."""
+    if options.target_file:
+        target = load_target_file(options.target_file)
+    elif options.target_flags_given:
+        timings = {
+            name: value
+            for name in ("activity_timeout", "pong_timeout")
+            if (value := getattr(options, name)) is not None
+        }
+        limits = {"max_event_bytes": options.max_event_bytes} if options.max_event_bytes else {}
+        flags = {name: getattr(options, name) for name in CONNECTION_FIELDS}
+        target = target_from_mapping(
+            {"name": "command-line target", **flags, "timings": timings, "limits": limits}
+        )
+    else:
+        return None
+    target = with_declared_capabilities(target, options)
+    if options.webhook_listen:
+        target = dataclasses.replace(target, webhook_listen=options.webhook_listen)
+    listen = target.webhook_listen
+    webhook_listen_url({"listen": listen} if listen else None, target.capabilities)
+    return target
 
 
 def _host_port(url: str) -> tuple[str, int]:

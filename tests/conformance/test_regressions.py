@@ -13,7 +13,7 @@ import pytest
 from conformance import regressions
 from conformance.context import CheckContext, RunSettings
 from conformance.errors import SpecError, UsageError
-from conformance.plugin import regressions_dir
+from conformance.options import regressions_dir
 from conformance.regressions import (
     case_hash,
     render_case,
@@ -221,7 +221,7 @@ def test_read_only_specs_send_cases_to_the_report(
     specs, report = tmp_path / "specs", tmp_path / "report"
     specs.mkdir()
     # (as root, chmod would not stop a write: ask the access check directly)
-    monkeypatch.setattr("conformance.plugin.os.access", lambda path, mode: False)
+    monkeypatch.setattr("conformance.options.os.access", lambda path, mode: False)
     assert regressions_dir(specs, report, given=None, save=True) == report / "regressions"
 
 

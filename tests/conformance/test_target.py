@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conformance.errors import TargetUnreachable, UsageError
-from conformance.target import check_reachable, load_target_file, target_from_mapping
+from conformance.target import Target, check_reachable, load_target_file, target_from_mapping
 
 GOOD = {
     "name": "x",
@@ -31,6 +31,17 @@ def test_a_good_mapping() -> None:
     assert target.timings.activity_timeout == 30.0
     assert target.timings.pong_timeout is None
     assert target.max_event_bytes == 102400
+    assert "secret" not in target.public()
+
+
+def test_the_wire_carries_the_whole_target_and_public_never_the_secret() -> None:
+    target = target_from_mapping(
+        {**GOOD, "capabilities": ["webhooks"], "webhooks": {"listen": "http://127.0.0.1:9/h"}},
+        bundled=True,
+    )
+    wire = target.to_wire()
+    assert Target.from_wire(wire) == target
+    assert '"secret": "s"' in wire
     assert "secret" not in target.public()
 
 

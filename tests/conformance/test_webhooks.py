@@ -240,7 +240,5 @@ def test_cli_refuses_bad_webhook_settings(
 
 
 def test_workers_get_the_listen_url() -> None:
-    from conformance.plugin import _target_from_wire, _target_to_wire
-
     target = target_from_mapping({**TestTargetFile.GOOD, "name": "t"})
-    assert _target_from_wire(_target_to_wire(target)) == target
+    assert Target.from_wire(target.to_wire()) == target

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conformance.bundled import start_bundled
 from conformance.context import CheckContext, RunSettings
 from conformance.errors import CheckFailed
 from conformance.loop import LoopThread
@@ -31,7 +32,6 @@ from conformance.properties.malformed_inputs import (
     ws_input_strategy,
 )
 from conformance.properties.robustness import _request, _retoken
-from conformance.refserver import start_bundled
 from conformance.signing import body_md5, sign_api_request
 from conformance.spec import Check
 from conformance.target import target_from_mapping
