@@ -34,9 +34,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..context import CheckContext, nonce, unique_channel
+from ..context import CheckContext
 from ..errors import CheckFailed, PreconditionFailed, TargetError, UsageError
 from ..httpclient import ApiClient, ApiResponse
+from ..templates import nonce, unique_channel
 from ..wsclient import Frame, RawConnection
 from .malformed_inputs import (
     HTTP_KINDS,
@@ -225,7 +226,7 @@ async def _probe(ctx: CheckContext, stage: _Stage) -> None:
             )
     finally:
         await conn.close()
-        del ctx.connections["probe"]
+        ctx.connections.forget("probe")
 
 
 async def _drain(ctx: CheckContext) -> None:
