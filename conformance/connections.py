@@ -248,7 +248,10 @@ class Connections(Mapping[str, RawConnection]):
                 await task
 
     async def _keep_alive_loop(self) -> None:
-        while True:
+        # Not ``while True``: on Python 3.11 ``asyncio.wait_for`` swallows a cancellation that
+        # arrives just as what it waits for completes (a pong, here), so ``stop_keep_alive``
+        # could await this task forever; a loop no longer registered ends by itself.
+        while self._keep_alive_task is asyncio.current_task():
             await asyncio.sleep(KEEPALIVE_AFTER / 4)
             async with self._keep_alive_lock:
                 if not self._keep_alive_paused:

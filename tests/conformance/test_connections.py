@@ -176,3 +176,17 @@ async def test_the_keep_alive_pings_only_quiet_connections_that_answer_pings() -
         assert auto == ["quiet"]
         assert not [f for f in quiet.unconsumed() if f.event == "pusher:pong"]
         assert busy.is_open
+
+
+@pytest.mark.asyncio
+async def test_the_keep_alive_runs_between_examples_and_stops() -> None:
+    server = Server()
+    async with _serving(server) as pool:
+        conn, _ = await pool.open("alice")
+        await pool.resume_keep_alive()
+        assert await conn.wait_until(lambda: len(server.received) >= 1, 4 * KEEPALIVE_AFTER)
+        await pool.stop_keep_alive()
+        count = len(server.received)
+        conn.last_sent -= 2 * KEEPALIVE_AFTER
+        await conn.wait_until(lambda: False, KEEPALIVE_AFTER / 2)
+        assert len(server.received) == count
