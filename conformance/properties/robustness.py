@@ -16,8 +16,8 @@ then checks what the requirement asserts:
 - ``service`` (HTTP): afterwards a correctly signed trigger on the same keep-alive connection is
   answered 200 and delivered exactly once, and a fresh connection is greeted.
 
-The inputs come from ``malformed_inputs``. Every input actually sent is counted in
-``ctx.stats["malformed_inputs"]``, which lands in ``results.json``.
+The inputs come from ``malformed_ws_inputs`` and ``malformed_http_inputs``. Every input
+actually sent is counted in ``ctx.stats["malformed_inputs"]``, which lands in ``results.json``.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from ..errors import CheckFailed, PreconditionFailed, TargetError, UsageError
 from ..httpclient import ApiClient, ApiResponse
 from ..templates import nonce, unique_channel
 from ..wsclient import Frame, RawConnection
+from .malformed_http_inputs import http_input_strategy
 from .malformed_inputs import (
     HTTP_KINDS,
     WS_FRAME_KINDS,
@@ -46,9 +47,8 @@ from .malformed_inputs import (
     HttpInput,
     WsInput,
     at_least_one,
-    http_input_strategy,
-    ws_input_strategy,
 )
+from .malformed_ws_inputs import ws_input_strategy
 from .registry import explore, prop
 
 __all__ = ["http_malformed_request", "ws_malformed_input"]
