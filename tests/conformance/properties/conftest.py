@@ -1,11 +1,20 @@
-"""Fixtures the malformed-input tests share: reading the JSON a malformed input carries."""
+"""Fixtures the robustness tests share: reading the JSON a malformed input carries, and running
+a robustness property against the bundled server with a fault switched on."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from conformance.context import CheckContext, RunSettings
+from conformance.loop import LoopThread
+from conformance.properties import PROPERTIES
+from conformance.refserver import start_bundled
+from conformance.spec import Check
 
 
 class JsonReader:
@@ -60,3 +69,31 @@ class JsonReader:
 def json_reader() -> JsonReader:
     """Session-scoped, so that hypothesis tests may take it."""
     return JsonReader()
+
+
+RunOnBundled = Callable[[str, str, dict[str, Any]], dict[str, int]]
+
+
+@pytest.fixture
+def run_on_bundled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RunOnBundled:
+    """Run property ``name`` with ``params`` against the bundled server with ``faults`` on;
+    the check's stats, or the property's exception."""
+
+    def run(faults: str, name: str, params: dict[str, Any]) -> dict[str, int]:
+        monkeypatch.setenv("PUSHER_REF_FAULTS", faults)
+        server = start_bundled(tmp_path / "server.log")
+        try:
+            with LoopThread() as runner:
+                check = Check(
+                    "ROBUST-T-01", "t", "t", "property", {}, property_name=name, params=params
+                )
+                ctx = CheckContext(server.target, RunSettings(), check, runner)
+                try:
+                    PROPERTIES[name].run(ctx, params)
+                finally:
+                    runner.run(ctx.aclose())
+                return ctx.stats
+        finally:
+            server.stop()
+
+    return run
