@@ -1,33 +1,36 @@
 """Everything one check runs with: the target, the run's settings, its connections, its
-variables and its transcript. One context per check, thrown away afterwards."""
+variables and its transcript. One context per check, thrown away afterwards.
+
+``CheckContext`` is the one object a check receives; it answers for the run's clock and the
+protocol's chores (signing, subscribing, publishing) itself and hands the rest on: the
+``${...}`` variables to ``templates``, the named connections and barriers to ``connections``.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import copy
 import json
-import re
-import secrets
-import string
 import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
-from urllib.parse import urlencode
 
-from . import __version__
+from . import templates
+from .connections import DEFAULT_QUERY, Connections
 from .errors import CheckFailed, PreconditionFailed, UsageError
 from .httpclient import ApiClient
 from .signing import channel_auth, hmac_sha256_hex
 from .spec import Check
 from .target import Target
+from .templates import nonce, unique_channel
 from .transcript import Transcript
 from .webhooks import WebhookClient
 from .wsclient import Frame, RawConnection
 
-__all__ = ["DEFAULT_QUERY", "CheckContext", "RunSettings", "Runner", "unique_channel"]
+# ``DEFAULT_QUERY``, ``nonce`` and ``unique_channel`` live in ``connections`` and ``templates``;
+# they stay importable from here for code written before the split.
+__all__ = ["DEFAULT_QUERY", "CheckContext", "RunSettings", "Runner", "nonce", "unique_channel"]
 
 T = TypeVar("T")
 
@@ -38,22 +41,9 @@ class Runner(Protocol):
     def run(self, coro: Coroutine[Any, Any, T]) -> T: ...
 
 
-#: What pusher-js puts in the connection URL; servers must accept it.
-DEFAULT_QUERY = {
-    "protocol": "7",
-    "client": "pusher-conformance",
-    "version": __version__,
-    "flash": "false",
-}
-
-#: A property's connection that has sent nothing for this long is pinged between examples: far
-#: below any activity timeout a server announces (Pusher's is 120 s, the bundled run's 3 s).
-KEEPALIVE_AFTER = 1.0
 #: Recommended pong timeout of the protocol, used when a target does not declare its own.
 DEFAULT_PONG_TIMEOUT = 30.0
 DEFAULT_ACTIVITY_TIMEOUT = 120.0
-
-_TEMPLATE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\}")
 
 
 @dataclass(frozen=True)
@@ -72,18 +62,37 @@ class RunSettings:
     regressions_dir: Path | None = None
 
 
-def unique_channel(prefix: str) -> str:
-    """A channel name no other run uses, within the allowed character set."""
-    alphabet = string.ascii_lowercase + string.digits
-    return prefix + "".join(secrets.choice(alphabet) for _ in range(20))
-
-
-def nonce() -> str:
-    alphabet = string.ascii_lowercase + string.digits
-    return "".join(secrets.choice(alphabet) for _ in range(16))
-
-
 class CheckContext:
+    """What a check may touch, and what it must leave alone.
+
+    A check (an exchange step or a named property) may:
+
+    - read ``target``, ``settings``, ``check`` and ``models`` (its own deep copy of the specs'
+      ``models:``, so changing it cannot leak into the next check);
+    - wait with ``response_timeout``, ``timing(...)`` and ``duration(...)``, never with bare
+      seconds, so that ``--timeout-multiplier`` stretches every wait alike;
+    - ``define``/``render``/``lookup`` variables, and save values into ``variables`` (an
+      ``expect``'s ``save:``);
+    - open, look up and close connections through ``connect``/``open``/``connection`` and
+      ``connections``, prove the server caught up with ``barrier``/``ping_barrier``, and use
+      the protocol helpers (``subscribe``, ``signin``, ``sign_*``, ``trigger``, ``api``,
+      ``webhooks()``);
+    - record in ``transcript``, count in ``stats`` and report in ``figures`` (both JSON-able:
+      they land in ``results.json`` whether the check passes or not);
+    - run a coroutine from synchronous code (a property) with ``run``.
+
+    It must not:
+
+    - call ``aclose`` (the plugin closes every context once the check is over, pass or fail);
+    - start, pause or stop the connections' keep-alive (``explore`` does that around each
+      hypothesis example, and a keep-alive ping during an example would meet the check's own
+      wait for a pong);
+    - call ``run`` from inside a coroutine, or reach for ``runner`` itself: the loop is
+      already running there, and waiting on it from within deadlocks;
+    - keep anything (a connection, a variable) for a later check: each check gets a fresh
+      context, and the servers are free to forget a closed check's state.
+    """
+
     def __init__(
         self,
         target: Target,
@@ -98,16 +107,17 @@ class CheckContext:
         self.check = check
         self.runner = runner
         self.transcript = Transcript(check.full_id)
-        self.connections: dict[str, RawConnection] = {}
-        self.variables: dict[str, Any] = {
-            "target": {
-                "key": target.key,
-                "app_id": target.app_id,
-                "max_event_bytes": target.max_event_bytes,
-            }
-        }
+        #: The ``${...}`` names this check's steps may use; ``open`` adds each connection's
+        #: greeting under the connection's name (``${alice.socket_id}``).
+        self.variables: dict[str, Any] = templates.target_variables(target)
         self.api = ApiClient(target, self.transcript, self.response_timeout)
-        self.advertised_activity_timeout: float | None = None
+        self.connections = Connections(
+            target,
+            self.transcript,
+            timeout=self.response_timeout,
+            owner=check.full_id,
+            publish_marker=self._publish_marker,
+        )
         #: Counters a check reports in ``results.json`` (e.g. malformed inputs sent).
         self.stats: dict[str, int] = {}
         #: Figures an auditor reads, reported whether the check passes or not (JSON-able):
@@ -120,9 +130,6 @@ class CheckContext:
         #: Webhooks that arrived since this check began (earlier ones belong to others).
         self._started_wall = time.time()
         self._webhooks: WebhookClient | None = None
-        self._keep_alive_task: asyncio.Task[None] | None = None
-        self._keep_alive_lock = asyncio.Lock()
-        self._keep_alive_paused = True
 
     # -- running -----------------------------------------------------------------------------
 
@@ -131,9 +138,7 @@ class CheckContext:
         return self.runner.run(coro)
 
     async def aclose(self) -> None:
-        await self.stop_keep_alive()
-        for conn in self.connections.values():
-            await conn.close()
+        await self.connections.aclose()
         await self.api.aclose()
         if self._webhooks is not None:
             await self._webhooks.aclose()
@@ -164,7 +169,7 @@ class CheckContext:
     def timing(self, name: str) -> float:
         activity = (
             self.target.timings.activity_timeout
-            or self.advertised_activity_timeout
+            or self.connections.advertised_activity_timeout
             or DEFAULT_ACTIVITY_TIMEOUT
         )
         pong = self.target.timings.pong_timeout or DEFAULT_PONG_TIMEOUT
@@ -187,76 +192,22 @@ class CheckContext:
         base = self.timing(spec["timing"]) + float(spec.get("plus", 0))
         return base * self.settings.timeout_multiplier
 
-    # -- variables ---------------------------------------------------------------------------
+    # -- variables (see ``templates``) ------------------------------------------------------
 
     def define(self, let: Mapping[str, Any]) -> None:
-        for name, generator in let.items():
-            self.variables[name] = self._generate(generator)
-
-    def _generate(self, generator: Mapping[str, Any]) -> Any:
-        if "channel" in generator:
-            prefix = self.render(generator["channel"])
-            if "count" in generator:
-                return [unique_channel(prefix) for _ in range(int(generator["count"]))]
-            return unique_channel(prefix)
-        if "nonce" in generator:
-            return nonce()
-        if "repeat" in generator:
-            length = generator["length"]
-            if isinstance(length, Mapping):
-                base = self.lookup(length["var"])
-                if isinstance(base, bool) or not isinstance(base, int):
-                    raise UsageError(f"length variable {length['var']!r} is not an integer")
-                length = base + int(length.get("plus", 0))
-            return str(generator["repeat"]) * (int(length) // len(generator["repeat"]))
-        if "value" in generator:
-            return self.render(generator["value"])
-        if "unix_time" in generator:
-            return int(time.time()) + int(generator["unix_time"].get("plus", 0))
-        raise UsageError(f"unknown let generator: {dict(generator)!r}")
+        templates.define(self.variables, let, where=self.check.full_id)
 
     def lookup(self, dotted: str) -> Any:
-        head, *rest = dotted.split(".")
-        if head not in self.variables:
-            raise UsageError(f"undefined variable ${{{dotted}}} in {self.check.full_id}")
-        value = self.variables[head]
-        for part in rest:
-            if isinstance(value, list) and part.isdigit() and int(part) < len(value):
-                value = value[int(part)]
-                continue
-            if not isinstance(value, Mapping) or part not in value:
-                raise UsageError(f"undefined variable ${{{dotted}}} in {self.check.full_id}")
-            value = value[part]
-        return value
-
-    def _render_key(self, key: Any) -> Any:
-        if not isinstance(key, str):
-            return key
-        return _TEMPLATE.sub(lambda m: str(self.lookup(m.group(1))), key)
+        return templates.lookup(self.variables, dotted, where=self.check.full_id)
 
     def render(self, value: Any) -> Any:
         """Substitute ``${...}`` in every string of a (nested) value."""
-        if isinstance(value, str):
-            whole = _TEMPLATE.fullmatch(value)
-            if whole:
-                return self.lookup(whole.group(1))
-            return _TEMPLATE.sub(lambda m: str(self.lookup(m.group(1))), value)
-        if isinstance(value, Mapping):
-            # Keys are templated too (a pattern may name a generated channel), always as text.
-            return {self._render_key(k): self.render(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.render(v) for v in value]
-        return value
+        return templates.render(value, self.variables, where=self.check.full_id)
 
-    # -- connections -------------------------------------------------------------------------
+    # -- connections (see ``connections``) ---------------------------------------------------
 
     def connection(self, name: str) -> RawConnection:
-        try:
-            return self.connections[name]
-        except KeyError:
-            raise UsageError(
-                f"{self.check.full_id}: connection {name!r} is used before it is opened"
-            ) from None
+        return self.connections.named(name)
 
     def ws_url(
         self,
@@ -265,11 +216,7 @@ class CheckContext:
         path: str | None = None,
         query: Mapping[str, str] | str | None = None,
     ) -> str:
-        path = path if path is not None else f"/app/{key if key is not None else self.target.key}"
-        if query is None:
-            query = DEFAULT_QUERY
-        query_text = query if isinstance(query, str) else urlencode(dict(query))
-        return f"{self.target.ws_url}{path}" + (f"?{query_text}" if query_text else "")
+        return self.connections.ws_url(key=key, path=path, query=query)
 
     async def connect(
         self,
@@ -281,38 +228,32 @@ class CheckContext:
         auto_pong: bool = True,
         local_address: str | None = None,
     ) -> RawConnection:
-        if name in self.connections:
-            await self.connections[name].close()
-        conn = await RawConnection.open(
+        return await self.connections.connect(
             name,
-            self.ws_url(key=key, path=path, query=query),
-            self.transcript,
+            key=key,
+            path=path,
+            query=query,
             auto_pong=auto_pong,
-            timeout=self.response_timeout,
             local_address=local_address,
         )
-        self.connections[name] = conn
-        return conn
 
     async def open(self, name: str, *, auto_pong: bool = True) -> RawConnection:
-        """Connect and wait for ``pusher:connection_established`` (a precondition)."""
-        conn = await self.connect(name, auto_pong=auto_pong)
-        if conn.closed is not None:
-            raise PreconditionFailed(f"could not open {name}: {conn.closed.describe()}")
-        frame = await conn.wait_for(
-            lambda f: f.event == "pusher:connection_established", self.response_timeout
-        )
-        if frame is None:
-            raise PreconditionFailed(f"{name} received no pusher:connection_established")
-        info = frame.data()
-        socket_id = info.get("socket_id") if isinstance(info, Mapping) else None
-        if not isinstance(socket_id, str):
-            raise PreconditionFailed(f"{name}: connection_established carries no socket_id")
-        activity = info.get("activity_timeout") if isinstance(info, Mapping) else None
-        if isinstance(activity, int | float) and not isinstance(activity, bool) and activity > 0:
-            self.advertised_activity_timeout = float(activity)
-        self.variables[name] = {"socket_id": socket_id, "activity_timeout": activity}
+        """Connect and wait for ``pusher:connection_established`` (a precondition); its
+        ``socket_id`` and ``activity_timeout`` become ``${name.…}``."""
+        conn, greeting = await self.connections.open(name, auto_pong=auto_pong)
+        self.variables[name] = greeting
         return conn
+
+    async def barrier(self, name: str, marker_channel: str | None = None) -> None:
+        await self.connections.barrier(name, marker_channel)
+
+    async def ping_barrier(self, name: str) -> None:
+        await self.connections.ping_barrier(name)
+
+    async def _publish_marker(self, token: str, channel: str) -> None:
+        await self.trigger("conformance-marker", token, channel=channel)
+
+    # -- the protocol's chores ---------------------------------------------------------------
 
     def channel_data_text(self, channel_data: Any) -> str | None:
         """``channel_data`` as sent: a string as is, an object JSON-encoded compactly."""
@@ -419,104 +360,3 @@ class CheckContext:
             raise PreconditionFailed(
                 f"trigger of {name!r} answered HTTP {response.status}: {response.text[:200]}"
             )
-
-    async def barrier(self, name: str, marker_channel: str | None = None) -> None:
-        """Make sure the server has processed everything sent before: a marker event through the
-        HTTP API (for asynchronous fan-out), then a ping round trip. A connection the server
-        has closed needs no barrier: nothing more can reach it."""
-        conn = self.connection(name)
-        if conn.has_closed():
-            return
-        if marker_channel is not None:
-            token = nonce()
-            await self.trigger("conformance-marker", token, channel=marker_channel)
-            frame = await conn.wait_for(
-                lambda f: (
-                    f.event == "conformance-marker"
-                    and f.parsed.get("channel") == marker_channel
-                    and f.parsed.get("data") == token
-                ),
-                self.response_timeout,
-            )
-            if frame is None and not conn.has_closed():
-                raise PreconditionFailed(
-                    f"barrier: the marker event on {marker_channel!r} never reached {name}"
-                )
-        await self.ping_barrier(name)
-
-    # -- keeping a property's connections alive between examples -----------------------------
-    #
-    # A property keeps its connections across examples, and its receivers may say nothing for
-    # longer than the server's activity timeout; hypothesis itself may pause for seconds
-    # between examples (building a strategy's character tables on a loaded machine, say).
-    # Whether the connections then survive would hang on the server's idle pings, which are
-    # PROTO-PING's business, not the property's: so, like a live client, they speak up. Only
-    # while no example runs, so that a keep-alive pong never meets a check's own wait for one.
-
-    async def resume_keep_alive(self) -> None:
-        """Between examples: ping quiet connections from now on (see ``_keep_alive_loop``)."""
-        self._keep_alive_paused = False
-        if self._keep_alive_task is None or self._keep_alive_task.done():
-            self._keep_alive_task = asyncio.ensure_future(self._keep_alive_loop())
-
-    async def pause_keep_alive(self) -> None:
-        """An example begins: wait out a round trip in flight, then catch up on any due now."""
-        async with self._keep_alive_lock:
-            self._keep_alive_paused = True
-        await self._keep_alive_quiet()
-
-    async def stop_keep_alive(self) -> None:
-        self._keep_alive_paused = True
-        task, self._keep_alive_task = self._keep_alive_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _keep_alive_loop(self) -> None:
-        while True:
-            await asyncio.sleep(KEEPALIVE_AFTER / 4)
-            async with self._keep_alive_lock:
-                if not self._keep_alive_paused:
-                    await self._keep_alive_quiet()
-
-    async def _keep_alive_quiet(self) -> None:
-        """Ping each open connection that has sent nothing for ``KEEPALIVE_AFTER``; connections
-        opened without ``auto_pong`` (the heartbeat checks' own) are left silent."""
-        now = time.monotonic()
-        quiet = [
-            conn
-            for conn in self.connections.values()
-            if conn.auto_pong and conn.is_open and now - conn.last_sent > KEEPALIVE_AFTER
-        ]
-        for conn in quiet:
-            if not await conn.keep_alive(self.response_timeout):
-                self.transcript.record("keepalive_unanswered", conn.name)
-
-    async def ping_barrier(self, name: str) -> None:
-        """A ``pusher:ping`` round trip, or failing that a WebSocket ping round trip: either
-        proves the server has read everything sent before it."""
-        conn = self.connection(name)
-        if conn.has_closed():
-            return
-        try:
-            await conn.send_json({"event": "pusher:ping", "data": {}})
-        except CheckFailed as exc:
-            if conn.has_closed():
-                return
-            raise PreconditionFailed(f"barrier: {exc}") from None
-        pong_task = asyncio.ensure_future(
-            conn.wait_for(lambda f: f.event == "pusher:pong", self.response_timeout)
-        )
-        ws_task = asyncio.ensure_future(conn.ws_ping(secrets.token_bytes(8), self.response_timeout))
-        done, pending = await asyncio.wait(
-            {pong_task, ws_task}, return_when=asyncio.FIRST_COMPLETED
-        )
-        ok = any(t.result() for t in done)
-        if not ok and pending:
-            await asyncio.wait(pending)
-            ok = any(t.result() for t in pending)
-        for task in pending:
-            task.cancel()
-        if not ok and not conn.has_closed():
-            raise PreconditionFailed(f"barrier: {name} answered neither pusher:ping nor a WS ping")

@@ -16,10 +16,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from ..context import CheckContext, nonce
+from ..context import CheckContext
 from ..errors import PreconditionFailed
 from ..httpclient import NOT_JSON_BODY
 from ..signing import channel_auth
+from ..templates import nonce
 from ..wsclient import Frame, RawConnection
 from .model import MEMBER_ADDED, MEMBER_REMOVED, DeliveryModel, Judgement, Published, Received
 from .operations import (
@@ -440,4 +441,4 @@ class DeliveryDriver:
         """Close this run's connections and forget them (a check runs many runs)."""
         for session, raw in self.sockets.items():
             await raw.close()
-            self.ctx.connections.pop(session, None)
+            self.ctx.connections.forget(session)

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..context import CheckContext, nonce
+from ..context import CheckContext
 from ..errors import UsageError
 from ..spec import load_yaml
+from ..templates import nonce
 from .driver import DeliveryDriver
 from .machine import judge_and_raise
 from .model import Judgement

@@ -12,7 +12,8 @@ from . import (
     delivery,
     http_api,
     presence,
-    robustness,
+    robustness_http,
+    robustness_ws,
 )
 from .http_api import TAMPERS
 from .registry import PROPERTIES, Property, known_property_names, run_property
@@ -29,6 +30,7 @@ __all__ = [
     "http_api",
     "known_property_names",
     "presence",
-    "robustness",
+    "robustness_http",
+    "robustness_ws",
     "run_property",
 ]

@@ -9,9 +9,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from ..context import CheckContext, nonce, unique_channel
+from ..context import CheckContext
 from ..errors import CheckFailed, UsageError
 from ..signing import channel_auth, hmac_sha256_hex
+from ..templates import nonce, unique_channel
 from .registry import explore, prop
 
 # -- channel names and channel auth ------------------------------------------------------------

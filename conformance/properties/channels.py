@@ -8,8 +8,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from ..context import CheckContext, nonce, unique_channel
+from ..context import CheckContext
 from ..errors import CheckFailed, UsageError
+from ..templates import nonce, unique_channel
 from .registry import expect_event, explore, prop
 
 

@@ -16,8 +16,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from ..context import CheckContext, nonce, unique_channel
+from ..context import CheckContext
 from ..errors import CheckFailed, PreconditionFailed, UsageError
+from ..templates import nonce, unique_channel
 from ..wsclient import Frame
 from .registry import explore, prop
 

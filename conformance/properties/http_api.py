@@ -13,9 +13,10 @@ from urllib.parse import quote, urlsplit
 
 from hypothesis import strategies as st
 
-from ..context import CheckContext, nonce, unique_channel
+from ..context import CheckContext
 from ..errors import CheckFailed, PreconditionFailed, UsageError
 from ..signing import body_md5
+from ..templates import nonce, unique_channel
 from .registry import assert_no_event, explore, prop
 
 # -- HTTP API ------------------------------------------------------------------------------

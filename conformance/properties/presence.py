@@ -14,9 +14,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from ..context import CheckContext, nonce, unique_channel
+from ..context import CheckContext
 from ..errors import CheckFailed, PreconditionFailed, UsageError
 from ..httpclient import NOT_JSON_BODY
+from ..templates import nonce, unique_channel
 from ..wsclient import Frame
 from .registry import explore, prop
 

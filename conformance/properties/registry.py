@@ -81,20 +81,20 @@ def explore(
     @seed(ctx.settings.seed)
     @given(strategy)
     def explore(example: Any) -> None:
-        ctx.run(ctx.pause_keep_alive())
+        ctx.run(ctx.connections.pause_keep_alive())
         try:
             ctx.transcript.record("example", value=repr(example)[:300])
             body(example)
         finally:
-            ctx.run(ctx.resume_keep_alive())
+            ctx.run(ctx.connections.resume_keep_alive())
 
     # The connections a property opened before exploring are kept alive while hypothesis
-    # works between examples (see CheckContext.resume_keep_alive).
-    ctx.run(ctx.resume_keep_alive())
+    # works between examples (see Connections.resume_keep_alive).
+    ctx.run(ctx.connections.resume_keep_alive())
     try:
         explore()
     finally:
-        ctx.run(ctx.stop_keep_alive())
+        ctx.run(ctx.connections.stop_keep_alive())
 
 
 def assert_no_event(ctx: CheckContext, conn_name: str, marker_channel: str, token: str) -> None:

@@ -1,4 +1,4 @@
-"""Variables, templates and durations of a check's context."""
+"""The context a check receives: its variables, durations, models and figures."""
 
 from __future__ import annotations
 
@@ -31,35 +31,16 @@ def ctx() -> CheckContext:
         return CheckContext(TARGET, RunSettings(timeout_multiplier=2.0), check, runner)
 
 
-def test_templates(ctx: CheckContext) -> None:
-    ctx.define(
-        {
-            "ch": {"channel": "p-"},
-            "big": {"repeat": "x", "length": {"var": "target.max_event_bytes", "plus": 1}},
-        }
-    )
+def test_variables_start_with_the_target_and_render_through_the_context(
+    ctx: CheckContext,
+) -> None:
+    """The template rules themselves are ``test_templates``'; here, that the context's
+    ``define``/``render``/``lookup`` reach them with its own variables."""
+    ctx.define({"ch": {"channel": "p-"}})
     assert re.fullmatch(r"p-[a-z0-9]{20}", ctx.variables["ch"])
-    assert len(ctx.variables["big"]) == 10241
-    assert ctx.render("/apps/${target.app_id}/events") == "/apps/1/events"
-    assert ctx.render("${target.max_event_bytes}") == 10240
-    assert ctx.render({"a": ["${target.key}"]}) == {"a": ["k"]}
-
-
-def test_channel_lists_keys_and_indexes(ctx: CheckContext) -> None:
-    ctx.define({"many": {"channel": "p-", "count": 3}, "ch": {"channel": "q-"}})
-    many = ctx.variables["many"]
-    assert len(many) == 3 == len(set(many))
-    assert all(re.fullmatch(r"p-[a-z0-9]{20}", name) for name in many)
-    assert ctx.render("${many}") == many
-    assert ctx.render("${many.2}") == many[2]
-    ch = ctx.variables["ch"]
-    assert ctx.render({"${ch}": {"${ch}-x": 1}, 5: "${target.key}"}) == {
-        ch: {f"{ch}-x": 1},
-        5: "k",
-    }
-    assert ctx.render({"${target.max_event_bytes}": 1}) == {"10240": 1}
-    with pytest.raises(UsageError, match="undefined variable"):
-        ctx.render("${many.3}")
+    ctx.variables["saved"] = {"n": [7]}
+    assert ctx.render({"${ch}": "${saved.n.0}"}) == {ctx.variables["ch"]: 7}
+    assert ctx.lookup("target.app_id") == "1"
 
 
 def test_undefined_variable_is_a_usage_error(ctx: CheckContext) -> None:
@@ -84,7 +65,7 @@ def test_undeclared_timings_fall_back() -> None:
     with asyncio.Runner() as runner:
         ctx = CheckContext(target, RunSettings(), check, runner)
     assert ctx.timing("activity_timeout") == 120.0
-    ctx.advertised_activity_timeout = 30.0
+    ctx.connections.advertised_activity_timeout = 30.0
     assert ctx.timing("idle_close") == 60.0
 
 

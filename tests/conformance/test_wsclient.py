@@ -124,28 +124,6 @@ async def test_nothing_listening_is_a_target_error() -> None:
         )
 
 
-@pytest.mark.asyncio
-async def test_a_barrier_on_a_connection_the_server_closed_returns() -> None:
-    from conformance.context import CheckContext, RunSettings
-    from conformance.spec import Check
-    from conformance.target import target_from_mapping
-
-    async def closes(ws: ServerConnection) -> None:
-        await ws.close(4009, "not authorized")
-
-    conn, _, urls = await _open(closes)
-    await conn.wait_closed(2)
-    target = target_from_mapping(
-        {"ws_url": "ws://127.0.0.1:1", "http_url": "http://127.0.0.1:1", "app_id": "1",
-         "key": "k", "secret": "s"}
-    )  # fmt: skip
-    ctx = CheckContext(target, RunSettings(), Check("R-01", "c", "t", "exchange", {}), None)  # type: ignore[arg-type]
-    ctx.connections["c1"] = conn
-    await ctx.ping_barrier("c1")
-    await ctx.barrier("c1", "some-channel")
-    await urls.aclose()
-
-
 def test_frame_data_decodes_double_encoding() -> None:
     from conformance.wsclient import Frame
 

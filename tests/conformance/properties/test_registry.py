@@ -11,10 +11,11 @@ import pytest
 from hypothesis import strategies as st
 
 from conformance.bundled import BUNDLED_ACTIVITY_TIMEOUT, BUNDLED_PONG_TIMEOUT, start_bundled
-from conformance.context import CheckContext, RunSettings, unique_channel
+from conformance.context import CheckContext, RunSettings
 from conformance.loop import LoopThread
 from conformance.properties.registry import expect_event, explore
 from conformance.spec import Check
+from conformance.templates import unique_channel
 
 # Long enough that a connection silent throughout would pass the activity and pong timeouts.
 PAUSE = BUNDLED_ACTIVITY_TIMEOUT + BUNDLED_PONG_TIMEOUT + 1.0
