@@ -53,6 +53,7 @@ class Connections(Mapping[str, RawConnection]):
         timeout: float,
         owner: str,
         publish_marker: MarkerPublisher,
+        answers_pusher_ping: bool = True,
     ) -> None:
         self.target = target
         self.transcript = transcript
@@ -62,6 +63,8 @@ class Connections(Mapping[str, RawConnection]):
         self.owner = owner
         #: The ``activity_timeout`` the latest greeting announced, for targets that declare none.
         self.advertised_activity_timeout: float | None = None
+        #: False when the target ignores ``pusher:ping``: keep-alives are WebSocket pings then.
+        self.answers_pusher_ping = answers_pusher_ping
         self._publish_marker = publish_marker
         self._by_name: dict[str, RawConnection] = {}
         self._keep_alive_task: asyncio.Task[None] | None = None
@@ -267,5 +270,9 @@ class Connections(Mapping[str, RawConnection]):
             if conn.auto_pong and conn.is_open and now - conn.last_sent > KEEPALIVE_AFTER
         ]
         for conn in quiet:
-            if not await conn.keep_alive(self.timeout):
+            if self.answers_pusher_ping:
+                answered = await conn.keep_alive(self.timeout)
+            else:
+                answered = await conn.ws_ping(secrets.token_bytes(8), self.timeout)
+            if not answered:
                 self.transcript.record("keepalive_unanswered", conn.name)

@@ -60,6 +60,9 @@ class RunSettings:
     webhook_control: str | None = None
     #: Where a property saves the counterexample it found as a regression case (None: nowhere).
     regressions_dir: Path | None = None
+    #: What the pre-flight probe found: False when the target ignores ``pusher:ping``, so that
+    #: checks use a WebSocket ping as the sign of life instead of waiting on a pong each time.
+    answers_pusher_ping: bool = True
 
 
 class CheckContext:
@@ -117,6 +120,7 @@ class CheckContext:
             timeout=self.response_timeout,
             owner=check.full_id,
             publish_marker=self._publish_marker,
+            answers_pusher_ping=settings.answers_pusher_ping,
         )
         #: Counters a check reports in ``results.json`` (e.g. malformed inputs sent).
         self.stats: dict[str, int] = {}

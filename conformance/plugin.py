@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import re
 import shlex
 import time
@@ -389,6 +390,9 @@ def pytest_runtestloop(session: pytest.Session) -> Any:
         capture = config.pluginmanager.getplugin("capturemanager")
         with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
             state.probe = _probe(state)
+            state.settings = dataclasses.replace(
+                state.settings, answers_pusher_ping=state.probe.answers_pusher_ping
+            )
             for line in state.probe.warnings(state.settings.timeout_multiplier):
                 print(f"conformance: warning: {line}", flush=True)
             progress = make_progress(config, total=len(by_job))
