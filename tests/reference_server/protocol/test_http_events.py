@@ -121,6 +121,24 @@ class TestBody:
         error = refused(request, limits=ApiLimits(max_event_bytes=10))
         assert isinstance(error, PayloadTooLarge)
 
+    def test_bare_server_to_user_prefix_is_refused(self) -> None:
+        assert (
+            refused(signed({"name": "e", "channel": "#server-to-user-", "data": "d"})).status == 400
+        )
+
+    def test_more_than_100_channels_is_400(self) -> None:
+        names = [f"c{i}" for i in range(101)]
+        assert refused(signed({"name": "e", "channels": names, "data": "d"})).status == 400
+
+    @pytest.mark.parametrize("bad", ["a!", "x" * 165, "a b", "#other"])
+    def test_invalid_channel_names_are_400(self, bad: str) -> None:
+        body = {"name": "e", "channels": ["ok", bad], "data": "d"}
+        assert refused(signed(body)).status == 400
+
+    def test_server_to_user_channels_are_accepted(self) -> None:
+        event = validate(signed({"name": "e", "channel": "#server-to-user-u", "data": "d"}))
+        assert event.channels == ("#server-to-user-u",)
+
 
 class TestOrder:
     """Each pair fails two checks; the earlier one must win."""
@@ -154,24 +172,6 @@ class TestOrder:
     def test_socket_id_before_data_size(self) -> None:
         body = {**GOOD, "data": "x" * 20000, "socket_id": "bad"}
         assert isinstance(refused(signed(body)), BadRequest)
-
-    def test_bare_server_to_user_prefix_is_refused(self) -> None:
-        assert (
-            refused(signed({"name": "e", "channel": "#server-to-user-", "data": "d"})).status == 400
-        )
-
-    def test_more_than_100_channels_is_400(self) -> None:
-        names = [f"c{i}" for i in range(101)]
-        assert refused(signed({"name": "e", "channels": names, "data": "d"})).status == 400
-
-    @pytest.mark.parametrize("bad", ["a!", "x" * 165, "a b", "#other"])
-    def test_invalid_channel_names_are_400(self, bad: str) -> None:
-        body = {"name": "e", "channels": ["ok", bad], "data": "d"}
-        assert refused(signed(body)).status == 400
-
-    def test_server_to_user_channels_are_accepted(self) -> None:
-        event = validate(signed({"name": "e", "channel": "#server-to-user-u", "data": "d"}))
-        assert event.channels == ("#server-to-user-u",)
 
 
 class TestTrigger:
