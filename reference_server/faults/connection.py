@@ -17,6 +17,9 @@ __all__ = ["ConnectionWithFaults"]
 
 
 class ConnectionWithFaults(Connection):
+    """Holds what every per-area variant reads: the switches, and the registry as the leaky
+    one so that ``leak_to_unsubscribed`` can remember who left."""
+
     def __init__(
         self,
         settings: ConnectionSettings,
