@@ -49,6 +49,9 @@ class FaultyConnection(LifecycleFaults, SubscriptionFaults, ClientEventFaults, W
 
 
 class FaultyWebSocketEndpoint(WebSocketEndpoint):
+    """Builds fault-switched connections and peers, and keeps the per-address memory that
+    ``malformed_sender_address_blocked`` needs."""
+
     def __init__(
         self,
         settings: ConnectionSettings,
@@ -92,6 +95,8 @@ class FaultyWebSocketEndpoint(WebSocketEndpoint):
 
 
 class FaultyHttpEndpoints(HttpEndpoints):
+    """The HTTP faults that concern a request's transport rather than its content."""
+
     def __init__(
         self,
         authenticator: RequestAuthenticatorWithFaults,
