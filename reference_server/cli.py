@@ -51,7 +51,8 @@ def configure_logging(level: str) -> None:
 async def serve(config: ServerConfig) -> None:
     """Print the ready line once listening, then wait for a stop signal."""
     # Imported here so that bad configuration is refused before aiohttp loads.
-    from .app import log, run_server
+    from .app import run_server
+    from .logs import log
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

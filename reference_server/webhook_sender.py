@@ -21,7 +21,6 @@ from typing import Any
 
 import aiohttp
 
-from .faults import Fault, FaultSet
 from .protocol.webhooks import (
     RetryPolicy,
     WebhookEvent,
@@ -76,17 +75,15 @@ class WebhookSender:
         delay: float,
         retry_for: float,
         queue_size: int,
-        faults: FaultSet = frozenset(),
         retry: RetryPolicy | None = None,
+        schedule: WebhookSchedule | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = url
         self._key = key
         self._secret = secret
-        self._faults = faults
-        no_retry = Fault.WEBHOOK_NO_RETRY in faults
-        self._retry = retry or RetryPolicy(retry_for=0.0 if no_retry else retry_for)
-        self._schedule = WebhookSchedule(delay=delay, faults=faults)
+        self._retry = retry or RetryPolicy(retry_for=retry_for)
+        self._schedule = schedule if schedule is not None else WebhookSchedule(delay=delay)
         self._queue: asyncio.Queue[_Attempt] = asyncio.Queue(maxsize=queue_size)
         self._queue_size = queue_size
         self._retries: list[_Retry] = []
@@ -123,12 +120,16 @@ class WebhookSender:
         self._enqueue(self._schedule.add(batch, now))
         self._wake.set()
 
+    def _requests(self, events: list[WebhookEvent], time_ms: int) -> list[WebhookRequest]:
+        """The signed requests that carry ``events``."""
+        return [
+            build_request(group, time_ms=time_ms, key=self._key, secret=self._secret)
+            for group in split_requests(events)
+        ]
+
     def _enqueue(self, events: list[WebhookEvent]) -> None:
         time_ms = int(self._wall_clock() * 1000)
-        for group in split_requests(events, self._faults):
-            request = build_request(
-                group, time_ms=time_ms, key=self._key, secret=self._secret, faults=self._faults
-            )
+        for request in self._requests(events, time_ms):
             try:
                 self._queue.put_nowait(_Attempt(request))
             except asyncio.QueueFull:
@@ -137,8 +138,8 @@ class WebhookSender:
                     "webhook_dropped",
                     reason="queue full",
                     queue_size=self._queue_size,
-                    events=[e.name for e in group],
-                    channels=[e.channel for e in group],
+                    events=[e.name for e in request.events],
+                    channels=[e.channel for e in request.events],
                 )
 
     async def _timer_loop(self) -> None:

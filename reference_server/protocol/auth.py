@@ -8,9 +8,6 @@ Signatures are compared in constant time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from ..faults import Fault, FaultSet
 from .errors import SigninRefused, SubscriptionRefused
 from .messages import json_object
 from .signing import (
@@ -20,14 +17,11 @@ from .signing import (
     user_string_to_sign,
 )
 
-__all__ = ["check_channel_auth", "check_signin"]
+__all__ = ["check_channel_auth", "check_signin", "invalid_channel_signature"]
 
 
-def _signature_part(auth: str, app_key: str, *, key_part_ignored: bool) -> str:
+def _signature_part(auth: str, app_key: str) -> str:
     key, sep, signature = auth.partition(":")
-    if key_part_ignored:
-        # ``auth_key_part_ignored`` (Reverb's behaviour): whatever follows the first ``:``.
-        return signature if sep else auth
     if not sep:
         raise SubscriptionRefused("Invalid auth: expected <app key>:<signature>")
     if key != app_key:
@@ -35,10 +29,12 @@ def _signature_part(auth: str, app_key: str, *, key_part_ignored: bool) -> str:
     return signature
 
 
-def _matches_any(secret: str, strings: Sequence[str], signature: str) -> bool:
-    # Every candidate is compared, so timing does not tell which one matched.
-    results = [signatures_match(hmac_sha256_hex(secret, s), signature) for s in strings]
-    return any(results)
+def invalid_channel_signature(string_to_sign: str, signature: str) -> SubscriptionRefused:
+    """The refusal of a subscribe whose signature is wrong; it names what should be signed."""
+    return SubscriptionRefused(
+        f"Invalid signature: Expected HMAC SHA256 hex digest of {string_to_sign}, "
+        f"but got {signature}"
+    )
 
 
 def check_channel_auth(
@@ -49,7 +45,6 @@ def check_channel_auth(
     socket_id: str,
     channel: str,
     channel_data: str | None = None,
-    faults: FaultSet = frozenset(),
 ) -> None:
     """Check a private, encrypted or presence subscription's ``auth``.
 
@@ -60,22 +55,10 @@ def check_channel_auth(
     """
     if not auth:
         raise SubscriptionRefused(f"Missing auth for channel {channel}")
-    signature = _signature_part(
-        auth, app_key, key_part_ignored=Fault.AUTH_KEY_PART_IGNORED in faults
-    )
+    signature = _signature_part(auth, app_key)
     string_to_sign = channel_string_to_sign(socket_id, channel, channel_data)
-    candidates = [string_to_sign]
-    # The two signing faults accept, besides the right signature, one over a string missing a
-    # part: so correct clients still subscribe and only AUTH-CH-02's checks can tell.
-    if Fault.AUTH_SOCKET_ID_IGNORED in faults:
-        candidates.append(channel if channel_data is None else f"{channel}:{channel_data}")
-    if Fault.PRESENCE_CHANNEL_DATA_UNSIGNED in faults and channel_data is not None:
-        candidates.append(channel_string_to_sign(socket_id, channel))
-    if not _matches_any(secret, candidates, signature):
-        raise SubscriptionRefused(
-            f"Invalid signature: Expected HMAC SHA256 hex digest of {string_to_sign}, "
-            f"but got {signature}"
-        )
+    if not signatures_match(hmac_sha256_hex(secret, string_to_sign), signature):
+        raise invalid_channel_signature(string_to_sign, signature)
 
 
 def check_signin(
@@ -85,7 +68,6 @@ def check_signin(
     app_key: str,
     secret: str,
     socket_id: str,
-    faults: FaultSet = frozenset(),
 ) -> str:
     """Check a ``pusher:signin`` and return the user id from ``user_data``.
 
@@ -95,12 +77,11 @@ def check_signin(
     """
     if user_data is None:
         raise SigninRefused("pusher:signin needs user_data")
-    if Fault.SIGNIN_SIGNATURE_UNCHECKED not in faults:
-        if not auth:
-            raise SigninRefused("pusher:signin needs auth")
-        signed = user_string_to_sign(socket_id, user_data)
-        if not signatures_match(f"{app_key}:{hmac_sha256_hex(secret, signed)}", auth):
-            raise SigninRefused(f"Invalid signature: Expected HMAC SHA256 hex digest of {signed}")
+    if not auth:
+        raise SigninRefused("pusher:signin needs auth")
+    signed = user_string_to_sign(socket_id, user_data)
+    if not signatures_match(f"{app_key}:{hmac_sha256_hex(secret, signed)}", auth):
+        raise SigninRefused(f"Invalid signature: Expected HMAC SHA256 hex digest of {signed}")
     user = json_object(user_data)
     if user is None:
         raise SigninRefused("user_data must be a JSON object")

@@ -48,9 +48,6 @@ class ChannelRegistry:
         self.users = UserRegistry()
         #: Last HTTP-published event of each cache channel.
         self.cache = cache if cache is not None else EventCache()
-        #: Only for the ``leak_to_unsubscribed`` fault: channel -> sockets that unsubscribed
-        #: from it and still get its events; empty otherwise.
-        self._former: dict[str, dict[str, None]] = {}
 
     def subscribe(self, channel: str, socket_id: str) -> bool:
         """Add a subscription; return ``False`` if it already existed."""
@@ -59,8 +56,6 @@ class ChannelRegistry:
             entry = self._channels[channel] = Channel(channel, channel_type(channel))
         if socket_id in entry.subscribers:
             return False
-        if self._former:
-            self._forget_former(channel, socket_id)
         entry.subscribers[socket_id] = None
         self._by_socket.setdefault(socket_id, {})[channel] = None
         return True
@@ -87,29 +82,7 @@ class ChannelRegistry:
         channels = list(self._by_socket.get(socket_id, ()))
         for channel in channels:
             self.unsubscribe(channel, socket_id)
-        if self._former:
-            for former in list(self._former):
-                self._forget_former(former, socket_id)
         return channels
-
-    def keep_former(self, channel: str, socket_id: str) -> None:
-        """``leak_to_unsubscribed``: keep routing ``channel``'s events to a socket that left it.
-
-        It stays out of everything else (counts, presence, occupancy) until it subscribes again
-        or disconnects.
-        """
-        self._former.setdefault(channel, {})[socket_id] = None
-
-    def former_subscribers(self, channel: str) -> tuple[str, ...]:
-        return tuple(self._former.get(channel, ()))
-
-    def _forget_former(self, channel: str, socket_id: str) -> None:
-        former = self._former.get(channel)
-        if former is None:
-            return
-        former.pop(socket_id, None)
-        if not former:
-            del self._former[channel]
 
     def is_subscribed(self, channel: str, socket_id: str) -> bool:
         entry = self._channels.get(channel)
@@ -131,26 +104,17 @@ class ChannelRegistry:
     def __len__(self) -> int:
         return len(self._channels)
 
-    def targets(
-        self, channel: str, *, exclude: str | None = None, with_former: bool = False
-    ) -> tuple[str, ...]:
-        """Subscribers of ``channel`` that must receive an event, minus ``exclude``.
-
-        ``with_former`` is only for the ``leak_to_unsubscribed`` fault: former subscribers
-        (``keep_former``) get it too, after the real ones.
-        """
-        targets = tuple(sid for sid in self.subscribers(channel) if sid != exclude)
-        if with_former and channel in self._former:
-            targets += tuple(sid for sid in self._former[channel] if sid != exclude)
-        return targets
+    def targets(self, channel: str, *, exclude: str | None = None) -> tuple[str, ...]:
+        """Subscribers of ``channel`` that must receive an event, minus ``exclude``."""
+        return tuple(sid for sid in self.subscribers(channel) if sid != exclude)
 
     def route(
-        self, channels: Iterable[str], *, exclude: str | None = None, with_former: bool = False
+        self, channels: Iterable[str], *, exclude: str | None = None
     ) -> list[tuple[str, tuple[str, ...]]]:
         """Targets per distinct channel, in the order given; channels nobody gets are skipped."""
         routes: list[tuple[str, tuple[str, ...]]] = []
         for channel in dict.fromkeys(channels):
-            targets = self.targets(channel, exclude=exclude, with_former=with_former)
+            targets = self.targets(channel, exclude=exclude)
             if targets:
                 routes.append((channel, targets))
         return routes

@@ -1,62 +1,54 @@
-"""Per-connection state machine: handshake, subscriptions and heartbeat timers.
+"""What a connection's messages ask for: subscriptions, presence, sign-in and client events.
 
-Feed it what arrives (``open``, ``receive_text``, ``receive_binary``, ``receive_ping``,
-``receive_pong``, ``receive_eof``) and the time (``tick``); drain what must be written with
-``data_to_send()``; sleep until ``next_deadline()``. It never touches a socket or a clock.
+``ConnectionLifecycle`` (``lifecycle.py``) runs the handshake, the heartbeat and closing; this
+subclass gives each parsed message its meaning. Some inputs concern *other* connections:
+presence ``member_added``/``member_removed`` and relayed client events. Those come out of
+``deliveries_to_send()`` as ``Delivery`` values (one serialised frame, the socket ids it goes
+to), for the adapter to route.
 
-Theory of operation::
-
-    CONNECTING --open(known key)--> OPEN --close (error, pong timeout) or eof--> CLOSED
-    CONNECTING --open(unknown key)--> CLOSED (after pusher:error 4001 + close 4001)
-
-While OPEN, the heartbeat is either *idle-waiting* (a ping is due ``activity_timeout`` after
-the last client frame) or *ping-sent* (a close is due ``pong_timeout`` after the ping). Any
-client frame returns it to idle-waiting.
-
-Some inputs concern *other* connections: presence ``member_added``/``member_removed`` and
-relayed client events. Those come out of ``deliveries_to_send()`` as ``Delivery`` values (one
-serialised frame, the socket ids it goes to), for the adapter to route.
+Each rule a subscribe or a client event must pass is a small method of its own, so that a
+variant of the server can change one rule and no other.
 """
 
 from __future__ import annotations
 
-import enum
 import json
-from dataclasses import dataclass
 from typing import Any
 
-from ..faults import Fault, FaultSet
 from . import frames, webhooks
 from .auth import check_channel_auth, check_signin
-from .channels import ChannelRegistry, Delivery
+from .channels import ChannelRegistry
 from .errors import (
     ClientEventRateLimited,
     ClientEventRefused,
     ConnectionTerminated,
     ExistingSubscription,
     InvalidChannelName,
-    InvalidJson,
-    InvalidMessage,
-    PongTimeout,
-    ProtocolError,
     SigninRefused,
     SubscriptionRefused,
-    UnknownAppKey,
     UnknownEvent,
-    UnsupportedFrame,
+)
+from .lifecycle import (
+    Close,
+    ConnectionLifecycle,
+    ConnectionSettings,
+    Output,
+    SendBinary,
+    SendPong,
+    SendText,
+    State,
 )
 from .messages import (
     ClientEvent,
+    ClientMessage,
     Ping,
     Pong,
     Signin,
     Subscribe,
     Unrecognised,
     Unsubscribe,
-    parse_client_message,
 )
 from .names import (
-    CHANNEL_NAME_MAX_LENGTH,
     ChannelType,
     channel_type,
     is_cache_channel,
@@ -67,9 +59,10 @@ from .names import (
 from .presence import MAX_MEMBERS, Joined, Left, Member, parse_channel_data
 from .rate_limit import RollingWindow
 from .socket_ids import SocketIdAllocator
-from .webhooks import WebhookEvent
 
 __all__ = [
+    "CLIENT_EVENT_MAX_BYTES",
+    "CLIENT_EVENT_NAME_MAX_LENGTH",
     "Close",
     "Connection",
     "ConnectionSettings",
@@ -80,73 +73,13 @@ __all__ = [
     "State",
 ]
 
-# The ``channel_name_length_100`` fault's (wrong) limit.
-_FAULTY_CHANNEL_NAME_MAX_LENGTH = 100
 #: Client event names, like HTTP API event names, are at most 200 characters.
 CLIENT_EVENT_NAME_MAX_LENGTH = 200
 #: Client event ``data`` (as sent: the string, or the JSON text of any other value), in bytes.
 CLIENT_EVENT_MAX_BYTES = 10240
-# RFC 6455 5.5: control frame payloads, hence close reasons, fit in 125 bytes.
-_MAX_CLOSE_REASON_BYTES = 123
 
 
-class State(enum.IntEnum):
-    #: Upgraded, app key not checked yet.
-    CONNECTING = 0
-    #: ``connection_established`` sent.
-    OPEN = 1
-    #: Close requested or connection lost; every input is ignored.
-    CLOSED = 2
-
-
-@dataclass(frozen=True)
-class SendText:
-    text: str
-
-
-@dataclass(frozen=True)
-class SendBinary:
-    """Only produced under the ``pong_as_binary`` fault."""
-
-    data: bytes
-
-
-@dataclass(frozen=True)
-class SendPong:
-    """A WebSocket pong frame echoing a ping's payload (RFC 6455 5.5.3)."""
-
-    payload: bytes
-
-
-@dataclass(frozen=True)
-class Close:
-    code: int
-    reason: str
-
-
-Output = SendText | SendBinary | SendPong | Close
-
-
-@dataclass(frozen=True)
-class ConnectionSettings:
-    """What every connection of the app shares."""
-
-    app_key: str
-    activity_timeout: float
-    pong_timeout: float
-    faults: FaultSet = frozenset()
-    #: Signs channel auth and sign-in; only needed for authenticated channels and sign-in.
-    app_secret: str = ""
-    #: Whether ``client-*`` events are relayed (off by default, as on hosted Pusher).
-    client_events: bool = False
-
-
-def _truncate_reason(reason: str) -> str:
-    encoded = reason.encode("utf-8", "replace")[:_MAX_CLOSE_REASON_BYTES]
-    return encoded.decode(errors="ignore")
-
-
-class Connection:
+class Connection(ConnectionLifecycle):
     """One client connection, from upgrade to close."""
 
     def __init__(
@@ -155,276 +88,61 @@ class Connection:
         registry: ChannelRegistry,
         socket_ids: SocketIdAllocator,
     ) -> None:
-        self.settings = settings
-        self._faults = settings.faults
+        super().__init__(settings, socket_ids)
         self._registry = registry
-        self._socket_ids = socket_ids
-        self.state = State.CONNECTING
-        #: Assigned by a successful ``open``.
-        self.socket_id: str | None = None
         #: Channels this client believes it is subscribed to, in subscription order.
         self._subscriptions: dict[str, None] = {}
-        self._last_activity = 0.0
-        self._ping_sent_at: float | None = None
-        self._outgoing: list[Output] = []
-        self._deliveries: list[Delivery] = []
-        #: Close code we requested, if any.
-        self.close_code: int | None = None
         #: Presence channel -> the member this connection joined as.
         self._presence: dict[str, Member] = {}
         #: Set by a successful ``pusher:signin``.
         self.user_id: str | None = None
         self._client_event_window = RollingWindow()
-        #: Webhook events this connection's inputs caused (``webhooks.py`` decides which).
-        self._webhooks: list[WebhookEvent] = []
-        #: Messages that were not valid Pusher messages, and binary frames (only the
-        #: ``malformed_sender_address_blocked`` fault reads it).
-        self.malformed_inputs = 0
-
-    # Inputs.
-
-    def open(self, app_key: str, now: float) -> None:
-        """Run the handshake for ``/app/{app_key}``."""
-        if self.state is not State.CONNECTING:
-            return
-        if app_key != self.settings.app_key and Fault.UNKNOWN_KEY_ACCEPTED not in self._faults:
-            self._fail(UnknownAppKey(f"App key {app_key} does not exist"))
-            return
-        self.socket_id = self._socket_ids.allocate()
-        self.state = State.OPEN
-        self._last_activity = now
-        self._send(
-            frames.connection_established(
-                self.socket_id,
-                self.settings.activity_timeout,
-                data_as_object=Fault.ESTABLISHED_DATA_AS_OBJECT in self._faults,
-            )
-        )
-
-    def receive_text(self, text: str, now: float) -> None:
-        if not self._activity(now):
-            return
-        try:
-            message = parse_client_message(text)
-            match message:
-                case Ping():
-                    self._pong()
-                case Pong():
-                    pass  # Activity was recorded above; nothing else to do.
-                case Subscribe():
-                    self._subscribe(message, now)
-                case Unsubscribe():
-                    self._unsubscribe(message)
-                case Signin():
-                    self._signin(message)
-                case ClientEvent():
-                    self._client_event(message.event, message.channel, message.data, now)
-                case Unrecognised():
-                    if (
-                        Fault.NON_CLIENT_EVENTS_RELAYED in self._faults
-                        and not message.event.startswith("pusher")
-                        and message.channel is not None
-                    ):
-                        self._client_event(message.event, message.channel, message.data, now)
-                        return
-                    kind = (
-                        "Unknown pusher event"
-                        if is_pusher_event(message.event)
-                        else ("Unsupported event")
-                    )
-                    raise UnknownEvent(f"{kind} {message.event}")
-        except InvalidMessage as exc:
-            self._malformed(exc)
-        except ProtocolError as exc:
-            self._fail(exc)
-
-    def receive_binary(self, data: bytes, now: float) -> None:
-        if self._activity(now):
-            self.malformed_inputs += 1
-            if Fault.BINARY_FRAME_CLOSE_1011 in self._faults:
-                self._close(1011, "Internal error")
-                return
-            self._fail(UnsupportedFrame("Binary frames are not supported"))
-
-    def receive_ping(self, payload: bytes, now: float) -> None:
-        """A WebSocket ping frame; RFC 6455 5.5.2: "an endpoint MUST send a Pong frame"."""
-        if self._activity(now) and Fault.WS_PING_IGNORED not in self._faults:
-            self._outgoing.append(SendPong(payload))
-
-    def receive_pong(self, payload: bytes, now: float) -> None:
-        """A WebSocket pong frame: counts as activity, like any client frame."""
-        self._activity(now)
-
-    def receive_eof(self) -> None:
-        """The transport is gone: forget the connection's subscriptions and socket id."""
-        self._release()
-        self.state = State.CLOSED
 
     def terminate(self) -> None:
         """HTTP ``terminate_connections`` for this connection's user: 4009, then close."""
         if self.state is State.OPEN:
             self._fail(ConnectionTerminated("You got disconnected by the app"))
 
-    def shutdown(self) -> None:
-        """The server is stopping: close with 1001 "going away" (RFC 6455 7.4.1)."""
-        if self.state is State.OPEN:
-            self._close(1001, "Server shutting down")
-
-    def tick(self, now: float) -> None:
-        """Fire whichever heartbeat timer is due at ``now``."""
-        if self.state is not State.OPEN:
-            return
-        if self._ping_sent_at is None:
-            if now >= self._last_activity + self.settings.activity_timeout:
-                self._ping_sent_at = now
-                # ``no_idle_ping``: the timer still runs, only the frame is missing.
-                if Fault.NO_IDLE_PING not in self._faults:
-                    self._send(frames.PING)
-        elif (
-            now >= self._ping_sent_at + self.settings.pong_timeout
-            and Fault.PONG_TIMEOUT_NOT_ENFORCED not in self._faults
-        ):
-            self._fail(PongTimeout("Pong reply not received"))
-
-    # Outputs.
-
-    def data_to_send(self) -> list[Output]:
-        """Return and forget what must be written, in order."""
-        outgoing, self._outgoing = self._outgoing, []
-        return outgoing
-
-    def deliveries_to_send(self) -> list[Delivery]:
-        """Return and forget the frames due to *other* connections, in order."""
-        deliveries, self._deliveries = self._deliveries, []
-        return deliveries
-
-    def webhooks_to_send(self) -> list[WebhookEvent]:
-        """Return and forget the webhook events caused so far, in order."""
-        events, self._webhooks = self._webhooks, []
-        return events
-
-    def next_deadline(self) -> float | None:
-        """When ``tick`` next has something to do; ``None`` means never (until more input)."""
-        if self.state is not State.OPEN:
-            return None
-        if self._ping_sent_at is None:
-            return self._last_activity + self.settings.activity_timeout
-        if Fault.PONG_TIMEOUT_NOT_ENFORCED in self._faults:
-            return None
-        return self._ping_sent_at + self.settings.pong_timeout
-
     @property
     def subscriptions(self) -> tuple[str, ...]:
         return tuple(self._subscriptions)
 
-    # Internals.
+    def _handle(self, message: ClientMessage, now: float) -> None:
+        match message:
+            case Ping():
+                self._pong()
+            case Pong():
+                pass  # Activity was recorded on arrival; nothing else to do.
+            case Subscribe():
+                self._subscribe(message, now)
+            case Unsubscribe():
+                self._unsubscribe(message)
+            case Signin():
+                self._signin(message)
+            case ClientEvent():
+                self._client_event(message.event, message.channel, message.data, now)
+            case Unrecognised():
+                pusher = is_pusher_event(message.event)
+                kind = "Unknown pusher event" if pusher else "Unsupported event"
+                raise UnknownEvent(f"{kind} {message.event}")
 
-    def _activity(self, now: float) -> bool:
-        """Record a client frame; return whether the connection still accepts input."""
-        if self.state is not State.OPEN:
-            return False
-        self._last_activity = now
-        self._ping_sent_at = None
-        return True
-
-    def _send(self, text: str) -> None:
-        self._outgoing.append(SendText(text))
-
-    def _pong(self) -> None:
-        if Fault.NO_PONG in self._faults:
-            return
-        if Fault.PONG_AS_BINARY in self._faults:
-            self._outgoing.append(SendBinary(frames.PONG.encode()))
-        else:
-            self._send(frames.PONG)
-
-    def _deliver(self, text: str, targets: tuple[str, ...]) -> None:
-        if targets:
-            self._deliveries.append(Delivery(text, targets))
-
-    def _channel_type(self, channel: str) -> ChannelType:
-        return channel_type(
-            channel, unanchored_private=Fault.UNANCHORED_PRIVATE_PREFIX in self._faults
-        )
-
-    def _check_name(self, channel: str, kind: ChannelType) -> None:
-        if kind is ChannelType.SERVER_TO_USER:
-            # ``#`` is outside the name grammar: only this one reserved form is allowed.
-            user_id = server_to_user_id(channel)
-            if user_id is None or user_id != self.user_id:
-                raise SubscriptionRefused(
-                    f"Channel {channel} is only for a connection signed in as that user"
-                )
-            return
-        if Fault.INVALID_CHANNEL_NAMES_ACCEPTED in self._faults:
-            if not channel:
-                raise InvalidChannelName("Invalid channel name ''")
-            return
-        max_length = (
-            _FAULTY_CHANNEL_NAME_MAX_LENGTH
-            if Fault.CHANNEL_NAME_LENGTH_100 in self._faults
-            else CHANNEL_NAME_MAX_LENGTH
-        )
-        if not is_valid_channel_name(channel, max_length=max_length):
-            raise InvalidChannelName(f"Invalid channel name {channel!r}")
-
-    def _authorise(self, message: Subscribe, kind: ChannelType) -> Member | None:
-        """Check a private, encrypted or presence subscribe; return the presence member."""
-        assert self.socket_id is not None
-        channel = message.channel
-        channel_data = None
-        if kind is ChannelType.PRESENCE:
-            channel_data = message.channel_data
-            if channel_data is None:
-                raise SubscriptionRefused(f"Presence channel {channel} needs channel_data")
-        skip = (
-            kind is ChannelType.ENCRYPTED and Fault.ENCRYPTED_WITHOUT_AUTH_ACCEPTED in self._faults
-        ) or (
-            kind is ChannelType.PRIVATE
-            and not message.auth
-            and Fault.PRIVATE_WITHOUT_AUTH_ACCEPTED in self._faults
-        )
-        if not skip:
-            check_channel_auth(
-                message.auth,
-                app_key=self.settings.app_key,
-                secret=self.settings.app_secret,
-                socket_id=self.socket_id,
-                channel=channel,
-                channel_data=channel_data,
-                faults=self._faults,
-            )
-        if kind is not ChannelType.PRESENCE:
-            return None
-        missing = self.socket_id if Fault.PRESENCE_USER_ID_OPTIONAL in self._faults else None
-        member = parse_channel_data(channel_data, missing_user_id=missing)
-        if Fault.PRESENCE_MEMBER_LIMIT_OFF not in self._faults and not (
-            self._registry.presence.get(channel).has_room_for(member.key, MAX_MEMBERS)
-        ):
-            raise SubscriptionRefused(f"Presence channel {channel} is full ({MAX_MEMBERS} members)")
-        return member
+    # Subscribing.
 
     def _subscribe(self, message: Subscribe, now: float) -> None:
         channel = message.channel
         kind = self._channel_type(channel)
         self._check_name(channel, kind)
         if channel in self._subscriptions:
-            if Fault.DUPLICATE_SUBSCRIBE_SILENT not in self._faults:
-                raise ExistingSubscription(f"Existing subscription to channel {channel}")
-            self._succeeded(channel, kind)
+            self._resubscribe(channel, kind)
             return
-        member = None
-        if kind.needs_auth:
-            member = self._authorise(message, kind)
-        elif message.auth and Fault.PUBLIC_AUTH_CHECKED in self._faults:
-            raise SubscriptionRefused(f"Invalid auth for public channel {channel}")
+        member = self._authorise(message, kind)
         assert self.socket_id is not None
         self._subscriptions[channel] = None
         if kind is not ChannelType.SERVER_TO_USER:
             # Server-to-user publishes go by signed-in user, never by subscription.
             self._registry.subscribe(channel, self.socket_id)
-            self._webhooks += webhooks.after_subscribe(
-                channel, len(self._registry.subscribers(channel))
+            self._report(
+                webhooks.after_subscribe(channel, len(self._registry.subscribers(channel)))
             )
         joined = None
         if member is not None:
@@ -436,92 +154,174 @@ class Connection:
         if is_cache_channel(channel):
             self._replay_cache(channel, now)
 
+    def _channel_type(self, channel: str) -> ChannelType:
+        return channel_type(channel)
+
+    def _check_name(self, channel: str, kind: ChannelType) -> None:
+        if kind is ChannelType.SERVER_TO_USER:
+            # ``#`` is outside the name grammar: only this one reserved form is allowed.
+            user_id = server_to_user_id(channel)
+            if user_id is None or user_id != self.user_id:
+                raise SubscriptionRefused(
+                    f"Channel {channel} is only for a connection signed in as that user"
+                )
+            return
+        self._check_channel_name(channel)
+
+    def _check_channel_name(self, channel: str) -> None:
+        """The name grammar and length of every channel but ``#server-to-user-<id>``."""
+        if not is_valid_channel_name(channel):
+            raise InvalidChannelName(f"Invalid channel name {channel!r}")
+
+    def _resubscribe(self, channel: str, kind: ChannelType) -> None:
+        """A subscribe to a channel the connection is already in."""
+        raise ExistingSubscription(f"Existing subscription to channel {channel}")
+
+    def _authorise(self, message: Subscribe, kind: ChannelType) -> Member | None:
+        """Check a subscribe's ``auth``; return the presence member, if any.
+
+        Public channels (and ``#server-to-user-<id>``, checked by name) need no auth and
+        ignore any sent.
+        """
+        if not kind.needs_auth:
+            return None
+        channel_data = None
+        if kind is ChannelType.PRESENCE:
+            channel_data = message.channel_data
+            if channel_data is None:
+                raise SubscriptionRefused(f"Presence channel {message.channel} needs channel_data")
+        self._check_auth(message, kind, channel_data)
+        if kind is not ChannelType.PRESENCE:
+            return None
+        member = self._presence_member(channel_data)
+        if not self._has_room(message.channel, member):
+            raise SubscriptionRefused(
+                f"Presence channel {message.channel} is full ({MAX_MEMBERS} members)"
+            )
+        return member
+
+    def _check_auth(self, message: Subscribe, kind: ChannelType, channel_data: str | None) -> None:
+        """The signature of a private, encrypted or presence subscribe."""
+        assert self.socket_id is not None
+        check_channel_auth(
+            message.auth,
+            app_key=self.settings.app_key,
+            secret=self.settings.app_secret,
+            socket_id=self.socket_id,
+            channel=message.channel,
+            channel_data=channel_data,
+        )
+
+    def _presence_member(self, channel_data: str | None) -> Member:
+        return parse_channel_data(channel_data)
+
+    def _has_room(self, channel: str, member: Member) -> bool:
+        return self._registry.presence.get(channel).has_room_for(member.key, MAX_MEMBERS)
+
     def _succeeded(self, channel: str, kind: ChannelType) -> None:
         if kind is ChannelType.PRESENCE and channel in self._presence:
-            exclude = None
-            if Fault.PRESENCE_ROSTER_EXCLUDES_SELF in self._faults:
-                exclude = self._presence[channel].key
-            roster = self._registry.presence.get(channel).roster(exclude=exclude)
-            self._send(frames.presence_subscription_succeeded(channel, roster))
+            self._send(frames.presence_subscription_succeeded(channel, self._roster(channel)))
             return
-        self._send(
-            frames.subscription_succeeded(
-                channel,
-                with_data=Fault.SUBSCRIPTION_SUCCEEDED_WITHOUT_DATA not in self._faults,
-            )
-        )
+        self._send(frames.subscription_succeeded(channel))
+
+    def _roster(self, channel: str) -> dict[str, Any]:
+        return self._registry.presence.get(channel).roster()
 
     def _member_added(self, channel: str, joined: Joined) -> None:
         """Pusher protocol: only when a user's first connection joins, to the others."""
-        self._webhooks += webhooks.after_join(channel, joined, self._faults)
-        if joined.first or Fault.PRESENCE_COUNTED_PER_CONNECTION in self._faults:
-            member = joined.member
-            self._deliver(
-                frames.member_added(channel, member.user_id, member.user_info),
-                self._registry.targets(channel, exclude=self.socket_id),
-            )
+        self._report(webhooks.after_join(channel, joined))
+        if joined.first:
+            self._announce_member_added(channel, joined.member)
+
+    def _announce_member_added(self, channel: str, member: Member) -> None:
+        self._deliver(
+            frames.member_added(channel, member.user_id, member.user_info),
+            self._registry.targets(channel, exclude=self.socket_id),
+        )
 
     def _member_removed(self, channel: str, left: Left | None) -> None:
         """Pusher protocol: only when a user's last connection leaves, to the others."""
         if left is None:
             return
-        self._webhooks += webhooks.after_leave(channel, left, self._faults)
-        if (
-            left.last
-            or Fault.PRESENCE_COUNTED_PER_CONNECTION in self._faults
-            or Fault.MEMBER_REMOVED_ON_FIRST_LEAVE in self._faults
-        ):
-            self._deliver(
-                frames.member_removed(channel, left.member.user_id),
-                self._registry.targets(channel, exclude=self.socket_id),
-            )
+        self._report(webhooks.after_leave(channel, left))
+        if left.last:
+            self._announce_member_removed(channel, left.member)
+
+    def _announce_member_removed(self, channel: str, member: Member) -> None:
+        self._deliver(
+            frames.member_removed(channel, member.user_id),
+            self._registry.targets(channel, exclude=self.socket_id),
+        )
 
     def _replay_cache(self, channel: str, now: float) -> None:
         """Pusher docs, "Cache channels": the cached event, or ``pusher:cache_miss``."""
-        cached = None
-        if Fault.CACHE_MISS_ALWAYS not in self._faults:
-            cached = self._registry.cache.get(channel, now)
+        cached = self._registry.cache.get(channel, now)
         if cached is None:
             self._send(frames.cache_miss(channel))
-            self._webhooks += webhooks.after_cache_miss(channel, self._faults)
+            self._report(webhooks.after_cache_miss(channel))
         else:
             self._send(frames.channel_event(cached.name, channel, cached.data))
+
+    # Unsubscribing and leaving.
 
     def _unsubscribe(self, message: Unsubscribe) -> None:
         # No reply, whether or not the client was subscribed.
         channel = message.channel
         if self._subscriptions.pop(channel, False) is None:
-            assert self.socket_id is not None
-            if Fault.UNSUBSCRIBE_IGNORED not in self._faults:
-                left = self._registry.unsubscribe(channel, self.socket_id)
-                if left and Fault.LEAK_TO_UNSUBSCRIBED in self._faults:
-                    self._registry.keep_former(channel, self.socket_id)
-                self._webhooks += webhooks.after_unsubscribe(
-                    channel, len(self._registry.subscribers(channel))
-                )
-            # Presence side effects happen even under ``unsubscribe_ignored``, which breaks
-            # only delivery.
+            self._leave_channel(channel)
             if self._presence.pop(channel, None) is not None:
+                assert self.socket_id is not None
                 self._member_removed(
                     channel, self._registry.presence.leave(channel, self.socket_id)
                 )
 
+    def _leave_channel(self, channel: str) -> None:
+        """Stop delivering the channel's events to this connection."""
+        assert self.socket_id is not None
+        self._registry.unsubscribe(channel, self.socket_id)
+        self._report(webhooks.after_unsubscribe(channel, len(self._registry.subscribers(channel))))
+
+    def _leave_everything(self) -> None:
+        assert self.socket_id is not None
+        for left_channel in self._registry.remove_socket(self.socket_id):
+            self._report(
+                webhooks.after_unsubscribe(
+                    left_channel, len(self._registry.subscribers(left_channel))
+                )
+            )
+        for channel in list(self._presence):
+            self._member_removed(channel, self._registry.presence.leave(channel, self.socket_id))
+        self._registry.users.sign_out(self.socket_id)
+
+    def _release(self) -> None:
+        super()._release()
+        self._presence.clear()
+        self._subscriptions.clear()
+
+    # Sign-in.
+
     def _signin(self, message: Signin) -> None:
         assert self.socket_id is not None
-        user_id = check_signin(
-            message.auth,
-            message.user_data,
-            app_key=self.settings.app_key,
-            secret=self.settings.app_secret,
-            socket_id=self.socket_id,
-            faults=self._faults,
-        )
+        user_id = self._check_signin(message)
         if self.user_id is not None and user_id != self.user_id:
             raise SigninRefused(f"Already signed in as another user ({self.user_id})")
         assert message.user_data is not None
         self.user_id = user_id
         self._registry.users.sign_in(self.socket_id, user_id)
         self._send(frames.signin_success(message.user_data))
+
+    def _check_signin(self, message: Signin) -> str:
+        """Check a ``pusher:signin``'s signature and return the user id it signs in."""
+        assert self.socket_id is not None
+        return check_signin(
+            message.auth,
+            message.user_data,
+            app_key=self.settings.app_key,
+            secret=self.settings.app_secret,
+            socket_id=self.socket_id,
+        )
+
+    # Client events.
 
     def _client_event(self, event: str, channel: str | None, data: Any, now: float) -> None:
         """Pusher docs, "Client events": relay to the channel's other subscribers."""
@@ -533,18 +333,11 @@ class Connection:
             )
         if channel is None:
             raise ClientEventRefused(f"Client event {event} needs a channel")
-        kind = self._channel_type(channel)
-        allowed = kind in (ChannelType.PRIVATE, ChannelType.PRESENCE) or (
-            kind is ChannelType.PUBLIC and Fault.CLIENT_EVENTS_ON_PUBLIC in self._faults
-        )
-        if not allowed:
+        if not self._client_events_allowed_on(self._channel_type(channel)):
             raise ClientEventRefused(
                 f"Client events are only allowed on private and presence channels, not on {channel}"
             )
-        if (
-            channel not in self._subscriptions
-            and Fault.CLIENT_EVENTS_FROM_UNSUBSCRIBED not in self._faults
-        ):
+        if not self._may_broadcast_on(channel):
             raise ClientEventRefused(
                 f"Cannot broadcast client event (connection not subscribed to channel {channel})"
             )
@@ -552,75 +345,37 @@ class Connection:
         size = len(text.encode("utf-8", "surrogatepass"))  # a lone surrogate is valid JSON
         if size > CLIENT_EVENT_MAX_BYTES:
             raise ClientEventRefused(f"Client event data is over {CLIENT_EVENT_MAX_BYTES} bytes")
-        if (
-            not self._client_event_window.allow(now)
-            and Fault.CLIENT_EVENT_RATE_UNLIMITED not in self._faults
-        ):
+        if not self._within_client_event_rate(now):
             raise ClientEventRateLimited("Client event rejected due to rate limit")
-        user_id = None
         member = self._presence.get(channel)
-        if member is not None and Fault.CLIENT_EVENT_NO_USER_ID not in self._faults:
-            user_id = member.key
-        exclude = None if Fault.CLIENT_EVENT_ECHO in self._faults else self.socket_id
         # Serialised once, whatever the number of subscribers.
         self._deliver(
-            frames.client_event(event, channel, data, user_id),
-            self._registry.targets(
-                channel,
-                exclude=exclude,
-                with_former=Fault.LEAK_TO_UNSUBSCRIBED in self._faults,
-            ),
+            self._client_event_frame(event, channel, data, member),
+            self._client_event_recipients(channel),
         )
         assert self.socket_id is not None
-        self._webhooks += webhooks.after_client_event(
-            channel,
-            event,
-            data,
-            self.socket_id,
-            member.key if member is not None else None,
-            self._faults,
+        self._report(
+            webhooks.after_client_event(
+                channel, event, data, self.socket_id, member.key if member is not None else None
+            )
         )
 
-    def _malformed(self, exc: InvalidMessage) -> None:
-        """A message that is not a valid Pusher message: pusher:error (code null), and the
-        connection carries on."""
-        self.malformed_inputs += 1
-        if Fault.INVALID_JSON_CLOSES in self._faults and isinstance(exc, InvalidJson):
-            self._close(1008, exc.message)
-            return
-        if Fault.MALFORMED_ERROR_BROADCAST in self._faults and self.socket_id is not None:
-            others = {
-                target
-                for channel in self._subscriptions
-                for target in self._registry.targets(channel, exclude=self.socket_id)
-            }
-            self._deliver(frames.error(exc.message, exc.code), tuple(sorted(others)))
-        self._fail(exc)
+    def _client_events_allowed_on(self, kind: ChannelType) -> bool:
+        return kind in (ChannelType.PRIVATE, ChannelType.PRESENCE)
 
-    def _fail(self, exc: ProtocolError) -> None:
-        """The one place where a protocol error becomes frames."""
-        if exc.reported:
-            self._send(frames.error(exc.message, exc.code))
-        if exc.close_code is not None:
-            self._close(exc.close_code, exc.message)
+    def _may_broadcast_on(self, channel: str) -> bool:
+        """Only a subscriber may send client events on a channel."""
+        return channel in self._subscriptions
 
-    def _close(self, code: int, reason: str) -> None:
-        self._outgoing.append(Close(code, _truncate_reason(reason)))
-        self.close_code = code
-        self._release()
-        self.state = State.CLOSED
+    def _within_client_event_rate(self, now: float) -> bool:
+        return self._client_event_window.allow(now)
 
-    def _release(self) -> None:
-        if self.socket_id is not None and self.state is not State.CLOSED:
-            for left_channel in self._registry.remove_socket(self.socket_id):
-                self._webhooks += webhooks.after_unsubscribe(
-                    left_channel, len(self._registry.subscribers(left_channel))
-                )
-            for channel in list(self._presence):
-                self._member_removed(
-                    channel, self._registry.presence.leave(channel, self.socket_id)
-                )
-            self._registry.users.sign_out(self.socket_id)
-            self._socket_ids.release(self.socket_id)
-        self._presence.clear()
-        self._subscriptions.clear()
+    def _client_event_frame(
+        self, event: str, channel: str, data: Any, member: Member | None
+    ) -> str:
+        """On presence channels the frame names the sender's ``user_id``."""
+        return frames.client_event(event, channel, data, member.key if member is not None else None)
+
+    def _client_event_recipients(self, channel: str) -> tuple[str, ...]:
+        """The channel's other subscribers: a sender never gets its own client event."""
+        return self._registry.targets(channel, exclude=self.socket_id)

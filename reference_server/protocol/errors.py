@@ -25,7 +25,7 @@
         └── PayloadTooLarge         413
 
 The connection state machine turns a ``ProtocolError`` into frames in exactly one place
-(``Connection._fail``); the adapter turns an ``HttpApiError`` into a JSON response.
+(``ConnectionLifecycle._fail``); the adapter turns an ``HttpApiError`` into a JSON response.
 """
 
 from __future__ import annotations

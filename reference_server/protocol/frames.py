@@ -51,16 +51,10 @@ PING = compact_json({"event": "pusher:ping", "data": compact_json({})})
 PONG = compact_json({"event": "pusher:pong", "data": compact_json({})})
 
 
-def connection_established(
-    socket_id: str, activity_timeout: float, *, data_as_object: bool = False
-) -> str:
-    """The first frame of every accepted connection.
-
-    ``data_as_object`` is only for the ``established_data_as_object`` fault.
-    """
+def connection_established(socket_id: str, activity_timeout: float) -> str:
+    """The first frame of every accepted connection."""
     data = {"socket_id": socket_id, "activity_timeout": _number(activity_timeout)}
-    encoded: Any = data if data_as_object else compact_json(data)
-    return compact_json({"event": "pusher:connection_established", "data": encoded})
+    return compact_json({"event": "pusher:connection_established", "data": compact_json(data)})
 
 
 def error(message: str, code: int | None) -> str:
@@ -68,27 +62,20 @@ def error(message: str, code: int | None) -> str:
     return compact_json({"event": "pusher:error", "data": {"code": code, "message": message}})
 
 
-def subscription_succeeded(channel: str, *, with_data: bool = True) -> str:
-    """``with_data=False`` is only for the ``subscription_succeeded_without_data`` fault."""
-    frame: dict[str, Any] = {"event": "pusher_internal:subscription_succeeded", "channel": channel}
-    if with_data:
-        frame["data"] = compact_json({})
-    return compact_json(frame)
+def subscription_succeeded(channel: str) -> str:
+    """Outside presence channels the roster is empty: ``data`` is ``"{}"``."""
+    return compact_json(
+        {
+            "event": "pusher_internal:subscription_succeeded",
+            "channel": channel,
+            "data": compact_json({}),
+        }
+    )
 
 
-def channel_event(event: str, channel: str, data: str, *, reencode_json_data: bool = False) -> str:
-    """An event published to a channel; ``data`` goes out exactly as the publisher sent it.
-
-    ``reencode_json_data`` is only for the ``event_data_reencoded`` fault: data that parses as
-    JSON is embedded as the parsed value instead of the string.
-    """
-    payload: Any = data
-    if reencode_json_data:
-        try:
-            payload = json.loads(data)
-        except ValueError:
-            payload = data
-    return compact_json({"event": event, "channel": channel, "data": payload})
+def channel_event(event: str, channel: str, data: str) -> str:
+    """An event published to a channel; ``data`` goes out exactly as the publisher sent it."""
+    return compact_json({"event": event, "channel": channel, "data": data})
 
 
 def presence_subscription_succeeded(channel: str, roster: dict[str, Any]) -> str:

@@ -7,7 +7,7 @@ Pusher protocol, "Double encoding": in client -> server ``pusher:subscribe`` and
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidChannelName, InvalidJson, InvalidMessage
@@ -77,15 +77,9 @@ class ClientEvent:
 
 @dataclass(frozen=True)
 class Unrecognised:
-    """Any other event; the connection decides how to refuse it.
-
-    ``channel`` and ``data`` are kept (outside equality) only for the
-    ``non_client_events_relayed`` fault.
-    """
+    """Any other event; the connection decides how to refuse it."""
 
     event: str
-    channel: str | None = field(default=None, compare=False)
-    data: Any = field(default=None, compare=False)
 
 
 ClientMessage = Ping | Pong | Subscribe | Unsubscribe | Signin | ClientEvent | Unrecognised
@@ -217,8 +211,11 @@ def parse_client_message(text: str) -> ClientMessage:
         return Signin(
             auth=_optional_str(fields, "auth"), user_data=_optional_str(fields, "user_data")
         )
-    target = message.get("channel")
-    target_channel = target if isinstance(target, str) else None
     if is_client_event(event):
-        return ClientEvent(event=event, channel=target_channel, data=message.get("data"))
-    return Unrecognised(event=event, channel=target_channel, data=message.get("data"))
+        target = message.get("channel")
+        return ClientEvent(
+            event=event,
+            channel=target if isinstance(target, str) else None,
+            data=message.get("data"),
+        )
+    return Unrecognised(event=event)

@@ -66,17 +66,11 @@ _PREFIXES: tuple[tuple[str, ChannelType], ...] = (
 )
 
 
-def channel_type(name: str, *, unanchored_private: bool = False) -> ChannelType:
-    """Classify a channel by its (anchored) prefix; anything else is public.
-
-    ``unanchored_private`` is only for the ``unanchored_private_prefix`` fault: any name
-    containing ``private-`` counts as private.
-    """
+def channel_type(name: str) -> ChannelType:
+    """Classify a channel by its prefix, anchored at the start; anything else is public."""
     for prefix, kind in _PREFIXES:
         if name.startswith(prefix):
             return kind
-    if unanchored_private and "private-" in name:
-        return ChannelType.PRIVATE
     return ChannelType.PUBLIC
 
 

@@ -74,11 +74,8 @@ def _is_user_id(value: object) -> bool:
     return isinstance(value, str) and 0 < len(value) <= MAX_USER_ID_LENGTH
 
 
-def parse_channel_data(channel_data: str | None, *, missing_user_id: str | None = None) -> Member:
+def parse_channel_data(channel_data: str | None) -> Member:
     """Validate a presence subscription's ``channel_data`` and build its member.
-
-    ``missing_user_id`` is only for the ``presence_user_id_optional`` fault: the id given to a
-    member whose ``channel_data`` has no ``user_id``.
 
     Raises:
         SubscriptionRefused: ``channel_data`` missing, too big, not a JSON object, or without a
@@ -91,8 +88,6 @@ def parse_channel_data(channel_data: str | None, *, missing_user_id: str | None 
     data = json_object(channel_data)
     if data is None:
         raise SubscriptionRefused("channel_data must be a JSON object")
-    if "user_id" not in data and missing_user_id is not None:
-        return Member(missing_user_id, data.get("user_info"))
     user_id = data.get("user_id")
     if not _is_user_id(user_id):
         raise SubscriptionRefused(
@@ -149,12 +144,9 @@ class PresenceChannel:
         key = self.by_socket.get(socket_id)
         return None if key is None else self.members[key]
 
-    def roster(self, *, exclude: str | None = None) -> dict[str, Any]:
-        """``{"ids": [...], "hash": {id: user_info}, "count": n}`` over distinct users.
-
-        ``exclude`` (a user key) is only for the ``presence_roster_excludes_self`` fault.
-        """
-        members = [m for key, m in self.members.items() if key != exclude]
+    def roster(self) -> dict[str, Any]:
+        """``{"ids": [...], "hash": {id: user_info}, "count": n}`` over distinct users."""
+        members = list(self.members.values())
         return {
             "ids": [m.key for m in members],
             "hash": {m.key: m.user_info for m in members},

@@ -34,12 +34,10 @@ class SocketIdAllocator:
 
     Args:
         random: where the digits come from.
-        with_dot: ``False`` only under the ``socket_id_without_dot`` fault.
     """
 
-    def __init__(self, random: RandomSource, *, with_dot: bool = True) -> None:
+    def __init__(self, random: RandomSource) -> None:
         self._random = random
-        self._separator = "." if with_dot else ""
         self._live: set[str] = set()
 
     def allocate(self) -> str:
@@ -47,10 +45,13 @@ class SocketIdAllocator:
         while True:
             first = self._random.randint(_PART_MIN, _PART_MAX)
             second = self._random.randint(_PART_MIN, _PART_MAX)
-            socket_id = f"{first}{self._separator}{second}"
+            socket_id = self._compose(first, second)
             if socket_id not in self._live:
                 self._live.add(socket_id)
                 return socket_id
+
+    def _compose(self, first: int, second: int) -> str:
+        return f"{first}.{second}"
 
     def release(self, socket_id: str) -> None:
         """Make an id available again once its connection is gone."""

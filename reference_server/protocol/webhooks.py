@@ -19,7 +19,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..faults import Fault, FaultSet
 from .frames import compact_json
 from .presence import Joined, Left
 
@@ -114,12 +113,9 @@ def client_event(
     data: Any,
     socket_id: str,
     user_id: str | None,
-    faults: FaultSet = frozenset(),
 ) -> WebhookEvent:
     """``user_id`` only on presence channels (the sender's member id)."""
-    fields: list[tuple[str, Any]] = [("event", event), ("data", data)]
-    if Fault.WEBHOOK_CLIENT_EVENT_WITHOUT_SOCKET_ID not in faults:
-        fields.append(("socket_id", socket_id))
+    fields: list[tuple[str, Any]] = [("event", event), ("data", data), ("socket_id", socket_id)]
     if user_id is not None:
         fields.append(("user_id", user_id))
     return WebhookEvent(CLIENT_EVENT, channel, tuple(fields))
@@ -152,34 +148,21 @@ def build_request(
     time_ms: int,
     key: str,
     secret: str,
-    faults: FaultSet = frozenset(),
 ) -> WebhookRequest:
     """Serialise once and sign those very bytes; a retry resends them unchanged."""
     batch = tuple(events)
-    payload: dict[str, Any] = {"time_ms": time_ms, "events": [e.to_json() for e in batch]}
-    if Fault.WEBHOOK_WITHOUT_TIME_MS in faults:
-        del payload["time_ms"]
-    body = compact_json(payload).encode()
-    signed = body + b"\n" if Fault.WEBHOOK_BAD_SIGNATURE in faults else body
-    content_type = "text/plain" if Fault.WEBHOOK_CONTENT_TYPE_TEXT in faults else "application/json"
+    body = compact_json({"time_ms": time_ms, "events": [e.to_json() for e in batch]}).encode()
     headers = (
-        ("Content-Type", content_type),
+        ("Content-Type", "application/json"),
         ("X-Pusher-Key", key),
-        ("X-Pusher-Signature", sign_body(secret, signed)),
+        ("X-Pusher-Signature", sign_body(secret, body)),
     )
     return WebhookRequest(body, headers, batch)
 
 
-def split_requests(
-    events: Iterable[WebhookEvent], faults: FaultSet = frozenset()
-) -> list[tuple[WebhookEvent, ...]]:
+def split_requests(events: Iterable[WebhookEvent]) -> list[tuple[WebhookEvent, ...]]:
     """Without batch webhooks, each request carries exactly one event (Pusher docs)."""
-    batch = tuple(events)
-    if not batch:
-        return []
-    if Fault.WEBHOOK_BATCHED_PER_INPUT in faults:
-        return [batch]
-    return [(event,) for event in batch]
+    return [(event,) for event in events]
 
 
 def is_success(status: int) -> bool:
@@ -216,14 +199,14 @@ class WebhookSchedule:
     when several clients find the same cache empty."""
 
     delay: float = DEFAULT_DELAY
-    faults: FaultSet = frozenset()
     _pending: dict[tuple[str, str, str | None], tuple[float, WebhookEvent]] = field(
         default_factory=dict
     )
     _last_miss: dict[str, float] = field(default_factory=dict)
 
     def _delayed(self) -> bool:
-        return self.delay > 0 and Fault.WEBHOOK_VACATED_NOT_DELAYED not in self.faults
+        """Whether leaves wait for a possible return before they are reported."""
+        return self.delay > 0
 
     def add(self, events: Iterable[WebhookEvent], now: float) -> list[WebhookEvent]:
         """Take new events; return those to send right away, in order."""
@@ -282,32 +265,23 @@ def after_unsubscribe(channel: str, subscribers: int) -> list[WebhookEvent]:
     return [channel_vacated(channel)] if subscribers == 0 else []
 
 
-def after_join(channel: str, joined: Joined, faults: FaultSet) -> list[WebhookEvent]:
+def after_join(channel: str, joined: Joined) -> list[WebhookEvent]:
     """``member_added`` for a user's first connection only (per user, not per connection)."""
-    if joined.first or Fault.WEBHOOK_MEMBERS_PER_CONNECTION in faults:
-        return [member_added(channel, joined.member.key)]
-    return []
+    return [member_added(channel, joined.member.key)] if joined.first else []
 
 
-def after_leave(channel: str, left: Left | None, faults: FaultSet) -> list[WebhookEvent]:
+def after_leave(channel: str, left: Left | None) -> list[WebhookEvent]:
     """``member_removed`` once the user's last connection has left."""
-    if left is not None and (left.last or Fault.WEBHOOK_MEMBERS_PER_CONNECTION in faults):
+    if left is not None and left.last:
         return [member_removed(channel, left.member.key)]
     return []
 
 
-def after_cache_miss(channel: str, faults: FaultSet) -> list[WebhookEvent]:
-    return [] if Fault.WEBHOOK_NO_CACHE_MISS in faults else [cache_miss(channel)]
+def after_cache_miss(channel: str) -> list[WebhookEvent]:
+    return [cache_miss(channel)]
 
 
 def after_client_event(
-    channel: str,
-    event: str,
-    data: Any,
-    socket_id: str,
-    user_id: str | None,
-    faults: FaultSet,
+    channel: str, event: str, data: Any, socket_id: str, user_id: str | None
 ) -> list[WebhookEvent]:
-    if Fault.WEBHOOK_NO_CLIENT_EVENT in faults:
-        return []
-    return [client_event(channel, event, data, socket_id, user_id, faults)]
+    return [client_event(channel, event, data, socket_id, user_id)]

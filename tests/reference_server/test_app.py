@@ -3,88 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.asyncio.client import connect
 
-from reference_server.app import RunningServer, run_server
-from reference_server.config import ServerConfig
-from reference_server.faults import Fault
-from reference_server.protocol.signing import body_md5, sign_http_request
-
-TIMEOUT = 2.0
-
-
-@contextlib.asynccontextmanager
-async def serving(*faults: Fault, **settings: Any) -> AsyncIterator[RunningServer]:
-    config = ServerConfig(host="127.0.0.1", port=0, faults=frozenset(faults), **settings)
-    async with run_server(config) as running:
-        yield running
-
-
-@contextlib.asynccontextmanager
-async def client(server: RunningServer, key: str = "app-key") -> AsyncIterator[ClientConnection]:
-    # No client keepalive pings: they would count as activity in heartbeat tests.
-    async with connect(
-        f"{server.ws_url}/app/{key}?protocol=7&client=test&version=0", ping_interval=None
-    ) as ws:
-        yield ws
-
-
-async def recv(ws: ClientConnection, timeout: float = TIMEOUT) -> Any:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
-
-
-async def established(ws: ClientConnection) -> str:
-    frame = await recv(ws)
-    assert frame["event"] == "pusher:connection_established"
-    socket_id: str = json.loads(frame["data"])["socket_id"]
-    return socket_id
-
-
-async def subscribe(ws: ClientConnection, channel: str) -> None:
-    await ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": channel}}))
-    assert (await recv(ws))["event"] == "pusher_internal:subscription_succeeded"
-
-
-async def closed_with(ws: ClientConnection, timeout: float = TIMEOUT) -> int | None:
-    """Drain until the server closes; return its close code."""
-    try:
-        while True:
-            await asyncio.wait_for(ws.recv(), timeout)
-    except ConnectionClosed as exc:
-        return exc.rcvd.code if exc.rcvd else None
-
-
-async def trigger(
-    server: RunningServer,
-    body: dict[str, Any],
-    *,
-    secret: str = "app-secret",
-    app_id: str = "app-id",
-) -> tuple[int, Any]:
-    raw = json.dumps(body).encode()
-    path = f"/apps/{app_id}/events"
-    params = {
-        "auth_key": "app-key",
-        "auth_timestamp": str(int(time.time())),
-        "auth_version": "1.0",
-        "body_md5": body_md5(raw),
-    }
-    params["auth_signature"] = sign_http_request(secret, "POST", path, params.items())
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(f"{server.http_url}{path}", params=params, data=raw) as response,
-    ):
-        return response.status, await response.json()
+from .server_harness import (
+    TIMEOUT,
+    client,
+    closed_with,
+    established,
+    recv,
+    serving,
+    subscribe,
+    trigger,
+)
 
 
 @pytest.mark.asyncio
@@ -249,33 +185,3 @@ async def test_shutdown_closes_clients_going_away() -> None:
         ws = await connect(f"{server.ws_url}/app/app-key", ping_interval=None)
         await established(ws)
     assert await closed_with(ws) == 1001
-
-
-@pytest.mark.asyncio
-async def test_fault_pong_as_binary_sends_a_binary_frame() -> None:
-    async with serving(Fault.PONG_AS_BINARY) as server, client(server) as ws:
-        await established(ws)
-        await ws.send('{"event":"pusher:ping","data":{}}')
-        frame = await asyncio.wait_for(ws.recv(), TIMEOUT)
-        assert frame == b'{"event":"pusher:pong","data":"{}"}'
-
-
-@pytest.mark.asyncio
-async def test_fault_ws_ping_ignored() -> None:
-    async with serving(Fault.WS_PING_IGNORED) as server, client(server) as ws:
-        await established(ws)
-        pong = await ws.ping()
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(pong, 0.3)
-
-
-@pytest.mark.asyncio
-async def test_fault_no_idle_ping_still_closes_4201() -> None:
-    async with (
-        serving(Fault.NO_IDLE_PING, activity_timeout=0.2, pong_timeout=0.2) as server,
-        client(server) as ws,
-    ):
-        await established(ws)
-        frame = await recv(ws)
-        assert frame["event"] == "pusher:error"
-        assert await closed_with(ws) == 4201

@@ -51,35 +51,3 @@ def test_route_dedupes_channels_and_excludes_a_socket() -> None:
         ("a", ("2.2",)),
     ]
     assert registry.route(["a"]) == [("a", ("1.1", "2.2"))]
-
-
-def test_former_subscribers_are_targets_only_when_asked() -> None:
-    """``leak_to_unsubscribed``: a socket that left still gets events, and nothing else."""
-    registry = ChannelRegistry()
-    registry.subscribe("a", "1.1")
-    registry.subscribe("a", "2.2")
-    registry.unsubscribe("a", "1.1")
-    registry.keep_former("a", "1.1")
-    assert registry.subscribers("a") == ["2.2"]
-    assert registry.targets("a") == ("2.2",)
-    assert registry.targets("a", with_former=True) == ("2.2", "1.1")
-    assert registry.targets("a", exclude="1.1", with_former=True) == ("2.2",)
-    # Vacated, yet still routed to the former subscriber.
-    registry.unsubscribe("a", "2.2")
-    assert len(registry) == 0
-    assert registry.route(["a"]) == []
-    assert registry.route(["a"], with_former=True) == [("a", ("1.1",))]
-
-
-def test_subscribing_again_or_leaving_forgets_a_former_subscriber() -> None:
-    registry = ChannelRegistry()
-    for channel in ("a", "b"):
-        registry.subscribe(channel, "1.1")
-        registry.unsubscribe(channel, "1.1")
-        registry.keep_former(channel, "1.1")
-    registry.subscribe("a", "1.1")
-    assert registry.targets("a", with_former=True) == ("1.1",)
-    assert registry.former_subscribers("a") == ()
-    assert registry.remove_socket("1.1") == ["a"]
-    assert registry.former_subscribers("b") == ()
-    assert registry.route(["a", "b"], with_former=True) == []

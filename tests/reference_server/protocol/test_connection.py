@@ -1,8 +1,9 @@
+"""What a connection's messages ask for: subscriptions, private and presence channels, the
+cache, sign-in and client events."""
+
 from __future__ import annotations
 
 import json
-import random
-from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -10,296 +11,33 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from reference_server.faults import Fault
-from reference_server.protocol import frames
-from reference_server.protocol.channels import ChannelRegistry
-from reference_server.protocol.connection import (
-    Close,
-    Connection,
-    ConnectionSettings,
-    Output,
-    SendBinary,
-    SendPong,
-    SendText,
-    State,
+from reference_server.protocol.channels import Delivery
+from reference_server.protocol.connection import Close, Connection, SendText, State
+from reference_server.protocol.signing import sign_channel
+
+from ..harness import (
+    SECRET,
+    App,
+    auth_for,
+    client_event,
+    delivered,
+    is_error,
+    join,
+    opened,
+    roster,
+    send,
+    sent,
+    signin,
+    subscribe,
+    succeeded,
 )
-from reference_server.protocol.socket_ids import SocketIdAllocator, is_socket_id
-
-KEY = "app-key"
-ACTIVITY = 120.0
-PONG = 30.0
-
-
-def make(
-    faults: Iterable[Fault] = (),
-    *,
-    registry: ChannelRegistry | None = None,
-    allocator: SocketIdAllocator | None = None,
-) -> Connection:
-    settings = ConnectionSettings(KEY, ACTIVITY, PONG, frozenset(faults))
-    return Connection(
-        settings,
-        registry if registry is not None else ChannelRegistry(),
-        allocator if allocator is not None else SocketIdAllocator(random.Random(0)),
-    )
-
-
-def opened(
-    faults: Iterable[Fault] = (),
-    *,
-    registry: ChannelRegistry | None = None,
-    allocator: SocketIdAllocator | None = None,
-) -> Connection:
-    connection = make(faults, registry=registry, allocator=allocator)
-    connection.open(KEY, 0.0)
-    connection.data_to_send()
-    return connection
-
-
-def frames_of(outputs: list[Output]) -> list[dict[str, Any]]:
-    """Decode text outputs; fail on anything else."""
-    decoded = []
-    for output in outputs:
-        assert isinstance(output, SendText), output
-        decoded.append(json.loads(output.text))
-    return decoded
-
-
-def sent(connection: Connection) -> list[dict[str, Any]]:
-    return frames_of(connection.data_to_send())
-
-
-def subscribe(connection: Connection, channel: str, **extra: str) -> list[dict[str, Any]]:
-    data = {"channel": channel, **extra}
-    connection.receive_text(json.dumps({"event": "pusher:subscribe", "data": data}), 1.0)
-    return sent(connection)
-
-
-def error(message: str | None = None, code: int | None = None) -> dict[str, Any]:
-    return {"event": "pusher:error", "data": {"code": code, "message": message}}
-
-
-def assert_error(frames_sent: list[dict[str, Any]], code: int | None = None) -> str:
-    assert len(frames_sent) == 1, frames_sent
-    [frame] = frames_sent
-    assert frame["event"] == "pusher:error"
-    assert frame["data"]["code"] == code
-    message: str = frame["data"]["message"]
-    return message
-
-
-def succeeded(channel: str) -> dict[str, Any]:
-    return {"event": "pusher_internal:subscription_succeeded", "channel": channel, "data": "{}"}
-
-
-class TestHandshake:
-    def test_known_key_gets_connection_established(self) -> None:
-        connection = make()
-        connection.open(KEY, 5.0)
-        [frame] = sent(connection)
-        assert frame["event"] == "pusher:connection_established"
-        data = json.loads(frame["data"])
-        assert data == {"socket_id": connection.socket_id, "activity_timeout": 120}
-        assert is_socket_id(data["socket_id"])
-        assert connection.state is State.OPEN
-        assert connection.next_deadline() == 5.0 + ACTIVITY
-
-    def test_unknown_key_gets_error_4001_then_close_4001(self) -> None:
-        connection = make()
-        connection.open("wrong", 0.0)
-        [error_frame, close] = connection.data_to_send()
-        assert isinstance(error_frame, SendText)
-        assert json.loads(error_frame.text)["data"]["code"] == 4001
-        assert isinstance(close, Close)
-        assert close.code == 4001
-        assert connection.state is State.CLOSED
-        assert connection.socket_id is None
-        assert connection.next_deadline() is None
-
-    def test_closed_connection_ignores_input(self) -> None:
-        connection = make()
-        connection.open("wrong", 0.0)
-        connection.data_to_send()
-        connection.receive_text('{"event":"pusher:ping"}', 1.0)
-        connection.receive_ping(b"x", 1.0)
-        connection.receive_binary(b"x", 1.0)
-        connection.tick(1e9)
-        connection.open(KEY, 1.0)
-        assert connection.data_to_send() == []
-
-    def test_long_keys_give_a_close_reason_that_fits_a_control_frame(self) -> None:
-        connection = make()
-        connection.open("\u00e9" * 200, 0.0)
-        close = connection.data_to_send()[-1]
-        assert isinstance(close, Close)
-        assert len(close.reason.encode()) <= 123
-
-    def test_fault_unknown_key_accepted(self) -> None:
-        connection = make([Fault.UNKNOWN_KEY_ACCEPTED])
-        connection.open("wrong", 0.0)
-        assert sent(connection)[0]["event"] == "pusher:connection_established"
-
-    def test_fault_socket_id_without_dot(self) -> None:
-        settings = ConnectionSettings(KEY, ACTIVITY, PONG, frozenset())
-        allocator = SocketIdAllocator(random.Random(0), with_dot=False)
-        connection = Connection(settings, ChannelRegistry(), allocator)
-        connection.open(KEY, 0.0)
-        assert connection.socket_id is not None
-        assert connection.socket_id.isdigit()
-
-    def test_fault_established_data_as_object(self) -> None:
-        connection = make([Fault.ESTABLISHED_DATA_AS_OBJECT])
-        connection.open(KEY, 0.0)
-        [frame] = sent(connection)
-        assert frame["data"] == {"socket_id": connection.socket_id, "activity_timeout": 120}
-
-
-class TestMessages:
-    @pytest.mark.parametrize("text", ["nope", "[1]", "{}", '{"event":3}', '{"data":{}}'])
-    def test_malformed_frames_get_a_null_code_error_and_stay_open(self, text: str) -> None:
-        connection = opened()
-        connection.receive_text(text, 1.0)
-        assert_error(sent(connection))
-        assert connection.state is State.OPEN
-
-    def test_binary_frames_close_1003_without_pusher_error(self) -> None:
-        connection = opened()
-        connection.receive_binary(b"{}", 1.0)
-        [close] = connection.data_to_send()
-        assert isinstance(close, Close)
-        assert close.code == 1003
-        assert connection.state is State.CLOSED
-
-    @pytest.mark.parametrize("event", ["pusher:whatever", "pusher_internal:x", "my-event"])
-    def test_unknown_events_get_a_null_code_error(self, event: str) -> None:
-        connection = opened()
-        connection.receive_text(json.dumps({"event": event, "data": {}}), 1.0)
-        assert event in assert_error(sent(connection))
-
-    def test_client_events_are_refused_when_disabled(self) -> None:
-        connection = opened()
-        subscribe(connection, "private-a")
-        connection.receive_text('{"event":"client-x","channel":"a","data":{}}', 1.0)
-        assert "client-x" in assert_error(sent(connection))
-        assert connection.state is State.OPEN
-
-
-class TestPing:
-    def test_pusher_ping_gets_pusher_pong(self) -> None:
-        connection = opened()
-        connection.receive_text('{"event":"pusher:ping","data":{}}', 1.0)
-        assert connection.data_to_send() == [SendText(frames.PONG)]
-
-    def test_pusher_pong_is_accepted_silently(self) -> None:
-        connection = opened()
-        connection.receive_text('{"event":"pusher:pong","data":{}}', 1.0)
-        assert connection.data_to_send() == []
-
-    def test_websocket_ping_gets_pong_with_the_same_payload(self) -> None:
-        connection = opened()
-        connection.receive_ping(b"abc", 1.0)
-        assert connection.data_to_send() == [SendPong(b"abc")]
-
-    def test_fault_pong_as_binary(self) -> None:
-        connection = opened([Fault.PONG_AS_BINARY])
-        connection.receive_text('{"event":"pusher:ping"}', 1.0)
-        assert connection.data_to_send() == [SendBinary(frames.PONG.encode())]
-        # Other frames stay text.
-        assert subscribe(connection, "a") == [succeeded("a")]
-
-    def test_fault_no_pong(self) -> None:
-        connection = opened([Fault.NO_PONG])
-        connection.receive_text('{"event":"pusher:ping"}', 1.0)
-        assert connection.data_to_send() == []
-        connection.receive_ping(b"", 1.0)
-        assert connection.data_to_send() == [SendPong(b"")]
-
-    def test_fault_ws_ping_ignored(self) -> None:
-        connection = opened([Fault.WS_PING_IGNORED])
-        connection.receive_ping(b"abc", 1.0)
-        assert connection.data_to_send() == []
-        connection.receive_text('{"event":"pusher:ping"}', 1.0)
-        assert connection.data_to_send() == [SendText(frames.PONG)]
-
-
-class TestHeartbeat:
-    def test_nothing_happens_before_the_activity_timeout(self) -> None:
-        connection = opened()
-        connection.tick(ACTIVITY - 0.001)
-        assert connection.data_to_send() == []
-
-    def test_idle_connection_gets_pusher_ping(self) -> None:
-        connection = opened()
-        connection.tick(ACTIVITY)
-        assert connection.data_to_send() == [SendText(frames.PING)]
-        assert connection.next_deadline() == ACTIVITY + PONG
-        connection.tick(ACTIVITY + 1)  # No second ping while waiting.
-        assert connection.data_to_send() == []
-
-    def test_no_reply_closes_with_4201(self) -> None:
-        connection = opened()
-        connection.tick(ACTIVITY)
-        connection.data_to_send()
-        connection.tick(ACTIVITY + PONG)
-        [error_frame, close] = connection.data_to_send()
-        assert frames_of([error_frame])[0]["data"]["code"] == 4201
-        assert close == Close(4201, "Pong reply not received")
-        assert connection.state is State.CLOSED
-
-    @pytest.mark.parametrize(
-        "frame",
-        [
-            '{"event":"pusher:pong","data":{}}',
-            '{"event":"pusher:ping"}',
-            "not even json",
-            '{"event":"pusher:subscribe","data":{"channel":"a"}}',
-        ],
-    )
-    def test_any_text_frame_is_activity(self, frame: str) -> None:
-        connection = opened()
-        connection.tick(ACTIVITY)
-        connection.receive_text(frame, ACTIVITY + 1)
-        connection.data_to_send()
-        assert connection.next_deadline() == 2 * ACTIVITY + 1
-        connection.tick(ACTIVITY + PONG)
-        assert connection.data_to_send() == []
-        assert connection.state is State.OPEN
-
-    def test_websocket_control_frames_are_activity(self) -> None:
-        connection = opened()
-        connection.receive_ping(b"", 10.0)
-        connection.data_to_send()
-        assert connection.next_deadline() == 10.0 + ACTIVITY
-        connection.receive_pong(b"", 20.0)
-        assert connection.next_deadline() == 20.0 + ACTIVITY
-
-    def test_late_tick_pings_first(self) -> None:
-        connection = opened()
-        connection.tick(ACTIVITY + PONG + 100)
-        assert connection.data_to_send() == [SendText(frames.PING)]
-
-    def test_fault_no_idle_ping_still_closes_with_4201(self) -> None:
-        connection = opened([Fault.NO_IDLE_PING])
-        connection.tick(ACTIVITY)
-        assert connection.data_to_send() == []
-        connection.tick(ACTIVITY + PONG)
-        assert connection.data_to_send()[-1] == Close(4201, "Pong reply not received")
-
-    def test_fault_pong_timeout_not_enforced(self) -> None:
-        connection = opened([Fault.PONG_TIMEOUT_NOT_ENFORCED])
-        connection.tick(ACTIVITY)
-        assert connection.data_to_send() == [SendText(frames.PING)]
-        assert connection.next_deadline() is None
-        connection.tick(1e9)
-        assert connection.data_to_send() == []
-        connection.receive_text('{"event":"pusher:pong"}', 1e9)
-        assert connection.next_deadline() == 1e9 + ACTIVITY
 
 
 class TestSubscriptions:
     def test_public_subscribe_succeeds(self) -> None:
-        registry = ChannelRegistry()
-        connection = opened(registry=registry)
+        app = App()
+        connection = app.connect()
+        registry = app.registry
         assert subscribe(connection, "my-channel") == [succeeded("my-channel")]
         assert registry.subscribers("my-channel") == [connection.socket_id]
         assert connection.subscriptions == ("my-channel",)
@@ -310,9 +48,10 @@ class TestSubscriptions:
 
     @pytest.mark.parametrize("name", ["", "a" * 165, "bad name", "#server-to-user-1", "é"])
     def test_invalid_names_are_refused(self, name: str) -> None:
-        registry = ChannelRegistry()
-        connection = opened(registry=registry)
-        assert_error(subscribe(connection, name))
+        app = App()
+        connection = app.connect()
+        registry = app.registry
+        is_error(subscribe(connection, name))
         assert len(registry) == 0
 
     def test_longest_name_is_accepted(self) -> None:
@@ -321,26 +60,28 @@ class TestSubscriptions:
     def test_missing_name_is_refused(self) -> None:
         connection = opened()
         connection.receive_text('{"event":"pusher:subscribe","data":{}}', 1.0)
-        assert_error(sent(connection))
+        is_error(sent(connection))
 
     def test_second_subscribe_is_an_error(self) -> None:
         connection = opened()
         subscribe(connection, "foo")
-        message = assert_error(subscribe(connection, "foo"))
+        message = is_error(subscribe(connection, "foo"))
         assert message == "Existing subscription to channel foo"
 
     @pytest.mark.parametrize(
         "name", ["private-a", "presence-a", "private-encrypted-a", "private-cache-a"]
     )
     def test_authenticated_channel_types_refuse_a_bad_auth(self, name: str) -> None:
-        registry = ChannelRegistry()
-        connection = opened(registry=registry)
-        assert_error(subscribe(connection, name, auth="k:s"))
+        app = App()
+        connection = app.connect()
+        registry = app.registry
+        is_error(subscribe(connection, name, auth="k:s"))
         assert len(registry) == 0
 
     def test_unsubscribe_has_no_reply_and_stops_delivery(self) -> None:
-        registry = ChannelRegistry()
-        connection = opened(registry=registry)
+        app = App()
+        connection = app.connect()
+        registry = app.registry
         subscribe(connection, "a")
         connection.receive_text('{"event":"pusher:unsubscribe","data":{"channel":"a"}}', 1.0)
         assert connection.data_to_send() == []
@@ -353,8 +94,9 @@ class TestSubscriptions:
         assert connection.data_to_send() == []
 
     def test_eof_forgets_subscriptions_and_socket_id(self) -> None:
-        registry = ChannelRegistry()
-        connection = opened(registry=registry)
+        app = App()
+        connection = app.connect()
+        registry = app.registry
         subscribe(connection, "a")
         subscribe(connection, "b")
         connection.receive_eof()
@@ -363,47 +105,13 @@ class TestSubscriptions:
         connection.receive_eof()  # Idempotent.
 
     def test_shutdown_closes_going_away(self) -> None:
-        registry = ChannelRegistry()
-        connection = opened(registry=registry)
+        app = App()
+        connection = app.connect()
+        registry = app.registry
         subscribe(connection, "a")
         connection.shutdown()
         assert connection.data_to_send() == [Close(1001, "Server shutting down")]
         assert len(registry) == 0
-
-    def test_fault_public_auth_checked(self) -> None:
-        connection = opened([Fault.PUBLIC_AUTH_CHECKED])
-        assert_error(subscribe(connection, "a", auth="k:s"))
-        assert subscribe(connection, "b", auth="") == [succeeded("b")]
-        assert subscribe(connection, "c") == [succeeded("c")]
-
-    def test_fault_subscription_succeeded_without_data(self) -> None:
-        connection = opened([Fault.SUBSCRIPTION_SUCCEEDED_WITHOUT_DATA])
-        [frame] = subscribe(connection, "a")
-        assert frame == {"event": "pusher_internal:subscription_succeeded", "channel": "a"}
-
-    def test_fault_duplicate_subscribe_silent(self) -> None:
-        registry = ChannelRegistry()
-        connection = opened([Fault.DUPLICATE_SUBSCRIBE_SILENT], registry=registry)
-        subscribe(connection, "a")
-        assert subscribe(connection, "a") == [succeeded("a")]
-        assert registry.subscribers("a") == [connection.socket_id]
-
-    def test_fault_unsubscribe_ignored(self) -> None:
-        registry = ChannelRegistry()
-        connection = opened([Fault.UNSUBSCRIBE_IGNORED], registry=registry)
-        subscribe(connection, "a")
-        connection.receive_text('{"event":"pusher:unsubscribe","data":{"channel":"a"}}', 1.0)
-        assert connection.data_to_send() == []
-        assert registry.subscribers("a") == [connection.socket_id]
-        # Resubscribing is still a fresh subscription, not a duplicate.
-        assert subscribe(connection, "a") == [succeeded("a")]
-        connection.receive_eof()
-        assert len(registry) == 0
-
-    def test_fault_channel_name_length_100(self) -> None:
-        connection = opened([Fault.CHANNEL_NAME_LENGTH_100])
-        assert subscribe(connection, "a" * 100) == [succeeded("a" * 100)]
-        assert_error(subscribe(connection, "b" * 101))
 
 
 CHANNELS = ["a", "b", "c", "private-d", "bad name"]
@@ -414,9 +122,9 @@ class SubscriptionMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.registry = ChannelRegistry()
-        allocator = SocketIdAllocator(random.Random(0))
-        self.connections = [opened(registry=self.registry, allocator=allocator) for _ in range(2)]
+        app = App()
+        self.registry = app.registry
+        self.connections = [app.connect() for _ in range(2)]
         self.model: list[set[str]] = [set(), set()]
 
     @rule(who=st.integers(0, 1), channel=st.sampled_from(CHANNELS))
@@ -448,3 +156,304 @@ class SubscriptionMachine(RuleBasedStateMachine):
 
 TestSubscriptionMachine = SubscriptionMachine.TestCase
 TestSubscriptionMachine.settings = settings(max_examples=50, stateful_step_count=20)
+
+
+class TestPrivateChannels:
+    @pytest.mark.parametrize(
+        "channel", ["private-a", "private-encrypted-a", "private-cache-a", "my-private-a"]
+    )
+    def test_signed_subscribe_succeeds(self, channel: str) -> None:
+        app = App()
+        connection = app.connect()
+        frames = subscribe(connection, channel, auth=auth_for(connection, channel))
+        assert frames[0] == succeeded(channel)
+        assert app.registry.subscribers(channel) == [connection.socket_id]
+
+    @pytest.mark.parametrize(
+        "auth",
+        [None, "", "app-key:nope", "app-key", "other:{sig}", "{sig}", "app-key:{upper}"],
+    )
+    @pytest.mark.parametrize("channel", ["private-a", "private-encrypted-a"])
+    def test_bad_auth_is_refused_and_connection_stays_open(
+        self, channel: str, auth: str | None
+    ) -> None:
+        app = App()
+        connection = app.connect()
+        assert connection.socket_id is not None
+        sig = sign_channel(SECRET, connection.socket_id, channel)
+        if auth is not None:
+            auth = auth.format(sig=sig, upper=sig.upper())
+        is_error(subscribe(connection, channel, auth=auth))
+        assert connection.state is State.OPEN
+        assert len(app.registry) == 0
+        # A later, right subscribe works.
+        assert subscribe(connection, channel, auth=auth_for(connection, channel)) == [
+            succeeded(channel)
+        ]
+
+    def test_auth_of_another_connection_is_refused(self) -> None:
+        app = App()
+        a, b = app.connect(), app.connect()
+        is_error(subscribe(a, "private-a", auth=auth_for(b, "private-a")))
+        is_error(subscribe(a, "private-a", auth=auth_for(a, "private-b")))
+
+
+class TestPresence:
+    def test_two_users_two_connections_each(self) -> None:
+        app = App()
+        a1, a2, b1, b2 = (app.connect() for _ in range(4))
+        [frame] = join(a1, "presence-r", "alice", {"name": "A"})
+        assert roster(frame) == {"ids": ["alice"], "hash": {"alice": {"name": "A"}}, "count": 1}
+        assert delivered(a1) == []
+
+        [frame] = join(a2, "presence-r", "alice", {"name": "other"})
+        assert roster(frame)["count"] == 1
+        assert delivered(a2) == []  # Not the user's first connection.
+
+        [frame] = join(b1, "presence-r", "bob")
+        assert roster(frame) == {
+            "ids": ["alice", "bob"],
+            "hash": {"alice": {"name": "A"}, "bob": None},
+            "count": 2,
+        }
+        [(added, targets)] = delivered(b1)
+        assert added == {
+            "event": "pusher_internal:member_added",
+            "channel": "presence-r",
+            "data": '{"user_id":"bob"}',
+        }
+        assert targets == (a1.socket_id, a2.socket_id)
+
+        join(b2, "presence-r", "bob")
+        assert delivered(b2) == []
+
+        # Leaving: only the user's last connection causes member_removed.
+        send(a1, "pusher:unsubscribe", {"channel": "presence-r"})
+        assert delivered(a1) == []
+        a2.receive_eof()
+        [(removed, targets)] = delivered(a2)
+        assert removed == {
+            "event": "pusher_internal:member_removed",
+            "channel": "presence-r",
+            "data": '{"user_id":"alice"}',
+        }
+        assert targets == (b1.socket_id, b2.socket_id)
+
+    def test_member_added_carries_user_info(self) -> None:
+        app = App()
+        a, b = app.connect(), app.connect()
+        join(a, "presence-r", "a")
+        join(b, "presence-r", 7, {"x": [1]})
+        [(added, _)] = delivered(b)
+        assert json.loads(added["data"]) == {"user_id": 7, "user_info": {"x": [1]}}
+
+    def test_integer_user_ids_use_their_string_form_in_the_roster(self) -> None:
+        app = App()
+        [frame] = join(app.connect(), "presence-r", 10, {"name": "Mr. Channels"})
+        assert roster(frame) == {
+            "ids": ["10"],
+            "hash": {"10": {"name": "Mr. Channels"}},
+            "count": 1,
+        }
+
+    @pytest.mark.parametrize(
+        "channel_data", [None, "nope", "{}", '{"user_id":""}', '{"user_id":null}']
+    )
+    def test_bad_channel_data_is_refused(self, channel_data: str | None) -> None:
+        app = App()
+        connection = app.connect()
+        auth = auth_for(connection, "presence-r", channel_data)
+        is_error(subscribe(connection, "presence-r", auth=auth, channel_data=channel_data))
+        assert len(app.registry) == 0
+
+    def test_changed_channel_data_is_refused(self) -> None:
+        connection = App().connect()
+        auth = auth_for(connection, "presence-r", '{"user_id":"a"}')
+        is_error(subscribe(connection, "presence-r", auth=auth, channel_data='{"user_id":"b"}'))
+
+    def test_at_most_100_users_but_existing_members_may_add_connections(self) -> None:
+        app = App()
+        for n in range(100):
+            join(app.connect(), "presence-r", f"u{n}")
+        assert "full" in is_error(join(app.connect(), "presence-r", "new"))
+        assert roster(join(app.connect(), "presence-r", "u0")[0])["count"] == 100
+
+
+class TestCache:
+    def test_miss_then_replay(self) -> None:
+        app = App()
+        connection = app.connect()
+        assert subscribe(connection, "cache-a") == [
+            succeeded("cache-a"),
+            {"event": "pusher:cache_miss", "channel": "cache-a"},
+        ]
+        app.registry.cache.store("cache-b", "ev", '{"x":1}', 5.0)
+        assert subscribe(connection, "cache-b", now=6.0) == [
+            succeeded("cache-b"),
+            {"event": "ev", "channel": "cache-b", "data": '{"x":1}'},
+        ]
+
+    def test_expired_events_are_not_replayed(self) -> None:
+        app = App()
+        app.registry.cache.store("cache-b", "ev", "d", 0.0)
+        frames = subscribe(app.connect(), "cache-b", now=1800.0)
+        assert frames[1] == {"event": "pusher:cache_miss", "channel": "cache-b"}
+
+    @pytest.mark.parametrize("channel", ["private-cache-a", "private-encrypted-cache-a"])
+    def test_private_cache_channels(self, channel: str) -> None:
+        app = App()
+        app.registry.cache.store(channel, "ev", "d", 0.0)
+        connection = app.connect()
+        frames = subscribe(connection, channel, auth=auth_for(connection, channel))
+        assert frames == [succeeded(channel), {"event": "ev", "channel": channel, "data": "d"}]
+
+    def test_presence_cache_channel_replays_after_the_roster(self) -> None:
+        app = App()
+        frames = join(app.connect(), "presence-cache-a", "u")
+        assert [f["event"] for f in frames] == [
+            "pusher_internal:subscription_succeeded",
+            "pusher:cache_miss",
+        ]
+
+
+class TestSignin:
+    def test_signin_success_and_idempotence(self) -> None:
+        app = App()
+        connection = app.connect()
+        expected = {"event": "pusher:signin_success", "data": {"user_data": '{"id": "u1"}'}}
+        assert signin(connection, "u1") == [expected]
+        assert signin(connection, "u1") == [expected]
+        assert "another user" in is_error(signin(connection, "u2"))
+        assert connection.user_id == "u1"
+        assert app.registry.users.sockets_of("u1") == (connection.socket_id,)
+
+    def test_bad_signin_is_refused_and_connection_stays_open(self) -> None:
+        connection = App().connect()
+        send(connection, "pusher:signin", {"auth": "app-key:bad", "user_data": '{"id":"u"}'})
+        is_error(sent(connection))
+        send(connection, "pusher:signin", "not an object")
+        is_error(sent(connection))
+        assert connection.state is State.OPEN
+        assert connection.user_id is None
+
+    def test_server_to_user_channel_only_for_that_user(self) -> None:
+        app = App()
+        a, b = app.connect(), app.connect()
+        signin(a, "u1")
+        assert subscribe(a, "#server-to-user-u1") == [succeeded("#server-to-user-u1")]
+        is_error(subscribe(a, "#server-to-user-u2"))
+        is_error(subscribe(b, "#server-to-user-u1"))
+        is_error(subscribe(a, "#server-to-user-"))
+        assert len(app.registry) == 0  # Routed by user, not by subscription.
+
+    def test_terminate_sends_4009_and_closes_and_signs_out(self) -> None:
+        app = App()
+        a, b = app.connect(), app.connect()
+        signin(a, "u1")
+        join(a, "presence-r", "u1")
+        join(b, "presence-r", "u2")
+        delivered(b)
+        a.terminate()
+        [error, close] = a.data_to_send()
+        assert isinstance(error, SendText)
+        assert json.loads(error.text)["data"]["code"] == 4009
+        assert isinstance(close, Close)
+        assert close.code == 4009
+        assert a.state is State.CLOSED
+        assert app.registry.users.sockets_of("u1") == ()
+        assert [f["event"] for f, _ in delivered(a)] == ["pusher_internal:member_removed"]
+        a.terminate()
+        assert a.data_to_send() == []
+
+    def test_eof_signs_out(self) -> None:
+        app = App()
+        connection = app.connect()
+        signin(connection, "u")
+        connection.receive_eof()
+        assert len(app.registry.users) == 0
+
+
+class TestClientEvents:
+    def setup_private(self, *, client_events: bool = True) -> tuple[App, list[Connection]]:
+        app = App(client_events=client_events)
+        connections = [app.connect() for _ in range(3)]
+        for connection in connections[:2]:
+            subscribe(connection, "private-r", auth=auth_for(connection, "private-r"))
+        return app, connections
+
+    def test_relayed_unchanged_to_other_subscribers(self) -> None:
+        _, [a, b, _] = self.setup_private()
+        client_event(a, "private-r", data='{"s":"x"}')
+        assert sent(a) == []
+        [delivery] = a.deliveries_to_send()
+        assert delivery == Delivery(
+            '{"event":"client-x","channel":"private-r","data":"{\\"s\\":\\"x\\"}"}',
+            (b.socket_id or "",),
+        )
+        client_event(a, "private-r", data={"o": [1, None]})
+        [(frame, _)] = delivered(a)
+        assert frame["data"] == {"o": [1, None]}
+
+    def test_presence_client_events_carry_the_senders_user_id(self) -> None:
+        app = App()
+        a, b = app.connect(), app.connect()
+        join(a, "presence-r", 42)
+        join(b, "presence-r", "b")
+        delivered(b)
+        client_event(a, "presence-r")
+        [(frame, targets)] = delivered(a)
+        assert frame == {
+            "event": "client-x",
+            "channel": "presence-r",
+            "data": {"a": 1},
+            "user_id": "42",
+        }
+        assert targets == (b.socket_id,)
+
+    @pytest.mark.parametrize(
+        ("channel", "event", "data"),
+        [
+            ("private-r", "client-" + "x" * 194, None),
+            (None, "client-x", None),
+            ("public", "client-x", None),
+            ("private-encrypted-r", "client-x", None),
+            ("private-other", "client-x", None),
+            ("private-r", "client-x", "x" * 10241),
+        ],
+    )
+    def test_refused_with_null_code(self, channel: str | None, event: str, data: Any) -> None:
+        _, [a, _, _] = self.setup_private()
+        subscribe(a, "public")
+        subscribe(a, "private-encrypted-r", auth=auth_for(a, "private-encrypted-r"))
+        client_event(a, channel, event, data)
+        is_error(sent(a))
+        assert a.deliveries_to_send() == []
+        assert a.state is State.OPEN
+
+    def test_largest_data_is_accepted(self) -> None:
+        _, [a, _, _] = self.setup_private()
+        client_event(a, "private-r", data="x" * 10240)
+        assert len(a.deliveries_to_send()) == 1
+
+    def test_disabled(self) -> None:
+        _, [a, _, _] = self.setup_private(client_events=False)
+        client_event(a, "private-r")
+        assert "not enabled" in is_error(sent(a))
+
+    def test_other_names_are_refused(self) -> None:
+        _, [a, _, _] = self.setup_private()
+        client_event(a, "private-r", event="my-event")
+        is_error(sent(a))
+        assert a.deliveries_to_send() == []
+
+    def test_rate_limit_ten_per_rolling_second(self) -> None:
+        _, [a, _, _] = self.setup_private()
+        for n in range(10):
+            client_event(a, "private-r", now=1.0 + n * 0.01)
+        assert len(a.deliveries_to_send()) == 10
+        client_event(a, "private-r", now=1.5)
+        assert is_error(sent(a), 4301) == "Client event rejected due to rate limit"
+        assert a.deliveries_to_send() == []
+        assert a.state is State.OPEN
+        client_event(a, "private-r", now=2.0)
+        assert len(a.deliveries_to_send()) == 1

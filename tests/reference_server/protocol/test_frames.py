@@ -21,11 +21,6 @@ def test_connection_established_fractional_timeout() -> None:
     assert data["activity_timeout"] == 0.5
 
 
-def test_connection_established_data_as_object_fault() -> None:
-    frame = json.loads(frames.connection_established("1.2", 120.0, data_as_object=True))
-    assert frame["data"] == {"socket_id": "1.2", "activity_timeout": 120}
-
-
 def test_ping_and_pong() -> None:
     assert frames.PING == '{"event":"pusher:ping","data":"{}"}'
     assert frames.PONG == '{"event":"pusher:pong","data":"{}"}'
@@ -43,7 +38,6 @@ def test_subscription_succeeded() -> None:
     assert frames.subscription_succeeded("foo") == (
         '{"event":"pusher_internal:subscription_succeeded","channel":"foo","data":"{}"}'
     )
-    assert "data" not in json.loads(frames.subscription_succeeded("foo", with_data=False))
 
 
 @given(st.text(), st.text(), st.text())
@@ -53,14 +47,3 @@ def test_channel_event_keeps_data_as_the_exact_string(name: str, channel: str, d
         "channel": channel,
         "data": data,
     }
-
-
-def test_channel_event_reencoded_fault() -> None:
-    assert json.loads(frames.channel_event("e", "c", '{"a":1}', reencode_json_data=True))[
-        "data"
-    ] == {"a": 1}
-    # Data that is not JSON cannot be re-encoded and stays a string.
-    assert (
-        json.loads(frames.channel_event("e", "c", "not json", reencode_json_data=True))["data"]
-        == "not json"
-    )

@@ -56,11 +56,6 @@ class TestChannelData:
     def test_integer_ids_key_by_their_string_form(self) -> None:
         assert Member(10).key == "10"
 
-    def test_missing_user_id_under_the_fault(self) -> None:
-        assert parse_channel_data("{}", missing_user_id="1.1") == Member("1.1")
-        with pytest.raises(SubscriptionRefused):
-            parse_channel_data('{"user_id":""}', missing_user_id="1.1")
-
 
 class TestPresenceChannel:
     def test_members_are_users_not_connections(self) -> None:
@@ -77,7 +72,7 @@ class TestPresenceChannel:
         assert channel.leave("1.1") == Left(alice, last=False)
         assert channel.leave("1.1") is None
         assert channel.leave("1.2") == Left(alice, last=True)
-        assert channel.roster(exclude="b") == {"ids": [], "hash": {}, "count": 0}
+        assert channel.roster() == {"ids": ["b"], "hash": {"b": None}, "count": 1}
         assert len(channel) == 1
 
     def test_joining_twice_with_one_socket_keeps_the_first(self) -> None:

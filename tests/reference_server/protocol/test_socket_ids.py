@@ -24,12 +24,6 @@ def test_ids_have_the_digits_dot_digits_shape(seed: int) -> None:
     assert is_socket_id(socket_id)
 
 
-def test_ids_without_dot_are_plain_digits() -> None:
-    socket_id = SocketIdAllocator(random.Random(0), with_dot=False).allocate()
-    assert socket_id.isdigit()
-    assert not is_socket_id(socket_id)
-
-
 def test_ids_are_unique_among_live_connections() -> None:
     allocator = SocketIdAllocator(ScriptedRandom(1, 2, 1, 2, 3, 4))
     assert allocator.allocate() == "1.2"

@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import json
-import random
 
-import pytest
-
-from reference_server.faults import Fault
-from reference_server.protocol.channels import ChannelRegistry
-from reference_server.protocol.connection import Connection, ConnectionSettings
+from reference_server.protocol.connection import Connection
 from reference_server.protocol.presence import Joined, Left, Member
 from reference_server.protocol.signing import sign_channel
-from reference_server.protocol.socket_ids import SocketIdAllocator
 from reference_server.protocol.webhooks import (
     RetryPolicy,
     WebhookEvent,
@@ -29,6 +23,8 @@ from reference_server.protocol.webhooks import (
     sign_body,
     split_requests,
 )
+
+from ..harness import App, join, send
 
 KEY, SECRET = "app-key", "app-secret"
 VECTOR_SIGNATURE = "709fdb84c03664445f7698120b0edf0acc1ab1c8c6e93a0368c61841d6b998aa"
@@ -62,36 +58,16 @@ class TestRequests:
             "X-Pusher-Signature": VECTOR_SIGNATURE,
         }
 
+    def test_one_event_per_request(self) -> None:
+        events = [channel_occupied("presence-a"), member_added("presence-a", "u1")]
+        assert split_requests(events) == [(events[0],), (events[1],)]
+        assert split_requests([]) == []
+
     def test_utf8_body_is_what_is_signed(self) -> None:
         event = client_event("private-a", "client-x", {"t": "é"}, "1.2", None)
         request = build_request([event], time_ms=1, key=KEY, secret=SECRET)
         assert "é".encode() in request.body
         assert dict(request.headers)["X-Pusher-Signature"] == sign_body(SECRET, request.body)
-
-    @pytest.mark.parametrize(
-        ("fault", "broken"),
-        [
-            (Fault.WEBHOOK_WITHOUT_TIME_MS, "time_ms"),
-            (Fault.WEBHOOK_BAD_SIGNATURE, "X-Pusher-Signature"),
-            (Fault.WEBHOOK_CONTENT_TYPE_TEXT, "Content-Type"),
-        ],
-    )
-    def test_faults(self, fault: Fault, broken: str) -> None:
-        good = build_request([cache_miss("cache-a")], time_ms=5, key=KEY, secret=SECRET)
-        bad = build_request(
-            [cache_miss("cache-a")], time_ms=5, key=KEY, secret=SECRET, faults=frozenset({fault})
-        )
-        if broken == "time_ms":
-            assert "time_ms" not in json.loads(bad.body)
-        else:
-            assert dict(bad.headers)[broken] != dict(good.headers)[broken]
-
-    def test_one_event_per_request(self) -> None:
-        events = [channel_occupied("presence-a"), member_added("presence-a", "u1")]
-        assert split_requests(events) == [(events[0],), (events[1],)]
-        assert split_requests([]) == []
-        faulty = frozenset({Fault.WEBHOOK_BATCHED_PER_INPUT})
-        assert split_requests(events, faulty) == [tuple(events)]
 
 
 class TestEvents:
@@ -116,15 +92,19 @@ class TestEvents:
 
     def test_members_are_per_user(self) -> None:
         member = Member("u1")
-        assert after_join("p", Joined(member, first=True), frozenset()) == [member_added("p", "u1")]
-        assert after_join("p", Joined(member, first=False), frozenset()) == []
-        assert after_leave("p", Left(member, last=False), frozenset()) == []
-        assert after_leave("p", None, frozenset()) == []
-        faulty = frozenset({Fault.WEBHOOK_MEMBERS_PER_CONNECTION})
-        assert after_leave("p", Left(member, last=False), faulty) == [member_removed("p", "u1")]
+        assert after_join("p", Joined(member, first=True)) == [member_added("p", "u1")]
+        assert after_join("p", Joined(member, first=False)) == []
+        assert after_leave("p", Left(member, last=False)) == []
+        assert after_leave("p", Left(member, last=True)) == [member_removed("p", "u1")]
+        assert after_leave("p", None) == []
 
 
 class TestSchedule:
+    def test_no_delay(self) -> None:
+        schedule = WebhookSchedule(delay=0.0)
+        assert schedule.add([channel_vacated("a")], 1.0) == [channel_vacated("a")]
+        assert schedule.add([channel_occupied("a")], 1.1) == [channel_occupied("a")]
+
     def test_vacated_is_delayed(self) -> None:
         schedule = WebhookSchedule(delay=3.0)
         assert schedule.add([channel_occupied("a")], 0.0) == [channel_occupied("a")]
@@ -150,14 +130,6 @@ class TestSchedule:
         schedule.add([channel_vacated("a")], 0.5)
         assert schedule.due(10.0) == [channel_vacated("a"), channel_vacated("b")]
 
-    def test_no_delay(self) -> None:
-        for schedule in (
-            WebhookSchedule(delay=0.0),
-            WebhookSchedule(faults=frozenset({Fault.WEBHOOK_VACATED_NOT_DELAYED})),
-        ):
-            assert schedule.add([channel_vacated("a")], 1.0) == [channel_vacated("a")]
-            assert schedule.add([channel_occupied("a")], 1.1) == [channel_occupied("a")]
-
     def test_cache_miss_deduplicated_per_window(self) -> None:
         schedule = WebhookSchedule(delay=3.0)
         assert schedule.add([cache_miss("c")], 0.0) == [cache_miss("c")]
@@ -181,31 +153,17 @@ class TestConnection:
     """What the connection state machine reports, as the adapter drains it."""
 
     def setup_method(self) -> None:
-        self.registry = ChannelRegistry()
-        self.allocator = SocketIdAllocator(random.Random(1))
-        self.settings = ConnectionSettings(
-            KEY, 120.0, 30.0, frozenset(), app_secret=SECRET, client_events=True
-        )
+        self.app = App()
 
     def connect(self) -> Connection:
-        connection = Connection(self.settings, self.registry, self.allocator)
-        connection.open(KEY, 0.0)
-        connection.data_to_send()
-        return connection
+        return self.app.connect()
 
     @staticmethod
     def send(connection: Connection, event: str, data: object) -> None:
-        connection.receive_text(json.dumps({"event": event, "data": data}), 1.0)
+        send(connection, event, data)
 
     def join(self, connection: Connection, channel: str, user_id: str) -> None:
-        assert connection.socket_id is not None
-        channel_data = json.dumps({"user_id": user_id})
-        auth = sign_channel(SECRET, connection.socket_id, channel, channel_data)
-        self.send(
-            connection,
-            "pusher:subscribe",
-            {"channel": channel, "auth": f"{KEY}:{auth}", "channel_data": channel_data},
-        )
+        join(connection, channel, user_id)
 
     def test_occupied_and_vacated_follow_connections(self) -> None:
         c1, c2 = self.connect(), self.connect()

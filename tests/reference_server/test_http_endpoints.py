@@ -1,23 +1,26 @@
-"""The adapter end to end for the issue 4 HTTP API routes: batch_events, GET channels, trigger
-info, query-string triggers, authenticated terminate and keep-alive."""
+"""The HTTP API adapter end to end: batch_events, GET channels, trigger info, query-string
+triggers, authenticated terminate and keep-alive."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from urllib.parse import urlencode
 
 import aiohttp
 import pytest
 
-from reference_server.faults import Fault
-from reference_server.protocol.signing import body_md5, sign_http_request
+from reference_server.protocol.signing import body_md5
 
-from .test_app import client, established, recv, serving, subscribe
-from .test_app_channels import api, silent
-
-SECRET = "app-secret"
+from .server_harness import (
+    api,
+    client,
+    established,
+    recv,
+    serving,
+    silent,
+    subscribe,
+    two_requests_on_one_connection,
+)
 
 
 @pytest.mark.asyncio
@@ -100,38 +103,9 @@ async def test_terminate_needs_a_signature() -> None:
         assert await api(server, "POST", path, b"{}") == (200, {})
 
 
-async def _two_requests_on_one_connection(http_url: str) -> list[bytes]:
-    """Send two signed GET /channels requests on one TCP connection; return what came back
-    before the server closed it (or both responses)."""
-    host, port = http_url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    path = "/apps/app-id/channels"
-    answers = []
-    try:
-        for _ in range(2):
-            query = {"auth_key": "app-key", "auth_timestamp": str(int(time.time())),
-                     "auth_version": "1.0"}  # fmt: skip
-            query["auth_signature"] = sign_http_request(SECRET, "GET", path, query.items())
-            writer.write(f"GET {path}?{urlencode(query)} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-            await writer.drain()
-            try:
-                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)
-            except (asyncio.IncompleteReadError, ConnectionError):
-                break
-            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-            answers.append(head + await reader.readexactly(length))
-    finally:
-        writer.close()
-    return answers
-
-
 @pytest.mark.asyncio
 async def test_keep_alive() -> None:
     async with serving() as server:
-        answers = await _two_requests_on_one_connection(server.http_url)
+        answers = await two_requests_on_one_connection(server.http_url)
         assert len(answers) == 2
         assert all(a.startswith(b"HTTP/1.1 200") for a in answers)
-    async with serving(Fault.NO_KEEP_ALIVE) as server:
-        answers = await _two_requests_on_one_connection(server.http_url)
-        assert len(answers) == 1
-        assert b"connection: close" in answers[0].lower()

@@ -16,11 +16,19 @@ from websockets.exceptions import ConnectionClosed
 
 from reference_server.app import RunningServer
 from reference_server.faults import Fault
-from reference_server.protocol.delivery_faults import REORDER_WINDOW
+from reference_server.faults.delivery import REORDER_WINDOW
 
-from .test_app import client, established, recv, serving, subscribe, trigger
-from .test_app_channels import api, silent
-from .test_app_channels import subscribe as subscribe_authorised
+from ..server_harness import (
+    api,
+    client,
+    established,
+    recv,
+    serving,
+    silent,
+    subscribe,
+    subscribe_authorised,
+    trigger,
+)
 
 #: A client that got nothing for this long has everything the server was going to send.
 QUIET = 0.5

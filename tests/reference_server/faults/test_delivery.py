@@ -8,8 +8,7 @@ from collections.abc import Iterable
 import pytest
 
 from reference_server.faults import Fault
-from reference_server.protocol import frames
-from reference_server.protocol.delivery_faults import (
+from reference_server.faults.delivery import (
     REORDER_WINDOW,
     WIDE_FANOUT,
     DeliveryShaper,
@@ -17,6 +16,7 @@ from reference_server.protocol.delivery_faults import (
     is_channel_event_frame,
     shaper_for,
 )
+from reference_server.protocol import frames
 
 
 def event(n: int) -> str:

@@ -1,7 +1,8 @@
-"""Deliberate bugs, switched on by ``PUSHER_REF_FAULTS``, so the suite's self-test can prove
-that each requirement's checks go red.
+"""The catalogue of deliberate bugs and the parser of ``PUSHER_REF_FAULTS``.
 
-This module is pure (no I/O) so the sans-I/O core may consult it.
+Each name is one rule broken on purpose, so the suite's self-test can prove that the checks of
+the requirements listed for it in ``fixtures/faults.yaml`` go red. The names are that file's
+keys: renaming one breaks the self-test.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class Fault(enum.StrEnum):
     EVENT_NAME_LENGTH_UNCHECKED = "event_name_length_unchecked"
     MISSING_NAME_ACCEPTED = "missing_name_accepted"
     UNKNOWN_APP_ID_401 = "unknown_app_id_401"
-    # Channel auth, presence, cache, encrypted channels, sign-in and client events.
+    # Channel names, auth, presence, cache, encrypted channels, sign-in and client events.
     INVALID_CHANNEL_NAMES_ACCEPTED = "invalid_channel_names_accepted"
     UNANCHORED_PRIVATE_PREFIX = "unanchored_private_prefix"
     PRIVATE_WITHOUT_AUTH_ACCEPTED = "private_without_auth_accepted"
@@ -64,7 +65,7 @@ class Fault(enum.StrEnum):
     CLIENT_EVENT_ECHO = "client_event_echo"
     CLIENT_EVENT_NO_USER_ID = "client_event_no_user_id"
     CLIENT_EVENT_RATE_UNLIMITED = "client_event_rate_unlimited"
-    # HTTP API endpoints and limits (issue 4).
+    # HTTP API endpoints and limits.
     TRIGGER_INFO_IGNORED = "trigger_info_ignored"
     TOO_MANY_CHANNELS_ACCEPTED = "too_many_channels_accepted"
     PUBLISH_CHANNEL_NAMES_UNCHECKED = "publish_channel_names_unchecked"
@@ -80,7 +81,7 @@ class Fault(enum.StrEnum):
     CHANNEL_ATTRIBUTE_NOT_APPLICABLE_DROPPED = "channel_attribute_not_applicable_dropped"
     USERS_ON_NON_PRESENCE = "users_on_non_presence"
     TERMINATE_UNAUTHENTICATED = "terminate_unauthenticated"
-    # Webhooks (issue 4).
+    # Webhooks.
     WEBHOOK_WITHOUT_TIME_MS = "webhook_without_time_ms"
     WEBHOOK_BAD_SIGNATURE = "webhook_bad_signature"
     WEBHOOK_CONTENT_TYPE_TEXT = "webhook_content_type_text"
@@ -91,7 +92,7 @@ class Fault(enum.StrEnum):
     WEBHOOK_MEMBERS_PER_CONNECTION = "webhook_members_per_connection"
     WEBHOOK_NO_CLIENT_EVENT = "webhook_no_client_event"
     WEBHOOK_NO_CACHE_MISS = "webhook_no_cache_miss"
-    # Robustness (issue 4).
+    # Robustness.
     MALFORMED_SENDER_ADDRESS_BLOCKED = "malformed_sender_address_blocked"
     MALFORMED_ERROR_BROADCAST = "malformed_error_broadcast"
     INVALID_JSON_CLOSES = "invalid_json_closes"

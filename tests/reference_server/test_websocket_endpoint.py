@@ -4,57 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from typing import Any
 
 import aiohttp
 import pytest
-from websockets.asyncio.client import ClientConnection
 
-from reference_server.app import RunningServer
-from reference_server.protocol.signing import body_md5, sign_channel, sign_http_request, sign_user
+from reference_server.protocol.signing import sign_user
 
-from .test_app import client, closed_with, established, recv, serving, trigger
-
-SECRET = "app-secret"
-
-
-async def subscribe(
-    ws: ClientConnection, socket_id: str, channel: str, channel_data: str | None = None
-) -> dict[str, Any]:
-    data: dict[str, Any] = {"channel": channel}
-    if channel.startswith(("private-", "presence-")):
-        data["auth"] = f"app-key:{sign_channel(SECRET, socket_id, channel, channel_data)}"
-    if channel_data is not None:
-        data["channel_data"] = channel_data
-    await ws.send(json.dumps({"event": "pusher:subscribe", "data": data}))
-    frame: dict[str, Any] = await recv(ws)
-    assert frame["event"] == "pusher_internal:subscription_succeeded", frame
-    return frame
-
-
-async def api(
-    server: RunningServer, method: str, path: str, body: bytes = b"", **params: str
-) -> tuple[int, Any]:
-    query = {
-        "auth_key": "app-key",
-        "auth_timestamp": str(int(time.time())),
-        "auth_version": "1.0",
-        **params,
-    }
-    if body:
-        query["body_md5"] = body_md5(body)
-    query["auth_signature"] = sign_http_request(SECRET, method, path, query.items())
-    async with (
-        aiohttp.ClientSession() as session,
-        session.request(method, f"{server.http_url}{path}", params=query, data=body) as response,
-    ):
-        return response.status, await response.json()
-
-
-async def silent(ws: ClientConnection, timeout: float = 0.2) -> None:
-    with pytest.raises(TimeoutError):
-        await recv(ws, timeout=timeout)
+from .server_harness import (
+    SECRET,
+    api,
+    client,
+    closed_with,
+    established,
+    recv,
+    serving,
+    silent,
+    trigger,
+)
+from .server_harness import subscribe_authorised as subscribe
 
 
 @pytest.mark.asyncio

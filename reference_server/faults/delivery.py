@@ -1,11 +1,11 @@
-"""Test-only delivery bugs: what one connection's outgoing channel events turn into.
+"""Delivery faults: what one connection's outgoing channel events turn into.
 
-Only the ``drop_one_in_n``, ``duplicate_delivery`` and ``reorder_under_load`` faults use this
-module; with none of them on, the adapter never builds a ``DeliveryShaper`` and frames go out
-untouched. The decisions are pure and per connection: a counter of *channel event frames*
-(outgoing frames whose event is not ``pusher:`` or ``pusher_internal:``) that starts at 0 when
-the connection opens, so a replayed sequence of operations gets the same bugs (hypothesis
-relies on that when it shrinks). The only input besides the frames is the time, passed in.
+The ``drop_one_in_n``, ``duplicate_delivery`` and ``reorder_under_load`` faults live here;
+with none of them on, no ``ShapedPeer`` is built and frames go out untouched. The decisions
+are pure and per connection: a counter of *channel event frames* (outgoing frames whose event
+is not ``pusher:`` or ``pusher_internal:``) that starts at 0 when the connection opens, so a
+replayed sequence of operations gets the same bugs (hypothesis relies on that when it
+shrinks). The only input besides the frames is the time, passed in.
 
 Theory of operation, for the n-th channel event frame (n = 1, 2, ...) and, for the first
 two, the m-th one fanned out to at least three connections at once (m = 1, 2, ...)::
@@ -26,10 +26,15 @@ held frame whose window has already passed).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 
-from ..faults import Fault, FaultSet
+from aiohttp import web
+
+from ..peers import Peer
+from ..protocol.connection import Close, Connection, Output, SendText
+from .catalogue import Fault, FaultSet
 
 __all__ = [
     "DELIVERY_FAULTS",
@@ -39,6 +44,7 @@ __all__ = [
     "REORDER_WINDOW",
     "WIDE_FANOUT",
     "DeliveryShaper",
+    "ShapedPeer",
     "Step",
     "is_channel_event_frame",
     "shaper_for",
@@ -153,5 +159,49 @@ class DeliveryShaper:
 
 
 def shaper_for(faults: FaultSet) -> DeliveryShaper | None:
-    """A shaper for a new connection, or ``None`` (the normal case): deliver untouched."""
+    """A shaper for a new connection, or ``None`` when no delivery fault is on."""
     return DeliveryShaper(faults) if faults & DELIVERY_FAULTS else None
+
+
+class ShapedPeer(Peer):
+    """A peer whose text frames and close go through a ``DeliveryShaper``; this class only
+    queues what the shaper decides and fires its release timer."""
+
+    def __init__(
+        self, ws: web.WebSocketResponse, connection: Connection, shaper: DeliveryShaper
+    ) -> None:
+        super().__init__(ws, connection)
+        self._shaper: DeliveryShaper | None = shaper
+        self._release_timer: asyncio.TimerHandle | None = None
+
+    def send(self, output: Output, fanout: int = 1) -> None:
+        shaper = self._shaper
+        if shaper is None or not isinstance(output, SendText | Close):
+            super().send(output, fanout)
+        elif isinstance(output, Close):
+            # What is held goes out before the close, then frames go untouched.
+            self._apply(shaper.drain())
+            self._shaper = None
+            super().send(output)
+        else:
+            self._apply(shaper.offer(output.text, asyncio.get_running_loop().time(), fanout))
+
+    def _apply(self, step: Step) -> None:
+        for text in step.write:
+            super().send(SendText(text))
+        if self._release_timer is not None:
+            self._release_timer.cancel()
+            self._release_timer = None
+        if step.release_at is not None and self.accepting:
+            self._release_timer = asyncio.get_running_loop().call_at(step.release_at, self._release)
+
+    def _release(self) -> None:
+        """A held frame's window may have passed (the timer may fire a little early)."""
+        self._release_timer = None
+        if self._shaper is not None:
+            self._apply(self._shaper.tick(asyncio.get_running_loop().time()))
+
+    async def finish(self) -> None:
+        if self._release_timer is not None:
+            self._release_timer.cancel()
+        await super().finish()

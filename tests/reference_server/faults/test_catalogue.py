@@ -7,7 +7,7 @@ import pytest
 
 from reference_server.faults import Fault, parse_faults
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "reference-server.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "reference-server.md"
 
 
 def documented_faults() -> set[str]:

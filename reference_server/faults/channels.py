@@ -1,0 +1,64 @@
+"""Faults in the app's shared state: socket ids and who counts as a channel's subscriber.
+
+``leak_to_unsubscribed`` needs a memory the protocol has no use for: the connections that
+left a channel. ``LeakyChannelRegistry`` keeps it beside the real subscriptions, so that
+counts, occupancy and presence stay right while events still reach the leavers.
+"""
+
+from __future__ import annotations
+
+from ..protocol.channels import ChannelRegistry
+from ..protocol.socket_ids import SocketIdAllocator
+
+__all__ = ["DotlessSocketIdAllocator", "LeakyChannelRegistry"]
+
+
+class DotlessSocketIdAllocator(SocketIdAllocator):
+    """``socket_id_without_dot``: ids are the two numbers run together."""
+
+    def _compose(self, first: int, second: int) -> str:
+        return f"{first}{second}"
+
+
+class LeakyChannelRegistry(ChannelRegistry):
+    """A registry that also remembers former subscribers, per channel, in leaving order.
+
+    A former subscriber stays out of everything else (counts, presence, occupancy) until it
+    subscribes again or disconnects.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._former: dict[str, dict[str, None]] = {}
+
+    def keep_former(self, channel: str, socket_id: str) -> None:
+        """Keep routing ``channel``'s events to a socket that left it."""
+        self._former.setdefault(channel, {})[socket_id] = None
+
+    def former_subscribers(self, channel: str) -> tuple[str, ...]:
+        return tuple(self._former.get(channel, ()))
+
+    def targets_with_former(self, channel: str, *, exclude: str | None) -> tuple[str, ...]:
+        """The real subscribers, then the former ones, minus ``exclude``."""
+        former = tuple(sid for sid in self._former.get(channel, ()) if sid != exclude)
+        return self.targets(channel, exclude=exclude) + former
+
+    def subscribe(self, channel: str, socket_id: str) -> bool:
+        added = super().subscribe(channel, socket_id)
+        if added:
+            self._forget_former(channel, socket_id)
+        return added
+
+    def remove_socket(self, socket_id: str) -> list[str]:
+        channels = super().remove_socket(socket_id)
+        for former in list(self._former):
+            self._forget_former(former, socket_id)
+        return channels
+
+    def _forget_former(self, channel: str, socket_id: str) -> None:
+        former = self._former.get(channel)
+        if former is None:
+            return
+        former.pop(socket_id, None)
+        if not former:
+            del self._former[channel]

@@ -1,0 +1,139 @@
+"""The outbound side of every WebSocket, and the routing of frames between connections.
+
+Each ``Peer`` owns one writer task fed by an unbounded queue: queueing never blocks, so a
+slow or dead subscriber delays nobody else, and a write error ends only that peer's writer.
+``Fanout`` knows the established peers by socket id and hands each one what the protocol
+core wants written to it, to the others and to the webhook sender.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import web
+
+from .logs import log
+from .protocol.channels import Delivery
+from .protocol.connection import Close, Connection, Output, SendBinary, SendPong, SendText
+from .webhook_sender import WebhookSender
+
+__all__ = ["CLOSE_TIMEOUT", "Fanout", "Peer"]
+
+#: Seconds to wait for the client's close frame after ours (aiohttp's default is 10).
+CLOSE_TIMEOUT = 2.0
+
+
+class Peer:
+    """One WebSocket's outbound side: a queue drained by a single writer task."""
+
+    def __init__(self, ws: web.WebSocketResponse, connection: Connection) -> None:
+        self.ws = ws
+        self.connection = connection
+        self._queue: asyncio.Queue[Output] = asyncio.Queue()
+        self._dead = False
+        self._closing = False
+        #: Set on every client frame; wakes a heartbeat that had no deadline.
+        self.activity = asyncio.Event()
+        self._writer = asyncio.create_task(self._write())
+
+    @property
+    def accepting(self) -> bool:
+        """Whether frames queued now will still be written."""
+        return not (self._dead or self._closing)
+
+    def send(self, output: Output, fanout: int = 1) -> None:
+        """Queue one output; ``fanout`` is how many connections share this very frame."""
+        if not self.accepting:
+            return
+        if isinstance(output, Close):
+            self._closing = True
+        self._queue.put_nowait(output)
+
+    def flush(self) -> None:
+        """Queue everything the protocol core wants written."""
+        for output in self.connection.data_to_send():
+            self.send(output)
+
+    async def _write(self) -> None:
+        while True:
+            output = await self._queue.get()
+            try:
+                match output:
+                    case SendText(text):
+                        await self.ws.send_str(text)
+                    case SendBinary(data):
+                        await self.ws.send_bytes(data)
+                    case SendPong(payload):
+                        await self.ws.pong(payload)
+                    case Close(code, reason):
+                        await self.ws.close(code=code, message=reason.encode())
+                        return
+            except (ConnectionError, RuntimeError) as exc:
+                # The client went away mid-write; the reader will notice and clean up.
+                log(
+                    logging.DEBUG,
+                    "write_failed",
+                    socket_id=self.connection.socket_id,
+                    error=repr(exc),
+                )
+                self._dead = True
+                return
+
+    async def finish(self) -> None:
+        """Let a requested close complete; drop anything else still queued."""
+        if self._closing:
+            # ``asyncio.wait`` neither raises the writer's errors nor swallows our cancellation.
+            await asyncio.wait([self._writer], timeout=CLOSE_TIMEOUT)
+        self._writer.cancel()
+        await asyncio.wait([self._writer])
+        self._dead = True
+        if not self.ws.closed:
+            with contextlib.suppress(Exception):
+                await self.ws.close()
+
+
+class Fanout:
+    """Every open peer, the established ones by socket id, and the routes between them."""
+
+    def __init__(self, webhooks: WebhookSender | None) -> None:
+        self._webhooks = webhooks
+        #: Established connections by socket id: the fan-out targets.
+        self.established: dict[str, Peer] = {}
+        #: Every open WebSocket, including refused ones, so shutdown can close them all.
+        self.open: set[Peer] = set()
+
+    def route(self, outgoing: list[Delivery]) -> int:
+        """Queue each frame for its targets; return the number queued.
+
+        Each frame was serialised once and the same ``str`` is queued for every target.
+        """
+        queued = 0
+        for delivery in outgoing:
+            output = SendText(delivery.text)
+            fanout = len(delivery.socket_ids)
+            for socket_id in delivery.socket_ids:
+                peer = self.established.get(socket_id)
+                if peer is not None:
+                    peer.send(output, fanout)
+                    queued += 1
+        return queued
+
+    def flush(self, peer: Peer) -> None:
+        """Queue what the core wants written to this peer, then to the others."""
+        peer.flush()
+        self.route(peer.connection.deliveries_to_send())
+        self.report_webhooks(peer.connection)
+
+    def report_webhooks(self, connection: Connection) -> None:
+        """Hand the webhook events the core produced to the sender (never blocks)."""
+        events = connection.webhooks_to_send()
+        if self._webhooks is not None:
+            self._webhooks.submit(events)
+
+    def shutdown(self) -> None:
+        """The server is stopping: every connection closes with 1001."""
+        for peer in list(self.open):
+            peer.connection.shutdown()
+            self.flush(peer)
