@@ -9,14 +9,6 @@ over already checked instead of spelling them out again as flags.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import dataclasses
-import re
-import shlex
-import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,50 +16,24 @@ from typing import Any
 import pytest
 
 from . import __version__
-from .bundled import BUNDLED_WEBHOOK_LISTEN, BundledServer, start_bundled
-from .context import CheckContext, RunSettings
+from .bundled import BUNDLED_WEBHOOK_LISTEN, start_bundled
+from .context import RunSettings
 from .errors import ConformanceError, HarnessError, TargetUnreachable, UsageError
+from .items import RESULT_PROPERTY, STATE, RunState, SpecFileCollector
 from .options import (
     add_pytest_options,
     options_of,
     regressions_dir,
     require_selection,
-    selected,
 )
 from .outcomes import CheckOutcome
-from .preflight import TargetProbe, probe_target
-from .profiles import choose_seed, profile_examples
-from .progress import make_progress
+from .profiles import choose_seed
 from .properties import known_property_names
 from .receiver_process import ReceiverProcess, start_receiver_process
 from .results import CheckResult, RunReport, build_report
-from .runner import CheckRun, Job, RunHealth, budget_for, execute_check, run_side_by_side
-from .spec import Check, Requirement, SpecSet, default_specs_dir, load_specs
+from .side_by_side import run_selected
+from .spec import default_specs_dir, load_specs
 from .target import Target, check_reachable, target_from_options, with_declared_capabilities
-
-RESULT_PROPERTY = "conformance_result"
-
-
-@dataclass
-class RunState:
-    specs: SpecSet
-    target: Target
-    settings: RunSettings
-    selection: tuple[str, ...]
-    levels: frozenset[str]
-    keep_transcripts: bool
-    started_at: str
-    concurrency: int = 1
-    bundled: BundledServer | None = None
-    results: dict[str, CheckResult] = field(default_factory=dict)
-    #: Checks already run side by side, by id, waiting for pytest to report them.
-    runs: dict[str, CheckRun] = field(default_factory=dict)
-    health: RunHealth = field(default_factory=RunHealth)
-    probe: TargetProbe | None = None
-    report: RunReport | None = None
-
-
-STATE = pytest.StashKey[RunState]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -212,211 +178,16 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
     return None
 
 
-class SpecFileCollector(pytest.File):
-    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
-        state = self.config.stash[STATE]
-        for spec_file in state.specs.files:
-            if spec_file.path != self.path.resolve():
-                continue
-            for requirement in spec_file.requirements:
-                if requirement.status == "active":
-                    yield RequirementCollector.from_parent(
-                        self, name=requirement.id, requirement=requirement
-                    )
-
-
-class RequirementCollector(pytest.Collector):
-    def __init__(self, *, requirement: Requirement, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.requirement = requirement
-
-    def collect(self) -> Iterator[pytest.Item]:
-        state = self.config.stash[STATE]
-        for check in self.requirement.checks:
-            if selected(check, self.requirement, state.selection, state.levels):
-                yield CheckItem.from_parent(
-                    self, name=check.id, check=check, requirement=self.requirement
-                )
-
-
-class _Reported(Exception):
-    """Carries a finished check's failure text to ``repr_failure``."""
-
-
-class CheckItem(pytest.Item):
-    def __init__(self, *, check: Check, requirement: Requirement, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.check = check
-        self.requirement = requirement
-        self.user_properties.append(("requirement", requirement.id))
-        self.user_properties.append(("level", requirement.level))
-
-    def _replay(self, state: RunState) -> str:
-        parts = [
-            state.settings.replay_prefix,
-            "--profile", state.settings.profile,
-            "--seed", str(state.settings.seed),
-            "--check", shlex.quote(self.check.full_id),
-        ]  # fmt: skip
-        if state.settings.max_examples is not None:
-            parts[-2:-2] = ["--max-examples", str(state.settings.max_examples)]
-        return " ".join(parts)
-
-    def runtest(self) -> None:
-        state = self.config.stash[STATE]
-        started = time.monotonic()
-        capability = self.requirement.capability
-        if capability and capability not in state.target.capabilities:
-            self._finish(
-                state,
-                CheckOutcome.SKIPPED,
-                f"capability {capability!r} not declared",
-                started,
-                None,
-            )
-            pytest.skip(f"OPTIONAL_ABSENT: capability {capability!r} not declared by the target")
-        run = state.runs.pop(self.check.full_id, None) or self.execute(state)
-        outcome, message, ctx = run.outcome, run.message, run.ctx
-        self._finish(state, outcome, message, run.started, ctx, run.duration)
-        if outcome is CheckOutcome.VOID:
-            pytest.skip(f"VOID: {message.splitlines()[0]}")
-        if outcome is CheckOutcome.INCONCLUSIVE:
-            pytest.skip(f"INCONCLUSIVE: {message.splitlines()[0] if message else ''}")
-        if outcome in (CheckOutcome.FAILED, CheckOutcome.ERROR):
-            tail = "\n".join(ctx.transcript.tail()) if ctx is not None else ""
-            replay = self._replay(state)
-            raise _Reported(
-                f"{self.requirement.id} [{self.requirement.level}] {self.requirement.title}\n"
-                f"  rule: {self.requirement.statement}\n"
-                f"  source: {self.requirement.source}\n"
-                f"{outcome.value.upper()}: {message}\n"
-                f"--- last wire events ---\n{tail}\n"
-                f"replay: {replay}"
-            )
-
-    def job(self, state: RunState) -> Job:
-        examples = profile_examples(state.settings, self.check.params)
-        timers = _waits_on_timers(self.check.exchange)
-        return Job(
-            self.check,
-            self.requirement,
-            budget_for(state.target, state.settings, self.check, examples, waits_on_timers=timers),
-            first=self.check.kind == "property" or timers,
-        )
-
-    def execute(self, state: RunState) -> CheckRun:
-        """Run this check here and now (one at a time, or on an xdist worker)."""
-        job = self.job(state)
-        return execute_check(
-            state.target, state.settings, self.check, state.specs.models, budget=job.budget
-        )
-
-    def _finish(
-        self,
-        state: RunState,
-        outcome: CheckOutcome,
-        message: str,
-        started: float,
-        ctx: CheckContext | None,
-        duration: float | None = None,
-    ) -> None:
-        transcript_rel = None
-        if ctx is not None and (outcome is not CheckOutcome.PASSED or state.keep_transcripts):
-            name = re.sub(r"[^A-Za-z0-9_.-]+", "__", self.check.full_id) + ".jsonl"
-            path = state.settings.report_dir / "transcripts" / name
-            ctx.transcript.write(path)
-            transcript_rel = str(path.relative_to(state.settings.report_dir))
-        result = CheckResult(
-            check_id=self.check.full_id,
-            requirement_id=self.requirement.id,
-            outcome=outcome,
-            message=message,
-            duration_s=duration if duration is not None else time.monotonic() - started,
-            transcript=transcript_rel,
-            replay=self._replay(state) if outcome is not CheckOutcome.PASSED else None,
-            stats=dict(ctx.stats) if ctx is not None else {},
-            figures=dict(ctx.figures) if ctx is not None else {},
-        )
-        self.user_properties.append((RESULT_PROPERTY, result.to_json()))
-
-    def repr_failure(
-        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
-    ) -> str | Any:
-        if isinstance(excinfo.value, _Reported):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo)
-
-    def reportinfo(self) -> tuple[Path, int, str]:
-        return self.path, 0, f"{self.check.full_id} [{self.requirement.level}]"
-
-
-def _waits_on_timers(exchange: Any) -> bool:
-    """Whether a scripted exchange waits on the target's heartbeat timers (``timing:``)."""
-    if isinstance(exchange, Mapping):
-        return "timing" in exchange or any(_waits_on_timers(v) for v in exchange.values())
-    if isinstance(exchange, list | tuple):
-        return any(_waits_on_timers(v) for v in exchange)
-    return False
-
-
-def _alive(state: RunState) -> bool:
-    """Whether the target still answers: the bundled server's process is up, or its address
-    accepts a TCP connection."""
-    if state.bundled is not None and state.bundled.process.poll() is not None:
-        return False
-    try:
-        check_reachable(state.target, timeout=3.0)
-    except TargetUnreachable:
-        return False
-    return True
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtestloop(session: pytest.Session) -> Any:
     """Run the selected checks side by side before pytest walks its items; each item then
-    reports the outcome its check reached (see conformance/runner.py)."""
+    reports the outcome its check reached (see conformance/side_by_side.py)."""
     config = session.config
     state = config.stash.get(STATE, None)
     xdist = getattr(config.option, "numprocesses", None) or _is_worker(config)
     if state is not None and not xdist and not config.option.collectonly:
-        declared = state.target.capabilities
-        items = [
-            i
-            for i in session.items
-            if isinstance(i, CheckItem)
-            and (not i.requirement.capability or i.requirement.capability in declared)
-        ]
-        by_job = {item.job(state): item for item in items}
-        capture = config.pluginmanager.getplugin("capturemanager")
-        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-            state.probe = _probe(state)
-            state.settings = dataclasses.replace(
-                state.settings, answers_pusher_ping=state.probe.answers_pusher_ping
-            )
-            for line in state.probe.warnings(state.settings.timeout_multiplier):
-                print(f"conformance: warning: {line}", flush=True)
-            progress = make_progress(config, total=len(by_job))
-            with progress:
-                runs = run_side_by_side(
-                    list(by_job),
-                    lambda job: by_job[job].execute(state),
-                    concurrency=state.concurrency,
-                    alive=lambda: _alive(state),
-                    health=state.health,
-                    progress=progress,
-                )
-        state.runs = {job.check.full_id: run for job, run in runs.items()}
+        run_selected(session, state)
     return (yield)
-
-
-def _probe(state: RunState) -> TargetProbe:
-    """The pre-flight look at the target (see conformance/preflight.py); a target that does
-    not even take a handshake gets an empty probe, and the checks will say the rest."""
-    timeout = state.settings.response_timeout * state.settings.timeout_multiplier
-    try:
-        return asyncio.run(probe_target(state.target.ws_url, state.target.key, timeout))
-    except (OSError, ConformanceError):
-        return TargetProbe((), answers_pusher_ping=True)
 
 
 def _check_id_from_nodeid(nodeid: str) -> str | None:

@@ -7,8 +7,10 @@ seed each run unless one is given (it is printed, so any run can be replayed).
 
 from __future__ import annotations
 
+import contextlib
 import secrets
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -16,7 +18,14 @@ from hypothesis import HealthCheck, Phase, settings
 
 from .errors import UsageError
 
-__all__ = ["PROFILES", "Profile", "choose_seed", "hypothesis_settings", "profile_examples"]
+__all__ = [
+    "PROFILES",
+    "Profile",
+    "choose_seed",
+    "hypothesis_settings",
+    "profile_examples",
+    "shrinking_capped",
+]
 
 
 @dataclass(frozen=True)
@@ -24,11 +33,14 @@ class Profile:
     name: str
     max_examples: int
     fixed_seed: bool
+    #: The most seconds a property may spend shrinking a counterexample it found. Shrinking
+    #: explains a failure and finds nothing new; every attempt replays over the network.
+    shrink_seconds: float
 
 
 PROFILES = {
-    "ci": Profile("ci", max_examples=12, fixed_seed=True),
-    "thorough": Profile("thorough", max_examples=200, fixed_seed=False),
+    "ci": Profile("ci", max_examples=12, fixed_seed=True, shrink_seconds=30.0),
+    "thorough": Profile("thorough", max_examples=200, fixed_seed=False, shrink_seconds=240.0),
 }
 
 
@@ -76,3 +88,34 @@ def hypothesis_settings(profile_name: str, max_examples: int | None = None) -> s
         print_blob=False,
         report_multiple_bugs=False,
     )
+
+
+_SHRINK_LOCK = threading.Lock()
+_SHRINK_CAPS: list[float] = []
+_SHRINK_DEFAULT: list[float] = []
+
+
+@contextlib.contextmanager
+def shrinking_capped(seconds: float) -> Iterator[None]:
+    """Bound hypothesis's shrinking to ``seconds`` while inside.
+
+    Hypothesis reads one module constant for every test in the process, and checks run side
+    by side each ask for their own bound: the lowest bound in force applies, and the original
+    value comes back when the last one leaves."""
+    from hypothesis.internal.conjecture import engine
+
+    if not hasattr(engine, "MAX_SHRINKING_SECONDS"):  # a hypothesis without the knob
+        yield
+        return
+    with _SHRINK_LOCK:
+        if not _SHRINK_CAPS:
+            _SHRINK_DEFAULT[:] = [float(engine.MAX_SHRINKING_SECONDS)]
+        _SHRINK_CAPS.append(seconds)
+        engine.MAX_SHRINKING_SECONDS = min(_SHRINK_CAPS)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        with _SHRINK_LOCK:
+            _SHRINK_CAPS.remove(seconds)
+            bound = min(_SHRINK_CAPS) if _SHRINK_CAPS else _SHRINK_DEFAULT[0]
+            engine.MAX_SHRINKING_SECONDS = bound  # type: ignore[assignment]

@@ -37,6 +37,7 @@ from .errors import (
 )
 from .loop import LoopThread
 from .outcomes import CheckOutcome
+from .profiles import profile
 from .properties import run_property
 from .results import normalize_figures
 from .spec import Check, Requirement
@@ -57,9 +58,8 @@ __all__ = [
 BASE_BUDGET = 30.0
 #: Extra seconds per hypothesis example a property may run.
 PER_EXAMPLE_BUDGET = 1.5
-#: Extra seconds for a property to shrink what it found (the delivery model bounds its own
-#: shrinking at 45 s in the ci profile).
-SHRINK_BUDGET = 90.0
+#: Seconds beyond the profile's shrinking bound a property may take to wind up.
+SHRINK_MARGIN = 30.0
 
 
 @dataclass
@@ -96,8 +96,9 @@ def budget_for(
     over (an activity timeout, then a pong timeout). All scaled by the timeout multiplier."""
     timings = target.timings
     timers = 2 * (timings.activity_timeout or 120.0) + 2 * (timings.pong_timeout or 30.0)
+    shrinking = profile(settings.profile).shrink_seconds + SHRINK_MARGIN
     exploring = check.kind == "property"
-    per_example = PER_EXAMPLE_BUDGET * examples + SHRINK_BUDGET if exploring else 0.0
+    per_example = PER_EXAMPLE_BUDGET * examples + shrinking if exploring else 0.0
     waits = timers if waits_on_timers else 0.0
     return settings.timeout_multiplier * (BASE_BUDGET + waits + per_example)
 

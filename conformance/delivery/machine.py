@@ -9,8 +9,7 @@ connections saw.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from hypothesis import seed, settings
@@ -23,7 +22,7 @@ from hypothesis.stateful import (
 
 from ..context import CheckContext
 from ..errors import CheckFailed, PreconditionFailed, TargetError
-from ..profiles import hypothesis_settings
+from ..profiles import hypothesis_settings, shrinking_capped
 from .config import ModelConfig
 from .driver import DeliveryDriver
 from .model import Judgement, Violation
@@ -42,7 +41,7 @@ from .operations import (
     channel_kind,
 )
 
-__all__ = ["ModelViolation", "RunAborted", "judge_and_raise", "run_machine", "shrink_budget"]
+__all__ = ["ModelViolation", "RunAborted", "judge_and_raise", "run_machine"]
 
 
 class ModelViolation(CheckFailed):
@@ -73,23 +72,6 @@ def judge_and_raise(
     bad = judgement.of(aspects)
     if bad:
         raise ModelViolation(bad, steps)
-
-
-@contextlib.contextmanager
-def shrink_budget(seconds: float) -> Iterator[None]:
-    """Bound the time hypothesis spends shrinking: every shrink attempt replays a run over the
-    network. The engine reads this module constant when shrinking starts."""
-    from hypothesis.internal.conjecture import engine
-
-    old = getattr(engine, "MAX_SHRINKING_SECONDS", None)
-    if old is None:  # a hypothesis without the knob: its own default applies
-        yield
-        return
-    engine.MAX_SHRINKING_SECONDS = seconds  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        engine.MAX_SHRINKING_SECONDS = old
 
 
 class _Machine(RuleBasedStateMachine):
@@ -291,7 +273,7 @@ def run_machine(ctx: CheckContext, config: ModelConfig, aspects: set[str]) -> No
     make_test: Callable[..., Callable[[], None]] = get_state_machine_test
     test = seed(ctx.settings.seed)(make_test(machine, settings=chosen))
     try:
-        with shrink_budget(config.shrink_seconds):
+        with shrinking_capped(config.shrink_seconds):
             test()
     except RunAborted as aborted:
         raise aborted.cause from None

@@ -147,7 +147,7 @@ def test_budgets_leave_room_for_the_timers_and_scale_with_the_multiplier() -> No
     timed = budget_for(_target(3, 2), _settings(), exchange, 12, waits_on_timers=True)
     assert timed == pytest.approx(30 + 2 * 3 + 2 * 2)
     explored = budget_for(_target(3, 2), _settings(), prop, 12, waits_on_timers=False)
-    assert explored == pytest.approx(30 + 12 * 1.5 + 90)
+    assert explored == pytest.approx(30 + 12 * 1.5 + 30 + 30)
     doubled = budget_for(_target(3, 2), _settings(2.0), exchange, 12, waits_on_timers=True)
     assert doubled == pytest.approx(2 * timed)
     # Undeclared timers: the protocol's defaults (120 s activity, 30 s pong).

@@ -28,7 +28,7 @@ def test_the_ci_profile_loads() -> None:
     assert config.bounds == Bounds(
         users=3, connections=5, public=2, private=2, presence=2, burst=4, multi_channel=3, batch=4
     )
-    assert (config.examples, config.steps, config.shrink_seconds) == (20, 40, 45.0)
+    assert (config.examples, config.steps, config.shrink_seconds) == (20, 40, 20.0)
     assert isinstance(config.shrink_seconds, float)
     assert set(config.weights) == set(RULES)
     assert config.weights["connect"] == 3

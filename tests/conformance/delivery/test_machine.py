@@ -9,7 +9,6 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
-from hypothesis.internal.conjecture import engine
 from hypothesis.stateful import RULE_MARKER
 
 from conformance.context import CheckContext
@@ -20,7 +19,6 @@ from conformance.delivery.machine import (
     build_machine,
     find_violation,
     judge_and_raise,
-    shrink_budget,
 )
 from conformance.delivery.model import Judgement, Violation
 from conformance.delivery.operations import Check, Connect, Subscribe, Trigger, Unsubscribe
@@ -134,29 +132,6 @@ def test_model_violation_says_how_many_and_the_first() -> None:
     )
     assert str(violation) == "2 violation(s): first one"
     assert violation.steps == (Check(), Check())
-
-
-def budget() -> float:
-    value: float = engine.MAX_SHRINKING_SECONDS
-    return value
-
-
-def fail_within(seconds: float, seen: list[float]) -> None:
-    with shrink_budget(seconds):
-        seen.append(budget())
-        raise RuntimeError("a failing run")
-
-
-def test_shrink_budget_restores_the_engine_constant() -> None:
-    before = budget()
-    with shrink_budget(1.5):
-        assert budget() == 1.5
-    assert budget() == before
-    seen: list[float] = []
-    with pytest.raises(RuntimeError, match="a failing run"):
-        fail_within(2.5, seen)
-    assert seen == [2.5]
-    assert budget() == before
 
 
 def test_judge_and_raise_raises_only_for_asserted_aspects() -> None:

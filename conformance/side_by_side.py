@@ -1,0 +1,75 @@
+"""Running the selected checks side by side before pytest reports them, after a pre-flight
+look at the target; and telling whether a target that stopped answering is gone for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+
+import pytest
+
+from .errors import ConformanceError, TargetUnreachable
+from .items import CheckItem, RunState
+from .preflight import TargetProbe, probe_target
+from .profiles import profile, shrinking_capped
+from .progress import make_progress
+from .runner import run_side_by_side
+from .target import check_reachable
+
+
+def _alive(state: RunState) -> bool:
+    """Whether the target still answers: the bundled server's process is up, or its address
+    accepts a TCP connection."""
+    if state.bundled is not None and state.bundled.process.poll() is not None:
+        return False
+    try:
+        check_reachable(state.target, timeout=3.0)
+    except TargetUnreachable:
+        return False
+    return True
+
+
+def _probe(state: RunState) -> TargetProbe:
+    """The pre-flight look at the target (see conformance/preflight.py); a target that does
+    not even take a handshake gets an empty probe, and the checks will say the rest."""
+    timeout = state.settings.response_timeout * state.settings.timeout_multiplier
+    try:
+        return asyncio.run(probe_target(state.target.ws_url, state.target.key, timeout))
+    except (OSError, ConformanceError):
+        return TargetProbe((), answers_pusher_ping=True)
+
+
+def run_selected(session: pytest.Session, state: RunState) -> None:
+    """Run every selected check the target has the capability for, side by side, and keep
+    each one's outcome for its item to report."""
+    config = session.config
+    declared = state.target.capabilities
+    items = [
+        i
+        for i in session.items
+        if isinstance(i, CheckItem)
+        and (not i.requirement.capability or i.requirement.capability in declared)
+    ]
+    by_job = {item.job(state): item for item in items}
+    capture = config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        state.probe = _probe(state)
+        state.settings = dataclasses.replace(
+            state.settings, answers_pusher_ping=state.probe.answers_pusher_ping
+        )
+        for line in state.probe.warnings(state.settings.timeout_multiplier):
+            print(f"conformance: warning: {line}", flush=True)
+        progress = make_progress(config, total=len(by_job))
+        shrink = profile(state.settings.profile).shrink_seconds * state.settings.timeout_multiplier
+        with progress, shrinking_capped(shrink):
+            runs = run_side_by_side(
+                list(by_job),
+                lambda job: by_job[job].execute(state),
+                concurrency=state.concurrency,
+                alive=lambda: _alive(state),
+                health=state.health,
+                progress=progress,
+            )
+    state.runs = {job.check.full_id: run for job, run in runs.items()}
