@@ -33,3 +33,14 @@ def test_exit_codes() -> None:
     assert exit_code([("SHOULD", Outcome.ERROR)], 1) is ExitCode.NOT_DECIDED
     assert exit_code([("MUST", Outcome.INCONCLUSIVE)], 1) is ExitCode.NOT_DECIDED
     assert exit_code([("SHOULD", Outcome.INCONCLUSIVE)], 1) is ExitCode.OK
+
+
+def test_void_checks_make_a_void_verdict_below_failures_and_errors() -> None:
+    from conformance.outcomes import CheckOutcome, ExitCode, Outcome, exit_code, grade
+
+    assert grade("MUST", [CheckOutcome.PASSED, CheckOutcome.VOID]) is Outcome.VOID
+    assert grade("MUST", [CheckOutcome.VOID, CheckOutcome.INCONCLUSIVE]) is Outcome.VOID
+    assert grade("MUST", [CheckOutcome.VOID, CheckOutcome.ERROR]) is Outcome.ERROR
+    assert grade("SHOULD", [CheckOutcome.VOID, CheckOutcome.FAILED]) is Outcome.NON_STRICT
+    assert exit_code([("MUST", Outcome.PASS), ("SHOULD", Outcome.VOID)], 3) is ExitCode.NOT_DECIDED
+    assert exit_code([("MUST", Outcome.FAIL), ("MUST", Outcome.VOID)], 3) is ExitCode.MUST_FAILED
