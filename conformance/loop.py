@@ -34,6 +34,8 @@ class LoopThread:
         self.loop = asyncio.new_event_loop()
         self.budget = budget
         self.deadline = None if budget is None else time.monotonic() + budget
+        #: Set by ``abort``: the run was interrupted, every wait ends at once.
+        self.aborted = False
         self._thread = threading.Thread(
             target=self.loop.run_forever, name="conformance-check-loop", daemon=True
         )
@@ -45,14 +47,30 @@ class LoopThread:
         Past the deadline the coroutine is cancelled and ``CheckOverBudget`` raised: a
         ``BaseException``, so that hypothesis stops at once rather than shrinking a timeout
         as if it were a counterexample."""
+        if self.aborted:
+            coro.close()
+            raise KeyboardInterrupt
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        if self.deadline is None:
-            return future.result()
         try:
+            if self.deadline is None:
+                return future.result()
             return future.result(timeout=max(0.0, self.deadline - time.monotonic()))
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise CheckOverBudget(self.budget or 0.0) from None
+        except concurrent.futures.CancelledError:
+            if self.aborted:
+                raise KeyboardInterrupt from None
+            raise
+
+    def abort(self) -> None:
+        """Stop the check from any thread (the run was interrupted): what runs on the loop is
+        cancelled, and the wait in ``run``, like every later one, raises ``KeyboardInterrupt``
+        at once, which hypothesis lets through instead of shrinking."""
+        self.aborted = True
+        if not self.loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(_cancel_pending, self.loop)
 
     def close(self) -> None:
         """Cancel what is still running, stop the loop and join its thread."""
@@ -83,3 +101,8 @@ async def _cancel_all() -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
+    for task in asyncio.all_tasks(loop):
+        task.cancel()

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import functools
 import statistics
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -167,7 +168,7 @@ def execute_check(
     """Run one check to its outcome. Never raises: every ending is classified."""
     started = time.monotonic()
     outcome, message = CheckOutcome.PASSED, ""
-    with LoopThread(budget=budget) as runner:
+    with LoopThread(budget=budget) as runner, _registered(runner):
         ctx = CheckContext(target, settings, check, runner, models=models)
         try:
             if check.kind == "exchange":
@@ -181,6 +182,7 @@ def execute_check(
             outcome, message = classify(exc)
         finally:
             runner.deadline = None  # closing is not the check's time to spend
+            runner.aborted = False  # and even an interrupted check closes its connections
             try:
                 runner.run(asyncio.wait_for(ctx.aclose(), 10))
             except Exception as exc:  # closing must never hide the verdict
@@ -238,6 +240,29 @@ def _last_input(ctx: CheckContext | None) -> str:
     return "(no input recorded)"
 
 
+_RUNNING_LOCK = threading.Lock()
+_RUNNING: set[LoopThread] = set()
+
+
+@contextlib.contextmanager
+def _registered(runner: LoopThread) -> Iterator[None]:
+    """Keep track of the checks' loops, so that an interrupted run can stop them all."""
+    with _RUNNING_LOCK:
+        _RUNNING.add(runner)
+    try:
+        yield
+    finally:
+        with _RUNNING_LOCK:
+            _RUNNING.discard(runner)
+
+
+def _abort_all() -> None:
+    with _RUNNING_LOCK:
+        loops = list(_RUNNING)
+    for runner in loops:
+        runner.abort()
+
+
 _AST_LOCK = threading.Lock()
 
 
@@ -282,7 +307,8 @@ def run_side_by_side(
     done: dict[Job, CheckRun] = {}
     running: dict[Future[CheckRun], Job] = {}
     started_at: dict[Job, float] = {}
-    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="check") as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="check")
+    try:
         while pending or running:
             while pending and len(running) < concurrency and health.died is None:
                 job = pending.pop()
@@ -301,9 +327,16 @@ def run_side_by_side(
                     run.message += f"\nthe target died during this check; {health.died}"
                 elif health.died is not None and run.outcome in _SUSPECT:
                     run = CheckRun(CheckOutcome.VOID, f"void: {health.died}", run.started,
-                                   run.finished, run.ctx)  # fmt: skip
+                                       run.finished, run.ctx)  # fmt: skip
                 done[job] = run
                 progress.finished(job, run)
+    except BaseException:
+        # Interrupted (Ctrl-C): stop every check's waits now rather than at its budget.
+        pending.clear()
+        _abort_all()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     for job in reversed(pending):
         now = time.monotonic()
         done[job] = CheckRun(CheckOutcome.VOID, f"not run: {health.died}", now, now)

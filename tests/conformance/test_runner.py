@@ -183,3 +183,16 @@ def test_over_budget_is_not_an_exception_hypothesis_would_shrink() -> None:
 )
 def test_every_exception_has_an_outcome(exc: BaseException, outcome: CheckOutcome) -> None:
     assert classify(exc)[0] is outcome
+
+
+def test_an_aborted_loop_ends_the_wait_at_once_and_every_later_one() -> None:
+    import asyncio
+
+    with LoopThread(budget=60) as runner:
+        threading.Timer(0.2, runner.abort).start()
+        began = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            runner.run(asyncio.sleep(30))
+        assert time.monotonic() - began < 5
+        with pytest.raises(KeyboardInterrupt):
+            runner.run(asyncio.sleep(0))
