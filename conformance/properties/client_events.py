@@ -178,26 +178,47 @@ async def _one_event(
         )
 
 
+#: Tries at sending the burst fast enough before the check gives up as inconclusive.
+BURST_TRIES = 3
+
+
 @prop("client_event_rate_limit", "burst", "limit")
 def client_event_rate_limit(ctx: CheckContext, params: Mapping[str, Any]) -> None:
     burst, limit = int(params.get("burst", 20)), int(params.get("limit", 10))
-    channel = unique_channel("private-conformance-rate-")
 
-    async def go() -> None:
-        await ctx.open("sender")
-        await ctx.open("receiver")
-        await ctx.subscribe("sender", channel, auth="signed")
-        await ctx.subscribe("receiver", channel, auth="signed")
-        sender, receiver = ctx.connection("sender"), ctx.connection("receiver")
+    async def send_burst(attempt: int) -> tuple[str, str, str] | None:
+        """Fresh connections and channel; the burst, or None when this machine was too busy
+        to send it within half a second (then the rate window proves nothing)."""
+        channel = unique_channel("private-conformance-rate-")
+        sender, receiver = f"sender{attempt}", f"receiver{attempt}"
+        await ctx.open(sender)
+        await ctx.open(receiver)
+        await ctx.subscribe(sender, channel, auth="signed")
+        await ctx.subscribe(receiver, channel, auth="signed")
         started = time.monotonic()
         for number in range(burst):
-            await sender.send_json(
+            await ctx.connection(sender).send_json(
                 {"event": f"client-burst-{number}", "channel": channel, "data": "x"}
             )
         if time.monotonic() - started > 0.5:
-            raise PreconditionFailed("could not send the burst within half a second")
-        await ctx.ping_barrier("sender")
-        await ctx.ping_barrier("receiver")
+            for name in (sender, receiver):
+                await ctx.connection(name).close()
+            return None
+        return sender, receiver, channel
+
+    async def go() -> None:
+        for attempt in range(BURST_TRIES):
+            sent = await send_burst(attempt)
+            if sent is not None:
+                break
+        else:
+            raise PreconditionFailed(
+                f"could not send the burst within half a second ({BURST_TRIES} tries)"
+            )
+        sender_name, receiver_name, channel = sent
+        await ctx.ping_barrier(sender_name)
+        await ctx.ping_barrier(receiver_name)
+        sender, receiver = ctx.connection(sender_name), ctx.connection(receiver_name)
         delivered = [
             f for f in receiver.unconsumed()
             if (f.event or "").startswith("client-burst-") and f.parsed.get("channel") == channel
