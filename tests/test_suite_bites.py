@@ -62,6 +62,17 @@ def _run_suite(tmp_path: Path, faults: str, checks: list[str] | None = None) -> 
     return data
 
 
+def _why(data: dict[str, Any], requirement_ids: set[str]) -> str:
+    """The not-passing checks of these requirements, a line each: what CI shows of a miss."""
+    return "\n".join(
+        f"  {c['id']}: {c['outcome']}: {c['message'][:400]}"
+        for r in data["requirements"]
+        if r["id"] in requirement_ids
+        for c in r["checks"]
+        if c["outcome"] not in ("passed", "skipped")
+    )
+
+
 def test_the_fault_catalogue_matches_the_server() -> None:
     assert len(FAULTS) >= 8
     assert set(FAULTS) == {f.value for f in Fault}
