@@ -131,6 +131,15 @@ class SubscriptionFaults(ConnectionWithFaults):
             self._send(frames.cache_miss(channel))
             self._report(webhooks.after_cache_miss(channel))
             return
+        cached = self._registry.cache.get(channel, now)
+        if cached is not None and self.has(Fault.CACHE_HIT_SENT_AS_CACHE_MISS):
+            # The cached event goes out, but under the name meant for an empty cache.
+            frame = {"event": "pusher:cache_miss", "channel": channel, "data": cached.data}
+            self._send(frames.compact_json(frame))
+            return
+        if cached is not None and self.has(Fault.CACHED_EVENT_WITHOUT_CHANNEL):
+            self._send(frames.compact_json({"event": cached.name, "data": cached.data}))
+            return
         super()._replay_cache(channel, now)
 
     def _leave_channel(self, channel: str) -> None:
