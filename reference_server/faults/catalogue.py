@@ -46,6 +46,7 @@ class Fault(enum.StrEnum):
     INVALID_CHANNEL_NAMES_ACCEPTED = "invalid_channel_names_accepted"
     UNANCHORED_PRIVATE_PREFIX = "unanchored_private_prefix"
     PRIVATE_WITHOUT_AUTH_ACCEPTED = "private_without_auth_accepted"
+    PRIVATE_AUTH_MISSING_CLOSES = "private_auth_missing_closes"
     AUTH_SOCKET_ID_IGNORED = "auth_socket_id_ignored"
     AUTH_KEY_PART_IGNORED = "auth_key_part_ignored"
     PRESENCE_CHANNEL_DATA_UNSIGNED = "presence_channel_data_unsigned"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from reference_server.faults import Fault
+from reference_server.protocol.connection import Close
 
 from ..harness import (
     App,
@@ -173,3 +174,14 @@ def test_fault_cached_event_without_channel() -> None:
     app = App([Fault.CACHED_EVENT_WITHOUT_CHANNEL])
     app.registry.cache.store("cache-b", "ev", "d", 0.0)
     assert subscribe(app.connect(), "cache-b")[1] == {"event": "ev", "data": "d"}
+
+
+def test_fault_private_auth_missing_closes() -> None:
+    app = App([Fault.PRIVATE_AUTH_MISSING_CLOSES])
+    connection = app.connect()
+    # A wrong or empty auth is refused as before, and the connection stays open.
+    is_error(subscribe(connection, "private-a", auth="app-key:bad"))
+    is_error(subscribe(connection, "private-a", auth=""))
+    send(connection, "pusher:subscribe", {"channel": "private-a"})
+    assert connection.data_to_send() == [Close(1011, "Internal server error")]
+    assert app.registry.subscribers("private-a") == []
