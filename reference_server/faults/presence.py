@@ -84,7 +84,7 @@ class PresenceFaults(ConnectionWithFaults):
         connections = self._registry.presence.get(channel).connections
         if self.has(Fault.PRESENCE_ROSTER_PER_CONNECTION):
             # One id per connection: a user with two tabs is listed (and counted) twice.
-            ids = [key for key in roster["ids"] for _ in connections.get(key, {None: None})]
+            ids = [key for key in roster["ids"] for _ in connections[key]]
             roster = {**roster, "ids": ids, "count": len(ids)}
         if self.has(Fault.PRESENCE_IDS_KEYED_BY_SOCKET):
             # A map from each user's first socket id to the user, where a list is due.
