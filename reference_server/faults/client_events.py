@@ -52,5 +52,10 @@ class ClientEventFaults(ConnectionWithFaults):
     def _client_event_recipients(self, channel: str) -> tuple[str, ...]:
         exclude = None if self.has(Fault.CLIENT_EVENT_ECHO) else self.socket_id
         if self.has(Fault.LEAK_TO_UNSUBSCRIBED):
-            return self._leaky.targets_with_former(channel, exclude=exclude)
-        return self._registry.targets(channel, exclude=exclude)
+            targets = self._leaky.targets_with_former(channel, exclude=exclude)
+        else:
+            targets = self._registry.targets(channel, exclude=exclude)
+        if self.has(Fault.CLIENT_EVENT_RELAYED_TWICE):
+            # Every recipient twice over, as when a relay also comes back from a pub/sub hop.
+            return targets + targets
+        return targets

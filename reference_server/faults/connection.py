@@ -33,6 +33,13 @@ class ConnectionWithFaults(Connection):
         #: Messages that were not valid Pusher messages, and binary frames; the server reads
         #: it for ``malformed_sender_address_blocked``.
         self.malformed_inputs = 0
+        #: Set once the connection is going away (closed or lost): several real servers got
+        #: their cleanup right on ``pusher:unsubscribe`` but wrong on this path.
+        self.leaving_on_close = False
 
     def has(self, fault: Fault) -> bool:
         return fault in self.faults
+
+    def _leave_everything(self) -> None:
+        self.leaving_on_close = True
+        super()._leave_everything()

@@ -9,12 +9,14 @@ import re
 from typing import Any
 
 from ..protocol.channels import ChannelRegistry
-from ..protocol.errors import HttpApiError, Unauthorized
+from ..protocol.errors import HttpApiError, PayloadTooLarge, Unauthorized
 from ..protocol.frames import compact_json
 from ..protocol.http_events import BatchPlan, EventParser, TriggerEvent, load_body
 from ..protocol.http_publish import Publisher
 from ..protocol.http_queries import ChannelQueries
 from ..protocol.http_requests import ApiLimits, AppCredentials, HttpRequest, RequestAuthenticator
+from ..protocol.names import ChannelType, channel_type
+from ..protocol.signing import body_md5, signatures_match
 from .catalogue import Fault, FaultSet
 from .channels import LeakyChannelRegistry
 
@@ -28,6 +30,9 @@ __all__ = [
 # Under ``socket_id_without_dot`` the server's own (dotless) ids must stay usable as a trigger's
 # ``socket_id``, so that the fault breaks only the socket id shape and not the exclusion.
 _SOCKET_ID_DOT_OPTIONAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+#: ``large_body_signature_truncated``: how much of a body its ``body_md5`` is checked against.
+TRUNCATED_BODY_BYTES = 8192
 
 
 class RequestAuthenticatorWithFaults(RequestAuthenticator):
@@ -49,8 +54,14 @@ class RequestAuthenticatorWithFaults(RequestAuthenticator):
             super()._check_timestamp(timestamp, now)
 
     def _check_body_md5(self, body: bytes, given: str) -> None:
-        if Fault.SKIP_BODY_MD5_CHECK not in self.faults:
-            super()._check_body_md5(body, given)
+        if Fault.SKIP_BODY_MD5_CHECK in self.faults:
+            return
+        if Fault.LARGE_BODY_SIGNATURE_TRUNCATED in self.faults:
+            # Only the first bytes of a large body are hashed, so a correct body_md5 fails.
+            if not signatures_match(body_md5(body[:TRUNCATED_BODY_BYTES]), given):
+                raise Unauthorized("body_md5 does not match the body")
+            return
+        super()._check_body_md5(body, given)
 
     def _check_signature(self, request: HttpRequest, signature: str) -> None:
         if Fault.SKIP_SIGNATURE_CHECK not in self.faults:
@@ -72,6 +83,10 @@ class EventParserWithFaults(EventParser):
     def _check_body_size(self, body: bytes) -> None:
         if len(body) > self.limits.max_body_bytes and Fault.OVERSIZED_BODY_500 in self.faults:
             raise RuntimeError("oversized_body_500: the size check escapes as an internal error")
+        limit = self.limits.max_event_bytes
+        if len(body) > limit and Fault.EVENT_LIMIT_ON_WHOLE_BODY in self.faults:
+            # The event-data limit measured on the whole request, envelope included.
+            raise PayloadTooLarge(f"Body is over {limit} bytes")
         super()._check_body_size(body)
 
     def _max_batch_events(self) -> int | None:
@@ -115,6 +130,9 @@ class EventParserWithFaults(EventParser):
         super()._check_channel_name(name)
 
     def _is_socket_id(self, value: str) -> bool:
+        if Fault.EXCLUDE_SOCKET_ID_UNVALIDATED in self.faults:
+            # Any string is taken; a malformed one simply excludes nobody.
+            return True
         if Fault.SOCKET_ID_WITHOUT_DOT in self.faults:
             return _SOCKET_ID_DOT_OPTIONAL.fullmatch(value) is not None
         return super()._is_socket_id(value)
@@ -194,7 +212,34 @@ class ChannelQueriesWithFaults(ChannelQueries):
     def terminate_targets(self, user_id: str) -> tuple[str, ...]:
         if Fault.TERMINATE_IGNORED in self.faults:
             return ()
-        return super().terminate_targets(user_id)
+        targets = super().terminate_targets(user_id)
+        if Fault.TERMINATE_HITS_PRESENCE_MEMBERS in self.faults:
+            # A presence member's user_id taken for a signed-in user.
+            presence = self.registry.presence
+            members = (s for ch in presence for s in presence.get(ch).connections.get(user_id, ()))
+            targets = tuple(dict.fromkeys((*targets, *members)))
+        return targets
+
+    def channel_info(self, channel: str, request: HttpRequest, now: float) -> dict[str, Any]:
+        body = super().channel_info(channel, request, now)
+        if "user_count" in body and Fault.USER_COUNT_PER_CONNECTION in self.faults:
+            body["user_count"] = self._connection_count(channel)
+        return body
+
+    def channel_users(self, channel: str) -> dict[str, Any]:
+        body = super().channel_users(channel)
+        if not _is_presence(channel) or not body["users"]:
+            return body
+        if Fault.USERS_ENDPOINT_500 in self.faults:
+            raise RuntimeError("users_endpoint_500: the users list fails to serialise")
+        if Fault.USERS_LISTED_PER_CONNECTION in self.faults:
+            by_socket = self.registry.presence.get(channel).by_socket
+            return {"users": [{"id": key} for key in by_socket.values()]}
+        return body
+
+    def _connection_count(self, channel: str) -> int:
+        """How many connections (not users) are members of a presence channel."""
+        return len(self.registry.presence.get(channel).by_socket)
 
     def _not_applicable(self, message: str) -> None:
         # Reverb leaves such an attribute out instead of refusing the request.
@@ -215,4 +260,18 @@ class ChannelQueriesWithFaults(ChannelQueries):
     ) -> dict[str, dict[str, Any]]:
         if Fault.CHANNELS_FILTER_IGNORED in self.faults:
             prefix = ""
-        return super()._occupied_channels(prefix, attributes)
+        if Fault.CHANNELS_INFO_IGNORED in self.faults:
+            # Validated above, then forgotten: every channel's hash is empty.
+            attributes = ()
+        channels = super()._occupied_channels(prefix, attributes)
+        if Fault.CHANNELS_LIST_PRESENCE_ONLY in self.faults:
+            channels = {name: attrs for name, attrs in channels.items() if _is_presence(name)}
+        if Fault.USER_COUNT_PER_CONNECTION in self.faults:
+            for name, attrs in channels.items():
+                if "user_count" in attrs:
+                    attrs["user_count"] = self._connection_count(name)
+        return channels
+
+
+def _is_presence(channel: str) -> bool:
+    return channel_type(channel) is ChannelType.PRESENCE

@@ -17,6 +17,19 @@ class LifecycleFaults(ConnectionWithFaults):
     def _knows_app_key(self, app_key: str) -> bool:
         return self.has(Fault.UNKNOWN_KEY_ACCEPTED) or super()._knows_app_key(app_key)
 
+    def open(self, app_key: str, now: float) -> None:
+        if (
+            self.has(Fault.UNKNOWN_KEY_CLOSE_4009)
+            and self.state is State.CONNECTING
+            and not self._knows_app_key(app_key)
+        ):
+            # Refused with the "unauthorized, do not reconnect" code meant for other errors.
+            message = f"App key {app_key} does not exist"
+            self._send(frames.error(message, 4009))
+            self._close(4009, message)
+            return
+        super().open(app_key, now)
+
     def _established_frame(self, socket_id: str) -> str:
         frame = super()._established_frame(socket_id)
         if not self.has(Fault.ESTABLISHED_DATA_AS_OBJECT):

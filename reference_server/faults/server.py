@@ -38,13 +38,16 @@ from .http_api import (
     RequestAuthenticatorWithFaults,
 )
 from .lifecycle import LifecycleFaults
+from .presence import PresenceFaults
 from .subscriptions import SubscriptionFaults
 from .webhooks import UndelayedWebhookSchedule, WebhookReportFaults, WebhookSenderWithFaults
 
 __all__ = ["FaultyConnection", "FaultyReferenceServer"]
 
 
-class FaultyConnection(LifecycleFaults, SubscriptionFaults, ClientEventFaults, WebhookReportFaults):
+class FaultyConnection(
+    LifecycleFaults, SubscriptionFaults, PresenceFaults, ClientEventFaults, WebhookReportFaults
+):
     """Every connection-level fault; each switch is read where its rule is."""
 
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..protocol import frames, webhooks
-from ..protocol.errors import InvalidChannelName, SubscriptionRefused
+from ..protocol.errors import InvalidChannelName, ProtocolError, SubscriptionRefused
 from ..protocol.messages import Signin, Subscribe, json_object
 from ..protocol.names import ChannelType
 from ..protocol.presence import MAX_CHANNEL_DATA_BYTES, Joined, Left, Member
@@ -14,10 +14,17 @@ from .auth import check_channel_auth_with_faults, correct_signin_auth
 from .catalogue import Fault
 from .connection import ConnectionWithFaults
 
-__all__ = ["FAULTY_CHANNEL_NAME_MAX_LENGTH", "SubscriptionFaults"]
+__all__ = ["FAULTY_CHANNEL_NAME_MAX_LENGTH", "InternalError", "SubscriptionFaults"]
 
 #: ``channel_name_length_100``: the (wrong) longest channel name accepted.
 FAULTY_CHANNEL_NAME_MAX_LENGTH = 100
+
+
+class InternalError(ProtocolError):
+    """An unexpected input that crashes the connection's handler: closed 1011, unexplained."""
+
+    close_code = 1011
+    reported = False
 
 
 class SubscriptionFaults(ConnectionWithFaults):
@@ -61,6 +68,10 @@ class SubscriptionFaults(ConnectionWithFaults):
             and self.has(Fault.PRIVATE_WITHOUT_AUTH_ACCEPTED)
         ):
             return
+        missing = kind is ChannelType.PRIVATE and message.auth is None
+        if missing and self.has(Fault.PRIVATE_AUTH_MISSING_CLOSES):
+            # The handler assumed ``auth`` is there and falls over instead of refusing.
+            raise InternalError("Internal server error")
         assert self.socket_id is not None
         check_channel_auth_with_faults(
             message.auth,
@@ -130,6 +141,15 @@ class SubscriptionFaults(ConnectionWithFaults):
         if self.has(Fault.CACHE_MISS_ALWAYS):
             self._send(frames.cache_miss(channel))
             self._report(webhooks.after_cache_miss(channel))
+            return
+        cached = self._registry.cache.get(channel, now)
+        if cached is not None and self.has(Fault.CACHE_HIT_SENT_AS_CACHE_MISS):
+            # The cached event goes out, but under the name meant for an empty cache.
+            frame = {"event": "pusher:cache_miss", "channel": channel, "data": cached.data}
+            self._send(frames.compact_json(frame))
+            return
+        if cached is not None and self.has(Fault.CACHED_EVENT_WITHOUT_CHANNEL):
+            self._send(frames.compact_json({"event": cached.name, "data": cached.data}))
             return
         super()._replay_cache(channel, now)
 

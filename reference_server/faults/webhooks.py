@@ -8,11 +8,14 @@ from typing import Any
 from ..protocol.frames import compact_json
 from ..protocol.webhooks import (
     CACHE_MISS,
+    CHANNEL_VACATED,
     CLIENT_EVENT,
+    MEMBER_REMOVED,
     WebhookEvent,
     WebhookRequest,
     WebhookSchedule,
     build_request,
+    channel_vacated,
     sign_body,
     split_requests,
 )
@@ -37,14 +40,45 @@ class WebhookReportFaults(ConnectionWithFaults):
         for event in events:
             if event.name == CACHE_MISS and self.has(Fault.WEBHOOK_NO_CACHE_MISS):
                 continue
+            if self._lost_on_close(event.name):
+                continue
             if event.name == CLIENT_EVENT:
                 if self.has(Fault.WEBHOOK_NO_CLIENT_EVENT):
                     continue
+                dropped = set()
                 if self.has(Fault.WEBHOOK_CLIENT_EVENT_WITHOUT_SOCKET_ID):
-                    fields = tuple(f for f in event.fields if f[0] != "socket_id")
-                    event = WebhookEvent(event.name, event.channel, fields)
+                    dropped.add("socket_id")
+                if self.has(Fault.WEBHOOK_CLIENT_EVENT_WITHOUT_USER_ID):
+                    dropped.add("user_id")
+                fields = tuple(f for f in event.fields if f[0] not in dropped)
+                event = WebhookEvent(event.name, event.channel, fields)
             kept.append(event)
         super()._report(kept)
+
+    def _lost_on_close(self, name: str) -> bool:
+        """Leave webhooks that a closing connection's cleanup fails to send, while an
+        explicit ``pusher:unsubscribe`` still sends them."""
+        if not self.leaving_on_close:
+            return False
+        if name == CHANNEL_VACATED:
+            return self.has(Fault.WEBHOOK_VACATED_NOT_ON_CLOSE)
+        return name == MEMBER_REMOVED and self.has(Fault.WEBHOOK_MEMBER_REMOVED_NOT_ON_CLOSE)
+
+    def _leave_channel(self, channel: str) -> None:
+        super()._leave_channel(channel)
+        self._vacated_while_occupied([channel])
+
+    def _leave_everything(self) -> None:
+        left = list(self._subscriptions)
+        super()._leave_everything()
+        self._vacated_while_occupied(left)
+
+    def _vacated_while_occupied(self, channels: list[str]) -> None:
+        """``webhook_vacated_on_any_leave``: a leave reports ``channel_vacated`` even though
+        others are still subscribed (the last leave reports it as usual)."""
+        if not self.has(Fault.WEBHOOK_VACATED_ON_ANY_LEAVE):
+            return
+        self._report([channel_vacated(ch) for ch in channels if self._registry.subscribers(ch)])
 
 
 class UndelayedWebhookSchedule(WebhookSchedule):

@@ -61,3 +61,11 @@ def test_fault_client_event_no_user_id() -> None:
     client_event(a, "presence-r")
     [(frame, _)] = delivered(a)
     assert "user_id" not in frame
+
+
+def test_fault_client_event_relayed_twice() -> None:
+    _, [a, b, _] = setup_private(Fault.CLIENT_EVENT_RELAYED_TWICE)
+    client_event(a, "private-r")
+    [(frame, targets)] = delivered(a)
+    assert frame["event"] == "client-x"
+    assert targets == (b.socket_id, b.socket_id)

@@ -239,3 +239,69 @@ class TestQueries:
         registry = ChannelRegistry()
         registry.users.sign_in("1.1", "u")
         assert queries(registry, [Fault.TERMINATE_IGNORED]).terminate_targets("u") == ()
+
+
+class TestShippedQueryBugs:
+    """``registry_with_presence``: u1 on two connections and u2 on one in ``presence-p``."""
+
+    def test_user_count_per_connection(self) -> None:
+        faulty = queries(registry_with_presence(), [Fault.USER_COUNT_PER_CONNECTION])
+        info = faulty.channel_info("presence-p", signed_get("/", info="user_count"), 0.0)
+        assert info == {"occupied": True, "user_count": 3}
+        listed = faulty.list_channels(
+            signed_get("/", filter_by_prefix="presence-", info="user_count")
+        )
+        assert listed == {"channels": {"presence-p": {"user_count": 3}}}
+
+    def test_users_listed_per_connection(self) -> None:
+        faulty = queries(registry_with_presence(), [Fault.USERS_LISTED_PER_CONNECTION])
+        users = faulty.channel_users("presence-p")["users"]
+        assert sorted(user["id"] for user in users) == ["u1", "u1", "u2"]
+
+    def test_users_endpoint_500(self) -> None:
+        faulty = queries(registry_with_presence(), [Fault.USERS_ENDPOINT_500])
+        with pytest.raises(RuntimeError):
+            faulty.channel_users("presence-p")
+        # An empty presence channel and a non-presence one are answered as before.
+        assert faulty.channel_users("presence-empty") == {"users": []}
+        with pytest.raises(BadRequest):
+            faulty.channel_users("pub")
+
+    def test_channels_list_presence_only(self) -> None:
+        faulty = queries(registry_with_presence(), [Fault.CHANNELS_LIST_PRESENCE_ONLY])
+        assert faulty.list_channels(signed_get("/")) == {"channels": {"presence-p": {}}}
+        assert faulty.list_channels(signed_get("/", filter_by_prefix="pu")) == {"channels": {}}
+
+    def test_channels_info_ignored(self) -> None:
+        faulty = queries(registry_with_presence(), [Fault.CHANNELS_INFO_IGNORED])
+        request = signed_get("/", filter_by_prefix="presence-", info="user_count")
+        assert faulty.list_channels(request) == {"channels": {"presence-p": {}}}
+        with pytest.raises(BadRequest):
+            faulty.list_channels(signed_get("/", info="user_count"))
+
+    def test_terminate_hits_presence_members(self) -> None:
+        registry = registry_with_presence()
+        registry.users.sign_in("1.9", "u1")
+        faulty = queries(registry, [Fault.TERMINATE_HITS_PRESENCE_MEMBERS])
+        assert set(faulty.terminate_targets("u1")) == {"1.9", "1.1", "1.2"}
+        assert queries(registry).terminate_targets("u1") == ("1.9",)
+
+
+class TestShippedSizeBugs:
+    def test_event_limit_on_whole_body(self) -> None:
+        at_limit = {"name": "e", "channel": "a", "data": "x" * LIMITS.max_event_bytes}
+        assert len(validate(signed(at_limit)).data) == LIMITS.max_event_bytes
+        error = refused(signed(at_limit), [Fault.EVENT_LIMIT_ON_WHOLE_BODY])
+        assert isinstance(error, PayloadTooLarge)
+        assert validate(signed(GOOD), [Fault.EVENT_LIMIT_ON_WHOLE_BODY]).name == "foo"
+
+    def test_exclude_socket_id_unvalidated(self) -> None:
+        body = {**GOOD, "socket_id": "abc"}
+        assert isinstance(refused(signed(body)), BadRequest)
+        assert validate(signed(body), [Fault.EXCLUDE_SOCKET_ID_UNVALIDATED]).socket_id == "abc"
+
+    def test_large_body_signature_truncated(self) -> None:
+        faults = [Fault.LARGE_BODY_SIGNATURE_TRUNCATED]
+        large = {"name": "e", "channel": "a", "data": "x" * 9000}
+        assert isinstance(refused(signed(large), faults), Unauthorized)
+        assert validate(signed(GOOD), faults).name == "foo"

@@ -112,3 +112,16 @@ def test_malformed_input_is_counted_for_the_address_block() -> None:
     assert connection.malformed_inputs == 1
     connection.receive_binary(b"x", 1.0)
     assert connection.malformed_inputs == 2
+
+
+def test_fault_unknown_key_close_4009() -> None:
+    connection = App([Fault.UNKNOWN_KEY_CLOSE_4009]).new()
+    connection.open("wrong", 0.0)
+    error, close = connection.data_to_send()
+    assert isinstance(error, SendText)
+    assert json.loads(error.text)["data"]["code"] == 4009
+    assert close == Close(4009, "App key wrong does not exist")
+    # The right key still opens.
+    good = App([Fault.UNKNOWN_KEY_CLOSE_4009]).new()
+    good.open(KEY, 0.0)
+    assert sent(good)[0]["event"] == "pusher:connection_established"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from reference_server.faults import Fault
+from reference_server.protocol.connection import Close
 
 from ..harness import (
     App,
@@ -155,3 +156,32 @@ def test_fault_cache_miss_always() -> None:
     app = App([Fault.CACHE_MISS_ALWAYS])
     app.registry.cache.store("cache-b", "ev", "d", 0.0)
     assert subscribe(app.connect(), "cache-b")[1]["event"] == "pusher:cache_miss"
+
+
+def test_fault_cache_hit_sent_as_cache_miss() -> None:
+    app = App([Fault.CACHE_HIT_SENT_AS_CACHE_MISS])
+    app.registry.cache.store("cache-b", "ev", "d", 0.0)
+    replay = subscribe(app.connect(), "cache-b")[1]
+    assert replay == {"event": "pusher:cache_miss", "channel": "cache-b", "data": "d"}
+    # An empty cache is still a plain miss.
+    assert subscribe(app.connect(), "cache-c")[1] == {
+        "event": "pusher:cache_miss",
+        "channel": "cache-c",
+    }
+
+
+def test_fault_cached_event_without_channel() -> None:
+    app = App([Fault.CACHED_EVENT_WITHOUT_CHANNEL])
+    app.registry.cache.store("cache-b", "ev", "d", 0.0)
+    assert subscribe(app.connect(), "cache-b")[1] == {"event": "ev", "data": "d"}
+
+
+def test_fault_private_auth_missing_closes() -> None:
+    app = App([Fault.PRIVATE_AUTH_MISSING_CLOSES])
+    connection = app.connect()
+    # A wrong or empty auth is refused as before, and the connection stays open.
+    is_error(subscribe(connection, "private-a", auth="app-key:bad"))
+    is_error(subscribe(connection, "private-a", auth=""))
+    send(connection, "pusher:subscribe", {"channel": "private-a"})
+    assert connection.data_to_send() == [Close(1011, "Internal server error")]
+    assert app.registry.subscribers("private-a") == []

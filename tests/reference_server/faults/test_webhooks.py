@@ -22,7 +22,7 @@ from reference_server.protocol.webhooks import (
     member_removed,
 )
 
-from ..harness import App, auth_for, client_event, join, subscribe
+from ..harness import App, auth_for, client_event, join, subscribe, unsubscribe
 
 KEY, SECRET = "app-key", "app-secret"
 
@@ -111,3 +111,55 @@ def test_client_event_webhook_faults(fault: Fault, fields: set[str] | None) -> N
         [event] = reported
         assert {name for name, _ in event.fields} == fields
     assert len(a.deliveries_to_send()) == 1
+
+
+def test_fault_webhook_client_event_without_user_id() -> None:
+    app = App([Fault.WEBHOOK_CLIENT_EVENT_WITHOUT_USER_ID])
+    a, b = app.connect(), app.connect()
+    join(a, "presence-p", "u1")
+    join(b, "presence-p", "u2")
+    a.webhooks_to_send()
+    client_event(a, "presence-p")
+    [event] = [e for e in a.webhooks_to_send() if e.name == CLIENT_EVENT]
+    assert {name for name, _ in event.fields} == {"event", "data", "socket_id"}
+    assert len(a.deliveries_to_send()) == 1
+
+
+def leaves(fault: Fault, *, close: bool) -> list[str]:
+    """The webhooks of u1 (alone in ``presence-p``) leaving, by closing or by unsubscribing."""
+    connection = App([fault]).connect()
+    join(connection, "presence-p", "u1")
+    connection.webhooks_to_send()
+    if close:
+        connection.receive_eof()
+    else:
+        unsubscribe(connection, "presence-p")
+    return [event.name for event in connection.webhooks_to_send()]
+
+
+@pytest.mark.parametrize(
+    ("fault", "lost"),
+    [
+        (Fault.WEBHOOK_VACATED_NOT_ON_CLOSE, "channel_vacated"),
+        (Fault.WEBHOOK_MEMBER_REMOVED_NOT_ON_CLOSE, "member_removed"),
+    ],
+)
+def test_leave_webhooks_lost_on_close(fault: Fault, lost: str) -> None:
+    both = {"channel_vacated", "member_removed"}
+    assert set(leaves(fault, close=False)) == both
+    assert set(leaves(fault, close=True)) == both - {lost}
+
+
+def test_fault_webhook_vacated_on_any_leave() -> None:
+    app = App([Fault.WEBHOOK_VACATED_ON_ANY_LEAVE])
+    a, b, c = app.connect(), app.connect(), app.connect()
+    for connection in (a, b, c):
+        subscribe(connection, "pub")
+        connection.webhooks_to_send()
+    unsubscribe(a, "pub")
+    assert a.webhooks_to_send() == [channel_vacated("pub")]
+    b.receive_eof()
+    assert b.webhooks_to_send() == [channel_vacated("pub")]
+    # The last leave reports it once, as it should.
+    c.receive_eof()
+    assert c.webhooks_to_send() == [channel_vacated("pub")]
