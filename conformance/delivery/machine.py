@@ -63,9 +63,17 @@ class RunAborted(BaseException):
 
 
 def judge_and_raise(
-    ctx: CheckContext, judgement: Judgement, aspects: set[str], steps: Sequence[Operation]
+    ctx: CheckContext,
+    judgement: Judgement,
+    aspects: set[str],
+    steps: Sequence[Operation],
+    survey: list[Violation] | None = None,
 ) -> None:
-    """Raise for violations of the asserted aspects; note the others in the wire log."""
+    """Raise for violations of the asserted aspects; note the others in the wire log. A
+    survey (see ``run_machine``) keeps every violation and raises none."""
+    if survey is not None:
+        survey.extend(judgement.violations)
+        return
     for violation in judgement.violations:
         if violation.aspect not in aspects:
             ctx.transcript.note(f"not asserted here ({violation.aspect}): {violation.message}")
@@ -75,12 +83,13 @@ def judge_and_raise(
 
 
 class _Machine(RuleBasedStateMachine):
-    """Base of the generated machines; ``ctx``, ``config`` and ``aspects`` are class attributes
-    set by ``build_machine``."""
+    """Base of the generated machines; ``ctx``, ``config``, ``aspects`` and ``survey`` are
+    class attributes set by ``build_machine``."""
 
     ctx: CheckContext
     config: ModelConfig
     aspects: set[str]
+    survey: list[Violation] | None
 
     def __init__(self) -> None:
         super().__init__()
@@ -105,7 +114,7 @@ class _Machine(RuleBasedStateMachine):
         except (PreconditionFailed, TargetError) as exc:
             raise RunAborted(exc) from None
         if judgement is not None:
-            judge_and_raise(self.ctx, judgement, self.aspects, self.driver.log)
+            judge_and_raise(self.ctx, judgement, self.aspects, self.driver.log, self.survey)
 
     def teardown(self) -> None:
         """Judge the whole run. A check of channel information first asks the HTTP API about
@@ -113,7 +122,7 @@ class _Machine(RuleBasedStateMachine):
         ``query`` step happened to look at that channel."""
         try:
             if self.driver.log:
-                if "channel_info" in self.aspects:
+                if "channel_info" in self.aspects or self.survey is not None:
                     for channel in self.driver.touched_channels():
                         self.apply(Query(channel))
                 self.apply(Check())
@@ -251,9 +260,14 @@ def _make_rule(name: str, args: dict[str, Any], make: MakeOp) -> Any:
     return decorate(step)
 
 
-def build_machine(ctx: CheckContext, config: ModelConfig, aspects: set[str]) -> type[_Machine]:
+def build_machine(
+    ctx: CheckContext,
+    config: ModelConfig,
+    aspects: set[str],
+    survey: list[Violation] | None = None,
+) -> type[_Machine]:
     """A machine class for this check: the YAML's rules, each as often as its weight."""
-    attrs: dict[str, Any] = {"ctx": ctx, "config": config, "aspects": aspects}
+    attrs: dict[str, Any] = {"ctx": ctx, "config": config, "aspects": aspects, "survey": survey}
     for name, (args, make) in _rules(config).items():
         for copy in range(config.weights.get(name, 0)):
             rule_name = name if copy == 0 else f"{name}_{copy + 1}"
@@ -261,10 +275,20 @@ def build_machine(ctx: CheckContext, config: ModelConfig, aspects: set[str]) -> 
     return type("DeliveryMachine", (_Machine,), attrs)
 
 
-def run_machine(ctx: CheckContext, config: ModelConfig, aspects: set[str]) -> None:
+def run_machine(
+    ctx: CheckContext,
+    config: ModelConfig,
+    aspects: set[str],
+    survey: list[Violation] | None = None,
+) -> None:
     """Explore under the run's profile and seed; raises ``ModelViolation`` with the shrunk
-    steps, or the precondition that stopped the run."""
-    machine = build_machine(ctx, config, aspects)
+    steps, or the precondition that stopped the run.
+
+    With ``survey``, nothing is asserted: every example runs to the end and every violation
+    of every aspect lands in the list. Hypothesis draws the same examples from the same seed
+    whatever the test asserts, so a survey sees what each asserting exploration would see
+    up to its first failure, and more."""
+    machine = build_machine(ctx, config, aspects, survey)
     examples = ctx.settings.max_examples or config.examples
     chosen = settings(
         hypothesis_settings(ctx.settings.profile, examples), stateful_step_count=config.steps

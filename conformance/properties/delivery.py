@@ -6,16 +6,18 @@ See ``conformance.delivery`` for the model itself; this module only wires it to 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 import yaml
 
 from ..context import CheckContext
-from ..delivery.config import model_config
+from ..delivery.config import ModelConfig, model_config
 from ..delivery.driver import DeliveryDriver
 from ..delivery.machine import ModelViolation, RunAborted, judge_and_raise, run_machine
-from ..delivery.model import ASPECTS
+from ..delivery.model import ASPECTS, Violation
 from ..delivery.operations import (
     Check,
     Operation,
@@ -87,18 +89,73 @@ def _report(
     return CheckFailed("\n".join(lines))
 
 
+# One survey of the model per run and model, shared by the checks that assert its aspects.
+_SURVEYS: dict[tuple[Any, ...], tuple[Any, Future[list[Violation] | None]]] = {}
+_SURVEYS_LOCK = threading.Lock()
+
+
+def _survey(ctx: CheckContext, config: ModelConfig, name: str) -> list[Violation] | None:
+    """Every violation one unasserted exploration of the model met, explored once per run by
+    whichever model check starts first while the others wait for it. Six checks assert six
+    aspects of the same exploration (same seed, same draws), so exploring it six times over
+    added CPU, not evidence. None when the survey could not finish (the check that ran it
+    reports why, and the others explore on their own)."""
+    target = ctx.target
+    key = (id(ctx.settings), target.ws_url, target.app_id, target.key, name)
+    with _SURVEYS_LOCK:
+        entry = _SURVEYS.get(key)
+        mine = entry is None
+        if entry is None:
+            # The settings object rides along so that its id is not reused while cached.
+            entry = (ctx.settings, Future())
+            _SURVEYS[key] = entry
+    future = entry[1]
+    if not mine:
+        return future.result()
+    found: list[Violation] = []
+    try:
+        run_machine(ctx, config, set(), survey=found)
+    except BaseException:
+        future.set_result(None)
+        raise
+    future.set_result(found)
+    return found
+
+
 @prop("delivery_model", "model", "assert")
 def delivery_model(ctx: CheckContext, params: Mapping[str, Any]) -> None:
-    """Explore random multi-user interleavings with the state machine of ``models.<model>``."""
+    """Explore random multi-user interleavings with the state machine of ``models.<model>``.
+
+    The exploration is shared (see ``_survey``); only a check whose aspects it found violated
+    explores again, asserting them, so that hypothesis shrinks the counterexample."""
     name = str(params.get("model", "delivery"))
     config = model_config(
         ctx.models.get(name), ctx.settings.profile, ctx.target.capabilities, name=name
     )
     aspects = aspects_of(params)
+    surveyed = _survey(ctx, config, name)
+    if surveyed is not None:
+        seen = [v for v in surveyed if v.aspect in aspects]
+        if not seen:
+            ctx.transcript.note(
+                f"judged on this run's shared exploration of the {name} model: no violation "
+                f"of {', '.join(sorted(aspects))} (others seen: "
+                f"{', '.join(sorted({v.aspect for v in surveyed})) or 'none'})"
+            )
+            return
     try:
         run_machine(ctx, config, aspects)
     except ModelViolation as found:
         raise _report(ctx, found, aspects, config.bounds.users, save=True) from None
+    if surveyed is not None:
+        # The survey saw it, the asserting exploration did not: the target is not repeatable.
+        unrepeated = ModelViolation(seen, ())
+        raise CheckFailed(
+            f"the shared exploration of the {name} model found {len(seen)} violation(s) of "
+            f"{_aspects(unrepeated)}, which an exploration asserting them with the same seed "
+            "did not meet again (the target behaves differently from run to run):\n"
+            + "\n".join(_listed(unrepeated))
+        )
 
 
 @prop("delivery_replay", "assert", "users", "steps")
