@@ -14,6 +14,7 @@ import selectors
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -27,6 +28,7 @@ __all__ = [
     "BUNDLED_WEBHOOK_LISTEN",
     "BundledServer",
     "start_bundled",
+    "stop_child",
 ]
 
 #: Short heartbeat timings keep the heartbeat checks fast against the bundled server. The pong
@@ -59,15 +61,20 @@ class BundledServer:
     faults: str
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        stop_child(self.process, self.process.terminate)
+
+
+def stop_child(process: subprocess.Popen[str], ask: Callable[[], None]) -> None:
+    """Stop a child the suite started: ``ask`` it to stop, give it 5 s, then kill it."""
+    if process.poll() is None:
+        ask()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+    if process.stdout is not None:
+        process.stdout.close()
 
 
 def _read_line(stream: IO[str], timeout: float) -> str | None:

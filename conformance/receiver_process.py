@@ -17,6 +17,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from .bundled import stop_child
 from .errors import HarnessError, UsageError
 from .webhooks import WebhookReceiver
 
@@ -33,16 +34,11 @@ class ReceiverProcess:
     control_url: str
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            if self.process.stdin is not None:
-                self.process.stdin.close()  # the child's signal to stop
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        stop_child(self.process, self._close_stdin)
+
+    def _close_stdin(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()  # the child's signal to stop
 
 
 def start_receiver_process(listen_url: str) -> ReceiverProcess:
