@@ -75,7 +75,7 @@ def _run(options: RunOptions) -> int:
         "-W", "ignore::pytest.PytestAssertRewriteWarning",
         "-v" if options.verbose else "-q",
     ]  # fmt: skip
-    code = int(pytest.main(pytest_args, plugins=[OptionsCarrier(options)]))
+    code = int(pytest.main(pytest_args, plugins=[OptionsCarrier(options, specs)]))
     ini.unlink(missing_ok=True)
     ini.parent.rmdir()
     if code in (0, 1, 3):

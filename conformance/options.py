@@ -29,6 +29,7 @@ __all__ = [
     "LEVELS",
     "RUN_OPTIONS",
     "STASHED_OPTIONS",
+    "STASHED_SPECS",
     "OptionsCarrier",
     "RunOption",
     "RunOptions",
@@ -211,6 +212,12 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         help="save no regression cases",
     ),
     RunOption(
+        "cache_dir", ("--cache-dir",), metavar="DIR",
+        help="where hypothesis keeps the tables it builds once per machine (default: "
+        "$HYPOTHESIS_STORAGE_DIRECTORY, else $XDG_CACHE_HOME/pusher-conformance, else "
+        "~/.cache/pusher-conformance)",
+    ),
+    RunOption(
         "verbose", ("-v", "--verbose"), form="switch", cli_only=True, help="one line per check"
     ),
 )
@@ -275,6 +282,7 @@ class RunOptions:
     specs_dir: str | None = None
     regressions_dir: str | None = None
     no_save_regressions: bool = False
+    cache_dir: str | None = None
     verbose: bool = False
 
     def __post_init__(self) -> None:
@@ -357,16 +365,24 @@ class RunOptions:
 STASHED_OPTIONS = pytest.StashKey[RunOptions]()
 
 
+#: The specs the command line loaded, so that the plugin does not load (and validate) them again.
+STASHED_SPECS = pytest.StashKey[SpecSet]()
+
+
 class OptionsCarrier:
     """A pytest plugin object that hands options already parsed and checked by the command line
-    to the conformance plugin, which would otherwise rebuild them from its own flags."""
+    to the conformance plugin, which would otherwise rebuild them from its own flags, and the
+    specs the command line already loaded for them."""
 
-    def __init__(self, options: RunOptions) -> None:
+    def __init__(self, options: RunOptions, specs: SpecSet | None = None) -> None:
         self.options = options
+        self.specs = specs
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config: pytest.Config) -> None:
         config.stash[STASHED_OPTIONS] = self.options
+        if self.specs is not None:
+            config.stash[STASHED_SPECS] = self.specs
 
 
 def options_of(config: pytest.Config) -> RunOptions:

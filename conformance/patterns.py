@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["OPERATORS", "is_operator_pattern", "match", "normalise_frame_pattern"]
+__all__ = ["OPERATORS", "is_operator_pattern", "match", "normalise_frame_pattern", "surely_differs"]
 
 OPERATORS = frozenset(
     {
@@ -217,3 +217,23 @@ def _match(pattern: Any, value: object, path: str) -> list[str]:
 def match(pattern: Any, value: object) -> list[str]:
     """Return why ``value`` does not match ``pattern`` (empty when it matches)."""
     return _match(normalise_frame_pattern(pattern), value, "")
+
+
+def surely_differs(pattern: Any, value: object) -> bool:
+    """Whether a literal at the top of ``pattern`` (``name: member_added``) differs from
+    ``value``'s: a mismatch found without describing it.
+
+    A check that waits for one webhook scans every request the receiver got from every check
+    running beside it, at every poll; describing each mismatch cost more than the rest of the
+    scan. ``False`` says nothing: ``match`` decides."""
+    pattern = normalise_frame_pattern(pattern)
+    if not isinstance(pattern, Mapping) or is_operator_pattern(pattern):
+        return False
+    if not isinstance(value, Mapping):
+        return True
+    for key, sub in pattern.items():
+        if isinstance(sub, str | int | float | bool) and not _strict_equal(
+            sub, value.get(key, _MISSING)
+        ):
+            return True
+    return False

@@ -21,13 +21,14 @@ from .context import RunSettings
 from .errors import ConformanceError, HarnessError, TargetUnreachable, UsageError
 from .items import RESULT_PROPERTY, STATE, RunState, SpecFileCollector
 from .options import (
+    STASHED_SPECS,
     add_pytest_options,
     options_of,
     regressions_dir,
     require_selection,
 )
 from .outcomes import CheckOutcome
-from .profiles import choose_seed
+from .profiles import choose_seed, prepare_hypothesis
 from .properties import known_property_names
 from .receiver_process import ReceiverProcess, start_receiver_process
 from .results import CheckResult, RunReport, build_report
@@ -78,9 +79,12 @@ def _configure(config: pytest.Config) -> None:
     workerinput: dict[str, Any] = getattr(config, "workerinput", {})
     # A worker loads the regression cases its controller loaded, not any saved since.
     cases = workerinput.get("conformance_regressions") if _is_worker(config) else None
-    specs = load_specs(specs_dir, known_properties=known_property_names(), regressions=cases)
+    specs = None if _is_worker(config) else config.stash.get(STASHED_SPECS, None)
+    if specs is None:
+        specs = load_specs(specs_dir, known_properties=known_property_names(), regressions=cases)
     # Before any server starts: a selection of nothing is refused at once.
     require_selection(specs, options)
+    prepare_hypothesis(options.cache_dir)
     report_dir = Path(options.report_dir).resolve()
     bundled = None
     webhook_control: str | None = None

@@ -39,7 +39,7 @@ from aiohttp import web
 
 from .errors import HarnessError, UsageError
 from .loop import LoopThread
-from .patterns import match
+from .patterns import match, surely_differs
 from .transcript import Transcript
 
 __all__ = [
@@ -109,6 +109,16 @@ class WebhookRecord:
     headers: tuple[tuple[str, str], ...]
     body: bytes
     status: int
+    #: The body parsed once: every check running side by side sees every request, and matches
+    #: its patterns against them at each poll.
+    _parsed: Any = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        try:
+            parsed = json.loads(self.body)
+        except ValueError:
+            parsed = NOT_JSON
+        object.__setattr__(self, "_parsed", parsed)
 
     def header(self, name: str) -> str | None:
         lowered = name.lower()
@@ -118,14 +128,12 @@ class WebhookRecord:
         return None
 
     def json(self) -> Any:
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            return NOT_JSON
+        """The parsed body (shared: do not change it), or ``NOT_JSON``."""
+        return self._parsed
 
     def events(self) -> list[Any]:
         """The ``events`` list of the body, or ``[]`` if there is none."""
-        body = self.json()
+        body = self._parsed
         if isinstance(body, Mapping) and isinstance(body.get("events"), list):
             return list(body["events"])
         return []
@@ -398,7 +406,7 @@ class WebhookClient:
             for index, event in enumerate(record.events()):
                 if unconsumed and (record.seq, index) in self.consumed:
                     continue
-                if not match(pattern, event):
+                if not surely_differs(pattern, event) and not match(pattern, event):
                     found.append((record, index, event))
         return found
 

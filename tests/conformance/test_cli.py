@@ -108,6 +108,19 @@ def test_a_selected_run_against_the_bundled_server(tmp_path: Path) -> None:
     assert "seed 0" in result.stdout
 
 
+def test_hypothesis_caches_go_to_the_cache_dir_not_the_working_directory(tmp_path: Path) -> None:
+    work, cache = tmp_path / "work", tmp_path / "cache"
+    work.mkdir()
+    env = {"HYPOTHESIS_STORAGE_DIRECTORY": ""}  # unset: --cache-dir decides
+    result = _run(
+        "run", "--check", "PROTO-CONN-05*", "--report-dir", str(work / "report"),
+        "--cache-dir", str(cache), env=env, cwd=work,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (cache / "unicode_data").is_dir()
+    assert not (work / ".hypothesis").exists()
+
+
 def test_max_examples_sizes_a_property_run_and_the_count_is_reported(tmp_path: Path) -> None:
     result = _run(
         "run", "--check", "ROBUST-WS-03", "--max-examples", "3", "--report-dir", str(tmp_path),

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.patterns import is_operator_pattern, match
+from conformance.patterns import is_operator_pattern, match, surely_differs
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),
@@ -97,3 +97,30 @@ def test_lists_match_item_by_item() -> None:
 )
 def test_operator_detection(pattern: object, expected: bool) -> None:
     assert is_operator_pattern(pattern) is expected
+
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["a", "b", "1"]))
+_patterns = st.dictionaries(
+    st.sampled_from(["name", "channel", "data_json", "n"]),
+    st.one_of(_scalars, st.fixed_dictionaries({"is": st.sampled_from(["string", "integer"])})),
+    max_size=3,
+)
+_values = st.one_of(
+    _scalars,
+    st.dictionaries(st.sampled_from(["name", "channel", "data", "n"]), _scalars, max_size=4),
+)
+
+
+@given(_patterns, _values)
+def test_surely_differs_only_when_match_finds_a_mismatch(pattern: dict, value: object) -> None:
+    if surely_differs(pattern, value):
+        assert match(pattern, value)
+
+
+def test_surely_differs_on_a_literal_at_the_top() -> None:
+    pattern = {"name": "member_added", "channel": "presence-x", "user_id": {"is": "string"}}
+    assert surely_differs(pattern, {"name": "member_removed", "channel": "presence-x"})
+    assert surely_differs(pattern, {"channel": "presence-x"})
+    assert surely_differs(pattern, "member_added")
+    assert not surely_differs(pattern, {"name": "member_added", "channel": "presence-x"})
+    assert not surely_differs({"any_of": [1, 2]}, 3)  # operators: match decides
