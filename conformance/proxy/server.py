@@ -1,0 +1,268 @@
+"""The fault-injecting TCP proxy: the asyncio adapter around the connections and the schedule.
+
+It listens on loopback only: it is a test instrument that sits between a client and the server
+under test, never a service. Checks drive it from their event loop (``inject``), or hand it a
+schedule that runs per connection from the moment it is accepted. Every injection is reported to
+the ``log`` callback, with monotonic and wall-clock times, so a check's transcript shows what the
+network did next to what the server did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import UsageError
+from .connection import ConnectionState, ProxyConnection
+from .faults import Fault
+from .schedule import Schedule, seeded_rng
+
+__all__ = ["ConnectionInfo", "FaultProxy", "parse_upstream", "require_loopback"]
+
+LogCallback = Callable[[dict[str, Any]], None]
+
+#: How long opening the upstream connection may take before the client is dropped.
+UPSTREAM_CONNECT_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """A snapshot of one proxied connection."""
+
+    index: int
+    #: Seconds after the proxy started (the log's ``t`` clock).
+    opened_at: float
+    bytes_up: int
+    bytes_down: int
+    state: ConnectionState
+
+
+def require_loopback(host: str) -> str:
+    """The proxy must not be reachable from the network: refuse anything but a loopback
+    address (``localhost`` means 127.0.0.1)."""
+    if host == "localhost":
+        return "127.0.0.1"
+    try:
+        loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise UsageError(f"the proxy listens on loopback only (127.0.0.1 or ::1), not {host!r}")
+    return host.strip("[]")
+
+
+def parse_upstream(url: str) -> tuple[str, int]:
+    """Host and port of a ``ws://`` or ``http://`` URL. TLS is refused: the proxy must read
+    the frames to place a close frame between them."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "http") or not parts.hostname:
+        hint = " (TLS is not supported: the proxy reads frames)" if parts.scheme in (
+            "wss", "https") else ""  # fmt: skip
+        raise UsageError(f"upstream must be a ws:// or http:// URL with a host, got {url!r}{hint}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise UsageError(f"upstream has an invalid port: {url!r}") from None
+    return parts.hostname, port or 80
+
+
+class FaultProxy:
+    """A TCP proxy from a loopback port to ``upstream`` that injects faults on command.
+
+    ``upstream``: a ``ws://``/``http://`` URL or a ``(host, port)`` pair. ``schedule``: run for
+    every connection from its accept time. ``seed``: for the random draws (overrides the
+    schedule's; default the schedule's, else 0). ``log``: receives one dict per injection and
+    per error.
+    """
+
+    def __init__(
+        self,
+        upstream: str | tuple[str, int],
+        *,
+        listen_host: str = "127.0.0.1",
+        listen_port: int = 0,
+        schedule: Schedule | None = None,
+        seed: int | None = None,
+        log: LogCallback | None = None,
+    ) -> None:
+        self.upstream = parse_upstream(upstream) if isinstance(upstream, str) else upstream
+        self.listen_host = require_loopback(listen_host)
+        self.listen_port = listen_port
+        self.schedule = schedule
+        self.seed = seed if seed is not None else schedule.seed if schedule else 0
+        self._log = log
+        self._server: asyncio.Server | None = None
+        self._started = time.monotonic()
+        self._connections: list[ProxyConnection] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._started = time.monotonic()
+        try:
+            self._server = await asyncio.start_server(
+                self._accept, self.listen_host, self.listen_port
+            )
+        except OSError as exc:
+            raise UsageError(
+                f"cannot listen on {self.listen_host}:{self.listen_port}: {exc.strerror or exc}"
+            ) from None
+
+    async def aclose(self, timeout: float = 2.0) -> None:
+        """Stop listening and end every connection (half-open ones included) within about
+        ``timeout`` seconds."""
+        if self._server is not None:
+            self._server.close()
+        share = timeout / 2
+        await asyncio.gather(*(c.aclose(share) for c in self._connections))
+        tasks = list(self._tasks)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=share)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._server is not None:
+            try:
+                async with asyncio.timeout(share):
+                    await self._server.wait_closed()
+            except TimeoutError:
+                pass
+
+    async def __aenter__(self) -> FaultProxy:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- what checks read --------------------------------------------------------------------
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self._server is None:
+            raise RuntimeError("the proxy is not started")
+        sockname = next(iter(self._server.sockets)).getsockname()
+        return sockname[0], sockname[1]
+
+    @property
+    def url(self) -> str:
+        """``ws://HOST:PORT``: where a client connects instead of the upstream."""
+        host, port = self.address
+        return f"ws://[{host}]:{port}" if ":" in host else f"ws://{host}:{port}"
+
+    @property
+    def connections(self) -> tuple[ConnectionInfo, ...]:
+        return tuple(
+            ConnectionInfo(c.index, c.opened_at, c.up.forwarded, c.down.forwarded, c.state)
+            for c in self._connections
+        )
+
+    def now(self) -> float:
+        """Seconds since the proxy started: the log's ``t``."""
+        return time.monotonic() - self._started
+
+    # -- injecting ---------------------------------------------------------------------------
+
+    def inject(self, fault: Fault, connection: int | None = None) -> tuple[int, ...]:
+        """Apply ``fault`` now to the connection with that accept index, or to every connection
+        still open; returns the indexes it was applied to. Call it from the proxy's loop."""
+        if connection is not None:
+            if not 0 <= connection < len(self._connections):
+                raise UsageError(
+                    f"no connection {connection}: {len(self._connections)} accepted so far"
+                )
+            targets = [self._connections[connection]]
+        else:
+            targets = [c for c in self._connections if not c.finished]
+        if not targets:
+            self._report(None, fault.name, fault.params())
+        for conn in targets:
+            self._apply(conn, fault)
+        return tuple(c.index for c in targets)
+
+    def _apply(self, conn: ProxyConnection, fault: Fault, **extra: Any) -> None:
+        self._report(conn.index, fault.name, {**fault.params(), **extra})
+        conn.apply(fault)
+
+    def _report(self, connection: int | None, fault: str, params: dict[str, Any]) -> None:
+        entry = {
+            "t": round(self.now(), 6),
+            "wall": round(time.time(), 6),
+            "connection": connection,
+            "fault": fault,
+            **params,
+        }
+        if self._log is None:
+            return
+        try:
+            self._log(entry)
+        except Exception as exc:  # a broken callback must not break the traffic
+            print(f"conformance proxy: the log callback failed: {exc!r}", file=sys.stderr)
+
+    # -- serving -----------------------------------------------------------------------------
+
+    def _rng(self, index: int, direction: str) -> random.Random:
+        return seeded_rng(self.seed, index, direction)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        index = len(self._connections)
+        conn = ProxyConnection(
+            index,
+            self.now(),
+            rng_for=self._rng,
+            report=lambda entry: self._report(index, entry.pop("fault"), entry),
+        )
+        self._connections.append(conn)
+        if self.schedule is not None:
+            self._spawn(self._run_schedule(conn, self.schedule))
+        try:
+            host, port = self.upstream
+            try:
+                upstream = await asyncio.wait_for(
+                    asyncio.open_connection(host, port), UPSTREAM_CONNECT_TIMEOUT
+                )
+            except (OSError, TimeoutError) as exc:
+                conn.report({"fault": "error", "where": "connect upstream",
+                             "error": f"{host}:{port}: {exc!r}"})  # fmt: skip
+                conn.up.writer = None
+                conn.down.writer = writer
+                conn.reset()
+                return
+            await conn.run((reader, writer), upstream)
+        except Exception as exc:
+            conn.report({"fault": "error", "where": "connection", "error": repr(exc)})
+            conn.reset()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_schedule(self, conn: ProxyConnection, schedule: Schedule) -> None:
+        """Sleep to each step's time after accept and apply what is due; ends with the
+        connection, or after the last step."""
+        cursor = schedule.cursor(conn.index)
+        accepted = time.monotonic()
+        try:
+            while (next_at := cursor.next_at) is not None and not conn.finished:
+                wait = accepted + next_at - time.monotonic()
+                if wait > 0:
+                    try:
+                        async with asyncio.timeout(wait):
+                            await conn.done.wait()
+                        return
+                    except TimeoutError:
+                        pass
+                for injection in cursor.due(time.monotonic() - accepted):
+                    if not conn.finished:
+                        self._apply(conn, injection.fault, step=injection.step)
+        except Exception as exc:
+            conn.report({"fault": "error", "where": "schedule", "error": repr(exc)})
