@@ -112,11 +112,12 @@ class _Pipe:
         if self.closed_out.is_set():
             return self._discard()
         if self.close_out is not None:
-            if self.scanner.at_boundary:
-                await self._send_close()
-                return True
-            if self.scanner.mode == "opaque" or (self.eof and not self.buffer):
+            upgrade = self.conn.down.scanner.mode
+            if upgrade == "opaque" or (self.eof and not self.buffer):
                 self.closed_out.set()  # no boundary will ever come: the sockets just close
+                return True
+            if self.scanner.at_boundary and upgrade == "frames":
+                await self._send_close()
                 return True
             if not self.buffer:
                 return False
@@ -167,10 +168,16 @@ class _Pipe:
             return
         start = self.scanner.offset
         boundaries = self.scanner.feed(data)
-        if self.close_out is not None and boundaries:
+        # Where the bytes that go out end (the scanner has seen the whole chunk).
+        ends_at_boundary = self.scanner.at_boundary
+        if self.direction == "down":
+            self.conn.up.changed.set()  # the upgrade may just have been answered
+        closing = self.close_out is not None and self.conn.upgraded
+        if closing and boundaries:
             # Nothing after the boundary is ever forwarded; a close frame in it is the peer's
             # own close, which the discarding pipe would otherwise never see.
             data = data[: boundaries[0].offset - start]
+            ends_at_boundary = True
             if any(b.opcode == OPCODE_CLOSE for b in boundaries[1:]):
                 self.close_seen.set()
         cut = self.cut_left
@@ -182,7 +189,7 @@ class _Pipe:
         if cut is not None:
             self.cut_left = cut - len(data)
         await self._write(data)
-        if self.close_out is not None and self.scanner.at_boundary:
+        if closing and ends_at_boundary:
             await self._send_close()
 
     async def _send_close(self) -> None:
@@ -235,6 +242,11 @@ class ProxyConnection:
         self.was_reset = False
         self.done = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def upgraded(self) -> bool:
+        """Whether the server answered the upgrade: only then are there frames to close."""
+        return self.down.scanner.mode == "frames"
 
     def rng_for(self, direction: str) -> random.Random:
         return self._rng_for(self.index, direction)
@@ -334,11 +346,12 @@ class ProxyConnection:
             async with asyncio.timeout(WS_CLOSE_BOUNDARY_WAIT):
                 await self.up.closed_out.wait()
                 await self.down.closed_out.wait()
-            async with asyncio.timeout(WS_CLOSE_REPLY_WAIT):
-                await self.up.close_seen.wait()
+            if self.upgraded:
+                async with asyncio.timeout(WS_CLOSE_REPLY_WAIT):
+                    await self.up.close_seen.wait()
         except TimeoutError:
             pass
-        if self.down.scanner.mode == "opaque":
+        if not self.upgraded:
             self.report(
                 {"fault": "error", "where": "ws_close", "error": "not a WebSocket connection "
                  "(no 101 upgrade): closed the TCP connection without a close frame"}
