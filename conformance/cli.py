@@ -21,6 +21,7 @@ from .errors import ConformanceError, TargetUnreachable, UsageError
 from .options import OptionsCarrier, RunOptions, add_run_arguments, require_selection
 from .outcomes import ExitCode
 from .properties import known_property_names
+from .proxy.command import add_proxy_arguments, proxy_command
 from .spec import SpecSet, default_specs_dir, load_specs
 from .target import check_reachable, target_from_options
 
@@ -46,6 +47,11 @@ def _parser() -> _Parser:
 
     validate = sub.add_parser("validate-specs", help="validate the spec files")
     validate.add_argument("--specs", metavar="DIR")
+
+    proxy = sub.add_parser(
+        "proxy", help="run the fault-injecting proxy in front of a server (docs/proxy.md)"
+    )
+    add_proxy_arguments(proxy)
     return parser
 
 
@@ -143,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list(args)
         if args.command == "validate-specs":
             return _validate(args)
+        if args.command == "proxy":
+            return proxy_command(args)
         _parser().print_help()
         return int(ExitCode.USAGE)
     except UsageError as exc:

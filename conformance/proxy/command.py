@@ -1,0 +1,104 @@
+"""``conformance proxy``: the fault proxy on its own, so a user can put their own app behind it.
+
+Everything the user typed is checked before the proxy listens (one line and status 2 for a
+mistake); then it prints where it listens and one JSON line per injection, until Ctrl-C,
+SIGTERM or ``--duration`` ends it with status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from typing import Any
+
+from ..errors import UsageError
+from ..target import load_target_file
+from .schedule import Schedule, load_schedule
+from .server import FaultProxy, parse_upstream, require_loopback
+
+__all__ = ["add_proxy_arguments", "parse_listen", "proxy_command"]
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--target", metavar="FILE", help="forward to the target file's ws_url")
+    source.add_argument("--upstream", metavar="URL", help="forward to this ws:// or http:// URL")
+    parser.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        default="127.0.0.1:0",
+        help="loopback address to listen on (default 127.0.0.1:0, a free port)",
+    )
+    parser.add_argument("--schedule", metavar="FILE", help="faults to inject (YAML, docs/proxy.md)")
+    parser.add_argument("--seed", type=int, metavar="N", help="override the schedule's seed")
+    parser.add_argument("--duration", type=_seconds, metavar="SECONDS", help="stop after this long")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6), loopback only."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise UsageError(f"--listen must be HOST:PORT (e.g. 127.0.0.1:8000), got {text!r}")
+    return require_loopback(host), int(port_text)
+
+
+def proxy_command(args: argparse.Namespace) -> int:
+    upstream_url: str = load_target_file(args.target).ws_url if args.target else args.upstream
+    upstream = parse_upstream(upstream_url)
+    host, port = parse_listen(args.listen)
+    schedule = load_schedule(args.schedule, seed=args.seed) if args.schedule else None
+    return asyncio.run(_serve(upstream, upstream_url, host, port, schedule, args))
+
+
+def _emit(entry: dict[str, Any]) -> None:
+    print(json.dumps(entry, ensure_ascii=False, separators=(",", ":")), flush=True)
+
+
+async def _serve(
+    upstream: tuple[str, int],
+    upstream_url: str,
+    host: str,
+    port: int,
+    schedule: Schedule | None,
+    args: argparse.Namespace,
+) -> int:
+    proxy = FaultProxy(
+        upstream,
+        listen_host=host,
+        listen_port=port,
+        schedule=schedule,
+        seed=args.seed,
+        log=_emit,
+    )
+    await proxy.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        print(f"listening on {proxy.url} -> {upstream_url}", flush=True)
+        try:
+            async with asyncio.timeout(args.duration):
+                await stop.wait()
+        except TimeoutError:
+            pass
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+        await proxy.aclose()
+    print("proxy stopped", file=sys.stderr, flush=True)
+    return 0
