@@ -10,6 +10,7 @@ network did next to what the server did.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import random
 import sys
@@ -118,23 +119,21 @@ class FaultProxy:
 
     async def aclose(self, timeout: float = 2.0) -> None:
         """Stop listening and end every connection (half-open ones included) within about
-        ``timeout`` seconds."""
+        ``timeout`` seconds: what has not ended by then is cancelled."""
+        deadline = time.monotonic() + timeout
         if self._server is not None:
             self._server.close()
-        share = timeout / 2
-        await asyncio.gather(*(c.aclose(share) for c in self._connections))
+        await asyncio.gather(*(c.aclose(timeout / 2) for c in self._connections))
         tasks = list(self._tasks)
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=share)
+            _, pending = await asyncio.wait(tasks, timeout=max(0.01, deadline - time.monotonic()))
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         if self._server is not None:
-            try:
-                async with asyncio.timeout(share):
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.01, deadline - time.monotonic())):
                     await self._server.wait_closed()
-            except TimeoutError:
-                pass
 
     async def __aenter__(self) -> FaultProxy:
         await self.start()
