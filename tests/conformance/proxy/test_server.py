@@ -22,6 +22,7 @@ from conformance.proxy import (
     Stall,
     schedule_from_mapping,
 )
+from conformance.proxy.schedule import seeded_rng
 from conformance.proxy.server import parse_upstream
 
 from .helpers import Client, Upstream
@@ -245,3 +246,22 @@ def test_upstream_urls() -> None:
         parse_upstream("wss://example.com")
     with pytest.raises(UsageError, match="ws:// or http://"):
         parse_upstream("127.0.0.1:80")
+
+
+@pytest.mark.asyncio
+async def test_the_jitter_each_chunk_gets_is_the_seeds_draw() -> None:
+    """Replayable: the delays a seeded proxy adds are exactly the seeded draws, chunk by chunk."""
+    upstream = Upstream()
+    address = await upstream.start()
+    latency = Latency(60, jitter_ms=50, direction="down")
+    rng = seeded_rng(42, 0, "down")
+    expected = [latency.draw(rng) for _ in range(4)]
+    async with FaultProxy(address, seed=42) as proxy:
+        client = await Client.open(proxy.address)
+        await _round_trip(client, b"-")
+        proxy.inject(latency)
+        measured = [await _round_trip(client, bytes([i])) for i in range(4)]
+        client.close()
+    await upstream.close()
+    for got, drawn in zip(measured, expected, strict=True):
+        assert drawn - 0.002 <= got <= drawn + 0.04
