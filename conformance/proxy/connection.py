@@ -93,7 +93,7 @@ class ProxyConnection:
         if self.finished:  # reset while the upstream was being opened
             self._abort(rst=self.was_reset)
             return
-        self._tasks = [
+        self._tasks += [
             asyncio.create_task(self._guard(self.up.read_loop(), "read client")),
             asyncio.create_task(self._guard(self.down.read_loop(), "read upstream")),
             asyncio.create_task(self._guard(self.up.write_loop(), "write upstream")),

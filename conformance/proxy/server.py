@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from ..errors import UsageError
 from .connection import ConnectionState, ProxyConnection
-from .faults import Fault
+from .faults import FAULT_TYPES, Fault
 from .schedule import Schedule, seeded_rng
 
 __all__ = ["ConnectionInfo", "FaultProxy", "parse_upstream", "require_loopback"]
@@ -173,6 +173,8 @@ class FaultProxy:
     def inject(self, fault: Fault, connection: int | None = None) -> tuple[int, ...]:
         """Apply ``fault`` now to the connection with that accept index, or to every connection
         still open; returns the indexes it was applied to. Call it from the proxy's loop."""
+        if not isinstance(fault, tuple(FAULT_TYPES.values())):
+            raise UsageError(f"not a proxy fault: {fault!r}")
         if connection is not None:
             if not 0 <= connection < len(self._connections):
                 raise UsageError(

@@ -177,6 +177,8 @@ async def test_injections_are_logged_with_times(setup: Setup) -> None:
     assert before - 1 <= log[-1]["wall"] <= time.time() + 1
     with pytest.raises(UsageError, match="no connection 5"):
         proxy.inject(Reset(), connection=5)
+    with pytest.raises(UsageError, match="not a proxy fault"):
+        proxy.inject("reset")  # type: ignore[arg-type]
     for client in clients:
         client.close()
 

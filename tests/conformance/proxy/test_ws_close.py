@@ -12,7 +12,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from conformance.proxy import FaultProxy, WsClose
+from conformance.proxy import FaultProxy, WsClose, schedule_from_mapping
 from conformance.proxy.frames import OPCODE_CLOSE, StreamScanner, close_frame
 
 from .helpers import Client
@@ -108,6 +108,7 @@ async def test_the_close_frame_waits_for_the_end_of_a_frame_in_flight() -> None:
         assert bytes(client.data[head_length:]) == big + expected
         client.send(close_frame(4000, "x", mask_key=b"abcd"))  # the client's answer
         assert await client.wait_until(lambda: client.eof or client.lost, 1)
+        client.close()
     scanner = StreamScanner("request")
     boundaries = scanner.feed(bytes(upstream_got))
     assert [b.opcode for b in boundaries] == [None, OPCODE_CLOSE]
@@ -124,6 +125,7 @@ async def test_no_upgrade_means_no_close_frame_and_an_error_in_the_log() -> None
         writer.write(b"HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\nno")
         await writer.drain()
         await reader.read()
+        writer.close()
 
     listener = await asyncio.start_server(server, "127.0.0.1", 0)
     log: list[dict[str, Any]] = []
@@ -134,6 +136,29 @@ async def test_no_upgrade_means_no_close_frame_and_an_error_in_the_log() -> None
         proxy.inject(WsClose(4000))
         assert await client.wait_until(lambda: client.eof or client.lost, 0.5)
         assert client.data.endswith(b"\r\n\r\nno")
+        client.close()
     assert [e["fault"] for e in log] == ["ws_close", "error"]
     assert "not a WebSocket" in log[1]["error"]
     listener.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("at", [0, 0.1])
+async def test_a_scheduled_close_even_before_the_upgrade_comes_after_it(at: float) -> None:
+    """At 0 s the fault is due before the server has even answered the upgrade: the close
+    frame then follows the 101 response, the first boundary there is."""
+
+    async def idle(ws: ServerConnection) -> None:
+        await ws.wait_closed()
+
+    schedule = schedule_from_mapping(
+        {"name": "c", "steps": [{"at": at, "fault": "ws_close", "code": 4200, "reason": "r"}]}
+    )
+    async with serve(idle, "127.0.0.1", 0) as server:
+        upstream = next(iter(server.sockets)).getsockname()[:2]
+        async with FaultProxy(upstream, schedule=schedule) as proxy:
+            ws = await connect(proxy.url, close_timeout=1)
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 1)
+            assert ws.protocol.close_rcvd is not None
+            assert (ws.protocol.close_rcvd.code, ws.protocol.close_rcvd.reason) == (4200, "r")
