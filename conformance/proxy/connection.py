@@ -12,7 +12,7 @@ import contextlib
 import random
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Literal
 
 from .faults import Bandwidth, CutAfter, Fault, HalfOpen, Latency, Reset, Resume, Stall, WsClose
@@ -102,15 +102,13 @@ class ProxyConnection:
         await self.done.wait()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _guard(self, loop: Any, where: str) -> None:
+    async def _guard(self, work: Coroutine[Any, Any, None], where: str) -> None:
         try:
-            await loop
+            await work
         except OSError:
             if not self.finished and not self.half_open:
                 # One side went away abruptly: the other side learns it the same way.
                 self.reset()
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:  # a bug: say so, and do not leave the peers hanging
             self.report({"fault": "error", "where": where, "error": repr(exc)})
             self.reset()

@@ -29,6 +29,8 @@ BANDWIDTH_SLICE = 0.05
 
 
 class Pipe:
+    """``up``: reads the client, writes the server; ``down``: the other way round."""
+
     def __init__(self, conn: ProxyConnection, direction: Literal["up", "down"]) -> None:
         self.conn = conn
         self.direction = direction
@@ -170,6 +172,8 @@ class Pipe:
         if cut is not None and cut <= len(data):
             await self._write(data[:cut])
             self.cut_left = 0
+            # A reset drops what the socket has not sent yet: the N bytes must be out first.
+            await self.flush(1.0)
             self.conn.reset()
             return
         if cut is not None:
