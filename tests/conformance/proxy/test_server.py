@@ -22,6 +22,7 @@ from conformance.proxy import (
     Stall,
     schedule_from_mapping,
 )
+from conformance.proxy.pipe import Pipe
 from conformance.proxy.schedule import seeded_rng
 from conformance.proxy.server import parse_upstream
 
@@ -267,3 +268,21 @@ async def test_the_jitter_each_chunk_gets_is_the_seeds_draw() -> None:
     await upstream.close()
     for got, drawn in zip(measured, expected, strict=True):
         assert drawn - 0.002 <= got <= drawn + 0.04
+
+
+@pytest.mark.asyncio
+async def test_a_bug_in_a_connection_task_is_logged_and_ends_the_connection(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy, _, log = setup
+
+    async def broken(self: Pipe, stamp: float, data: bytes) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Pipe, "_forward", broken)
+    client = await Client.open(proxy.address)
+    client.send(b"x")
+    assert await client.wait_until(lambda: client.lost, 1)
+    assert log == [{"t": log[0]["t"], "wall": log[0]["wall"], "connection": 0,
+                    "fault": "error", "where": "write upstream",
+                    "error": "RuntimeError('boom')"}]  # fmt: skip
