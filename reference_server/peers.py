@@ -31,6 +31,12 @@ class Peer:
     def __init__(self, ws: web.WebSocketResponse, connection: Connection) -> None:
         self.ws = ws
         self.connection = connection
+        #: The TCP connection under the WebSocket, for ``abort``; set once upgraded.
+        self.transport: asyncio.Transport | None = None
+        #: Set by the reader when the client went without a close frame (EOF, reset).
+        self.dropped = False
+        #: The task reading this WebSocket, stopped before we close it (see ``_stop_reader``).
+        self.reader: asyncio.Task[None] | None = None
         self._queue: asyncio.Queue[Output] = asyncio.Queue()
         self._dead = False
         self._closing = False
@@ -68,6 +74,7 @@ class Peer:
                     case SendPong(payload):
                         await self.ws.pong(payload)
                     case Close(code, reason):
+                        await self._stop_reader()
                         await self.ws.close(code=code, message=reason.encode())
                         return
             except (ConnectionError, RuntimeError) as exc:
@@ -81,11 +88,37 @@ class Peer:
                 self._dead = True
                 return
 
+    async def _stop_reader(self) -> None:
+        """Stop the reader before our close frame goes out.
+
+        While another task waits in ``receive()``, aiohttp's ``close()`` closes the TCP
+        connection right after writing the close frame; with no reader waiting, it waits (up
+        to ``CLOSE_TIMEOUT``) for the client's close frame, a real close handshake. Only then
+        can a draining server tell which clients have taken note of its 4200. Stopping the
+        reader ends the connection in the endpoint at once, so its release does not wait for
+        the handshake either.
+        """
+        reader = self.reader
+        if reader is not None and reader is not asyncio.current_task():
+            reader.cancel()
+            await asyncio.wait([reader])
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once, without a close frame.
+
+        For a client that has not answered a close frame by the end of a drain: waiting for
+        its close handshake any longer would only delay the server's exit.
+        """
+        self._dead = True
+        if self.transport is not None:
+            self.transport.abort()
+
     async def finish(self) -> None:
         """Let a requested close complete; drop anything else still queued."""
         if self._closing:
-            # ``asyncio.wait`` neither raises the writer's errors nor swallows our cancellation.
-            await asyncio.wait([self._writer], timeout=CLOSE_TIMEOUT)
+            # ``asyncio.wait`` neither raises the writer's errors nor swallows our cancellation;
+            # the margin lets the close handshake's own timeout fire first.
+            await asyncio.wait([self._writer], timeout=CLOSE_TIMEOUT + 1.0)
         self._writer.cancel()
         await asyncio.wait([self._writer])
         self._dead = True
@@ -103,6 +136,26 @@ class Fanout:
         self.established: dict[str, Peer] = {}
         #: Every open WebSocket, including refused ones, so shutdown can close them all.
         self.open: set[Peer] = set()
+        #: Set when the server starts draining: new WebSocket handshakes are refused.
+        self.draining = False
+        self._emptied = asyncio.Event()
+
+    def add(self, peer: Peer) -> None:
+        self.open.add(peer)
+        self._emptied.clear()
+
+    def discard(self, peer: Peer) -> None:
+        """A peer's handler has finished: its close handshake is over, or given up on."""
+        self.open.discard(peer)
+        if not self.open:
+            self._emptied.set()
+
+    async def wait_closed(self, timeout: float) -> bool:
+        """Wait until no WebSocket is open, at most ``timeout`` s; return whether none is."""
+        if self.open and timeout > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._emptied.wait(), timeout)
+        return not self.open
 
     def route(self, outgoing: list[Delivery]) -> int:
         """Queue each frame for its targets; return the number queued.
@@ -133,7 +186,10 @@ class Fanout:
             self._webhooks.submit(events)
 
     def shutdown(self) -> None:
-        """The server is stopping: every connection closes with 1001."""
+        """The server is stopping: every connection still open closes with 4200."""
         for peer in list(self.open):
-            peer.connection.shutdown()
-            self.flush(peer)
+            self.close_for_shutdown(peer)
+
+    def close_for_shutdown(self, peer: Peer) -> None:
+        peer.connection.shutdown()
+        self.flush(peer)

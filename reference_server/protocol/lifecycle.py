@@ -29,6 +29,7 @@ from .errors import (
     InvalidMessage,
     PongTimeout,
     ProtocolError,
+    ServerShuttingDown,
     UnknownAppKey,
     UnsupportedFrame,
 )
@@ -37,6 +38,7 @@ from .socket_ids import SocketIdAllocator
 from .webhooks import WebhookEvent
 
 __all__ = [
+    "SHUTDOWN_REASON",
     "Close",
     "ConnectionLifecycle",
     "ConnectionSettings",
@@ -46,6 +48,9 @@ __all__ = [
     "SendText",
     "State",
 ]
+
+#: The reason of the 4200 close a draining server sends.
+SHUTDOWN_REASON = "Server shutting down; please reconnect"
 
 # RFC 6455 5.5: control frame payloads, hence close reasons, fit in 125 bytes.
 _MAX_CLOSE_REASON_BYTES = 123
@@ -167,9 +172,14 @@ class ConnectionLifecycle:
         self.state = State.CLOSED
 
     def shutdown(self) -> None:
-        """The server is stopping: close with 1001 "going away" (RFC 6455 7.4.1)."""
+        """The server is stopping: ``pusher:error`` 4200, then close 4200.
+
+        Not 1001 "going away": Pusher clients treat 4200-4299 as "reconnect now", which is
+        what a client of a draining server should do, while 1001 leaves it to their generic
+        back-off.
+        """
         if self.state is State.OPEN:
-            self._close(1001, "Server shutting down")
+            self._fail(ServerShuttingDown(SHUTDOWN_REASON))
 
     def tick(self, now: float) -> None:
         """Fire whichever heartbeat timer is due at ``now``."""
