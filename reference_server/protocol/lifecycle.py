@@ -138,7 +138,7 @@ class ConnectionLifecycle:
         if not self._knows_app_key(app_key):
             self._fail(UnknownAppKey(f"App key {app_key} does not exist"))
             return
-        self.socket_id = self._socket_ids.allocate()
+        self.socket_id = self._allocate_socket_id()
         self.state = State.OPEN
         self._last_activity = now
         self._send(self._established_frame(self.socket_id))
@@ -224,6 +224,9 @@ class ConnectionLifecycle:
 
     def _knows_app_key(self, app_key: str) -> bool:
         return app_key == self.settings.app_key
+
+    def _allocate_socket_id(self) -> str:
+        return self._socket_ids.allocate()
 
     def _established_frame(self, socket_id: str) -> str:
         return frames.connection_established(socket_id, self.settings.activity_timeout)
