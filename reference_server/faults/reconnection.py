@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..protocol import frames
+from ..protocol import frames, webhooks
 from ..protocol.auth import check_channel_auth
 from ..protocol.errors import (
     InvalidMessage,
@@ -120,6 +120,8 @@ class ReconnectionFaults(ConnectionWithFaults):
                 continue  # Goes with a sign-in, which is not resumed.
             self._subscriptions[channel] = None
             self._registry.subscribe(channel, self.socket_id)
+            subscribers = len(self._registry.subscribers(channel))
+            self._report(webhooks.after_subscribe(channel, subscribers))
             member = members.get(channel)
             if member is not None:
                 self._presence[channel] = member
