@@ -23,6 +23,9 @@ __all__ = ["CLOSE_TIMEOUT", "Fanout", "Peer"]
 
 #: Seconds to wait for the client's close frame after ours (aiohttp's default is 10).
 CLOSE_TIMEOUT = 2.0
+#: Seconds after which a close that has not completed (a peer that reads nothing, so not
+#: even our close frame can be written) is given up and the TCP connection dropped.
+GIVE_UP_AFTER = CLOSE_TIMEOUT * 2
 
 
 class Peer:
@@ -40,6 +43,8 @@ class Peer:
         self._queue: asyncio.Queue[Output] = asyncio.Queue()
         self._dead = False
         self._closing = False
+        self._finished = False
+        self._give_up: asyncio.TimerHandle | None = None
         #: Set on every client frame; wakes a heartbeat that had no deadline.
         self.activity = asyncio.Event()
         self._writer = asyncio.create_task(self._write())
@@ -55,7 +60,18 @@ class Peer:
             return
         if isinstance(output, Close):
             self._closing = True
+            self._give_up = asyncio.get_running_loop().call_later(
+                GIVE_UP_AFTER, self._close_overdue
+            )
         self._queue.put_nowait(output)
+
+    def _close_overdue(self) -> None:
+        """Our close has not completed in time: the peer has stopped reading (its TCP window
+        is full, so even our close frame cannot be written). Drop the connection; its state
+        was released when the close was decided."""
+        if not self._finished:
+            log(logging.DEBUG, "close_overdue", socket_id=self.connection.socket_id)
+            self.abort()
 
     def flush(self) -> None:
         """Queue everything the protocol core wants written."""
@@ -115,7 +131,7 @@ class Peer:
 
     async def finish(self) -> None:
         """Let a requested close complete; drop anything else still queued."""
-        if self._closing:
+        if self._closing and not self._dead:
             # ``asyncio.wait`` neither raises the writer's errors nor swallows our cancellation;
             # the margin lets the close handshake's own timeout fire first.
             await asyncio.wait([self._writer], timeout=CLOSE_TIMEOUT + 1.0)
@@ -124,7 +140,10 @@ class Peer:
         self._dead = True
         if not self.ws.closed:
             with contextlib.suppress(Exception):
-                await self.ws.close()
+                await asyncio.wait_for(self.ws.close(), CLOSE_TIMEOUT)
+        self._finished = True
+        if self._give_up is not None:
+            self._give_up.cancel()
 
 
 class Fanout:
@@ -134,19 +153,20 @@ class Fanout:
         self._webhooks = webhooks
         #: Established connections by socket id: the fan-out targets.
         self.established: dict[str, Peer] = {}
-        #: Every open WebSocket, including refused ones, so shutdown can close them all.
-        self.open: set[Peer] = set()
+        #: Every open WebSocket, including refused ones, so shutdown can close them all;
+        #: oldest first, the order a drain closes them in.
+        self.open: dict[Peer, None] = {}
         #: Set when the server starts draining: new WebSocket handshakes are refused.
         self.draining = False
         self._emptied = asyncio.Event()
 
     def add(self, peer: Peer) -> None:
-        self.open.add(peer)
+        self.open[peer] = None
         self._emptied.clear()
 
     def discard(self, peer: Peer) -> None:
         """A peer's handler has finished: its close handshake is over, or given up on."""
-        self.open.discard(peer)
+        self.open.pop(peer, None)
         if not self.open:
             self._emptied.set()
 

@@ -8,7 +8,9 @@ import json
 
 import pytest
 
-from .raw_client import raw_client, upgrade
+from reference_server import peers
+
+from .raw_client import RawClient, raw_client, upgrade
 from .reconnect_harness import ROOM, next_event, no_event, raw_join, users, watcher_in_room
 from .server_harness import api, client, closed_with, established, serving
 
@@ -82,13 +84,18 @@ async def test_drain_spreads_the_closes() -> None:
             raw = await raw_client(server)
             clients.append(raw)
         drain = asyncio.create_task(server.server.drain(spread=0.6, timeout=0.5))
-        arrivals = []
-        for raw in clients:
+
+        async def arrival(raw: RawClient) -> float:
             code, _ = await raw.read_close()
             assert code == 4200
-            arrivals.append(loop.time())
+            return loop.time()
+
+        arrivals = await asyncio.gather(*map(arrival, clients))
+        for raw in clients:
             raw.drop()
         await asyncio.wait_for(drain, 2.0)
+    # Oldest first, 0.2 s apart.
+    assert arrivals == sorted(arrivals)
     assert arrivals[-1] - arrivals[0] >= 0.3
 
 
@@ -102,3 +109,24 @@ async def test_closes_aiohttp_makes_itself_have_a_reason() -> None:
         assert code == 1002
         assert reason
         raw.drop()
+
+
+@pytest.mark.asyncio
+async def test_a_close_that_cannot_even_be_written_is_given_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A peer that reads nothing fills its TCP window, and then no frame, not even our close,
+    can be written: the connection is dropped once the close is overdue."""
+    monkeypatch.setattr(peers, "GIVE_UP_AFTER", 0.5)
+    async with serving(activity_timeout=0.2, pong_timeout=0.2) as server:
+        stalled = await raw_client(server)
+        peer = server.server.fanout.established[stalled.socket_id]
+
+        async def blocked(*args: object, **kwargs: object) -> None:
+            await asyncio.Event().wait()  # As a write into a full window would.
+
+        monkeypatch.setattr(peer.ws, "send_str", blocked)
+        # pusher:ping is stuck, the pong timer fires anyway, and its close is given up.
+        assert await asyncio.wait_for(stalled.reader.read(), 3.0) == b""
+        await asyncio.sleep(0.2)
+        assert not server.server.fanout.open
