@@ -2,20 +2,26 @@
 
 The suite talks to it only over the network, like to any other target: it is started with
 ``python -m reference_server`` and never imported, so the two implementations stay independent.
+``BundledServer`` can also stop it with SIGTERM and start it again on the same port, for the
+checks of what a client sees while a server drains and comes back.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
 import secrets
 import selectors
+import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -27,6 +33,7 @@ __all__ = [
     "BUNDLED_PONG_TIMEOUT",
     "BUNDLED_WEBHOOK_LISTEN",
     "BundledServer",
+    "Restart",
     "start_bundled",
     "stop_child",
 ]
@@ -53,15 +60,110 @@ BUNDLED_WEBHOOK_LISTEN = "http://127.0.0.1:0/pusher/webhooks"
 BUNDLED_WEBHOOK_DELAY = 1.5
 
 
+#: Seconds a stopping server may take to drain and exit: its drain timeout (2 s), the close
+#: handshakes' own 2 s, and room for a busy machine.
+STOP_TIMEOUT = 10.0
+
+#: Seconds a restarted server may take to accept a WebSocket handshake again.
+RESTART_TIMEOUT = 20.0
+
+
+@dataclass(frozen=True)
+class Restart:
+    """How a restart went: the old process's exit status and how long each half took."""
+
+    exit_code: int
+    stopped_in: float
+    back_in: float
+
+
 @dataclass
 class BundledServer:
     process: subprocess.Popen[str]
     target: Target
     log_path: Path
     faults: str
+    #: The command it was started with; a restart reuses it with the port it got.
+    command: tuple[str, ...] = field(default=())
 
     def stop(self) -> None:
         stop_child(self.process, self.process.terminate)
+
+    # Restarting, for the checks of what clients see while a server drains and comes back.
+    # ``terminate``, ``wait_stopped`` and ``start_again`` let a check watch each step (run
+    # them with ``asyncio.to_thread`` from async code: they block); ``restart`` does all three.
+
+    def terminate(self) -> None:
+        """Send SIGTERM and return at once: the server drains (503 to new handshakes, close
+        4200 to open WebSockets) and then exits."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait_stopped(self, timeout: float = STOP_TIMEOUT) -> int:
+        """Wait for the process to exit; return its status.
+
+        Raises:
+            HarnessError: it was still running after ``timeout`` s (it is then killed).
+        """
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+            raise HarnessError(
+                f"the bundled reference server did not exit within {timeout:g} s of SIGTERM"
+                f" (log: {self.log_path})"
+            ) from None
+
+    def start_again(self, timeout: float = RESTART_TIMEOUT) -> None:
+        """Start the stopped server again on the same port, with the same credentials,
+        options and faults; return once it answers a WebSocket handshake.
+
+        The port was free a moment ago, but another process may take it in between: a
+        start that cannot bind is retried until ``timeout``.
+
+        Raises:
+            HarnessError: the old process is still running, or the new one did not accept a
+                handshake within ``timeout`` s (the message names the port and the log).
+        """
+        if self.process.poll() is None:
+            raise HarnessError("start_again: the bundled reference server is still running")
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        port = _port_of(self.target.ws_url)
+        command = _with_port(self.command, port)
+        environ = {**os.environ, "PUSHER_REF_FAULTS": self.faults}
+        deadline = time.monotonic() + timeout
+        last_error = "no attempt made"
+        while time.monotonic() < deadline:
+            try:
+                process, _ = _launch(
+                    command, self.log_path, deadline - time.monotonic(), environ, append=True
+                )
+            except HarnessError as exc:
+                last_error = str(exc)
+                time.sleep(0.2)
+                continue
+            self.process = process
+            if _accepts_handshake(port, self.target.key, deadline):
+                return
+            last_error = "it started but did not answer a WebSocket handshake"
+            break
+        raise HarnessError(
+            f"the bundled reference server could not be restarted on port {port}"
+            f" within {timeout:g} s: {last_error}"
+        )
+
+    def restart(
+        self, *, stop_timeout: float = STOP_TIMEOUT, start_timeout: float = RESTART_TIMEOUT
+    ) -> Restart:
+        """SIGTERM, wait for the drain and the exit, start again on the same port."""
+        started = time.monotonic()
+        self.terminate()
+        exit_code = self.wait_stopped(stop_timeout)
+        stopped = time.monotonic()
+        self.start_again(start_timeout)
+        return Restart(exit_code, stopped - started, time.monotonic() - stopped)
 
 
 def stop_child(process: subprocess.Popen[str], ask: Callable[[], None]) -> None:
@@ -105,34 +207,7 @@ def start_bundled(
     ]  # fmt: skip
     if webhook_url is not None:
         command += ["--webhook-url", webhook_url, "--webhook-delay", str(BUNDLED_WEBHOOK_DELAY)]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w", encoding="utf-8") as log:
-        try:
-            process = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=log, text=True, stdin=subprocess.DEVNULL
-            )
-        except OSError as exc:
-            raise HarnessError(f"could not start the bundled reference server: {exc}") from None
-    assert process.stdout is not None
-    deadline = time.monotonic() + startup_timeout
-    line = None
-    while line is None and time.monotonic() < deadline and process.poll() is None:
-        line = _read_line(process.stdout, 0.2)
-    if not line:
-        with contextlib.suppress(Exception):
-            process.kill()
-        tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
-        raise HarnessError(
-            "the bundled reference server did not start"
-            + (f": {' | '.join(tail)}" if tail else "")
-            + f" (log: {log_path})"
-        )
-    try:
-        ready = json.loads(line)
-        port = int(ready["port"])
-    except (ValueError, KeyError, TypeError):
-        process.kill()
-        raise HarnessError(f"unexpected ready line from the reference server: {line!r}") from None
+    process, port = _launch(command, log_path, startup_timeout)
     target = Target(
         name="reference-server (bundled)",
         ws_url=f"ws://127.0.0.1:{port}",
@@ -145,4 +220,106 @@ def start_bundled(
         bundled=True,
         webhook_listen=webhook_url,
     )
-    return BundledServer(process, target, log_path, os.environ.get("PUSHER_REF_FAULTS", ""))
+    return BundledServer(
+        process, target, log_path, os.environ.get("PUSHER_REF_FAULTS", ""), tuple(command)
+    )
+
+
+def _launch(
+    command: Sequence[str],
+    log_path: Path,
+    startup_timeout: float,
+    environ: dict[str, str] | None = None,
+    *,
+    append: bool = False,
+) -> tuple[subprocess.Popen[str], int]:
+    """Start the server and wait for its ready line; return the process and its port.
+
+    Raises:
+        HarnessError: it could not be started, exited, or said nothing in time (the message
+            quotes the end of its log).
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("a" if append else "w", encoding="utf-8") as log:
+        try:
+            process = subprocess.Popen(
+                list(command),
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                stdin=subprocess.DEVNULL,
+                env=environ,
+            )
+        except OSError as exc:
+            raise HarnessError(f"could not start the bundled reference server: {exc}") from None
+    assert process.stdout is not None
+    deadline = time.monotonic() + startup_timeout
+    line = None
+    while line is None and time.monotonic() < deadline and process.poll() is None:
+        line = _read_line(process.stdout, 0.2)
+    if not line:
+        with contextlib.suppress(Exception):
+            process.kill()
+        process.wait(timeout=5)
+        process.stdout.close()
+        tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
+        raise HarnessError(
+            "the bundled reference server did not start"
+            + (f": {' | '.join(tail)}" if tail else "")
+            + f" (log: {log_path})"
+        )
+    try:
+        return process, int(json.loads(line)["port"])
+    except (ValueError, KeyError, TypeError):
+        process.kill()
+        raise HarnessError(f"unexpected ready line from the reference server: {line!r}") from None
+
+
+def _port_of(ws_url: str) -> int:
+    return int(ws_url.rsplit(":", 1)[1])
+
+
+def _with_port(command: Sequence[str], port: int) -> list[str]:
+    """The same command, listening on ``port`` (the first start asked for port 0)."""
+    rebuilt = list(command)
+    rebuilt[rebuilt.index("--port") + 1] = str(port)
+    return rebuilt
+
+
+def _accepts_handshake(port: int, key: str, deadline: float) -> bool:
+    """Whether ``/app/{key}`` upgrades and sends ``connection_established`` before
+    ``deadline``; tried again every 0.1 s (a draining or starting server refuses)."""
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            if _handshake_once(port, key, max(0.1, deadline - time.monotonic())):
+                return True
+        time.sleep(0.1)
+    return False
+
+
+def _handshake_once(port: int, key: str, timeout: float) -> bool:
+    nonce = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        f"GET /app/{key}?protocol=7&client=conformance-probe HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {nonce}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=min(timeout, 2.0)) as sock:
+        sock.sendall(request.encode())
+        stream = sock.makefile("rb")
+        status = stream.readline().split(b" ", 2)
+        if len(status) < 2 or status[1] != b"101":
+            return False
+        while stream.readline() not in (b"\r\n", b""):
+            pass
+        first, length = stream.read(2)
+        length &= 0x7F
+        if length == 126:
+            length = struct.unpack("!H", stream.read(2))[0]
+        payload = stream.read(length)
+        # A masked close frame (1000), so the probe leaves like a polite client.
+        mask = os.urandom(4)
+        sock.sendall(
+            bytes([0x88, 0x82]) + mask + bytes(b ^ mask[i] for i, b in enumerate(b"\x03\xe8"))
+        )
+        return first & 0x0F == 1 and b"pusher:connection_established" in payload

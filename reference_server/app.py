@@ -9,7 +9,9 @@ the faults do.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import random
 import socket
 import time
@@ -22,7 +24,7 @@ from aiohttp import web
 from .config import ServerConfig
 from .http_endpoints import MAX_READ_BYTES, HttpEndpoints
 from .logs import log
-from .peers import Fanout
+from .peers import Fanout, Peer
 from .protocol.channels import ChannelRegistry
 from .protocol.connection import ConnectionSettings
 from .protocol.http_events import EventParser
@@ -95,6 +97,43 @@ class ReferenceServer:
 
     async def _on_shutdown(self, app: web.Application) -> None:
         self.fanout.shutdown()
+
+    async def drain(self, *, spread: float = 0.0, timeout: float = 2.0) -> None:
+        """Graceful shutdown's first half, while the listener is still open.
+
+        From now on every new handshake is refused with 503 (the HTTP API keeps answering).
+        Each open WebSocket gets ``pusher:error`` and a close with 4200, "reconnect now";
+        with ``spread`` the closes are spaced evenly over that many seconds, so that clients
+        without reconnect jitter (pusher-js has none) do not all come back at once. Then the
+        close handshakes get up to ``timeout`` seconds; connections still open after that
+        are dropped, so the exit is not held up by a peer that never answers.
+        """
+        self.fanout.draining = True
+        peers = list(self.fanout.open)
+        log(logging.INFO, "draining", connections=len(peers), spread=spread, timeout=timeout)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await self._close_for_drain(peers, spread)
+        closed = await self.fanout.wait_closed(timeout)
+        unfinished = list(self.fanout.open)
+        for peer in unfinished:
+            peer.abort()
+        log(
+            logging.INFO,
+            "drained",
+            connections=len(peers),
+            dropped_after_timeout=0 if closed else len(unfinished),
+            seconds=round(loop.time() - started, 3),
+        )
+
+    async def _close_for_drain(self, peers: list[Peer], spread: float) -> None:
+        """Close each peer with 4200, evenly over ``spread`` seconds (at once for 0)."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for index, peer in enumerate(peers):
+            if spread > 0 and index:
+                await asyncio.sleep(max(0.0, started + spread * index / len(peers) - loop.time()))
+            self.fanout.close_for_shutdown(peer)
 
     # Parts.
 

@@ -1,4 +1,9 @@
-"""``reference-server`` / ``python -m reference_server``: run until SIGINT or SIGTERM."""
+"""``reference-server`` / ``python -m reference_server``: run until SIGINT or SIGTERM.
+
+A stop signal drains the server first (``ReferenceServer.drain``): handshakes are refused
+with 503 and every WebSocket is closed with 4200 while the listener is still open, so a
+client can tell a deliberate restart from a crash.
+"""
 
 from __future__ import annotations
 
@@ -68,6 +73,7 @@ async def serve(config: ServerConfig) -> None:
             faults=sorted(config.faults),
         )
         await stop.wait()
+        await running.server.drain(spread=config.shutdown_spread, timeout=config.drain_timeout)
         log(logging.INFO, "stopping")
 
 

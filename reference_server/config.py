@@ -51,6 +51,10 @@ class ServerConfig:
     webhook_retry_for: float = 300.0
     #: Webhook requests waiting to be sent; beyond that new ones are dropped (and logged).
     webhook_queue_size: int = 1000
+    #: Seconds over which a stopping server spaces its 4200 closes; 0: all at once.
+    shutdown_spread: float = 0.0
+    #: Seconds a stopping server waits for close handshakes before dropping the rest.
+    drain_timeout: float = 2.0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -79,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
         ("--webhook-delay", "PUSHER_REF_WEBHOOK_DELAY", "seconds vacated/member_removed wait"),
         ("--webhook-retry-for", "PUSHER_REF_WEBHOOK_RETRY_FOR", "seconds to retry a webhook"),
         ("--webhook-queue-size", "PUSHER_REF_WEBHOOK_QUEUE_SIZE", "webhook requests queued"),
+        ("--shutdown-spread", "PUSHER_REF_SHUTDOWN_SPREAD", "seconds to spread shutdown closes"),
+        ("--drain-timeout", "PUSHER_REF_DRAIN_TIMEOUT", "seconds to wait for close handshakes"),
     ):
         parser.add_argument(flag, metavar="VALUE", help=f"{what} (env {env})")
     parser.add_argument(
@@ -239,5 +245,17 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> ServerConfig
             "PUSHER_REF_WEBHOOK_QUEUE_SIZE",
             _positive_integer,
             defaults.webhook_queue_size,
+        ),
+        shutdown_spread=pick(
+            "--shutdown-spread",
+            "PUSHER_REF_SHUTDOWN_SPREAD",
+            _non_negative_seconds,
+            defaults.shutdown_spread,
+        ),
+        drain_timeout=pick(
+            "--drain-timeout",
+            "PUSHER_REF_DRAIN_TIMEOUT",
+            _non_negative_seconds,
+            defaults.drain_timeout,
         ),
     )

@@ -23,6 +23,9 @@ __all__ = ["CLOSE_TIMEOUT", "Fanout", "Peer"]
 
 #: Seconds to wait for the client's close frame after ours (aiohttp's default is 10).
 CLOSE_TIMEOUT = 2.0
+#: Seconds after which a close that has not completed (a peer that reads nothing, so not
+#: even our close frame can be written) is given up and the TCP connection dropped.
+GIVE_UP_AFTER = CLOSE_TIMEOUT * 2
 
 
 class Peer:
@@ -31,9 +34,17 @@ class Peer:
     def __init__(self, ws: web.WebSocketResponse, connection: Connection) -> None:
         self.ws = ws
         self.connection = connection
+        #: The TCP connection under the WebSocket, for ``abort``; set once upgraded.
+        self.transport: asyncio.Transport | None = None
+        #: Set by the reader when the client went without a close frame (EOF, reset).
+        self.dropped = False
+        #: The task reading this WebSocket, stopped before we close it (see ``_stop_reader``).
+        self.reader: asyncio.Task[None] | None = None
         self._queue: asyncio.Queue[Output] = asyncio.Queue()
         self._dead = False
         self._closing = False
+        self._finished = False
+        self._give_up: asyncio.TimerHandle | None = None
         #: Set on every client frame; wakes a heartbeat that had no deadline.
         self.activity = asyncio.Event()
         self._writer = asyncio.create_task(self._write())
@@ -49,7 +60,18 @@ class Peer:
             return
         if isinstance(output, Close):
             self._closing = True
+            self._give_up = asyncio.get_running_loop().call_later(
+                GIVE_UP_AFTER, self._close_overdue
+            )
         self._queue.put_nowait(output)
+
+    def _close_overdue(self) -> None:
+        """Our close has not completed in time: the peer has stopped reading (its TCP window
+        is full, so even our close frame cannot be written). Drop the connection; its state
+        was released when the close was decided."""
+        if not self._finished:
+            log(logging.DEBUG, "close_overdue", socket_id=self.connection.socket_id)
+            self.abort()
 
     def flush(self) -> None:
         """Queue everything the protocol core wants written."""
@@ -68,6 +90,7 @@ class Peer:
                     case SendPong(payload):
                         await self.ws.pong(payload)
                     case Close(code, reason):
+                        await self._stop_reader()
                         await self.ws.close(code=code, message=reason.encode())
                         return
             except (ConnectionError, RuntimeError) as exc:
@@ -81,17 +104,46 @@ class Peer:
                 self._dead = True
                 return
 
+    async def _stop_reader(self) -> None:
+        """Stop the reader before our close frame goes out.
+
+        While another task waits in ``receive()``, aiohttp's ``close()`` closes the TCP
+        connection right after writing the close frame; with no reader waiting, it waits (up
+        to ``CLOSE_TIMEOUT``) for the client's close frame, a real close handshake. Only then
+        can a draining server tell which clients have taken note of its 4200. Stopping the
+        reader ends the connection in the endpoint at once, so its release does not wait for
+        the handshake either.
+        """
+        reader = self.reader
+        if reader is not None and reader is not asyncio.current_task():
+            reader.cancel()
+            await asyncio.wait([reader])
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once, without a close frame.
+
+        For a client that has not answered a close frame by the end of a drain: waiting for
+        its close handshake any longer would only delay the server's exit.
+        """
+        self._dead = True
+        if self.transport is not None:
+            self.transport.abort()
+
     async def finish(self) -> None:
         """Let a requested close complete; drop anything else still queued."""
-        if self._closing:
-            # ``asyncio.wait`` neither raises the writer's errors nor swallows our cancellation.
-            await asyncio.wait([self._writer], timeout=CLOSE_TIMEOUT)
+        if self._closing and not self._dead:
+            # ``asyncio.wait`` neither raises the writer's errors nor swallows our cancellation;
+            # the margin lets the close handshake's own timeout fire first.
+            await asyncio.wait([self._writer], timeout=CLOSE_TIMEOUT + 1.0)
         self._writer.cancel()
         await asyncio.wait([self._writer])
         self._dead = True
         if not self.ws.closed:
             with contextlib.suppress(Exception):
-                await self.ws.close()
+                await asyncio.wait_for(self.ws.close(), CLOSE_TIMEOUT)
+        self._finished = True
+        if self._give_up is not None:
+            self._give_up.cancel()
 
 
 class Fanout:
@@ -101,8 +153,29 @@ class Fanout:
         self._webhooks = webhooks
         #: Established connections by socket id: the fan-out targets.
         self.established: dict[str, Peer] = {}
-        #: Every open WebSocket, including refused ones, so shutdown can close them all.
-        self.open: set[Peer] = set()
+        #: Every open WebSocket, including refused ones, so shutdown can close them all;
+        #: oldest first, the order a drain closes them in.
+        self.open: dict[Peer, None] = {}
+        #: Set when the server starts draining: new WebSocket handshakes are refused.
+        self.draining = False
+        self._emptied = asyncio.Event()
+
+    def add(self, peer: Peer) -> None:
+        self.open[peer] = None
+        self._emptied.clear()
+
+    def discard(self, peer: Peer) -> None:
+        """A peer's handler has finished: its close handshake is over, or given up on."""
+        self.open.pop(peer, None)
+        if not self.open:
+            self._emptied.set()
+
+    async def wait_closed(self, timeout: float) -> bool:
+        """Wait until no WebSocket is open, at most ``timeout`` s; return whether none is."""
+        if self.open and timeout > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._emptied.wait(), timeout)
+        return not self.open
 
     def route(self, outgoing: list[Delivery]) -> int:
         """Queue each frame for its targets; return the number queued.
@@ -133,7 +206,10 @@ class Fanout:
             self._webhooks.submit(events)
 
     def shutdown(self) -> None:
-        """The server is stopping: every connection closes with 1001."""
+        """The server is stopping: every connection still open closes with 4200."""
         for peer in list(self.open):
-            peer.connection.shutdown()
-            self.flush(peer)
+            self.close_for_shutdown(peer)
+
+    def close_for_shutdown(self, peer: Peer) -> None:
+        peer.connection.shutdown()
+        self.flush(peer)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 
 from aiohttp import WSMsgType, web
+from aiohttp.http_websocket import WebSocketError, WSMessage
 
 from .logs import log
 from .peers import CLOSE_TIMEOUT, Fanout, Peer
@@ -19,7 +20,33 @@ from .protocol.connection import Connection, ConnectionSettings, State
 from .protocol.socket_ids import SocketIdAllocator
 from .responses import json_error
 
-__all__ = ["WebSocketEndpoint"]
+__all__ = ["DRAINING_BODY", "ReasonedWebSocketResponse", "WebSocketEndpoint"]
+
+#: The body of the 503 that refuses a handshake while the server drains.
+DRAINING_BODY = "Server shutting down; reconnect later\n"
+
+#: Reasons for the closes aiohttp sends on its own (a frame it cannot parse, a message over
+#: its size limit), which it would otherwise send with an empty reason.
+_DEFAULT_REASONS = {
+    1000: "Normal closure",
+    1002: "WebSocket protocol error",
+    1007: "Invalid UTF-8 in a text frame",
+    1009: "Message too big",
+    1011: "Internal server error",
+}
+
+
+class ReasonedWebSocketResponse(web.WebSocketResponse):
+    """A WebSocket whose every close frame carries a reason.
+
+    The protocol core always gives one; this covers the closes aiohttp makes by itself, so
+    that a client can always log why the server hung up.
+    """
+
+    async def close(self, *, code: int = 1000, message: bytes = b"", drain: bool = True) -> bool:
+        if not message:
+            message = _DEFAULT_REASONS.get(code, "Connection closed by the server").encode()
+        return await super().close(code=code, message=message, drain=drain)
 
 
 class WebSocketEndpoint:
@@ -36,7 +63,7 @@ class WebSocketEndpoint:
         self.fanout = fanout
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(autoping=False, timeout=CLOSE_TIMEOUT)
+        ws = self._new_websocket()
         if not ws.can_prepare(request).ok:
             return json_error(426, "This endpoint expects a WebSocket upgrade")
         refusal = self._refusal(request)
@@ -46,7 +73,9 @@ class WebSocketEndpoint:
         loop = asyncio.get_running_loop()
         connection = self._new_connection()
         peer = self._new_peer(ws, connection)
-        self.fanout.open.add(peer)
+        peer.transport = request.transport
+        self.fanout.add(peer)
+        self._opening(connection)
         connection.open(request.match_info["key"], loop.time())
         socket_id = connection.socket_id
         if socket_id is not None:
@@ -57,25 +86,35 @@ class WebSocketEndpoint:
         self.fanout.flush(peer)
         heartbeat = asyncio.create_task(self._heartbeat(peer, loop))
         remote = request.remote or ""
+        reader = peer.reader = asyncio.create_task(self._read(peer, loop, remote))
         try:
-            await self._read(peer, loop, remote)
+            # Cancelled by the writer when we close (``Peer._stop_reader``): not an error.
+            await asyncio.wait([reader])
+            if not reader.cancelled():
+                reader.result()  # What broke the reader, if anything, is the handler's error.
         finally:
+            reader.cancel()
+            # Everything up to ``peer.finish()`` runs without yielding, so the connection's
+            # subscriptions, presence and socket id are released the moment the reader ends,
+            # whatever the close handshake then takes (a stalled peer never answers it).
             self._ended(peer, remote)
             heartbeat.cancel()
             connection.receive_eof()
-            if socket_id is not None:
-                self.fanout.established.pop(socket_id, None)
+            if socket_id is not None and self.fanout.established.get(socket_id) is peer:
+                del self.fanout.established[socket_id]
             # E.g. member_removed for the presence channels this connection was in.
             self.fanout.route(connection.deliveries_to_send())
-            self.fanout.report_webhooks(connection)
+            self._report_final_webhooks(peer)
+            self._released(peer)
             await peer.finish()
-            self.fanout.open.discard(peer)
+            self.fanout.discard(peer)
             if socket_id is not None:
                 log(
                     logging.DEBUG,
                     "connection_closed",
                     socket_id=socket_id,
                     close_code=connection.close_code or ws.close_code,
+                    dropped=peer.dropped,
                 )
         return ws
 
@@ -94,10 +133,22 @@ class WebSocketEndpoint:
                 case WSMsgType.PONG:
                     connection.receive_pong(message.data, now)
                 case _:  # CLOSE, CLOSING, CLOSED, ERROR: the connection is over.
+                    peer.dropped = self._is_drop(connection, message)
                     return
             self.fanout.flush(peer)
             peer.activity.set()
             self._received(peer, remote)
+
+    @staticmethod
+    def _is_drop(connection: Connection, message: WSMessage) -> bool:
+        """Whether the client went without a close frame: EOF or a transport error while the
+        connection was open. A close frame (CLOSE), a close we started (CLOSING) and a frame
+        aiohttp refused and closed on (an ERROR carrying a ``WebSocketError``) are not."""
+        if connection.state is not State.OPEN:
+            return False
+        if message.type is WSMsgType.CLOSED:
+            return True
+        return message.type is WSMsgType.ERROR and not isinstance(message.data, WebSocketError)
 
     async def _heartbeat(self, peer: Peer, loop: asyncio.AbstractEventLoop) -> None:
         """Sleep until the core's next deadline, then let it decide what is due."""
@@ -114,9 +165,22 @@ class WebSocketEndpoint:
 
     # Seams: what a variant of the server may do differently.
 
+    def _new_websocket(self) -> web.WebSocketResponse:
+        return ReasonedWebSocketResponse(autoping=False, timeout=CLOSE_TIMEOUT)
+
     def _refusal(self, request: web.Request) -> web.Response | None:
-        """An answer that refuses the upgrade before it happens; ``None`` lets it through."""
+        """An answer that refuses the upgrade before it happens; ``None`` lets it through.
+
+        A draining server refuses every handshake with 503, so that a client reconnecting
+        after the 4200 close is sent elsewhere (or retries) rather than joining a server that
+        is about to go.
+        """
+        if self.fanout.draining and self._refuses_while_draining():
+            return web.Response(status=503, text=DRAINING_BODY, headers={"Retry-After": "1"})
         return None
+
+    def _refuses_while_draining(self) -> bool:
+        return True
 
     def _new_connection(self) -> Connection:
         return Connection(self.settings, self.registry, self.socket_ids)
@@ -124,8 +188,18 @@ class WebSocketEndpoint:
     def _new_peer(self, ws: web.WebSocketResponse, connection: Connection) -> Peer:
         return Peer(ws, connection)
 
+    def _opening(self, connection: Connection) -> None:
+        """Called just before the handshake of a new connection runs."""
+
     def _received(self, peer: Peer, remote: str) -> None:
         """Called after each client frame has been handled."""
 
     def _ended(self, peer: Peer, remote: str) -> None:
         """Called once the client has gone, before its connection is released."""
+
+    def _report_final_webhooks(self, peer: Peer) -> None:
+        """Hand over the webhooks the connection's release caused (channel_vacated, ...)."""
+        self.fanout.report_webhooks(peer.connection)
+
+    def _released(self, peer: Peer) -> None:
+        """Called once the connection's state is released, before the close handshake ends."""

@@ -130,6 +130,22 @@ class Fault(enum.StrEnum):
     DUPLICATE_DELIVERY = "duplicate_delivery"
     REORDER_UNDER_LOAD = "reorder_under_load"
     LEAK_TO_UNSUBSCRIBED = "leak_to_unsubscribed"
+    # Reconnection: close codes and reasons, dead links, what a going connection leaves
+    # behind, and graceful shutdown.
+    CLOSE_WITHOUT_REASON = "close_without_reason"
+    PONG_TIMEOUT_CLOSES_4009 = "pong_timeout_closes_4009"
+    NONCLOSING_ERROR_CODE_4200 = "nonclosing_error_code_4200"
+    ACTIVITY_TIMEOUT_ZERO = "activity_timeout_zero"
+    DEAD_LINK_NOT_DETECTED = "dead_link_not_detected"
+    PRESENCE_KEPT_AFTER_DEAD_LINK = "presence_kept_after_dead_link"
+    CLEANUP_TWICE_ON_ABRUPT_CLOSE = "cleanup_twice_on_abrupt_close"
+    ABRUPT_CLOSE_DROPS_USER = "abrupt_close_drops_user"
+    DROPPED_CONNECTION_RESUMED = "dropped_connection_resumed"
+    AUTH_FOR_RECENT_SOCKET_ID_ACCEPTED = "auth_for_recent_socket_id_accepted"
+    WEBHOOK_GRACE_IGNORED_ON_ABRUPT_CLOSE = "webhook_grace_ignored_on_abrupt_close"
+    SHUTDOWN_DROPS_TCP = "shutdown_drops_tcp"
+    SHUTDOWN_ACCEPTS_NEW_HANDSHAKES = "shutdown_accepts_new_handshakes"
+    FATAL_CLOSE_WITHOUT_ERROR_EVENT = "fatal_close_without_error_event"
 
 
 FaultSet = frozenset[Fault]

@@ -10,10 +10,21 @@ from __future__ import annotations
 from ..protocol.channels import ChannelRegistry
 from ..protocol.socket_ids import SocketIdAllocator
 
-__all__ = ["DotlessSocketIdAllocator", "LeakyChannelRegistry"]
+__all__ = ["DotlessSocketIdAllocator", "LeakyChannelRegistry", "ReclaimableSocketIdAllocator"]
 
 
-class DotlessSocketIdAllocator(SocketIdAllocator):
+class ReclaimableSocketIdAllocator(SocketIdAllocator):
+    """Can hand a released id out again on purpose (``dropped_connection_resumed``)."""
+
+    def claim(self, socket_id: str) -> bool:
+        """Take ``socket_id`` if no live connection has it; return whether it was taken."""
+        if socket_id in self._live:
+            return False
+        self._live.add(socket_id)
+        return True
+
+
+class DotlessSocketIdAllocator(ReclaimableSocketIdAllocator):
     """``socket_id_without_dot``: ids are the two numbers run together."""
 
     def _compose(self, first: int, second: int) -> str:
@@ -30,6 +41,21 @@ class LeakyChannelRegistry(ChannelRegistry):
     def __init__(self) -> None:
         super().__init__()
         self._former: dict[str, dict[str, None]] = {}
+        #: Socket id -> when its connection closed, oldest first
+        #: (``auth_for_recent_socket_id_accepted``).
+        self._closed: dict[str, float] = {}
+
+    def remember_closed(self, socket_id: str, now: float) -> None:
+        self._closed.pop(socket_id, None)
+        self._closed[socket_id] = now
+
+    def recently_closed(self, since: float) -> tuple[str, ...]:
+        """Socket ids whose connection closed at ``since`` or later; older ones are forgotten."""
+        for socket_id, when in list(self._closed.items()):
+            if when >= since:
+                break
+            del self._closed[socket_id]
+        return tuple(self._closed)
 
     def keep_former(self, channel: str, socket_id: str) -> None:
         """Keep routing ``channel``'s events to a socket that left it."""

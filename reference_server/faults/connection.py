@@ -9,6 +9,7 @@ subclass this and override the core's seams; ``server.py`` stacks them into the 
 from __future__ import annotations
 
 from ..protocol.connection import Connection, ConnectionSettings
+from ..protocol.presence import Member
 from ..protocol.socket_ids import SocketIdAllocator
 from .catalogue import Fault, FaultSet
 from .channels import LeakyChannelRegistry
@@ -36,6 +37,11 @@ class ConnectionWithFaults(Connection):
         #: Set once the connection is going away (closed or lost): several real servers got
         #: their cleanup right on ``pusher:unsubscribe`` but wrong on this path.
         self.leaving_on_close = False
+        #: Set by the endpoint when the client went without a close frame (EOF, reset).
+        self.dropped = False
+        #: The (channel, member) leaves announced while closing, for
+        #: ``cleanup_twice_on_abrupt_close``.
+        self.removed_on_close: list[tuple[str, Member]] = []
 
     def has(self, fault: Fault) -> bool:
         return fault in self.faults

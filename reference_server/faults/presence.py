@@ -58,11 +58,12 @@ class PresenceFaults(ConnectionWithFaults):
         )
 
     def _member_removed(self, channel: str, left: Left | None) -> None:
-        if (
-            left is not None
-            and not left.last
-            and self.has(Fault.PRESENCE_USER_DROPPED_ON_FIRST_LEAVE)
-        ):
+        # ``abrupt_close_drops_user``: the same, but only for a connection that went without
+        # a close frame.
+        drops_user = self.has(Fault.PRESENCE_USER_DROPPED_ON_FIRST_LEAVE) or (
+            self.dropped and self.has(Fault.ABRUPT_CLOSE_DROPS_USER)
+        )
+        if left is not None and not left.last and drops_user:
             # The user's first leaving connection takes the whole user out of the channel:
             # its other connections stay subscribed but are no longer members, so their own
             # leaves go unannounced and a further connection of the user joins as new.

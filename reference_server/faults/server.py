@@ -28,7 +28,11 @@ from ..responses import Handler, json_error
 from ..webhook_sender import WebhookSender
 from ..websocket_endpoint import WebSocketEndpoint
 from .catalogue import Fault, FaultSet
-from .channels import DotlessSocketIdAllocator, LeakyChannelRegistry
+from .channels import (
+    DotlessSocketIdAllocator,
+    LeakyChannelRegistry,
+    ReclaimableSocketIdAllocator,
+)
 from .client_events import ClientEventFaults
 from .delivery import ShapedPeer, shaper_for
 from .http_api import (
@@ -39,6 +43,8 @@ from .http_api import (
 )
 from .lifecycle import LifecycleFaults
 from .presence import PresenceFaults
+from .reconnection import ReconnectionFaults
+from .sessions import SessionFaultsEndpoint
 from .subscriptions import SubscriptionFaults
 from .webhooks import UndelayedWebhookSchedule, WebhookReportFaults, WebhookSenderWithFaults
 
@@ -46,12 +52,17 @@ __all__ = ["FaultyConnection", "FaultyReferenceServer"]
 
 
 class FaultyConnection(
-    LifecycleFaults, SubscriptionFaults, PresenceFaults, ClientEventFaults, WebhookReportFaults
+    ReconnectionFaults,
+    LifecycleFaults,
+    SubscriptionFaults,
+    PresenceFaults,
+    ClientEventFaults,
+    WebhookReportFaults,
 ):
     """Every connection-level fault; each switch is read where its rule is."""
 
 
-class FaultyWebSocketEndpoint(WebSocketEndpoint):
+class FaultyWebSocketEndpoint(SessionFaultsEndpoint):
     """Builds fault-switched connections and peers, and keeps the per-address memory that
     ``malformed_sender_address_blocked`` needs."""
 
@@ -62,10 +73,9 @@ class FaultyWebSocketEndpoint(WebSocketEndpoint):
         socket_ids: SocketIdAllocator,
         fanout: Fanout,
         faults: FaultSet,
+        webhooks: WebhookSender | None = None,
     ) -> None:
-        super().__init__(settings, registry, socket_ids, fanout)
-        self._leaky = registry
-        self.faults = faults
+        super().__init__(settings, registry, socket_ids, fanout, faults, webhooks)
         #: ``malformed_sender_address_blocked``: client address -> its open connections that
         #: sent malformed input.
         self._offenders: dict[str, set[Peer]] = {}
@@ -95,6 +105,7 @@ class FaultyWebSocketEndpoint(WebSocketEndpoint):
 
     def _ended(self, peer: Peer, remote: str) -> None:
         self._offenders.get(remote, set()).discard(peer)
+        super()._ended(peer, remote)
 
 
 class FaultyHttpEndpoints(HttpEndpoints):
@@ -169,7 +180,14 @@ class FaultyReferenceServer(ReferenceServer):
     def _new_socket_ids(self, random_source: RandomSource) -> SocketIdAllocator:
         if Fault.SOCKET_ID_WITHOUT_DOT in self.faults:
             return DotlessSocketIdAllocator(random_source)
-        return super()._new_socket_ids(random_source)
+        return ReclaimableSocketIdAllocator(random_source)
+
+    async def drain(self, *, spread: float = 0.0, timeout: float = 2.0) -> None:
+        if Fault.SHUTDOWN_DROPS_TCP in self.faults:
+            # Reverb's graceful stop: every socket is cut, no close frame, no 4200.
+            for peer in list(self.fanout.open):
+                peer.abort()
+        await super().drain(spread=spread, timeout=timeout)
 
     def _new_webhook_sender(self) -> WebhookSender:
         assert self.config.webhook_url is not None
@@ -182,7 +200,12 @@ class FaultyReferenceServer(ReferenceServer):
 
     def _new_websocket_endpoint(self) -> WebSocketEndpoint:
         return FaultyWebSocketEndpoint(
-            self.settings, self._leaky_registry(), self.socket_ids, self.fanout, self.faults
+            self.settings,
+            self._leaky_registry(),
+            self.socket_ids,
+            self.fanout,
+            self.faults,
+            self.webhooks,
         )
 
     def _new_http_endpoints(self) -> HttpEndpoints:

@@ -122,6 +122,11 @@ class WebhookSenderWithFaults(WebhookSender):
         super().__init__(url, **options)
         self._faults = faults
 
+    def submit_at_once(self, events: list[WebhookEvent]) -> None:
+        """Queue ``events`` without the schedule's hold-back and cancellation
+        (``webhook_grace_ignored_on_abrupt_close``)."""
+        self._enqueue(events)
+
     def _requests(self, events: list[WebhookEvent], time_ms: int) -> list[WebhookRequest]:
         return [
             build_request_with_faults(

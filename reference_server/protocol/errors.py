@@ -6,6 +6,7 @@
     ├── ProtocolError               WebSocket side: ``code`` for pusher:error, ``close_code``
     │   ├── UnknownAppKey           4001, closes
     │   ├── PongTimeout             4201, closes
+    │   ├── ServerShuttingDown      4200, closes (graceful shutdown: reconnect elsewhere)
     │   ├── UnsupportedFrame        binary frame, closes 1003 without pusher:error
     │   ├── InvalidMessage          code null
     │   │   └── InvalidJson         code null (not JSON at all)
@@ -47,6 +48,7 @@ __all__ = [
     "PongTimeout",
     "ProtocolError",
     "PusherError",
+    "ServerShuttingDown",
     "SigninRefused",
     "SubscriptionRefused",
     "Unauthorized",
@@ -86,6 +88,13 @@ class UnknownAppKey(ProtocolError):
 class PongTimeout(ProtocolError):
     code = 4201
     close_code = 4201
+
+
+class ServerShuttingDown(ProtocolError):
+    # Pusher protocol: 4200-4299 mean "reconnect immediately"; 4200 is the generic one, right
+    # for a server that is going away while others (or its own restart) take over.
+    code = 4200
+    close_code = 4200
 
 
 class UnsupportedFrame(ProtocolError):

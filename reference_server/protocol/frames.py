@@ -9,11 +9,13 @@ That rule lives here and nowhere else. ``pusher:error`` is the documented except
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 __all__ = [
     "PING",
     "PONG",
+    "advertised_activity_timeout",
     "cache_miss",
     "channel_event",
     "client_event",
@@ -42,18 +44,25 @@ def compact_json(value: Any) -> str:
     return text
 
 
-def _number(seconds: float) -> int | float:
-    # Advertise 120, not 120.0: clients multiply it, but some parse it as an integer.
-    return int(seconds) if float(seconds).is_integer() else seconds
-
-
 PING = compact_json({"event": "pusher:ping", "data": compact_json({})})
 PONG = compact_json({"event": "pusher:pong", "data": compact_json({})})
 
 
+def advertised_activity_timeout(seconds: float) -> int:
+    """The ``activity_timeout`` a client is told: whole seconds, at least 1, rounded up.
+
+    pusher-js and others parse it as a positive integer (0 would make them ping in a tight
+    loop); rounding up keeps the client's own ping from racing ahead of the server's timer.
+    """
+    return max(1, math.ceil(seconds))
+
+
 def connection_established(socket_id: str, activity_timeout: float) -> str:
     """The first frame of every accepted connection."""
-    data = {"socket_id": socket_id, "activity_timeout": _number(activity_timeout)}
+    data = {
+        "socket_id": socket_id,
+        "activity_timeout": advertised_activity_timeout(activity_timeout),
+    }
     return compact_json({"event": "pusher:connection_established", "data": compact_json(data)})
 
 

@@ -29,6 +29,7 @@ from .errors import (
     InvalidMessage,
     PongTimeout,
     ProtocolError,
+    ServerShuttingDown,
     UnknownAppKey,
     UnsupportedFrame,
 )
@@ -37,6 +38,7 @@ from .socket_ids import SocketIdAllocator
 from .webhooks import WebhookEvent
 
 __all__ = [
+    "SHUTDOWN_REASON",
     "Close",
     "ConnectionLifecycle",
     "ConnectionSettings",
@@ -46,6 +48,9 @@ __all__ = [
     "SendText",
     "State",
 ]
+
+#: The reason of the 4200 close a draining server sends.
+SHUTDOWN_REASON = "Server shutting down; please reconnect"
 
 # RFC 6455 5.5: control frame payloads, hence close reasons, fit in 125 bytes.
 _MAX_CLOSE_REASON_BYTES = 123
@@ -133,7 +138,7 @@ class ConnectionLifecycle:
         if not self._knows_app_key(app_key):
             self._fail(UnknownAppKey(f"App key {app_key} does not exist"))
             return
-        self.socket_id = self._socket_ids.allocate()
+        self.socket_id = self._allocate_socket_id()
         self.state = State.OPEN
         self._last_activity = now
         self._send(self._established_frame(self.socket_id))
@@ -167,9 +172,14 @@ class ConnectionLifecycle:
         self.state = State.CLOSED
 
     def shutdown(self) -> None:
-        """The server is stopping: close with 1001 "going away" (RFC 6455 7.4.1)."""
+        """The server is stopping: ``pusher:error`` 4200, then close 4200.
+
+        Not 1001 "going away": Pusher clients treat 4200-4299 as "reconnect now", which is
+        what a client of a draining server should do, while 1001 leaves it to their generic
+        back-off.
+        """
         if self.state is State.OPEN:
-            self._close(1001, "Server shutting down")
+            self._fail(ServerShuttingDown(SHUTDOWN_REASON))
 
     def tick(self, now: float) -> None:
         """Fire whichever heartbeat timer is due at ``now``."""
@@ -214,6 +224,9 @@ class ConnectionLifecycle:
 
     def _knows_app_key(self, app_key: str) -> bool:
         return app_key == self.settings.app_key
+
+    def _allocate_socket_id(self) -> str:
+        return self._socket_ids.allocate()
 
     def _established_frame(self, socket_id: str) -> str:
         return frames.connection_established(socket_id, self.settings.activity_timeout)

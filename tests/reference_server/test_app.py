@@ -180,8 +180,9 @@ async def test_http_routes() -> None:
 
 
 @pytest.mark.asyncio
-async def test_shutdown_closes_clients_going_away() -> None:
+async def test_shutdown_closes_clients_with_4200() -> None:
     async with serving() as server:
         ws = await connect(f"{server.ws_url}/app/app-key", ping_interval=None)
         await established(ws)
-    assert await closed_with(ws) == 1001
+    assert await closed_with(ws) == 4200
+    assert ws.close_reason

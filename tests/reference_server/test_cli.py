@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
 
 from reference_server.cli import main
 
@@ -71,6 +73,32 @@ def test_signals_stop_cleanly_with_json_logs(
     records = [json.loads(line) for line in stderr.splitlines()]
     assert {"ts", "level", "event"} <= records[0].keys()
     assert [r["event"] for r in records][-1] == "stopping"
+
+
+def drain_until_closed(ws: ClientConnection) -> None:
+    while True:
+        ws.recv(timeout=5)
+
+
+def test_sigterm_drains_open_websockets(
+    server: tuple[subprocess.Popen[str], dict[str, Any]],
+) -> None:
+    """A client still connected gets close 4200 with a reason; the drain is logged."""
+    process, ready = server
+    with connect(f"{ready['ws_url']}/app/app-key", open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=5))["event"] == "pusher:connection_established"
+        process.send_signal(signal.SIGTERM)
+        with pytest.raises(ConnectionClosed) as closed:
+            drain_until_closed(ws)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4200
+    assert closed.value.rcvd.reason
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0
+    records = {r["event"]: r for r in map(json.loads, stderr.splitlines())}
+    assert records["draining"]["connections"] == 1
+    assert records["draining"]["level"] == "info"
+    assert records["drained"]["dropped_after_timeout"] == 0
 
 
 @pytest.mark.parametrize(

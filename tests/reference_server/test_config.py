@@ -57,6 +57,15 @@ def test_flags_beat_the_environment() -> None:
     assert load_config(["--client-events"], {}).client_events is True
 
 
+def test_shutdown_timings() -> None:
+    assert (ServerConfig().shutdown_spread, ServerConfig().drain_timeout) == (0.0, 2.0)
+    config = load_config(
+        ["--shutdown-spread", "1.5"],
+        {"PUSHER_REF_DRAIN_TIMEOUT": "0", "PUSHER_REF_SHUTDOWN_SPREAD": "9"},
+    )
+    assert (config.shutdown_spread, config.drain_timeout) == (1.5, 0.0)
+
+
 @pytest.mark.parametrize(
     ("argv", "env", "named"),
     [
@@ -72,6 +81,8 @@ def test_flags_beat_the_environment() -> None:
         ([], {"PUSHER_REF_FAULTS": "no_pong,bogus"}, "'bogus'"),
         (["--bogus"], {}, "--bogus"),
         (["--port"], {}, "--port"),
+        (["--drain-timeout", "-1"], {}, "--drain-timeout"),
+        ([], {"PUSHER_REF_SHUTDOWN_SPREAD": "soon"}, "PUSHER_REF_SHUTDOWN_SPREAD"),
     ],
 )
 def test_bad_values_are_named(argv: list[str], env: dict[str, str], named: str) -> None:

@@ -13,6 +13,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from reference_server.protocol.channels import Delivery
 from reference_server.protocol.connection import Close, Connection, SendText, State
+from reference_server.protocol.lifecycle import SHUTDOWN_REASON
 from reference_server.protocol.signing import sign_channel
 
 from ..harness import (
@@ -104,14 +105,19 @@ class TestSubscriptions:
         assert connection.state is State.CLOSED
         connection.receive_eof()  # Idempotent.
 
-    def test_shutdown_closes_going_away(self) -> None:
+    def test_shutdown_asks_for_a_reconnect_with_4200(self) -> None:
         app = App()
         connection = app.connect()
         registry = app.registry
         subscribe(connection, "a")
         connection.shutdown()
-        assert connection.data_to_send() == [Close(1001, "Server shutting down")]
+        error, close = connection.data_to_send()
+        assert isinstance(error, SendText)
+        assert json.loads(error.text)["data"] == {"code": 4200, "message": SHUTDOWN_REASON}
+        assert close == Close(4200, SHUTDOWN_REASON)
         assert len(registry) == 0
+        connection.shutdown()  # Once only.
+        assert connection.data_to_send() == []
 
 
 CHANNELS = ["a", "b", "c", "private-d", "bad name"]

@@ -10,6 +10,7 @@ from reference_server.protocol import errors
     [
         (errors.UnknownAppKey, 4001, 4001),
         (errors.PongTimeout, 4201, 4201),
+        (errors.ServerShuttingDown, 4200, 4200),
         (errors.UnsupportedFrame, None, 1003),
         (errors.InvalidMessage, None, None),
         (errors.InvalidChannelName, None, None),
@@ -44,3 +45,25 @@ def test_only_the_binary_frame_close_is_unreported() -> None:
 )
 def test_http_errors_carry_their_status(cls: type[errors.HttpApiError], status: int) -> None:
     assert cls("x").status == status
+
+
+def _protocol_errors() -> list[type[errors.ProtocolError]]:
+    found: list[type[errors.ProtocolError]] = []
+    pending = [errors.ProtocolError]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending += cls.__subclasses__()
+    return [cls for cls in found if cls.__module__ == errors.__name__]
+
+
+def test_non_closing_errors_never_use_the_closing_code_ranges() -> None:
+    """Clients read 4000-4299 as "this connection is over" (4000-4099 do not retry, 4100-4199
+    retry later, 4200-4299 reconnect now): an error that leaves the connection open must not
+    carry one."""
+    for cls in _protocol_errors():
+        if cls.close_code is None:
+            assert cls.code is None or not 4000 <= cls.code <= 4299, cls
+        elif cls.close_code >= 4000:
+            # A Pusher close code is always explained in a pusher:error first.
+            assert cls.reported, cls

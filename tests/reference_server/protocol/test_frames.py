@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -16,9 +17,14 @@ def test_connection_established_double_encodes_data() -> None:
     )
 
 
-def test_connection_established_fractional_timeout() -> None:
-    data = json.loads(json.loads(frames.connection_established("1.2", 0.5))["data"])
-    assert data["activity_timeout"] == 0.5
+@pytest.mark.parametrize(("configured", "advertised"), [(0.5, 1), (0.01, 1), (2.1, 3), (3, 3)])
+def test_connection_established_advertises_whole_seconds(
+    configured: float, advertised: int
+) -> None:
+    """A positive integer, rounded up: clients parse it as one, and 0 would mean "never"."""
+    data = json.loads(json.loads(frames.connection_established("1.2", configured))["data"])
+    assert data["activity_timeout"] == advertised
+    assert type(data["activity_timeout"]) is int
 
 
 def test_ping_and_pong() -> None:
