@@ -106,8 +106,10 @@ class WebSocketEndpoint:
             self.fanout.route(connection.deliveries_to_send())
             self._report_final_webhooks(peer)
             self._released(peer)
-            await peer.finish()
-            self.fanout.discard(peer)
+            try:
+                await peer.finish()
+            finally:
+                self.fanout.discard(peer)  # Even if cancelled: a drain waits on this.
             if socket_id is not None:
                 log(
                     logging.DEBUG,
