@@ -14,10 +14,11 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from . import __version__
 from .errors import CheckFailed, PreconditionFailed, UsageError
+from .proxy.server import FaultProxy
 from .target import Target
 from .templates import nonce
 from .transcript import Transcript
@@ -70,6 +71,10 @@ class Connections(Mapping[str, RawConnection]):
         self._keep_alive_task: asyncio.Task[None] | None = None
         self._keep_alive_lock = asyncio.Lock()
         self._keep_alive_paused = True
+        #: The check's fault proxy, started by the first connection opened through it.
+        self._proxy: FaultProxy | None = None
+        #: Connections opened through the proxy: name -> the proxy's index for it (accept order).
+        self.proxied: dict[str, int] = {}
 
     # -- the mapping -------------------------------------------------------------------------
 
@@ -108,12 +113,52 @@ class Connections(Mapping[str, RawConnection]):
         key: str | None = None,
         path: str | None = None,
         query: Mapping[str, str] | str | None = None,
+        base: str | None = None,
     ) -> str:
+        """``base``: another ``ws://host:port`` to reach the target through (the fault proxy)."""
         path = path if path is not None else f"/app/{key if key is not None else self.target.key}"
         if query is None:
             query = DEFAULT_QUERY
         query_text = query if isinstance(query, str) else urlencode(dict(query))
-        return f"{self.target.ws_url}{path}" + (f"?{query_text}" if query_text else "")
+        return f"{base or self.target.ws_url}{path}" + (f"?{query_text}" if query_text else "")
+
+    # -- the fault proxy ---------------------------------------------------------------------
+
+    async def proxy(self) -> FaultProxy:
+        """The check's own fault proxy in front of the target (started on first use)."""
+        if self._proxy is None:
+            scheme = urlsplit(self.target.ws_url).scheme
+            if scheme != "ws":
+                raise PreconditionFailed(
+                    f"the fault proxy relays ws:// targets only, not {scheme}:// "
+                    "(a TLS stream cannot be cut at WebSocket frame boundaries)"
+                )
+            self._proxy = FaultProxy(self.target.ws_url, log=self._log_injection)
+            await self._proxy.start()
+            self.transcript.record("proxy_started", address=list(self._proxy.address))
+        return self._proxy
+
+    def _log_injection(self, entry: Mapping[str, Any]) -> None:
+        # The proxy's own clock keeps its name; the transcript stamps its own ``t``.
+        self.transcript.record(
+            "proxy", **{("proxy_t" if key == "t" else key): value for key, value in entry.items()}
+        )
+
+    def proxied_index(self, name: str) -> int:
+        """The proxy's index for a connection a step names; it must have been opened through
+        the proxy (``via: proxy``)."""
+        self.named(name)
+        try:
+            return self.proxied[name]
+        except KeyError:
+            raise UsageError(
+                f"{self.owner}: connection {name!r} was not opened with via: proxy"
+            ) from None
+
+    def _proxied_base(self, proxy: FaultProxy) -> str:
+        host, port = proxy.address[0], proxy.address[1]
+        target = urlsplit(self.target.ws_url)
+        return urlunsplit(("ws", f"{host}:{port}", target.path.rstrip("/"), "", ""))
 
     async def connect(
         self,
@@ -124,14 +169,22 @@ class Connections(Mapping[str, RawConnection]):
         query: Mapping[str, str] | str | None = None,
         auto_pong: bool = True,
         local_address: str | None = None,
+        via_proxy: bool = False,
     ) -> RawConnection:
         """Open a WebSocket and nothing more (the server may refuse or close it: a check may
-        be about exactly that). A connection of the same name is closed first."""
+        be about exactly that). A connection of the same name is closed first. ``via_proxy``:
+        through the check's fault proxy, so that a step can stall, cut or reset its TCP."""
         if name in self._by_name:
             await self._by_name[name].close()
+        base = None
+        if via_proxy:
+            proxy = await self.proxy()
+            base = self._proxied_base(proxy)
+            # Opened one at a time: the next connection the proxy accepts is this one.
+            self.proxied[name] = len(proxy.connections)
         conn = await RawConnection.open(
             name,
-            self.ws_url(key=key, path=path, query=query),
+            self.ws_url(key=key, path=path, query=query, base=base),
             self.transcript,
             auto_pong=auto_pong,
             timeout=self.timeout,
@@ -141,11 +194,11 @@ class Connections(Mapping[str, RawConnection]):
         return conn
 
     async def open(
-        self, name: str, *, auto_pong: bool = True
+        self, name: str, *, auto_pong: bool = True, via_proxy: bool = False
     ) -> tuple[RawConnection, dict[str, Any]]:
         """Connect and wait for ``pusher:connection_established`` (a precondition); the
         connection and what the greeting told (``{"socket_id", "activity_timeout"}``)."""
-        conn = await self.connect(name, auto_pong=auto_pong)
+        conn = await self.connect(name, auto_pong=auto_pong, via_proxy=via_proxy)
         if conn.closed is not None:
             raise PreconditionFailed(f"could not open {name}: {conn.closed.describe()}")
         frame = await conn.wait_for(
@@ -164,6 +217,10 @@ class Connections(Mapping[str, RawConnection]):
 
     async def aclose(self) -> None:
         await self.stop_keep_alive()
+        if self._proxy is not None:
+            # First: a stalled connection would make its close wait for an answer that the
+            # proxy holds back.
+            await self._proxy.aclose()
         for conn in self._by_name.values():
             await conn.close()
 

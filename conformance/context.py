@@ -8,11 +8,13 @@ protocol's chores (signing, subscribing, publishing) itself and hands the rest o
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import json
 import time
 from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -20,6 +22,7 @@ from . import templates
 from .connections import DEFAULT_QUERY, Connections
 from .errors import CheckFailed, PreconditionFailed, UsageError
 from .httpclient import ApiClient
+from .restart import Restarter
 from .signing import channel_auth, hmac_sha256_hex
 from .spec import Check
 from .target import Target
@@ -63,6 +66,8 @@ class RunSettings:
     #: What the pre-flight probe found: False when the target ignores ``pusher:ping``, so that
     #: checks use a WebSocket ping as the sign of life instead of waiting on a pong each time.
     answers_pusher_ping: bool = True
+    #: What restarts the target for the shutdown checks (``restart.py``), when something can.
+    restarter: Restarter | None = field(default=None, compare=False, repr=False)
 
 
 class CheckContext:
@@ -128,6 +133,8 @@ class CheckContext:
         #: ``{"title": str, "summary": {name: scalar}, "table": {"columns": [...],
         #: "rows": [[...], ...]}}``, each key optional.
         self.figures: dict[str, Any] = {}
+        #: A restart in progress (``restart_target``), awaited by ``await_target``.
+        self.restarting: asyncio.Task[None] | None = None
         #: The specs' ``models:`` (name -> configuration); a copy, so a property may not change
         #: what the next check sees.
         self.models: Mapping[str, Any] = copy.deepcopy(dict(models)) if models else {}
@@ -144,6 +151,10 @@ class CheckContext:
     async def aclose(self) -> None:
         await self.connections.aclose()
         await self.api.aclose()
+        if self.restarting is not None:
+            # A check that ended early still leaves the target restarted for the next one.
+            with contextlib.suppress(Exception):
+                await self.restarting
         if self._webhooks is not None:
             await self._webhooks.aclose()
 
@@ -231,6 +242,7 @@ class CheckContext:
         query: Mapping[str, str] | str | None = None,
         auto_pong: bool = True,
         local_address: str | None = None,
+        via_proxy: bool = False,
     ) -> RawConnection:
         return await self.connections.connect(
             name,
@@ -239,12 +251,15 @@ class CheckContext:
             query=query,
             auto_pong=auto_pong,
             local_address=local_address,
+            via_proxy=via_proxy,
         )
 
-    async def open(self, name: str, *, auto_pong: bool = True) -> RawConnection:
+    async def open(
+        self, name: str, *, auto_pong: bool = True, via_proxy: bool = False
+    ) -> RawConnection:
         """Connect and wait for ``pusher:connection_established`` (a precondition); its
         ``socket_id`` and ``activity_timeout`` become ``${name.…}``."""
-        conn, greeting = await self.connections.open(name, auto_pong=auto_pong)
+        conn, greeting = await self.connections.open(name, auto_pong=auto_pong, via_proxy=via_proxy)
         self.variables[name] = greeting
         return conn
 

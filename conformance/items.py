@@ -25,6 +25,7 @@ from .options import (
 from .outcomes import CheckOutcome
 from .preflight import TargetProbe
 from .profiles import profile_examples
+from .restart_steps import RESTART_STEP
 from .results import CheckResult, RunReport
 from .runner import CheckRun, Job, RunHealth, budget_for, execute_check
 from .spec import Check, Requirement, SpecSet
@@ -140,11 +141,18 @@ class CheckItem(pytest.Item):
     def job(self, state: RunState) -> Job:
         examples = profile_examples(state.settings, self.check.params)
         timers = _waits_on_timers(self.check.exchange)
+        budget = budget_for(
+            state.target, state.settings, self.check, examples, waits_on_timers=timers
+        )
+        alone = any(RESTART_STEP in step for step in self.check.exchange or ())
+        if alone:
+            budget += state.target.restart_within * state.settings.timeout_multiplier
         return Job(
             self.check,
             self.requirement,
-            budget_for(state.target, state.settings, self.check, examples, waits_on_timers=timers),
+            budget,
             first=self.check.kind == "property" or timers,
+            alone=alone,
         )
 
     def execute(self, state: RunState) -> CheckRun:

@@ -31,6 +31,7 @@ from .outcomes import CheckOutcome
 from .profiles import choose_seed, prepare_hypothesis
 from .properties import known_property_names
 from .receiver_process import ReceiverProcess, start_receiver_process
+from .restart import BundledRestarter, CommandRestarter, Restarter
 from .results import CheckResult, RunReport, build_report
 from .side_by_side import run_selected
 from .spec import default_specs_dir, load_specs
@@ -114,7 +115,13 @@ def _configure(config: pytest.Config) -> None:
                 receiver = _start_receiver(target.webhook_listen)
                 config.add_cleanup(receiver.stop)
                 webhook_control = receiver.control_url
+    restarter: Restarter | None = None
+    if bundled is not None:
+        restarter = BundledRestarter(bundled)
+    elif target.restart_command is not None and not _is_worker(config):
+        restarter = CommandRestarter(target.restart_command, target.restart_within)
     settings = RunSettings(
+        restarter=restarter,
         profile=options.profile,
         seed=seed,
         timeout_multiplier=options.timeout_multiplier,

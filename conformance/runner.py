@@ -184,7 +184,9 @@ def execute_check(
             runner.deadline = None  # closing is not the check's time to spend
             runner.aborted = False  # and even an interrupted check closes its connections
             try:
-                runner.run(asyncio.wait_for(ctx.aclose(), 10))
+                # A restart in progress may take its own bounded time (restart_within).
+                closing = 10 + (ctx.target.restart_within if ctx.restarting else 0)
+                runner.run(asyncio.wait_for(ctx.aclose(), closing))
             except Exception as exc:  # closing must never hide the verdict
                 ctx.transcript.note(f"cleanup failed: {exc!r}")
     try:
@@ -207,6 +209,8 @@ class Job:
     budget: float | None
     #: Started before others: checks that wait out the target's timers.
     first: bool
+    #: Run by itself, after every other check: it restarts the target.
+    alone: bool = False
 
 
 #: Outcomes a dying target produces: after one, the runner asks whether it is still there.
@@ -302,7 +306,7 @@ def run_side_by_side(
     keeps its outcome, with the death named in its message (a crash may well be what it
     tests), and every other check still running or still to run is void."""
     _parse_one_at_a_time()
-    ordered = sorted(jobs, key=lambda j: not j.first)
+    ordered = sorted(jobs, key=lambda j: (j.alone, not j.first))
     pending = list(reversed(ordered))
     done: dict[Job, CheckRun] = {}
     running: dict[Future[CheckRun], Job] = {}
@@ -311,10 +315,14 @@ def run_side_by_side(
     try:
         while pending or running:
             while pending and len(running) < concurrency and health.died is None:
+                if pending[-1].alone and running:
+                    break  # it waits for every other check to end
                 job = pending.pop()
                 started_at[job] = time.monotonic()
                 progress.started(job)
                 running[pool.submit(run_one, job)] = job
+                if job.alone:
+                    break
             if not running:
                 break
             finished, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)

@@ -7,6 +7,7 @@ Each step is an async function registered under the name used in YAML, with a ro
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -17,9 +18,7 @@ from .context import CheckContext
 from .errors import CheckFailed, PreconditionFailed
 from .httpclient import NOT_JSON_BODY
 from .patterns import match
-from .webhooks import NOT_JSON as NOT_JSON_WEBHOOK
-from .webhooks import WebhookRecord, near_misses, signature_problems
-from .wsclient import NOT_JSON, Frame, RawConnection
+from .wsclient import NOT_JSON, CloseInfo, Frame, RawConnection
 
 __all__ = ["STEPS", "StepKind", "run_exchange"]
 
@@ -58,12 +57,23 @@ async def run_exchange(ctx: CheckContext, exchange: tuple[Mapping[str, Any], ...
             where = f"step {number} ({kind})"
             if spec.role == "precondition":
                 raise PreconditionFailed(f"{where}: {exc}") from None
+            if (failed_restart := _failed_restart(ctx)) is not None:
+                # The server never went down: what the step missed says nothing of its drain.
+                raise PreconditionFailed(f"{where}: {exc}; {failed_restart}") from None
             raise CheckFailed(f"{where}: {exc}") from None
         except PreconditionFailed as exc:
             raise PreconditionFailed(f"step {number} ({kind}): {exc}") from None
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+
+def _failed_restart(ctx: CheckContext) -> str | None:
+    """Why the check's restart (``restart_target``) failed, if it has."""
+    task = ctx.restarting
+    if task is None or not task.done() or task.cancelled() or task.exception() is None:
+        return None
+    return f"the restart failed: {task.exception()}"
 
 
 def _frame_matches(pattern: Any) -> Callable[[Frame], bool]:
@@ -92,7 +102,7 @@ def _explain_missing(conn: RawConnection, pattern: Any, seconds: float) -> str:
     return "\n".join(lines)
 
 
-def _path_value(value: Any, dotted: str) -> Any:
+def value_at(value: Any, dotted: str) -> Any:
     """Follow a dotted path, decoding JSON strings on the way (for double-encoded data)."""
     for part in dotted.split("."):
         if isinstance(value, str):
@@ -125,12 +135,15 @@ async def _connect(ctx: CheckContext, args: Mapping[str, Any]) -> None:
         path=args.get("path"),
         query=args.get("query"),
         auto_pong=args.get("auto_pong", True),
+        via_proxy=args.get("via") == "proxy",
     )
 
 
 @step("open", "precondition")
 async def _open(ctx: CheckContext, args: Mapping[str, Any]) -> None:
-    await ctx.open(args["as"], auto_pong=args.get("auto_pong", True))
+    await ctx.open(
+        args["as"], auto_pong=args.get("auto_pong", True), via_proxy=args.get("via") == "proxy"
+    )
 
 
 @step("send", "action")
@@ -158,7 +171,7 @@ async def _expect(ctx: CheckContext, args: Mapping[str, Any]) -> None:
     if frame is None:
         raise CheckFailed(_explain_missing(conn, pattern, seconds))
     for name, dotted in (args.get("save") or {}).items():
-        ctx.variables[name] = _path_value(frame.parsed, dotted)
+        ctx.variables[name] = value_at(frame.parsed, dotted)
 
 
 @step("expect_close", "assertion")
@@ -170,19 +183,55 @@ async def _expect_close(ctx: CheckContext, args: Mapping[str, Any]) -> None:
     if closed is None:
         wanted = f"close {codes}" if codes else "it to be closed"
         raise CheckFailed(f"{conn.name} is still open after {seconds:g}s; expected {wanted}")
-    if not codes:
+    if not (codes or "code" in args or "reason" in args):
         return
-    if closed.rejected_status is not None or not closed.clean or closed.code not in codes:
+    if closed.rejected_status is not None or not closed.clean:
+        raise CheckFailed(f"{conn.name} was {closed.describe()}; expected a close frame")
+    if codes and closed.code not in codes:
         raise CheckFailed(f"{conn.name} was {closed.describe()}; expected close code in {codes}")
+    problems = [
+        f"{what} {problem}"
+        for what, value in (("code", closed.code), ("reason", closed.reason))
+        if what in args
+        for problem in match(args[what], value)
+    ]
+    if problems:
+        raise CheckFailed(f"{conn.name} was {closed.describe()}: " + "; ".join(problems))
+
+
+@step("await_close", "precondition")
+async def _await_close(ctx: CheckContext, args: Mapping[str, Any]) -> None:
+    """The server closes the connection (any way): it only sets the scene for another rule."""
+    conn = ctx.connection(args["on"])
+    seconds = ctx.duration(args.get("within"))
+    if await conn.wait_closed(seconds) is None:
+        raise CheckFailed(f"{conn.name} is still open after {seconds:g}s")
 
 
 @step("stay_open", "assertion")
 async def _stay_open(ctx: CheckContext, args: Mapping[str, Any]) -> None:
     conn = ctx.connection(args["on"])
     seconds = ctx.duration(args["for"])
-    closed = await conn.wait_closed(seconds)
+    if args.get("active"):
+        closed = await _stay_active(conn, seconds)
+    else:
+        closed = await conn.wait_closed(seconds)
     if closed is not None:
         raise CheckFailed(f"{conn.name} was {closed.describe()} within {seconds:g}s")
+
+
+async def _stay_active(conn: RawConnection, seconds: float) -> CloseInfo | None:
+    """Wait, sending ``pusher:ping`` every second: a client that talks but never answers."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (remaining := deadline - loop.time()) > 0:
+        if conn.has_closed():
+            return conn.closed
+        await conn.send_json({"event": "pusher:ping", "data": {}})
+        closed = await conn.wait_closed(min(1.0, remaining))
+        if closed is not None:
+            return closed
+    return None
 
 
 @step("expect_silence", "assertion")
@@ -260,6 +309,24 @@ async def _trigger(ctx: CheckContext, args: Mapping[str, Any]) -> None:
 
 @step("http", "assertion")
 async def _http(ctx: CheckContext, args: Mapping[str, Any]) -> None:
+    """With ``within``, the request is repeated (every 0.25 s) until the answer is as expected
+    or the time is up: for state the server changes on its own, such as a dead connection's."""
+    if "within" not in args:
+        await _http_once(ctx, args)
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ctx.duration(args["within"])
+    while True:
+        try:
+            await _http_once(ctx, args)
+            return
+        except CheckFailed:
+            if loop.time() + 0.25 > deadline:
+                raise
+        await asyncio.sleep(0.25)
+
+
+async def _http_once(ctx: CheckContext, args: Mapping[str, Any]) -> None:
     if "json" in args:
         body = json.dumps(args["json"], ensure_ascii=False, separators=(",", ":")).encode()
     else:
@@ -304,103 +371,11 @@ async def _close(ctx: CheckContext, args: Mapping[str, Any]) -> None:
     await ctx.connection(args["on"]).close()
 
 
-# -- webhooks (issue 4) ---------------------------------------------------------------------
-
-#: Pusher holds channel_vacated and member_removed back "up to 3 s"; an expect_webhook waits
-#: that much longer than the response timeout unless told otherwise.
-WEBHOOK_MAX_DELAY = 3.0
-
-
 @step("await_frame", "precondition")
 async def _await_frame(ctx: CheckContext, args: Mapping[str, Any]) -> None:
     """``expect`` as a precondition: the frame sets the scene for another rule."""
     await _expect(ctx, args)
 
 
-def _webhook_problems(
-    ctx: CheckContext, record: WebhookRecord, args: Mapping[str, Any]
-) -> list[str]:
-    problems = []
-    if "method" in args and record.method != args["method"]:
-        problems.append(f"method {record.method}, expected {args['method']}")
-    if args.get("signed"):
-        problems.extend(signature_problems(record, ctx.target.key, ctx.target.secret))
-    for name, pattern in (args.get("headers") or {}).items():
-        value = record.header(name)
-        if value is None:
-            problems.append(f"header {name} is missing")
-        else:
-            problems.extend(f"header {name} {p}" for p in match(pattern, value))
-    if "body" in args:
-        body = record.json()
-        if body is NOT_JSON_WEBHOOK:
-            problems.append("body is not JSON")
-        else:
-            problems.extend(f"body {p}" for p in match(args["body"], body))
-    if args.get("single") and len(record.events()) != 1:
-        problems.append(f"the request carries {len(record.events())} events, expected exactly 1")
-    return problems
-
-
-@step("expect_webhook", "assertion")
-async def _expect_webhook(ctx: CheckContext, args: Mapping[str, Any]) -> None:
-    client = ctx.webhooks()
-    pattern = args["event"]
-    within = args.get("within")
-    seconds = (
-        ctx.duration(within)
-        if within is not None
-        else ctx.duration(ctx.settings.response_timeout + WEBHOOK_MAX_DELAY)
-    )
-    found = await client.wait_for(pattern, seconds)
-    if found is None:
-        channel = pattern.get("channel") if isinstance(pattern, Mapping) else None
-        lines = near_misses(
-            client.records,
-            lambda e: channel is None or (isinstance(e, Mapping) and e.get("channel") == channel),
-        )
-        raise CheckFailed(
-            f"no webhook event matching {json.dumps(pattern, ensure_ascii=False)} within "
-            f"{seconds:g}s"
-            + ("; received for this channel:\n" + "\n".join(lines[-6:]) if lines else "")
-        )
-    record, _, event = found
-    problems = _webhook_problems(ctx, record, args)
-    if problems:
-        raise CheckFailed(
-            f"webhook #{record.seq} ({event.get('name') if isinstance(event, Mapping) else '?'}): "
-            + "; ".join(problems)
-            + f"\n  {record.describe()}"
-        )
-    for name, dotted in (args.get("save") or {}).items():
-        ctx.variables[name] = _path_value(event, dotted)
-
-
-async def _count_webhooks(ctx: CheckContext, args: Mapping[str, Any], count: int) -> None:
-    """Every event received so far, consumed or not, is counted: the step is ordered after an
-    ``expect_webhook`` for a *later* event (see docs/spec-format.md)."""
-    client = ctx.webhooks()
-    await client.poll()
-    found = client.matches(args["event"], unconsumed=False)
-    if len(found) != count:
-        shown = "\n".join(f"  {record.describe()}" for record, _, _ in found[:5])
-        raise CheckFailed(
-            f"{len(found)} webhook event(s) matching "
-            f"{json.dumps(args['event'], ensure_ascii=False)} arrived, expected {count}"
-            + (f":\n{shown}" if shown else "")
-        )
-
-
-@step("expect_no_webhook", "assertion")
-async def _expect_no_webhook(ctx: CheckContext, args: Mapping[str, Any]) -> None:
-    await _count_webhooks(ctx, args, 0)
-
-
-@step("expect_webhook_count", "assertion")
-async def _expect_webhook_count(ctx: CheckContext, args: Mapping[str, Any]) -> None:
-    await _count_webhooks(ctx, args, int(args["count"]))
-
-
-@step("webhook_reply", "action")
-async def _webhook_reply(ctx: CheckContext, args: Mapping[str, Any]) -> None:
-    await ctx.webhooks().add_rule(args["event"], int(args["status"]), int(args.get("times", 1)))
+# The steps of other modules register themselves here.
+from . import proxy_steps, restart_steps, webhook_steps  # noqa: E402, F401

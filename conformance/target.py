@@ -63,6 +63,7 @@ _TARGET_KEYS = {
     "timings",
     "limits",
     "webhooks",
+    "restart",
 }
 
 
@@ -89,6 +90,10 @@ class Target:
     bundled: bool = False
     #: Where the suite listens for the target's webhooks (loopback ``http://`` URL), if any.
     webhook_listen: str | None = None
+    #: A shell command that restarts the server gracefully (the shutdown checks run it), and
+    #: the seconds it may take until the server takes handshakes again.
+    restart_command: str | None = None
+    restart_within: float = 60.0
 
     def public(self) -> dict[str, Any]:
         """What a report may show: everything but the secret."""
@@ -103,6 +108,8 @@ class Target:
             "max_event_bytes": self.max_event_bytes,
             "bundled": self.bundled,
             "webhook_listen": self.webhook_listen,
+            "restart_command": self.restart_command,
+            "restart_within": self.restart_within,
         }
 
     def to_wire(self) -> str:
@@ -126,7 +133,28 @@ class Target:
             max_event_bytes=data["max_event_bytes"],
             bundled=data["bundled"],
             webhook_listen=data["webhook_listen"],
+            restart_command=data["restart_command"],
+            restart_within=data["restart_within"],
         )
+
+
+def _restart(value: object) -> tuple[str | None, float]:
+    """The ``restart: {command: ..., within: SECONDS}`` entry, checked."""
+    if value is None:
+        return None, 60.0
+    if (
+        not isinstance(value, Mapping)
+        or "command" not in value
+        or set(value) - {"command", "within"}
+    ):
+        raise UsageError(
+            f"restart must be a mapping with command (and optionally within), got {value!r}"
+        )
+    command = value["command"]
+    if not isinstance(command, str) or not command.strip():
+        raise UsageError(f"restart.command must be a shell command, got {command!r}")
+    within = _seconds(value.get("within", 60), "restart.within")
+    return command, 60.0 if within is None else within
 
 
 def _url(value: object, what: str, schemes: Iterable[str]) -> str:
@@ -191,6 +219,7 @@ def target_from_mapping(data: Mapping[str, Any], *, bundled: bool = False) -> Ta
     # The capability without a URL is refused once --webhook-listen had its say
     # (target_from_options).
     webhook_listen = webhook_listen_url(data.get("webhooks"), ())
+    restart_command, restart_within = _restart(data.get("restart"))
     max_event_bytes = limits.get("max_event_bytes", DEFAULT_MAX_EVENT_BYTES)
     if isinstance(max_event_bytes, bool) or not isinstance(max_event_bytes, int):
         raise UsageError(f"limits.max_event_bytes must be an integer, got {max_event_bytes!r}")
@@ -209,6 +238,8 @@ def target_from_mapping(data: Mapping[str, Any], *, bundled: bool = False) -> Ta
         max_event_bytes=max_event_bytes,
         bundled=bundled,
         webhook_listen=webhook_listen,
+        restart_command=restart_command,
+        restart_within=restart_within,
     )
 
 

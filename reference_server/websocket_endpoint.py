@@ -75,7 +75,6 @@ class WebSocketEndpoint:
         peer = self._new_peer(ws, connection)
         peer.transport = request.transport
         self.fanout.add(peer)
-        self._opening(connection)
         connection.open(request.match_info["key"], loop.time())
         socket_id = connection.socket_id
         if socket_id is not None:
@@ -189,9 +188,6 @@ class WebSocketEndpoint:
 
     def _new_peer(self, ws: web.WebSocketResponse, connection: Connection) -> Peer:
         return Peer(ws, connection)
-
-    def _opening(self, connection: Connection) -> None:
-        """Called just before the handshake of a new connection runs."""
 
     def _received(self, peer: Peer, remote: str) -> None:
         """Called after each client frame has been handled."""

@@ -33,9 +33,11 @@ from conformance.spec import load_specs
 from reference_server.faults import Fault
 
 ROOT = Path(__file__).resolve().parents[1]
-FAULTS: dict[str, list[str]] = yaml.safe_load((ROOT / "fixtures" / "faults.yaml").read_text())[
-    "faults"
-]
+_CATALOGUE = yaml.safe_load((ROOT / "fixtures" / "faults.yaml").read_text())
+FAULTS: dict[str, list[str]] = _CATALOGUE["faults"]
+#: Requirements a fault leaves untestable (it breaks a precondition of their checks): they must
+#: end INCONCLUSIVE, never FAIL. Named per fault, so that nothing else may go inconclusive.
+UNTESTABLE: dict[str, list[str]] = _CATALOGUE.get("untestable") or {}
 BROKEN_BY_LEVEL = {"MUST": "FAIL", "SHOULD": "NON_STRICT", "MAY": "OPTIONAL_ABSENT"}
 SPECS = load_specs(ROOT / "specs", known_properties=known_property_names())
 
@@ -78,6 +80,9 @@ def test_the_fault_catalogue_matches_the_server() -> None:
     assert set(FAULTS) == {f.value for f in Fault}
     known = {r.id for r in SPECS.requirements}
     assert {req for reqs in FAULTS.values() for req in reqs} <= known
+    assert set(UNTESTABLE) <= set(FAULTS)
+    assert {req for reqs in UNTESTABLE.values() for req in reqs} <= known
+    assert all(not set(UNTESTABLE[f]) & set(FAULTS[f]) for f in UNTESTABLE)
 
 
 def _clean_outcomes(requirement: dict[str, Any], declared: set[str]) -> set[str]:
@@ -109,14 +114,15 @@ def _assert_caught_exactly(
     data = _run_suite(tmp_path, fault, None if whole_suite else _file_mates(FAULTS[fault]))
     declared = set(data["target"]["capabilities"])
     levels = {r["id"]: r["level"] for r in data["requirements"]}
-    expected = {req: BROKEN_BY_LEVEL[levels[req]] for req in FAULTS[fault]}
+    broken = {req: BROKEN_BY_LEVEL[levels[req]] for req in FAULTS[fault]}
+    expected = {**broken, **{req: "INCONCLUSIVE" for req in UNTESTABLE.get(fault, [])}}
     changed = {
         r["id"]: r["outcome"]
         for r in data["requirements"]
         if r["outcome"] != "NOT_RUN" and r["outcome"] not in _clean_outcomes(r, declared)
     }
     # For the summary: killed = every named requirement broke as its level says.
-    killed = all(changed.get(req) == outcome for req, outcome in expected.items())
+    killed = all(changed.get(req) == outcome for req, outcome in broken.items())
     request.node.user_properties += [
         ("selftest_fault", fault),
         ("selftest_killed", killed),
@@ -126,10 +132,11 @@ def _assert_caught_exactly(
     assert changed == expected, (
         f"fault {fault}: expected exactly {expected} to break, got {changed}"
     )
-    must_broken = any(levels[req] == "MUST" for req in expected)
-    assert data["exit_code"] == (1 if must_broken else 0)
+    must_broken = any(levels[req] == "MUST" for req in broken)
+    must_untested = any(levels[req] == "MUST" for req in UNTESTABLE.get(fault, []))
+    assert data["exit_code"] == (1 if must_broken else 3 if must_untested else 0)
     for requirement in data["requirements"]:
-        if requirement["id"] in expected:
+        if requirement["id"] in broken:
             failing = [c for c in requirement["checks"] if c["outcome"] == "failed"]
             assert failing
             assert all(c["transcript"] and c["replay"] for c in failing)

@@ -145,7 +145,8 @@ class Fault(enum.StrEnum):
     WEBHOOK_GRACE_IGNORED_ON_ABRUPT_CLOSE = "webhook_grace_ignored_on_abrupt_close"
     SHUTDOWN_DROPS_TCP = "shutdown_drops_tcp"
     SHUTDOWN_ACCEPTS_NEW_HANDSHAKES = "shutdown_accepts_new_handshakes"
-    FATAL_CLOSE_WITHOUT_ERROR_EVENT = "fatal_close_without_error_event"
+    RESUBSCRIBER_GETS_EVENTS_TWICE = "resubscriber_gets_events_twice"
+    ONLY_PONG_COUNTS_AS_LIFE = "only_pong_counts_as_life"
 
 
 FaultSet = frozenset[Fault]

@@ -7,10 +7,16 @@ counts, occupancy and presence stay right while events still reach the leavers.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from ..protocol.channels import ChannelRegistry
 from ..protocol.socket_ids import SocketIdAllocator
 
 __all__ = ["DotlessSocketIdAllocator", "LeakyChannelRegistry", "ReclaimableSocketIdAllocator"]
+
+#: ``resubscriber_gets_events_twice``: how long after a drop a newcomer is doubled.
+DOUBLING_SECONDS = 30.0
 
 
 class ReclaimableSocketIdAllocator(SocketIdAllocator):
@@ -41,6 +47,13 @@ class LeakyChannelRegistry(ChannelRegistry):
     def __init__(self) -> None:
         super().__init__()
         self._former: dict[str, dict[str, None]] = {}
+        #: ``dropped_connection_resumed``: what dropped connections held, until a connection
+        #: subscribing to one of their public channels claims it.
+        self._sessions: list[Any] = []
+        #: ``resubscriber_gets_events_twice``: channel -> when a connection on it was dropped;
+        #: and the (channel, socket id) pairs that subscribed there soon after.
+        self._dropped_on: dict[str, float] = {}
+        self._doubled: set[tuple[str, str]] = set()
         #: Socket id -> when its connection closed, oldest first
         #: (``auth_for_recent_socket_id_accepted``).
         self._closed: dict[str, float] = {}
@@ -56,6 +69,35 @@ class LeakyChannelRegistry(ChannelRegistry):
                 break
             del self._closed[socket_id]
         return tuple(self._closed)
+
+    def keep_session(self, session: Any) -> None:
+        """Keep a dropped connection's session (it has ``channels``) for a later claim."""
+        self._sessions.append(session)
+
+    def claim_session(self, channel: str) -> Any | None:
+        """The oldest kept session that held ``channel``, taken out of the keep."""
+        for session in self._sessions:
+            if channel in session.channels:
+                self._sessions.remove(session)
+                return session
+        return None
+
+    def note_dropped(self, channels: Iterable[str], now: float) -> None:
+        for channel in channels:
+            self._dropped_on[channel] = now
+
+    def double_if_recently_dropped(self, channel: str, socket_id: str, now: float) -> None:
+        """A subscriber arriving within ``DOUBLING_SECONDS`` of a drop on the channel is counted
+        twice when events are routed (never in counts or occupancy)."""
+        dropped = self._dropped_on.get(channel)
+        if dropped is not None and now - dropped <= DOUBLING_SECONDS:
+            self._doubled.add((channel, socket_id))
+
+    def targets(self, channel: str, *, exclude: str | None = None) -> tuple[str, ...]:
+        targets = super().targets(channel, exclude=exclude)
+        if not self._doubled:
+            return targets
+        return targets + tuple(sid for sid in targets if (channel, sid) in self._doubled)
 
     def keep_former(self, channel: str, socket_id: str) -> None:
         """Keep routing ``channel``'s events to a socket that left it."""
@@ -77,6 +119,7 @@ class LeakyChannelRegistry(ChannelRegistry):
 
     def remove_socket(self, socket_id: str) -> list[str]:
         channels = super().remove_socket(socket_id)
+        self._doubled = {pair for pair in self._doubled if pair[1] != socket_id}
         for former in list(self._former):
             self._forget_former(former, socket_id)
         return channels

@@ -20,12 +20,11 @@ from ..protocol.errors import (
     SubscriptionRefused,
     UnknownEvent,
 )
-from ..protocol.lifecycle import State
 from ..protocol.messages import Subscribe
 from ..protocol.names import ChannelType
 from ..protocol.presence import Left, Member
 from .catalogue import Fault
-from .channels import ReclaimableSocketIdAllocator
+from .channels import LeakyChannelRegistry
 from .connection import ConnectionWithFaults
 
 __all__ = ["RECENT_SOCKET_SECONDS", "ReconnectionFaults", "Session"]
@@ -61,25 +60,18 @@ class Session:
 class ReconnectionFaults(ConnectionWithFaults):
     #: Set by ``presence_kept_after_dead_link`` when the pong timer closes the connection.
     _keep_presence = False
-    #: Set by the endpoint before ``open`` under ``dropped_connection_resumed``.
-    resume: Session | None = None
     #: The ``now`` of the subscribe being checked, for ``auth_for_recent_socket_id_accepted``.
     _subscribe_now = 0.0
 
     # Handshake and advertised heartbeat.
 
-    def open(self, app_key: str, now: float) -> None:
-        if (
-            self.has(Fault.FATAL_CLOSE_WITHOUT_ERROR_EVENT)
-            and self.state is State.CONNECTING
-            and not self._knows_app_key(app_key)
-        ):
-            # The right close code, but the client is never told why in a pusher:error.
-            self._close(4001, f"App key {app_key} does not exist")
-            return
-        super().open(app_key, now)
-        if self.resume is not None and self.state is State.OPEN:
-            self._restore(self.resume)
+    def receive_text(self, text: str, now: float) -> None:
+        before = self._last_activity, self._ping_sent_at
+        super().receive_text(text, now)
+        if self.has(Fault.ONLY_PONG_COUNTS_AS_LIFE) and '"pusher:pong"' not in text:
+            # Only an answer to the server's ping keeps the connection alive: a client that
+            # talks but never answers is pinged, then closed for a missing pong.
+            self._last_activity, self._ping_sent_at = before
 
     def _established_frame(self, socket_id: str) -> str:
         if not self.has(Fault.ACTIVITY_TIMEOUT_ZERO):
@@ -89,16 +81,6 @@ class ReconnectionFaults(ConnectionWithFaults):
         return frames.compact_json(
             {"event": "pusher:connection_established", "data": frames.compact_json(data)}
         )
-
-    def _allocate_socket_id(self) -> str:
-        resume, ids = self.resume, self._socket_ids
-        if (
-            resume is not None
-            and isinstance(ids, ReclaimableSocketIdAllocator)
-            and ids.claim(resume.socket_id)
-        ):
-            return resume.socket_id
-        return super()._allocate_socket_id()
 
     def session(self) -> Session | None:
         """What this connection holds, for a later one to resume."""
@@ -179,7 +161,24 @@ class ReconnectionFaults(ConnectionWithFaults):
 
     def _subscribe(self, message: Subscribe, now: float) -> None:
         self._subscribe_now = now
+        newly = message.channel not in self._subscriptions
         super()._subscribe(message, now)
+        channel = message.channel
+        if not newly or channel not in self._subscriptions or self.socket_id is None:
+            return
+        if self._channel_type(channel) is not ChannelType.PUBLIC:
+            return
+        registry = self._registry
+        assert isinstance(registry, LeakyChannelRegistry)
+        if self.has(Fault.RESUBSCRIBER_GETS_EVENTS_TWICE):
+            registry.double_if_recently_dropped(channel, self.socket_id, now)
+        if self.has(Fault.DROPPED_CONNECTION_RESUMED):
+            # A naive "session resume": joining one of a dropped connection's public channels
+            # hands this connection everything else the dropped one was on.
+            session = registry.claim_session(channel)
+            if session is not None:
+                others = tuple(c for c in session.channels if c != channel)
+                self._restore(Session(session.socket_id, others, session.members))
 
     def _check_auth(self, message: Subscribe, kind: ChannelType, channel_data: str | None) -> None:
         try:

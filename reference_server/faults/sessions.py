@@ -13,13 +13,13 @@ import asyncio
 from aiohttp import web
 
 from ..peers import CLOSE_TIMEOUT, Fanout, Peer
-from ..protocol.connection import Connection, ConnectionSettings
+from ..protocol.connection import ConnectionSettings
 from ..protocol.socket_ids import SocketIdAllocator
 from ..webhook_sender import WebhookSender
 from ..websocket_endpoint import WebSocketEndpoint
 from .catalogue import Fault, FaultSet
 from .channels import LeakyChannelRegistry
-from .reconnection import ReconnectionFaults, Session
+from .reconnection import ReconnectionFaults
 from .webhooks import WebhookSenderWithFaults
 
 __all__ = ["SessionFaultsEndpoint"]
@@ -39,8 +39,6 @@ class SessionFaultsEndpoint(WebSocketEndpoint):
         self._leaky = registry
         self.faults = faults
         self._webhooks = webhooks
-        #: ``dropped_connection_resumed``: what the last dropped connection held.
-        self._resumable: Session | None = None
 
     def _new_websocket(self) -> web.WebSocketResponse:
         if Fault.CLOSE_WITHOUT_REASON in self.faults:
@@ -51,18 +49,19 @@ class SessionFaultsEndpoint(WebSocketEndpoint):
     def _refuses_while_draining(self) -> bool:
         return Fault.SHUTDOWN_ACCEPTS_NEW_HANDSHAKES not in self.faults
 
-    def _opening(self, connection: Connection) -> None:
-        if self._resumable is not None and isinstance(connection, ReconnectionFaults):
-            connection.resume, self._resumable = self._resumable, None
-
     def _ended(self, peer: Peer, remote: str) -> None:
         super()._ended(peer, remote)
         connection = peer.connection
         if not peer.dropped or not isinstance(connection, ReconnectionFaults):
             return
         connection.dropped = True
+        session = connection.session()
+        if session is None:
+            return
         if Fault.DROPPED_CONNECTION_RESUMED in self.faults:
-            self._resumable = connection.session()
+            self._leaky.keep_session(session)
+        if Fault.RESUBSCRIBER_GETS_EVENTS_TWICE in self.faults:
+            self._leaky.note_dropped(session.channels, asyncio.get_running_loop().time())
 
     def _report_final_webhooks(self, peer: Peer) -> None:
         sender = self._webhooks

@@ -26,9 +26,10 @@ from conformance.runner import (
 from conformance.target import Target, Timings
 
 
-def _job(name: str, *, first: bool = False, kind: str = "exchange") -> Job:
+def _job(name: str, *, first: bool = False, kind: str = "exchange", alone: bool = False) -> Job:
     check: Any = SimpleNamespace(full_id=name, kind=kind)
-    return Job(check, SimpleNamespace(id=name.split("/")[0]), None, first=first)  # type: ignore[arg-type]
+    requirement: Any = SimpleNamespace(id=name.split("/")[0])
+    return Job(check, requirement, None, first=first, alone=alone)  # type: ignore[arg-type]
 
 
 class _Recorder(Progress):
@@ -85,6 +86,30 @@ def test_waits_overlap_up_to_the_concurrency() -> None:
     )
     assert peak == 4
     assert time.monotonic() - began < 8 * 0.2  # not one after another
+
+
+def test_a_job_that_restarts_the_target_runs_alone_after_every_other() -> None:
+    jobs = [_job("R/restart", alone=True), *[_job(f"A/{n}", first=n == 0) for n in range(5)]]
+    running: set[str] = set()
+    overlapped: list[set[str]] = []
+    lock = threading.Lock()
+
+    def run(job: Job) -> CheckRun:
+        with lock:
+            running.add(job.check.full_id)
+            overlapped.append(set(running))
+        time.sleep(0.05)
+        with lock:
+            running.discard(job.check.full_id)
+        return CheckRun(CheckOutcome.PASSED, "", 0.0, 0.05)
+
+    progress = _Recorder()
+    run_side_by_side(
+        jobs, run, concurrency=4, alive=lambda: True, health=RunHealth(), progress=progress
+    )
+    assert progress.started_ids[-1] == "R/restart"
+    assert {"R/restart"} in overlapped
+    assert not any("R/restart" in seen and len(seen) > 1 for seen in overlapped)
 
 
 def test_a_dead_target_voids_what_was_still_to_run() -> None:

@@ -36,9 +36,16 @@ def test_a_good_mapping() -> None:
 
 def test_the_wire_carries_the_whole_target_and_public_never_the_secret() -> None:
     target = target_from_mapping(
-        {**GOOD, "capabilities": ["webhooks"], "webhooks": {"listen": "http://127.0.0.1:9/h"}},
+        {
+            **GOOD,
+            "capabilities": ["webhooks"],
+            "webhooks": {"listen": "http://127.0.0.1:9/h"},
+            "restart": {"command": "systemctl restart my-server", "within": 20},
+        },
         bundled=True,
     )
+    assert target.restart_command == "systemctl restart my-server"
+    assert target.restart_within == 20.0
     wire = target.to_wire()
     assert Target.from_wire(wire) == target
     assert '"secret": "s"' in wire
@@ -56,6 +63,9 @@ def test_the_wire_carries_the_whole_target_and_public_never_the_secret() -> None
         ({"timings": {"idle": 1}}, "timings must be a mapping"),
         ({"limits": {"max_event_bytes": "big"}}, "limits.max_event_bytes must be an integer"),
         ({"colour": "blue"}, "unknown target field"),
+        ({"restart": "systemctl restart x"}, "restart must be a mapping with command"),
+        ({"restart": {"command": ""}}, "restart.command must be a shell command"),
+        ({"restart": {"command": "x", "within": 0}}, "restart.within must be a positive"),
     ],
 )
 def test_bad_mappings(change: dict[str, object], message: str) -> None:

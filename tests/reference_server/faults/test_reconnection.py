@@ -124,12 +124,15 @@ def test_fault_presence_kept_after_dead_link_only_for_dead_links() -> None:
 
 
 @pytest.mark.parametrize("faulty", [False, True])
-def test_fault_fatal_close_without_error_event(faulty: bool) -> None:
-    connection = App([Fault.FATAL_CLOSE_WITHOUT_ERROR_EVENT] if faulty else []).new()
-    connection.open("wrong", 0.0)
-    outputs = connection.data_to_send()
-    assert outputs[-1] == Close(4001, "App key wrong does not exist")
-    assert len(outputs) == (1 if faulty else 2)
+def test_fault_only_pong_counts_as_life(faulty: bool) -> None:
+    connection = opened([Fault.ONLY_PONG_COUNTS_AS_LIFE] if faulty else [])
+    sent(connection)
+    # The client talks every second and never answers: only the faulty server pings it.
+    for second in range(1, int(ACTIVITY) + 2):
+        connection.receive_text('{"event":"pusher:ping","data":{}}', float(second))
+        connection.tick(float(second))
+    events = [f["event"] for f in sent(connection)]
+    assert ("pusher:ping" in events) is faulty
 
 
 # Over real sockets.
@@ -201,19 +204,50 @@ async def test_fault_abrupt_close_drops_user(faulty: bool) -> None:
 async def test_fault_dropped_connection_resumed(faulty: bool) -> None:
     async with serving(*([Fault.DROPPED_CONNECTION_RESUMED] if faulty else [])) as server:
         dropped = await raw_client(server)
+        for channel in ("news", "sport"):
+            await dropped.send_json({"event": "pusher:subscribe", "data": {"channel": channel}})
+            await dropped.read_json()
+        dropped.drop()
+        await asyncio.sleep(0.2)
+        async with client(server) as bystander:
+            await established(bystander)  # a connection that joins nothing claims nothing
+            async with client(server) as ws:
+                await established(ws)
+                await ws.send(
+                    json.dumps({"event": "pusher:subscribe", "data": {"channel": "news"}})
+                )
+                assert (await recv(ws))["event"] == "pusher_internal:subscription_succeeded"
+                assert await trigger(server, {"name": "e", "channel": "sport", "data": "x"}) == (
+                    200,
+                    {},
+                )
+                if faulty:
+                    assert (await recv(ws))["channel"] == "sport"
+                else:
+                    with pytest.raises(TimeoutError):
+                        await recv(ws, timeout=0.3)
+                with pytest.raises(TimeoutError):
+                    await recv(bystander, timeout=0.1)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("faulty", "copies"), [(False, 1), (True, 2)])
+async def test_fault_resubscriber_gets_events_twice(faulty: bool, copies: int) -> None:
+    async with serving(*([Fault.RESUBSCRIBER_GETS_EVENTS_TWICE] if faulty else [])) as server:
+        dropped = await raw_client(server)
         await dropped.send_json({"event": "pusher:subscribe", "data": {"channel": "news"}})
         await dropped.read_json()
         dropped.drop()
         await asyncio.sleep(0.2)
         async with client(server) as ws:
-            socket_id = await established(ws)
-            assert (socket_id == dropped.socket_id) is faulty
+            await established(ws)
+            await ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": "news"}}))
+            assert (await recv(ws))["event"] == "pusher_internal:subscription_succeeded"
             assert await trigger(server, {"name": "e", "channel": "news", "data": "x"}) == (200, {})
-            if faulty:
-                assert (await recv(ws))["channel"] == "news"
-            else:
-                with pytest.raises(TimeoutError):
-                    await recv(ws, timeout=0.3)
+            for _ in range(copies):
+                assert (await recv(ws))["event"] == "e"
+            with pytest.raises(TimeoutError):
+                await recv(ws, timeout=0.3)
 
 
 @pytest.mark.asyncio
