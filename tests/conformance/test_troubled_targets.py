@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +37,28 @@ def _reference_server() -> Iterator[tuple[subprocess.Popen[str], int]]:
 
 
 @contextlib.contextmanager
-def _slow_handshakes(upstream_port: int, delay: float) -> Iterator[int]:
+def _slow_handshakes(
+    upstream_port: int,
+    delay: float,
+    *,
+    on_long_connection: Callable[[], None] | None = None,
+    long_after: float = 2.5,
+) -> Iterator[int]:
     """A loopback TCP relay that holds every new connection ``delay`` seconds before it
-    reaches the server: a far-away or overloaded deployment, as the client sees it."""
+    reaches the server: a far-away or overloaded deployment, as the client sees it.
+    ``on_long_connection`` is called once, when a connection has lasted ``long_after`` s; the
+    relay then stops listening, so that the target is gone for new connections too."""
     loop = asyncio.new_event_loop()
     ready: list[int] = []
+    called: list[bool] = []
+    listening: list[asyncio.Server] = []
+
+    async def watch() -> None:
+        await asyncio.sleep(long_after)
+        if on_long_connection is not None and not called:
+            called.append(True)
+            on_long_connection()
+            listening[0].close()
 
     async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError):
@@ -57,10 +74,15 @@ def _slow_handshakes(upstream_port: int, delay: float) -> Iterator[int]:
         except OSError:
             writer.close()
             return
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        watcher = asyncio.ensure_future(watch())
+        try:
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        finally:
+            watcher.cancel()
 
     async def start() -> asyncio.Server:
         server = await asyncio.start_server(relay, "127.0.0.1", 0)
+        listening.append(server)
         ready.append(server.sockets[0].getsockname()[1])
         return server
 
@@ -102,20 +124,18 @@ def test_slow_handshakes_are_measured_and_named(tmp_path: Path) -> None:
 
 
 def test_a_target_that_dies_mid_run_is_the_finding_and_voids_the_rest(tmp_path: Path) -> None:
-    with _reference_server() as (process, port):
-        # The run needs a second or two to start; then the heartbeat check holds the server
-        # for about 7 s, so 5 s in, it is that check's connection the death cuts.
-        killer = threading.Timer(5.0, process.kill)
-        killer.start()
-        try:
-            # One at a time: the heartbeat check (about 7 s) is running when the server dies,
-            # and the connection checks wait their turn behind it.
-            code, out, data = _run(
-                port, tmp_path / "report", "-n", "1", "--check", "PROTO-PING-02",
-                "--check", "PROTO-CONN-*", timeout=120,
-            )  # fmt: skip
-        finally:
-            killer.cancel()
+    with (
+        _reference_server() as (process, port),
+        # Only the heartbeat check's connection lives long (about 7 s; the pre-flight's are
+        # gone at once): 2.5 s into it, the server dies, however slowly the run started.
+        _slow_handshakes(port, 0.0, on_long_connection=process.kill) as relayed,
+    ):
+        # One at a time: the heartbeat check runs first, and the connection checks wait their
+        # turn behind it.
+        code, out, data = _run(
+            relayed, tmp_path / "report", "-n", "1", "--check", "PROTO-PING-02",
+            "--check", "PROTO-CONN-*", timeout=120,
+        )  # fmt: skip
     died = data["run"]["target_died"]
     assert "PROTO-PING-02/answering-client-kept" in died["finding"]
     checks = {c["id"]: c for r in data["requirements"] for c in r["checks"]}
