@@ -238,7 +238,9 @@ async def _stay_active(conn: RawConnection, seconds: float) -> CloseInfo | None:
 async def _expect_silence(ctx: CheckContext, args: Mapping[str, Any]) -> None:
     conn = await _after_barrier(ctx, args)
     pattern = args["frame"]
-    unwanted = [f for f in conn.unconsumed() if _frame_matches(pattern)(f)]
+    # ``consumed: true``: frames an earlier step already matched count too.
+    frames = conn.frames if args.get("consumed") else conn.unconsumed()
+    unwanted = [f for f in frames if _frame_matches(pattern)(f)]
     if unwanted:
         shown = "\n".join(f"  {f.describe()}" for f in unwanted[:5])
         raise CheckFailed(
