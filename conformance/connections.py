@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import secrets
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -24,7 +26,13 @@ from .templates import nonce
 from .transcript import Transcript
 from .wsclient import RawConnection
 
-__all__ = ["DEFAULT_QUERY", "KEEPALIVE_AFTER", "Connections", "MarkerPublisher"]
+__all__ = [
+    "DEFAULT_QUERY",
+    "KEEPALIVE_AFTER",
+    "Connections",
+    "MarkerPublisher",
+    "own_loopback_address",
+]
 
 #: What pusher-js puts in the connection URL; servers must accept it.
 DEFAULT_QUERY = {
@@ -41,6 +49,20 @@ KEEPALIVE_AFTER = 1.0
 #: Publishes a marker event (``data``, ``channel``) through the HTTP API, or raises
 #: ``PreconditionFailed``: what a marker barrier sends ahead of its ping.
 MarkerPublisher = Callable[[str, str], Awaitable[None]]
+
+
+def own_loopback_address(ws_url: str, owner: str) -> str | None:
+    """A loopback source address of a check's own, when the target is on 127.0.0.1: a server
+    that blocks the address malformed input came from then blocks that check only, not every
+    check running beside it. ``None`` for any other target."""
+    host = urlsplit(ws_url).hostname or ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if not address.is_loopback or address.version != 4:
+        return None
+    return f"127.0.{zlib.crc32(owner.encode()) % 250 + 2}.{secrets.randbelow(250) + 2}"
 
 
 class Connections(Mapping[str, RawConnection]):
@@ -194,11 +216,18 @@ class Connections(Mapping[str, RawConnection]):
         return conn
 
     async def open(
-        self, name: str, *, auto_pong: bool = True, via_proxy: bool = False
+        self,
+        name: str,
+        *,
+        auto_pong: bool = True,
+        via_proxy: bool = False,
+        local_address: str | None = None,
     ) -> tuple[RawConnection, dict[str, Any]]:
         """Connect and wait for ``pusher:connection_established`` (a precondition); the
         connection and what the greeting told (``{"socket_id", "activity_timeout"}``)."""
-        conn = await self.connect(name, auto_pong=auto_pong, via_proxy=via_proxy)
+        conn = await self.connect(
+            name, auto_pong=auto_pong, via_proxy=via_proxy, local_address=local_address
+        )
         if conn.closed is not None:
             raise PreconditionFailed(f"could not open {name}: {conn.closed.describe()}")
         frame = await conn.wait_for(

@@ -255,11 +255,18 @@ class CheckContext:
         )
 
     async def open(
-        self, name: str, *, auto_pong: bool = True, via_proxy: bool = False
+        self,
+        name: str,
+        *,
+        auto_pong: bool = True,
+        via_proxy: bool = False,
+        local_address: str | None = None,
     ) -> RawConnection:
         """Connect and wait for ``pusher:connection_established`` (a precondition); its
         ``socket_id`` and ``activity_timeout`` become ``${name.…}``."""
-        conn, greeting = await self.connections.open(name, auto_pong=auto_pong, via_proxy=via_proxy)
+        conn, greeting = await self.connections.open(
+            name, auto_pong=auto_pong, via_proxy=via_proxy, local_address=local_address
+        )
         self.variables[name] = greeting
         return conn
 

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .connections import own_loopback_address
 from .context import CheckContext
 from .errors import CheckFailed, PreconditionFailed
 from .httpclient import NOT_JSON_BODY
@@ -136,13 +137,25 @@ async def _connect(ctx: CheckContext, args: Mapping[str, Any]) -> None:
         query=args.get("query"),
         auto_pong=args.get("auto_pong", True),
         via_proxy=args.get("via") == "proxy",
+        local_address=_source(ctx, args),
     )
+
+
+def _source(ctx: CheckContext, args: Mapping[str, Any]) -> str | None:
+    """``from: own``: connect from a loopback address of the check's own (see
+    ``own_loopback_address``), for a step that sends what a server may punish its sender for."""
+    if args.get("from") != "own":
+        return None
+    return own_loopback_address(ctx.target.ws_url, ctx.check.full_id)
 
 
 @step("open", "precondition")
 async def _open(ctx: CheckContext, args: Mapping[str, Any]) -> None:
     await ctx.open(
-        args["as"], auto_pong=args.get("auto_pong", True), via_proxy=args.get("via") == "proxy"
+        args["as"],
+        auto_pong=args.get("auto_pong", True),
+        via_proxy=args.get("via") == "proxy",
+        local_address=_source(ctx, args),
     )
 
 

@@ -7,13 +7,10 @@ frame-level input and only with a close code RFC 6455 gives for refused data.
 
 from __future__ import annotations
 
-import ipaddress
-import secrets
-import zlib
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
+from ..connections import own_loopback_address
 from ..context import CheckContext
 from ..errors import CheckFailed, PreconditionFailed
 from ..templates import nonce
@@ -48,15 +45,7 @@ SENDER_ALLOWED_EVENTS = frozenset({"pusher:error", "pusher:pong", "pusher:ping"}
 
 
 def _source_address(ctx: CheckContext) -> str | None:
-    """A loopback source address of this check's own, when the target is on 127.0.0.1: a
-    server that blocks the address a malformed frame came from then blocks this check only."""
-    host = urlsplit(ctx.target.ws_url).hostname or ""
-    try:
-        if not ipaddress.ip_address(host).is_loopback or ipaddress.ip_address(host).version != 4:
-            return None
-    except ValueError:
-        return None
-    return f"127.0.{zlib.crc32(ctx.check.full_id.encode()) % 250 + 2}.{secrets.randbelow(250) + 2}"
+    return own_loopback_address(ctx.target.ws_url, ctx.check.full_id)
 
 
 @prop("ws_malformed_input", "kinds", "assert", "examples")
