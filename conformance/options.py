@@ -36,6 +36,7 @@ __all__ = [
     "add_pytest_options",
     "add_run_arguments",
     "options_of",
+    "positive_float",
     "regressions_dir",
     "require_selection",
     "selected",
@@ -50,7 +51,7 @@ TARGET_SECTION = "target (default: start the bundled reference server)"
 # -- value checks: each turns one command-line word into a value, or says what is wrong ------
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -168,8 +169,8 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         "capabilities", "--capability", form="repeated", parse=_capability, metavar="NAME",
         help=f"declare an optional feature: {', '.join(sorted(KNOWN_CAPABILITIES))}",
     ),
-    _target("activity_timeout", "--activity-timeout", parse=_positive_float, metavar="SECONDS"),
-    _target("pong_timeout", "--pong-timeout", parse=_positive_float, metavar="SECONDS"),
+    _target("activity_timeout", "--activity-timeout", parse=positive_float, metavar="SECONDS"),
+    _target("pong_timeout", "--pong-timeout", parse=positive_float, metavar="SECONDS"),
     _target("max_event_bytes", "--max-event-bytes", parse=_positive_int, metavar="BYTES"),
     _target(
         "webhook_listen", "--webhook-listen", parse=_listen_url, metavar="URL",
@@ -183,7 +184,7 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         help="hypothesis examples per property check (overrides the profile and the specs)",
     ),
     RunOption(
-        "timeout_multiplier", ("--timeout-multiplier",), parse=_positive_float, default=1.0,
+        "timeout_multiplier", ("--timeout-multiplier",), parse=positive_float, default=1.0,
         metavar="X",
     ),
     RunOption(

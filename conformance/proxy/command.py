@@ -15,21 +15,12 @@ import sys
 from typing import Any
 
 from ..errors import UsageError
+from ..options import positive_float
 from ..target import load_target_file
 from .schedule import Schedule, load_schedule
 from .server import FaultProxy, parse_upstream, require_loopback
 
 __all__ = ["add_proxy_arguments", "parse_listen", "proxy_command"]
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
 
 
 def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +35,9 @@ def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--schedule", metavar="FILE", help="faults to inject (YAML, docs/proxy.md)")
     parser.add_argument("--seed", type=int, metavar="N", help="override the schedule's seed")
-    parser.add_argument("--duration", type=_seconds, metavar="SECONDS", help="stop after this long")
+    parser.add_argument(
+        "--duration", type=positive_float, metavar="SECONDS", help="stop after this long"
+    )
 
 
 def parse_listen(text: str) -> tuple[str, int]:
