@@ -22,6 +22,7 @@ from .options import OptionsCarrier, RunOptions, add_run_arguments, require_sele
 from .outcomes import ExitCode
 from .properties import known_property_names
 from .proxy.command import add_proxy_arguments, proxy_command
+from .simulate.command import add_simulate_arguments, simulate_command
 from .spec import SpecSet, default_specs_dir, load_specs
 from .target import check_reachable, target_from_options
 
@@ -52,6 +53,11 @@ def _parser() -> _Parser:
         "proxy", help="run the fault-injecting proxy in front of a server (docs/proxy.md)"
     )
     add_proxy_arguments(proxy)
+
+    simulation = sub.add_parser(
+        "simulate", help="virtual users against a server, with a readiness verdict (docs/simulate.md)"
+    )
+    add_simulate_arguments(simulation)
     return parser
 
 
@@ -151,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args)
         if args.command == "proxy":
             return proxy_command(args)
+        if args.command == "simulate":
+            return simulate_command(args)
         _parser().print_help()
         return int(ExitCode.USAGE)
     except UsageError as exc:

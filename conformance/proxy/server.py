@@ -102,6 +102,8 @@ class FaultProxy:
         self._server: asyncio.Server | None = None
         self._started = time.monotonic()
         self._connections: list[ProxyConnection] = []
+        #: Client source port -> accept index of its newest connection.
+        self._by_client_port: dict[int, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -164,6 +166,11 @@ class FaultProxy:
             for c in self._connections
         )
 
+    def index_of_client(self, port: int) -> int | None:
+        """The accept index of the newest connection from this client source port: how a
+        caller that owns many clients finds the one to inject a fault into."""
+        return self._by_client_port.get(port)
+
     def now(self) -> float:
         """Seconds since the proxy started: the log's ``t``."""
         return time.monotonic() - self._started
@@ -222,6 +229,9 @@ class FaultProxy:
             report=lambda entry: self._report(index, entry.pop("fault"), entry),
         )
         self._connections.append(conn)
+        peer = writer.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self._by_client_port[peer[1]] = index
         if self.schedule is not None:
             self._spawn(self._run_schedule(conn, self.schedule))
         try:

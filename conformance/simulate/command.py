@@ -1,0 +1,207 @@
+"""``conformance simulate``: virtual users against a server, through the fault proxy, with a
+production-readiness verdict of its own (docs/simulate.md).
+
+Exit status: 0 ready, 1 not ready, 2 a usage mistake (one line naming it), 3 undecided (the
+target is unreachable, the harness failed, or the load generator was the bottleneck).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import secrets
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from ..bundled import BundledServer, start_bundled
+from ..errors import UsageError
+from ..options import positive_float
+from ..restart import BundledRestarter, CommandRestarter, Restarter
+from ..target import Target, check_reachable, load_target_file
+from .coordinator import Progress, SimulationResult, default_workers, simulate
+from .report import figure_rows, to_html, to_json, to_markdown
+from .scenario import SimScenario, load_sim_scenario
+
+__all__ = ["add_simulate_arguments", "simulate_command"]
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scenario", required=True, metavar="NAME|FILE",
+        help="a bundled scenario (admin-alerts, restart-under-load, flaky-network) or a file",
+    )  # fmt: skip
+    parser.add_argument(
+        "--target-file", metavar="FILE", help="the server to load (default: the bundled server)"
+    )
+    parser.add_argument(
+        "--users", type=_count, metavar="N", help="virtual users (default: the scenario's)"
+    )
+    parser.add_argument(
+        "--tabs", type=_count, metavar="N", help="tabs per user (default: the scenario's)"
+    )
+    parser.add_argument(
+        "--duration", type=positive_float, metavar="SECONDS",
+        help="length of the measured phase (default: the scenario's)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--workers", type=_count, metavar="N",
+        help="load-generator processes (default: one per core, as the tabs need)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--seed", type=int, metavar="N", help="replay a run's choices (default: random)"
+    )
+    parser.add_argument(
+        "--report-dir", metavar="DIR", default="simulation-report",
+        help="where simulation.json, .md and .html go (default: simulation-report)",
+    )  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="print the JSON result to stdout")
+    parser.add_argument("--no-progress", action="store_true", help="no live display")
+
+
+def simulate_command(args: argparse.Namespace) -> int:
+    scenario = load_sim_scenario(args.scenario).resized(args.users, args.tabs, args.duration)
+    target = load_target_file(args.target_file) if args.target_file else None
+    if target is not None:
+        if scenario.restarts and not target.restart_command:
+            raise UsageError(
+                f"scenario {scenario.name!r} restarts the server: the target file must give"
+                " restart: {command: ..., within: SECONDS} (docs/simulate.md)"
+            )
+        check_reachable(target)
+    report_dir = Path(args.report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    _raise_file_limit()
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    total_tabs = scenario.users * scenario.tabs
+    workers = args.workers or default_workers(total_tabs)
+    console = Console(stderr=True)
+    bundled: BundledServer | None = None
+    try:
+        if target is None:
+            log = Path(tempfile.mkdtemp(prefix="conformance-simulate-")) / "reference-server.log"
+            bundled = start_bundled(log)
+            target = bundled.target
+        restarter: Restarter | None = (
+            BundledRestarter(bundled)
+            if bundled is not None
+            else CommandRestarter(target.restart_command, target.restart_within)
+            if target.restart_command
+            else None
+        )
+        console.print(
+            f"simulate: {scenario.title} against {target.name} ({target.ws_url}):"
+            f" {scenario.users:,} users x {scenario.tabs} tabs, {workers} worker(s), seed {seed}"
+        )
+        result = _run(target, scenario, workers, seed, restarter, console, not args.no_progress)
+    finally:
+        if bundled is not None:
+            bundled.stop()
+    (report_dir / "simulation.json").write_text(json.dumps(to_json(result), indent=2) + "\n")
+    (report_dir / "simulation.md").write_text(to_markdown(result), encoding="utf-8")
+    (report_dir / "simulation.html").write_text(to_html(result), encoding="utf-8")
+    if args.json:
+        print(json.dumps(to_json(result), indent=2))
+    _final_table(result, console)
+    console.print(f"simulate: report written to {report_dir}/simulation.{{json,md,html}}")
+    return result.readiness.exit_code
+
+
+def _run(
+    target: Target,
+    scenario: SimScenario,
+    workers: int,
+    seed: int,
+    restarter: Restarter | None,
+    console: Console,
+    live: bool,
+) -> SimulationResult:
+    if live and console.is_terminal:
+        with Live(console=console, refresh_per_second=4, transient=True) as display:
+            return asyncio.run(
+                simulate(
+                    target,
+                    scenario,
+                    workers=workers,
+                    seed=seed,
+                    restarter=restarter,
+                    on_progress=lambda p: display.update(_progress_table(p)),
+                )
+            )
+    last = [0.0]
+
+    def plain(progress: Progress) -> None:  # a log, not a terminal: a line every 5 s
+        if live and time.monotonic() - last[0] >= 5:
+            last[0] = time.monotonic()
+            console.print(_progress_line(progress), highlight=False)
+
+    return asyncio.run(
+        simulate(
+            target, scenario, workers=workers, seed=seed, restarter=restarter, on_progress=plain
+        )
+    )
+
+
+def _progress_line(p: Progress) -> str:
+    cpu = " ".join(f"{c:.0%}" for _, c in sorted(p.cpu.items()))
+    return (
+        f"[{p.elapsed:5.0f}s {p.phase}] tabs ready {sum(p.ready.values()):,}/{p.tabs:,},"
+        f" received {sum(p.received.values()):,}, published {p.published:,}"
+        f" (failed {p.publish_failed:,}), workers CPU {cpu or '-'}"
+        f", lag {max(p.lag_ms.values(), default=0):.0f} ms"
+    )
+
+
+def _progress_table(p: Progress) -> Table:
+    table = Table(title=f"simulate — {p.phase}, {p.elapsed:.0f} s", show_header=False)
+    table.add_row("tabs ready", f"{sum(p.ready.values()):,} / {p.tabs:,}")
+    table.add_row("events received", f"{sum(p.received.values()):,}")
+    table.add_row("published (failed)", f"{p.published:,} ({p.publish_failed:,})")
+    workers = [
+        f"#{w} {c:.0%} CPU, lag {p.lag_ms.get(w, 0):.0f} ms" for w, c in sorted(p.cpu.items())
+    ]
+    table.add_row("workers", ", ".join(workers) or "starting")
+    for line in p.events[-4:]:
+        table.add_row("", line)
+    return table
+
+
+def _final_table(result: SimulationResult, console: Console) -> None:
+    figures = Table(title=f"{result.scenario.title}: what the users felt", show_header=False)
+    for name, value in figure_rows(result):
+        figures.add_row(name, value)
+    console.print(figures)
+    r = result.readiness
+    verdict = Table(title=f"production readiness: {r.verdict.upper()} ({r.note})")
+    for column in ("criterion", "measured", "bar", "met"):
+        verdict.add_column(column)
+    for c in r.criteria:
+        verdict.add_row(c.name, c.measured, c.bar, "[bold red]no[/]" if c.met is False else c.shown)
+    console.print(verdict)
+
+
+def _raise_file_limit() -> None:
+    """Thousands of tabs, each with a proxied pair of sockets, need more descriptors than a
+    shell's usual soft limit; the hard limit is ours to take (workers inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE,
+            (hard if hard != resource.RLIM_INFINITY else max(soft, 65536), hard),
+        )

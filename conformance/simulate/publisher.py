@@ -1,0 +1,91 @@
+"""The app's backend in a simulation: publishes the scenario's alerts through the HTTP API at
+a steady rate, one at a time, recording when each was sent and when the server accepted it.
+
+One at a time is what makes order checkable: an event is sent only after the previous one was
+accepted, so a server that keeps each channel's order delivers them in sequence order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Mapping, Sequence
+
+import aiohttp
+
+from ..signing import body_md5, sign_api_request
+from ..target import Target
+from .ledger import Publication
+
+__all__ = ["Publisher"]
+
+#: Seconds one publish may take before it counts as failed.
+PUBLISH_TIMEOUT = 5.0
+
+
+class Publisher:
+    def __init__(
+        self,
+        target: Target,
+        channels: Mapping[str, str],
+        alerts: Sequence[tuple[str, str]],
+        per_second: float,
+    ) -> None:
+        self.target = target
+        self.channels = channels
+        self.alerts = alerts
+        self.per_second = per_second
+        self.publications: list[Publication] = []
+        self.failures: dict[str, int] = {}
+
+    async def run(self, start: float, end: float) -> None:
+        """Publish from wall time ``start`` until ``end``; a late publish does not make the
+        next one early (no bursts to catch up)."""
+        path = f"/apps/{self.target.app_id}/events"
+        timeout = aiohttp.ClientTimeout(total=PUBLISH_TIMEOUT)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            seq = 0
+            next_at = start
+            while next_at < end:
+                delay = next_at - time.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                event, slot = self.alerts[seq % len(self.alerts)]
+                seq += 1
+                await self._publish(session, path, seq, event, slot)
+                next_at = max(next_at + 1 / self.per_second, time.time())
+
+    async def _publish(
+        self, session: aiohttp.ClientSession, path: str, seq: int, event: str, slot: str
+    ) -> None:
+        sent = time.time()
+        data = json.dumps({"seq": seq, "t": round(sent * 1000, 3)})
+        body = json.dumps({"name": event, "channels": [self.channels[slot]], "data": data})
+        raw = body.encode()
+        params = {
+            "auth_key": self.target.key,
+            "auth_timestamp": str(int(sent)),
+            "auth_version": "1.0",
+            "body_md5": body_md5(raw),
+        }
+        params["auth_signature"] = sign_api_request(self.target.secret, "POST", path, params)
+        acked: float | None = None
+        try:
+            async with session.post(
+                self.target.http_url.rstrip("/") + path,
+                params=params,
+                data=raw,
+                headers={"Content-Type": "application/json"},
+            ) as response:
+                await response.read()
+                if 200 <= response.status < 300:
+                    acked = time.time()
+                else:
+                    self._failed(f"HTTP {response.status}")
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            self._failed(type(exc).__name__)
+        self.publications.append(Publication(seq, slot, sent, acked))
+
+    def _failed(self, why: str) -> None:
+        self.failures[why] = self.failures.get(why, 0) + 1
