@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..results import RunReport
-from . import junit, markdown, results_json, summary_html
+from . import junit, markdown, results_json, simulation_section, summary_html
 
 __all__ = ["write_all"]
 
@@ -20,3 +20,4 @@ def write_all(report: RunReport, report_dir: Path) -> None:
     junit.write(report, report_dir / junit.FILE_NAME)
     markdown.write(report, report_dir / markdown.FILE_NAME)
     summary_html.write(report, report_dir / summary_html.FILE_NAME)
+    simulation_section.attach(report_dir)

@@ -23,10 +23,11 @@ from rich.table import Table
 from ..bundled import BundledServer, start_bundled
 from ..errors import UsageError
 from ..options import positive_float
+from ..report.simulation_section import HTML_FILE, MARKDOWN_FILE, attach
 from ..restart import BundledRestarter, CommandRestarter, Restarter
 from ..target import Target, check_reachable, load_target_file
 from .coordinator import Progress, SimulationResult, default_workers, simulate
-from .report import figure_rows, to_html, to_json, to_markdown
+from .report import evidence_lines, figure_rows, to_html, to_json, to_markdown
 from .scenario import SimScenario, load_sim_scenario
 
 __all__ = ["add_simulate_arguments", "simulate_command"]
@@ -114,12 +115,18 @@ def simulate_command(args: argparse.Namespace) -> int:
         if bundled is not None:
             bundled.stop()
     (report_dir / "simulation.json").write_text(json.dumps(to_json(result), indent=2) + "\n")
-    (report_dir / "simulation.md").write_text(to_markdown(result), encoding="utf-8")
-    (report_dir / "simulation.html").write_text(to_html(result), encoding="utf-8")
+    (report_dir / MARKDOWN_FILE).write_text(to_markdown(result), encoding="utf-8")
+    (report_dir / HTML_FILE).write_text(to_html(result), encoding="utf-8")
+    attach(report_dir)  # into a run's summaries kept in the same directory
+    with (report_dir / "simulation-evidence.jsonl").open("w", encoding="utf-8") as evidence:
+        evidence.writelines(line + "\n" for line in evidence_lines(result))
     if args.json:
         print(json.dumps(to_json(result), indent=2))
     _final_table(result, console)
-    console.print(f"simulate: report written to {report_dir}/simulation.{{json,md,html}}")
+    console.print(
+        f"simulate: report written to {report_dir}/simulation.{{json,md,html}}"
+        " and the evidence to simulation-evidence.jsonl"
+    )
     return result.readiness.exit_code
 
 

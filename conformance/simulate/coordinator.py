@@ -26,7 +26,7 @@ from typing import Any
 from ..errors import HarnessError
 from ..restart import Restarter
 from ..target import Target
-from .ledger import Figures, Life, tally
+from .ledger import Figures, Life, Publication, tally
 from .publisher import Publisher
 from .scenario import SimScenario
 from .verdict import Generator, Readiness, judge
@@ -71,6 +71,9 @@ class SimulationResult:
     timeline: tuple[str, ...]
     started_at: float
     seconds: float
+    #: The evidence behind the figures: every connection and every publish.
+    lives: tuple[Life, ...] = ()
+    publications: tuple[Publication, ...] = ()
 
 
 def default_workers(tabs: int) -> int:
@@ -306,4 +309,6 @@ async def simulate(
         timeline=tuple(timeline),
         started_at=started_at,
         seconds=time.time() - started_at,
+        lives=tuple(lives),
+        publications=tuple(publisher.publications),
     )

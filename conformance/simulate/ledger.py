@@ -6,9 +6,18 @@ sequence numbers it received. The publisher's ``Publication`` records say what w
 and whether the server accepted it.
 
 What counts as *owed* is the heart of it. The protocol has no history, so an event published
-while a tab was away is not the server's loss: it is owed to a connection only if that
-connection was subscribed to the channel before the publish was sent and stayed healthy (not
-ended, no fault injected on it) until ``grace`` seconds after the server acknowledged it.
+while a tab was away is not the server's loss. An event is owed to a connection that was
+subscribed to its channel before it was published, if either
+
+- a later event on that channel arrived on that connection (the publisher sends one event at
+  a time, so the server had this one first: missing it is a gap), or
+- the connection stayed open to the end of the run, with no fault injected on it by then,
+  until at least ``grace`` seconds after the server acknowledged the event.
+
+What was published around the moment a connection ended early is not judged: it may have been
+in flight, or queued behind a close the server had already decided on, and a client cannot
+tell which (a server closing thousands of sockets writes the last close seconds after it
+decided it).
 Owed and never received is *lost*; received twice by a tab, across its connections, is a
 *duplicate*; on one connection and channel, a lower sequence number after a higher one is
 *out of order* (the publisher sends one event at a time, so the server's order is the
@@ -225,11 +234,11 @@ def _tab(
     down_since: float | None = None
     for life in lives:
         totals.connections += 1
-        if life.established is not None:
-            connect = (life.established - life.opened) * 1000
-            totals.connect_ms.append(connect)
-            if result.connect_ms is None:
-                result.connect_ms = connect
+        if life.established is not None and result.connect_ms is None:
+            # A tab's connect time runs from its first attempt to its first handshake, failed
+            # attempts included; what later connections take is its reconnect time.
+            result.connect_ms = (life.established - lives[0].opened) * 1000
+            totals.connect_ms.append(result.connect_ms)
         ready = life.ready_at(slots)
         if ready is not None and down_since is not None:
             wait = (ready - down_since) * 1000
@@ -245,7 +254,8 @@ def _tab(
         elif life.how and life.how != "end of run":
             key = life.how.split(":")[0]
             totals.closes[key] = totals.closes.get(key, 0) + 1
-        healthy = life.healthy_until(run_end)
+        # Owed by its tail only if it lasted: see the module's docstring.
+        healthy = life.healthy_until(run_end) if life.how in ("", "end of run") else -math.inf
         for slot in slots:
             got = life.received.get(slot, ())
             totals.received += len(got)
@@ -261,10 +271,11 @@ def _tab(
             if since is None:
                 continue
             got_set = set(got)
+            last_seq = max(got, default=0)
             for p in accepted:
                 if p.slot != slot or p.sent < since or p.acked is None:
                     continue
-                if p.acked + grace > healthy:
+                if p.seq >= last_seq and p.acked + grace > healthy:
                     continue
                 result.owed += 1
                 if p.seq not in got_set:

@@ -6,13 +6,14 @@ console table, so every view says the same thing in the same words.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+import json
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .coordinator import SimulationResult
 from .ledger import percentile
 
-__all__ = ["figure_rows", "to_html", "to_json", "to_markdown"]
+__all__ = ["evidence_lines", "figure_rows", "to_html", "to_json", "to_markdown"]
 
 FORMAT_VERSION = 1
 
@@ -128,6 +129,15 @@ def to_json(result: SimulationResult) -> dict[str, Any]:
         "publish_failures": result.publish_failures,
         "timeline": list(result.timeline),
     }
+
+
+def evidence_lines(result: SimulationResult) -> Iterator[str]:
+    """JSON lines an auditor can recount the figures from: every publish, then every
+    connection of every tab (wall-clock seconds)."""
+    for p in result.publications:
+        yield json.dumps({"publication": p.__dict__})
+    for life in result.lives:
+        yield json.dumps({"life": life.to_dict()})
 
 
 def to_markdown(result: SimulationResult) -> str:
