@@ -284,8 +284,9 @@ def _tab(
     if last.how.startswith("refused"):
         totals.refused += 1
     result.recovered = last.ready_at(slots) is not None and last.how in ("", "end of run")
-    owed_anywhere = sum(1 for p in accepted if p.slot in slots)
-    totals.unseen += max(0, owed_anywhere - len(seen))
+    # What the tab never saw, less what it lost: a lost event was owed, not missed while away.
+    unseen = {(p.slot, p.seq) for p in accepted if p.slot in slots} - seen
+    totals.unseen += max(0, len(unseen) - result.lost)
     totals.owed += result.owed
     totals.lost += result.lost
     totals.duplicates += result.duplicates

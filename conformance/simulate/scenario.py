@@ -10,7 +10,7 @@ so a mistake ends as one line naming the file and the field, before a socket is 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,9 +183,12 @@ def sim_scenario_from_mapping(raw: object, *, source: str) -> SimScenario:
         raise UsageError(f"{source}: alerts must be a non-empty list")
     for item in raw_alerts:
         event = item.get("event") if isinstance(item, Mapping) else None
-        if not isinstance(event, str) or not event or item.get("channel") not in channels:
+        slot = item.get("channel") if isinstance(item, Mapping) else None
+        if not isinstance(slot, Hashable):  # a list: ``in channels`` would raise TypeError
+            slot = None
+        if not isinstance(event, str) or not event or slot is None or slot not in channels:
             raise UsageError(f"{source}: an alert needs an event and one of the channel slots")
-        alerts.append((event, str(item["channel"])))
+        alerts.append((event, str(slot)))
     load = raw.get("load")
     if not isinstance(load, Mapping):
         raise UsageError(f"{source}: no 'load' section: this scenario is not for simulate")

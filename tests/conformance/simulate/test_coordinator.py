@@ -1,0 +1,98 @@
+"""The coordinator's plan, without starting anything: tabs spread over the ramp and over the
+workers, channels tagged by the run, and each fault's seeded choice of tabs split by owner."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from conformance.proxy.faults import Reset, Stall
+from conformance.simulate.coordinator import default_workers, plan_workers
+from conformance.simulate.scenario import Incident, SimScenario
+from conformance.simulate.worker import WorkerPlan
+from conformance.target import Target
+
+TARGET = Target(
+    name="t", ws_url="ws://127.0.0.1:6001", http_url="http://127.0.0.1:6001", app_id="1",
+    key="the-key", secret="the-secret",
+)  # fmt: skip
+SCENARIO = SimScenario(
+    name="plan",
+    title="plan",
+    description="",
+    channels={"a": "private-a", "b": "b"},
+    alerts=(("x", "a"),),
+    users=5,
+    tabs=2,
+    ramp_seconds=10.0,
+    duration_seconds=30.0,
+    incidents=(
+        Incident(at=1.0, restart=True),
+        Incident(at=2.0, fault=Stall("both"), share=0.5, lasts=3.0),
+        Incident(at=4.0, fault=Reset(), share=0.01),
+    ),
+)
+
+
+def plan(workers: int = 3, seed: int = 255) -> list[WorkerPlan]:
+    return plan_workers(SCENARIO, workers=workers, seed=seed, start=1000.0, target=TARGET)
+
+
+def stalled(plans: list[WorkerPlan]) -> list[str]:
+    return sorted(
+        t for p in plans for i in p["incidents"] if i["fault"] == "stall" for t in i["tabs"]
+    )
+
+
+def test_tabs_are_spread_over_the_ramp_and_the_workers() -> None:
+    plans = plan()
+    assert [p["index"] for p in plans] == [0, 1, 2]
+    opened = sorted((at, tab) for p in plans for tab, _, at in p["tabs"])
+    assert len(opened) == 10
+    assert opened[0] == (1000.0, "u00000.t0")
+    assert opened[1] == (1001.0, "u00000.t1")  # 10 s of ramp over 10 tabs
+    assert opened[-1] == (1009.0, "u00004.t1")
+    assert [t for t, _, _ in plans[1]["tabs"]] == ["u00000.t1", "u00002.t0", "u00003.t1"]
+    assert {u for p in plans for _, u, _ in p["tabs"]} == {f"u{n:05d}" for n in range(5)}
+
+
+def test_every_worker_gets_the_same_run() -> None:
+    for p in plan():
+        assert p["channels"] == {"a": "private-a.ff", "b": "b.ff"}  # the seed, in hex
+        assert p["upstream"] == "ws://127.0.0.1:6001"
+        assert p["path"].startswith("/app/the-key?protocol=7&client=pusher-conformance-simulate")
+        assert (p["key"], p["secret"], p["seed"]) == ("the-key", "the-secret", 255)
+        assert (p["measure_from"], p["measure_to"]) == (1010.0, 1040.0)
+        assert p["behaviour"] == {
+            "activity_timeout": 120.0, "pong_timeout": 30.0, "retry_jitter_seconds": 0.0,
+        }  # fmt: skip
+
+
+def test_faults_go_to_a_seeded_share_of_the_tabs_split_by_owner() -> None:
+    plans = plan()
+    incidents = [i for p in plans for i in p["incidents"]]
+    stall = [i for i in incidents if i["fault"] == "stall"]
+    reset = [i for i in incidents if i["fault"] == "reset"]
+    assert sum(len(i["tabs"]) for i in stall) == 5  # half of 10 tabs
+    assert sum(len(i["tabs"]) for i in reset) == 1  # at least one tab, however small the share
+    assert all(i["at"] == 1012.0 and i["lift_at"] == 1015.0 for i in stall)
+    assert all(i["params"] == {"direction": "both"} for i in stall)
+    assert all(i["at"] == 1014.0 and i["lift_at"] is None for i in reset)
+    for p in plans:
+        mine = {t for t, _, _ in p["tabs"]}
+        assert all(set(i["tabs"]) <= mine for i in p["incidents"])
+    assert stalled(plans) == stalled(plan())  # the same seed, the same choice
+    others = {tuple(stalled(plan(seed=seed))) for seed in range(20)}
+    assert len(others) > 1  # another seed, another choice
+
+
+def test_one_worker_gets_everything() -> None:
+    (only,) = plan(workers=1)
+    assert len(only["tabs"]) == 10
+    assert [i["fault"] for i in only["incidents"]] == ["stall", "reset"]
+
+
+@pytest.mark.parametrize("tabs", [1, 999, 2000, 10_000, 1_000_000])
+def test_default_workers_is_at_most_one_per_core_and_eight(tabs: int) -> None:
+    assert 1 <= default_workers(tabs) <= min(os.cpu_count() or 1, 8)
