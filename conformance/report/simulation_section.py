@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import markdown, summary_html
 
-__all__ = ["MARKDOWN_FILE", "HTML_FILE", "attach"]
+__all__ = ["HTML_FILE", "MARKDOWN_FILE", "attach"]
 
 MARKDOWN_FILE = "simulation.md"
 HTML_FILE = "simulation.html"

@@ -12,7 +12,6 @@ import asyncio
 import json
 import resource
 import secrets
-import tempfile
 import time
 from pathlib import Path
 
@@ -96,8 +95,8 @@ def simulate_command(args: argparse.Namespace) -> int:
     bundled: BundledServer | None = None
     try:
         if target is None:
-            log = Path(tempfile.mkdtemp(prefix="conformance-simulate-")) / "reference-server.log"
-            bundled = start_bundled(log)
+            # The server's log is part of the evidence: it goes with the report.
+            bundled = start_bundled(report_dir / "reference-server.log")
             target = bundled.target
         restarter: Restarter | None = (
             BundledRestarter(bundled)

@@ -38,8 +38,8 @@ __all__ = ["Progress", "SimulationResult", "default_workers", "plan_workers", "s
 STARTUP_SECONDS = 2.0
 #: Seconds a worker may take, after ``stop``, to close its tabs and send what it saw.
 COLLECT_SECONDS = 60.0
-#: Tabs one worker process drives comfortably on one core.
-TABS_PER_WORKER = 1000
+#: Tabs below which another worker process is not worth its start-up.
+TABS_PER_WORKER = 250
 
 
 @dataclass
@@ -78,7 +78,7 @@ class SimulationResult:
 
 def default_workers(tabs: int) -> int:
     """One process per core, but no more than the tabs need."""
-    return max(1, min(os.cpu_count() or 1, math.ceil(tabs / TABS_PER_WORKER) * 2, 8))
+    return max(1, min(os.cpu_count() or 1, math.ceil(tabs / TABS_PER_WORKER), 8))
 
 
 def plan_workers(

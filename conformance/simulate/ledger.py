@@ -275,7 +275,7 @@ def _tab(
             for p in accepted:
                 if p.slot != slot or p.sent < since or p.acked is None:
                     continue
-                if p.seq >= last_seq and p.acked + grace > healthy:
+                if p.seq > last_seq and p.acked + grace > healthy:
                     continue
                 result.owed += 1
                 if p.seq not in got_set:

@@ -10,6 +10,7 @@ so a mistake ends as one line naming the file and the field, before a socket is 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,6 +173,11 @@ def sim_scenario_from_mapping(raw: object, *, source: str) -> SimScenario:
     for slot, channel in channels.items():
         if not isinstance(channel, str) or not channel.strip():
             raise UsageError(f"{source}: channel {slot!r} has no name")
+        if channel.startswith("private-encrypted-"):
+            raise UsageError(
+                f"{source}: channel {slot!r}: the tabs cannot read an encrypted channel's"
+                " sequence numbers, so a simulation uses public and private channels"
+            )
         if channel.startswith("presence-"):
             raise UsageError(
                 f"{source}: channel {slot!r}: presence channels hold at most 100 members,"
@@ -336,7 +342,11 @@ def _count(value: object, where: str, low: int, high: int) -> int:
 
 
 def _seconds(value: object, where: str, *, low: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= low:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not low <= value < math.inf
+    ):
         raise UsageError(f"{where} must be a number of at least {low:g}, got {value!r}")
     return float(value)
 

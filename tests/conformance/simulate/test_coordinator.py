@@ -96,3 +96,7 @@ def test_one_worker_gets_everything() -> None:
 @pytest.mark.parametrize("tabs", [1, 999, 2000, 10_000, 1_000_000])
 def test_default_workers_is_at_most_one_per_core_and_eight(tabs: int) -> None:
     assert 1 <= default_workers(tabs) <= min(os.cpu_count() or 1, 8)
+
+
+def test_a_few_tabs_get_one_worker() -> None:
+    assert default_workers(1) == default_workers(250) == 1

@@ -98,15 +98,22 @@ def test_a_channel_never_subscribed_is_owed_nothing() -> None:
     assert count(lives, published(1, 2)).owed == 0
 
 
-def test_events_acked_within_grace_of_the_end_are_not_owed() -> None:
-    # Acked at 1.01, 2.01, 3.01, 4.01; the connection ended at 4.5 with a grace of 1 s.
-    lives = [life(ended=4.5, how="close 4200 restart", close_code=4200, received={"a": [1]})]
+def test_a_connection_that_ended_early_is_owed_only_its_gaps() -> None:
+    # Received 1 and 3 of 1-4 before a close at 4.5: 2 is a gap (3, published after it, came
+    # through), 4 may have been queued behind the close: not judged.
+    lives = [life(ended=4.5, how="close 4200 restart", close_code=4200, received={"a": [1, 3]})]
     figures = count(lives, published(1, 2, 3, 4))
-    assert (figures.owed, figures.lost) == (3, 2)
-    # Exactly the grace before the end is still owed.
+    assert (figures.owed, figures.lost) == (3, 1)
+    # However long before the end it was acknowledged: after the last event received, nothing
+    # is owed to a connection that ended early.
+    assert count([life(ended=9.0, how="no pong", received={"a": [1]})], published(1, 2)).owed == 1
+    assert count([life(ended=9.0, how="no pong")], published(1, 2)).owed == 0
+
+
+def test_a_connection_open_to_the_end_is_owed_until_grace_before_it() -> None:
     exact = [Publication(1, "a", 3.0, 4.0)]
-    assert count([life(ended=5.0, how="no pong")], exact).owed == 1
-    assert count([life(ended=5.0, how="no pong")], exact, grace=1.5).owed == 0
+    assert count([life(ended=5.0)], exact, run_end=5.0).owed == 1  # exactly the grace
+    assert count([life(ended=5.0)], exact, run_end=5.0, grace=1.5).owed == 0
 
 
 def test_a_connection_still_open_is_healthy_until_the_run_ends() -> None:
@@ -117,11 +124,17 @@ def test_a_connection_still_open_is_healthy_until_the_run_ends() -> None:
 
 
 def test_events_acked_after_a_fault_less_grace_are_not_owed() -> None:
-    # Faulted at 3.5: acked 1.01 and 2.01 are owed (2.01 + 1 <= 3.5), 3.01 and 4.01 are not.
-    lives = [life(faulted=3.5, ended=8.0, how="no pong", received={"a": []})]
+    # Open to the end but faulted at 3.5 (a stall lifted in time): acked 1.01 and 2.01 are
+    # owed (2.01 + 1 <= 3.5), 3.01 and 4.01 are not.
+    lives = [life(faulted=3.5, received={"a": []})]
     figures = count(lives, published(1, 2, 3, 4))
     assert (figures.owed, figures.lost) == (2, 2)
     assert lives[0].healthy_until(20.0) == 3.5
+    # A gap is a gap, fault or not: 4 came through, so 1 to 4 were owed and 2 and 3 lost.
+    gaps = count(
+        [life(faulted=3.5, ended=8.0, how="no pong", received={"a": [1, 4]})], published(1, 2, 3, 4)
+    )
+    assert (gaps.owed, gaps.lost) == (4, 2)
     # A fault after the end changes nothing.
     assert life(faulted=9.0, ended=8.0).healthy_until(20.0) == 8.0
 
@@ -269,7 +282,8 @@ def test_a_first_connection_that_failed_is_no_reconnect() -> None:
     figures = count(lives, [])
     assert figures.reconnect_ms == []
     assert figures.per_user[0].recovered
-    assert figures.per_user[0].connect_ms == pytest.approx(100.0)
+    # Connect time runs from the tab's first attempt, the failed one included.
+    assert figures.per_user[0].connect_ms == pytest.approx(1600.0)
 
 
 def test_a_life_that_ends_with_the_run_is_no_outage() -> None:
@@ -441,11 +455,14 @@ PUBLICATIONS = [
 def test_delivered_and_lost_add_up_to_owed(
     since: float, ended: float | None, faulted: float | None, grace: float, received: list[int]
 ) -> None:
-    healthy = min(ended if ended is not None else 20.0, faulted if faulted is not None else 99.0)
+    # Open to the end: owed until grace before the end (or the fault); ended early: owed up to
+    # the last event it received (a gap), whatever the times.
+    healthy = min(20.0, faulted if faulted is not None else 99.0) if ended is None else -1.0
+    last = max(received, default=0)
     owed = {
         p.seq
         for p in PUBLICATIONS
-        if p.acked is not None and p.sent >= since and p.acked + grace <= healthy
+        if p.acked is not None and p.sent >= since and (p.seq <= last or p.acked + grace <= healthy)
     }
     one = life(
         subscribed={"a": since, "b": since},
