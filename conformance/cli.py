@@ -55,7 +55,8 @@ def _parser() -> _Parser:
     add_proxy_arguments(proxy)
 
     simulation = sub.add_parser(
-        "simulate", help="virtual users against a server, with a readiness verdict (docs/simulate.md)"
+        "simulate",
+        help="virtual users against a server, with a readiness verdict (docs/simulate.md)",
     )
     add_simulate_arguments(simulation)
     return parser
