@@ -32,7 +32,15 @@ from .scenario import SimScenario
 from .verdict import Generator, Readiness, judge
 from .worker import WorkerIncident, WorkerPlan, worker_main
 
-__all__ = ["Progress", "SimulationResult", "default_workers", "plan_workers", "simulate"]
+__all__ = [
+    "Progress",
+    "SimulationResult",
+    "default_workers",
+    "plan_workers",
+    "run_channels",
+    "simulate",
+    "socket_path",
+]
 
 #: Seconds the workers get to start (``spawn`` imports the suite afresh) before the first tab.
 STARTUP_SECONDS = 2.0
@@ -81,6 +89,16 @@ def default_workers(tabs: int) -> int:
     return max(1, min(os.cpu_count() or 1, math.ceil(tabs / TABS_PER_WORKER), 8))
 
 
+def run_channels(scenario: SimScenario, seed: int) -> dict[str, str]:
+    """Channel slot -> the run's channel name (the seed appended, so runs never share one)."""
+    return {slot: f"{name}.{seed:x}" for slot, name in scenario.channels.items()}
+
+
+def socket_path(key: str) -> str:
+    """The WebSocket path a virtual tab connects to, as pusher-js builds it."""
+    return f"/app/{key}?protocol=7&client=pusher-conformance-simulate&version=1.0&flash=false"
+
+
 def plan_workers(
     scenario: SimScenario, *, workers: int, seed: int, start: float, target: Target
 ) -> list[WorkerPlan]:
@@ -91,8 +109,7 @@ def plan_workers(
         (f"u{u:05d}.t{k}", f"u{u:05d}") for u in range(scenario.users) for k in range(scenario.tabs)
     ]
     step = scenario.ramp_seconds / len(tabs)
-    tag = f"{seed:x}"
-    channels = {slot: f"{name}.{tag}" for slot, name in scenario.channels.items()}
+    channels = run_channels(scenario, seed)
     plans: list[WorkerPlan] = []
     for w in range(workers):
         plans.append(
@@ -102,8 +119,7 @@ def plan_workers(
                     (t, u, start + i * step) for i, (t, u) in enumerate(tabs) if i % workers == w
                 ],
                 upstream=target.ws_url,
-                path=f"/app/{target.key}?protocol=7&client=pusher-conformance-simulate"
-                "&version=1.0&flash=false",
+                path=socket_path(target.key),
                 key=target.key,
                 secret=target.secret,
                 channels=channels,

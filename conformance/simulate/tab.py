@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -26,7 +26,7 @@ from .ledger import Life
 from .policy import retry_delay
 from .scenario import ClientBehaviour
 
-__all__ = ["Tab", "TabCounters"]
+__all__ = ["Tab", "TabCounters", "TabWatcher"]
 
 #: Seconds a handshake (TCP, upgrade, connection_established) may take before the attempt
 #: counts as failed: pusher-js's first attempt timeout is 15 s.
@@ -41,6 +41,19 @@ class TabCounters:
     received: int = 0
     lives_ended: int = 0
     latency_ms: list[float] = field(default_factory=list)
+
+
+class TabWatcher(Protocol):
+    """Told, on the tab's event loop, as each connection goes: what a load engine that keeps
+    its own live statistics (Locust, ``locustfile.py``) reports while the run is on. The
+    ledger does not need it: it reads the ``Life`` records afterwards."""
+
+    def established(self, tab: Tab, opened: float, at: float) -> None: ...
+
+    def ready(self, tab: Tab, at: float) -> None:
+        """Subscribed to every channel (once per connection)."""
+
+    def ended(self, tab: Tab, life: Life) -> None: ...
 
 
 @dataclass
@@ -69,6 +82,7 @@ class Tab:
         counters: TabCounters,
         rng: random.Random,
         clock: Callable[[], float] = time.time,
+        watcher: TabWatcher | None = None,
     ) -> None:
         self.tab_id = tab_id
         self.user = user
@@ -81,6 +95,7 @@ class Tab:
         self.counters = counters
         self.rng = rng
         self.clock = clock
+        self.watcher = watcher
         self.lives: list[Life] = []
         #: The source port of the current connection (how the worker finds it in the proxy).
         self.local_port: int | None = None
@@ -142,6 +157,8 @@ class Tab:
                 received=record.received,
             )
         )
+        if self.watcher is not None:
+            self.watcher.ended(self, self.lives[-1])
         self._current = None
         self.local_port = None
 
@@ -190,6 +207,8 @@ class Tab:
             return
         data = json.loads(established.get("data") or "{}")
         record.established = self.clock()
+        if self.watcher is not None:
+            self.watcher.established(self, record.opened, record.established)
         socket_id = str(data.get("socket_id", ""))
         server_timeout = data.get("activity_timeout")
         idle = self.behaviour.activity_timeout
@@ -259,6 +278,8 @@ class Tab:
             if not self._ready and len(record.subscribed) == len(self.channels):
                 self._ready = True
                 self.counters.ready += 1
+                if self.watcher is not None:
+                    self.watcher.ready(self, record.subscribed[slot])
         elif event == "pusher:ping":
             pong = asyncio.ensure_future(_send_quietly(ws, '{"event":"pusher:pong","data":{}}'))
             self._sending.add(pong)
