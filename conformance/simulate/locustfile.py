@@ -4,7 +4,8 @@
         --scenario admin-alerts --target-file target.yaml
 
 or distributed: the master with ``--master --expect-workers N``, each worker with ``--worker
---master-host HOST`` (docs/simulate-locust.md; ``scripts/locust-demo.sh`` runs it on loopback).
+--master-host HOST`` (docs/simulate.md, "Beyond one machine"; ``scripts/locust-demo.sh`` runs
+it on loopback).
 This file starts no server: the target file names one that is running.
 
 One Locust user is one virtual user with the scenario's tabs (``Tab``, asyncio, on a loop
