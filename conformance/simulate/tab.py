@@ -261,7 +261,9 @@ class Tab:
 
     def _handle(self, ws: ClientConnection, text: str | bytes, record: _Recording) -> None:
         message = json.loads(text)
-        event = message.get("event")
+        event = message.get("event") if isinstance(message, dict) else None
+        if not isinstance(event, str):  # not a Pusher message: nothing a tab can act on
+            return
         slot = self._slot_of.get(message.get("channel", ""))
         if slot is not None and not event.startswith("pusher"):
             payload = json.loads(message.get("data") or "{}")

@@ -219,3 +219,28 @@ def test_a_bad_scenario_file_names_the_file_and_the_field(
     assert "conformance: error: typo.yaml: load: unknown field(s) user (known: " in (
         one_line_error(capsys)
     )
+
+
+# -- a broken server: the figures go red ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "figure", "criterion"),
+    [
+        # The bundled server's delivery faults strike in fan-out to three or more connections:
+        # one event in five dropped, one in four sent twice.
+        ("drop_one_in_n", "lost", "lost for connected subscribers"),
+        ("duplicate_delivery", "duplicates", "delivered twice"),
+    ],
+)
+def test_a_server_that_breaks_delivery_is_not_ready(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str, figure: str, criterion: str
+) -> None:
+    monkeypatch.setenv("PUSHER_REF_FAULTS", fault)
+    report = tmp_path / "report"
+    assert simulate(scenario_file(tmp_path), report) == 1
+    data = json.loads((report / "simulation.json").read_text())
+    assert data["readiness"]["verdict"] == "not ready"
+    assert data["figures"][figure] > 0
+    missed = [name for name, met in criteria(data).items() if met is False]
+    assert missed == [criterion]
