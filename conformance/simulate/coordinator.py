@@ -221,6 +221,8 @@ async def simulate(
         target, plans[0]["channels"], scenario.alerts, scenario.publish_per_second
     )
     timeline: list[str] = []
+    #: What went wrong on the harness's side during the run: the verdict cannot be trusted.
+    problems: list[str] = []
 
     def note(text: str) -> None:
         line = f"t+{time.time() - measure_from:6.1f}s {text}"
@@ -231,8 +233,15 @@ async def simulate(
         assert restarter is not None
         await asyncio.sleep(max(0.0, measure_from + at - time.time()))
         note("server restart begins")
-        await restarter.begin()
-        await restarter.finish()
+        try:
+            await restarter.begin()
+            await restarter.finish()
+        except HarnessError as exc:
+            # Whether the server or the command failed, the run goes on to its end and is
+            # reported: what the users went through is still worth seeing.
+            problems.append(f"the restart failed: {exc}")
+            note(f"the restart failed: {exc}")
+            return
         note("server back")
 
     async def incident_notes() -> None:
@@ -318,7 +327,11 @@ async def simulate(
         figures=figures,
         generator=generator,
         readiness=judge(
-            figures, scenario.thresholds, generator, offered_per_second=scenario.offered_per_second
+            figures,
+            scenario.thresholds,
+            generator,
+            offered_per_second=scenario.offered_per_second,
+            problems=problems,
         ),
         injections=injections,
         publish_failures=dict(publisher.failures),

@@ -81,10 +81,17 @@ class Readiness:
 
 
 def judge(
-    figures: Figures, bar: Thresholds, generator: Generator, *, offered_per_second: float
+    figures: Figures,
+    bar: Thresholds,
+    generator: Generator,
+    *,
+    offered_per_second: float,
+    problems: Sequence[str] = (),
 ) -> Readiness:
     """``offered_per_second``: the deliveries per second the scenario asks of the server; if
-    that is below the throughput bar, the run cannot tell whether the server reaches it."""
+    that is below the throughput bar, the run cannot tell whether the server reaches it.
+    ``problems``: what went wrong on the harness's side (a restart command that failed): then
+    nothing missed can be laid at the server's door, and the verdict is inconclusive."""
     connect_p99 = percentile(figures.connect_ms, 99)
     rate = figures.delivered_per_second
     throughput: bool | None = rate >= bar.delivered_per_second
@@ -121,7 +128,10 @@ def judge(
     )
     failed = [c.name for c in criteria if c.met is False]
     untested = [c.name for c in criteria if c.met is None]
-    if not failed and not untested:
+    if problems:
+        verdict = "inconclusive"
+        note = "; ".join(problems) + (f" ({', '.join(failed)} missed)" if failed else "")
+    elif not failed and not untested:
         verdict, note = "ready", "every criterion met"
     elif not failed:
         verdict, note = "inconclusive", f"not tested: {', '.join(untested)}"

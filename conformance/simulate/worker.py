@@ -61,7 +61,9 @@ class WorkerPlan(TypedDict):
 
 def worker_main(pipe: Connection, plan: WorkerPlan) -> None:
     """The process's entry point (under ``spawn``: importable, arguments picklable)."""
-    with contextlib.suppress(KeyboardInterrupt):
+    # The coordinator gone (interrupted, or ended by a harness error) leaves nobody to report
+    # to: the worker ends quietly, its sockets closed by the exit.
+    with contextlib.suppress(KeyboardInterrupt, BrokenPipeError, ConnectionResetError, EOFError):
         asyncio.run(_Worker(pipe, plan).run())
 
 
@@ -142,6 +144,13 @@ class _Worker:
             )
         )
 
+    def _send(self, message: tuple[str, dict[str, Any]]) -> None:
+        """A progress report; if the coordinator is gone, the run is over."""
+        try:
+            self.pipe.send(message)
+        except OSError:  # BrokenPipeError, ConnectionResetError
+            self.stop.set()
+
     def _command(self) -> None:
         try:
             message = self.pipe.recv()
@@ -194,7 +203,7 @@ class _Worker:
             if self.plan["measure_from"] <= wall <= self.plan["measure_to"]:
                 self.cpu_shares.append(share)
             last_wall, last_cpu = wall, cpu
-            self.pipe.send(
+            self._send(
                 (
                     "progress",
                     {

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from conformance.bundled import start_bundled
 from conformance.cli import main
 
 TINY: dict[str, Any] = {
@@ -244,3 +245,29 @@ def test_a_server_that_breaks_delivery_is_not_ready(
     assert data["figures"][figure] > 0
     missed = [name for name, met in criteria(data).items() if met is False]
     assert missed == [criterion]
+
+
+def test_a_restart_command_that_fails_is_reported_not_blamed_on_the_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = start_bundled(tmp_path / "server.log")
+    try:
+        t = server.target
+        target = write_target(
+            tmp_path,
+            name="a server whose restart command is broken",
+            ws_url=t.ws_url, http_url=t.http_url, app_id=t.app_id, key=t.key, secret=t.secret,
+            restart={"command": "echo 'no such service' >&2; exit 1", "within": 5},
+        )  # fmt: skip
+        report = tmp_path / "report"
+        own = scenario_file(tmp_path, {"at": 1, "restart": True})
+        assert simulate(own, report, "--target-file", str(target)) == 3
+    finally:
+        server.stop()
+    data = json.loads((report / "simulation.json").read_text())  # the run still reports
+    assert data["readiness"]["verdict"] == "inconclusive"
+    assert data["readiness"]["note"].startswith("the restart failed: the restart command exited")
+    assert "no such service" in data["readiness"]["note"]
+    assert any("the restart failed" in line for line in data["timeline"])
+    assert data["figures"]["recovered_users"] == 2  # nothing was restarted: nobody left
+    assert "Traceback" not in capsys.readouterr().err

@@ -185,3 +185,14 @@ def test_explain_says_why_it_was_the_bottleneck() -> None:
     busy = Generator(1, 0.5, 300.0).explain()
     assert busy.startswith("1 worker(s): CPU p90 50% of a core, event-loop lag p99 300 ms (over")
     assert "the generator was the bottleneck; run with more --workers or fewer --users" in busy
+
+
+def test_a_harness_problem_makes_the_verdict_inconclusive() -> None:
+    ready = judge(figures(), BAR, IDLE, offered_per_second=200.0, problems=["the restart failed"])
+    assert (ready.verdict, ready.note) == ("inconclusive", "the restart failed")
+    missed = judge(
+        figures(lost=3), BAR, IDLE, offered_per_second=200.0, problems=["the restart failed"]
+    )
+    assert missed.verdict == "inconclusive"
+    assert missed.note == "the restart failed (lost for connected subscribers missed)"
+    assert missed.exit_code == 3
