@@ -222,7 +222,7 @@ def test_a_bad_scenario_file_names_the_file_and_the_field(
     )
 
 
-# -- a broken server: the figures go red ------------------------------------------------------------
+# -- a broken server: the figures go red -------------------------------------------------------
 
 
 @pytest.mark.parametrize(
