@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from . import __version__
+from .baseline import load_baseline
+from .diff import add_diff_arguments, diff_command
 from .errors import ConformanceError, TargetUnreachable, UsageError
 from .options import OptionsCarrier, RunOptions, add_run_arguments, require_selection
 from .outcomes import ExitCode
@@ -54,6 +56,11 @@ def _parser() -> _Parser:
     )
     add_proxy_arguments(proxy)
 
+    difference = sub.add_parser(
+        "diff", help="what changed between two runs (their results.json); exit 1 if any got worse"
+    )
+    add_diff_arguments(difference)
+
     simulation = sub.add_parser(
         "simulate",
         help="virtual users against a server, with a readiness verdict (docs/simulate.md)",
@@ -70,6 +77,8 @@ def _run(options: RunOptions) -> int:
     specs = _load(options.specs_dir)
     target = target_from_options(options)
     require_selection(specs, options)
+    if options.baseline:  # a mistake in it ends the run before it starts
+        load_baseline(options.baseline, (r.id for r in specs.requirements))
     if target is not None:
         check_reachable(target)
 
@@ -83,7 +92,7 @@ def _run(options: RunOptions) -> int:
         *[str(f.path) for f in specs.files],
         "--conformance",
         "-c", str(ini), "--rootdir", str(specs_dir.parent),
-        "-p", "no:cacheprovider", "-p", "no:benchmark", "-p", "no:asyncio",
+        "-p", "no:cacheprovider", "-p", "no:benchmark", "-p", "no:asyncio", "-p", "no:locust",
         "-r", "N", "--tb", "short",
         "-W", "ignore::pytest.PytestAssertRewriteWarning",
         "-v" if options.verbose else "-q",
@@ -158,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args)
         if args.command == "proxy":
             return proxy_command(args)
+        if args.command == "diff":
+            return diff_command(args)
         if args.command == "simulate":
             return simulate_command(args)
         _parser().print_help()

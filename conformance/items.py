@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from .baseline import Baseline
 from .bundled import BundledServer
 from .context import CheckContext, RunSettings
 from .options import (
@@ -51,6 +52,8 @@ class RunState:
     health: RunHealth = field(default_factory=RunHealth)
     probe: TargetProbe | None = None
     report: RunReport | None = None
+    #: The deviations accepted for this target (``--baseline``).
+    baseline: Baseline | None = None
 
 
 STATE = pytest.StashKey[RunState]()

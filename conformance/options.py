@@ -177,6 +177,11 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         help="loopback URL the target posts webhooks to; the suite listens there",
     ),
     RunOption("report_dir", ("--report-dir",), default="conformance-report", metavar="DIR"),
+    RunOption(
+        "baseline", ("--baseline",), metavar="FILE",
+        help="the deviations accepted for this target, each with a reason (YAML): the run "
+        "fails only on new ones and lists the fixed ones",
+    ),
     RunOption("profile", ("--profile",), default="ci", choices=tuple(sorted(PROFILES))),
     RunOption("seed", ("--seed",), parse=_whole_number),
     RunOption(
@@ -272,6 +277,7 @@ class RunOptions:
     max_event_bytes: int | None = None
     webhook_listen: str | None = None
     report_dir: str = "conformance-report"
+    baseline: str | None = None
     profile: str = "ci"
     seed: int | None = None
     max_examples: int | None = None

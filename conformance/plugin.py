@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from . import __version__
+from .baseline import load_baseline
 from .bundled import BUNDLED_WEBHOOK_LISTEN, start_bundled
 from .context import RunSettings
 from .errors import ConformanceError, HarnessError, TargetUnreachable, UsageError
@@ -83,8 +84,13 @@ def _configure(config: pytest.Config) -> None:
     specs = None if _is_worker(config) else config.stash.get(STASHED_SPECS, None)
     if specs is None:
         specs = load_specs(specs_dir, known_properties=known_property_names(), regressions=cases)
-    # Before any server starts: a selection of nothing is refused at once.
+    # Before any server starts: a selection of nothing, or a bad baseline, is refused at once.
     require_selection(specs, options)
+    baseline = (
+        load_baseline(options.baseline, (r.id for r in specs.requirements))
+        if options.baseline and not _is_worker(config)
+        else None
+    )
     prepare_hypothesis(options.cache_dir)
     report_dir = Path(options.report_dir).resolve()
     bundled = None
@@ -146,6 +152,7 @@ def _configure(config: pytest.Config) -> None:
         started_at=started_at,
         concurrency=options.concurrency,
         bundled=bundled,
+        baseline=baseline,
     )
     config.stash[STATE] = state
     if not _is_worker(config):
@@ -258,7 +265,9 @@ def _build(state: RunState) -> RunReport:
     target = state.target.public()
     if state.bundled is not None:
         target["faults"] = state.bundled.faults
-    return build_report(state.specs, state.results, target=target, run=run)
+    if state.baseline is not None:
+        run["baseline"] = state.baseline.source
+    return build_report(state.specs, state.results, target=target, run=run, baseline=state.baseline)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

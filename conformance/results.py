@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .baseline import Baseline, BaselineComparison, compare
 from .outcomes import CheckOutcome, ExitCode, Outcome, exit_code, grade
 from .spec import Requirement, SpecSet
 
@@ -119,6 +120,8 @@ class RunReport:
     exit: ExitCode
     executed_checks: int
     totals: Counter[str] = field(default_factory=Counter)
+    #: The run against ``--baseline``, if one was given.
+    baseline: BaselineComparison | None = None
 
     def figured(self) -> list[CheckResult]:
         """The checks that reported figures, in report order, whatever their outcome."""
@@ -146,7 +149,10 @@ def build_report(
     *,
     target: Mapping[str, Any],
     run: Mapping[str, Any],
+    baseline: Baseline | None = None,
 ) -> RunReport:
+    """The verdicts and the exit code; with a ``baseline``, the deviations it accepts do not
+    count towards the exit code (a run fails only on new ones)."""
     verdicts = []
     not_covered = []
     for requirement in specs.requirements:
@@ -161,7 +167,21 @@ def build_report(
         )
     executed = sum(1 for r in results.values() if r.outcome is not CheckOutcome.SKIPPED)
     totals = Counter(v.outcome.value for v in verdicts if v.outcome is not Outcome.NOT_RUN)
-    code = exit_code(((v.requirement.level, v.outcome) for v in verdicts), executed)
+    comparison = (
+        compare(baseline, ((v.requirement.id, v.requirement.level, v.outcome) for v in verdicts))
+        if baseline is not None
+        else None
+    )
+    exempt = comparison.exempt if comparison is not None else frozenset()
+    code = exit_code(
+        (
+            (v.requirement.level, Outcome.PASS if v.requirement.id in exempt else v.outcome)
+            for v in verdicts
+        ),
+        executed,
+    )
     run_info = dict(run)
     run_info.setdefault("finished_at", datetime.now(UTC).isoformat(timespec="seconds"))
-    return RunReport(specs, verdicts, not_covered, target, run_info, code, executed, totals)
+    return RunReport(
+        specs, verdicts, not_covered, target, run_info, code, executed, totals, comparison
+    )

@@ -9,6 +9,7 @@ from collections import Counter
 from .. import __version__
 from ..outcomes import CheckOutcome, Outcome
 from ..results import RunReport
+from . import baseline_section
 from .tables import by_area_and_level, figure_summary, figure_table
 
 __all__ = ["render"]
@@ -71,6 +72,8 @@ def render(report: RunReport) -> str:
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     lines += _attention(report)
     lines += _counted_and_figures(report)
+    if report.baseline is not None:
+        lines += baseline_section.console_lines(report.baseline)
     verdict_counts = ", ".join(f"{k} {v}" for k, v in sorted(report.totals.items()))
     ran = len([v for v in report.verdicts if v.outcome is not Outcome.NOT_RUN])
     lines.append("")

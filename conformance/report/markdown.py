@@ -9,6 +9,7 @@ from pathlib import Path
 from .. import __version__
 from ..outcomes import CheckOutcome
 from ..results import RunReport
+from . import baseline_section
 from .tables import Table, by_area_and_level, figure_summary, figure_table
 
 __all__ = ["FILE_NAME", "render", "write"]
@@ -110,6 +111,8 @@ def render(report: RunReport) -> str:
             f"| {verdict.requirement.id} | {verdict.requirement.level} | "
             f"{verdict.outcome.value} | {verdict.requirement.title} | {checks} |"
         )
+    if report.baseline is not None:
+        out += baseline_section.markdown_lines(report.baseline)
     out += _figures(report)
     out += _evidence(report)
     out += ["", "## Not covered", "", "| id | level | status | why |", "|---|---|---|---|"]

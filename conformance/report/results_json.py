@@ -10,6 +10,7 @@ from typing import Any
 
 from .. import __version__
 from ..results import RunReport
+from . import baseline_section
 
 __all__ = ["FILE_NAME", "SCHEMA_VERSION", "render", "to_dict", "write"]
 
@@ -62,6 +63,11 @@ def to_dict(report: RunReport) -> dict[str, Any]:
             }
             for v in report.verdicts
         ],
+        **(
+            {"baseline": baseline_section.as_json(report.baseline)}
+            if report.baseline is not None
+            else {}
+        ),
         "not_covered": [
             {
                 "id": r.id,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..results import RunReport
+from . import baseline_section
 from .tables import by_area_and_level, figure_summary, figure_table
 
 __all__ = ["FILE_NAME", "render", "write"]
@@ -133,7 +134,10 @@ def _figures(report: RunReport) -> list[str]:
 
 def render(report: RunReport) -> str:
     out = [*_head(report), *_counts(report), *_requirements(report)]
-    out.append("</table><h2>Requirements in detail</h2>")
+    out.append("</table>")
+    if report.baseline is not None:
+        out += baseline_section.html_lines(report.baseline)
+    out.append("<h2>Requirements in detail</h2>")
     out += _details(report)
     out += _figures(report)
     out.append(
