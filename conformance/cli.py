@@ -20,6 +20,7 @@ from . import __version__
 from .baseline import load_baseline
 from .diff import add_diff_arguments, diff_command
 from .errors import ConformanceError, TargetUnreachable, UsageError
+from .matrix import add_matrix_arguments, matrix_command
 from .options import OptionsCarrier, RunOptions, add_run_arguments, require_selection
 from .outcomes import ExitCode
 from .properties import known_property_names
@@ -60,6 +61,11 @@ def _parser() -> _Parser:
         "diff", help="what changed between two runs (their results.json); exit 1 if any got worse"
     )
     add_diff_arguments(difference)
+
+    matrix = sub.add_parser(
+        "matrix", help="an interop matrix (HTML and Markdown) from several runs' results.json"
+    )
+    add_matrix_arguments(matrix)
 
     simulation = sub.add_parser(
         "simulate",
@@ -167,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args)
         if args.command == "proxy":
             return proxy_command(args)
+        if args.command == "matrix":
+            return matrix_command(args)
         if args.command == "diff":
             return diff_command(args)
         if args.command == "simulate":

@@ -15,14 +15,12 @@ import argparse
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
 from .outcomes import Outcome
-from .report.results_json import SCHEMA_VERSION
+from .report.results_json import read as load_results
 
-__all__ = ["Change", "RunDiff", "add_diff_arguments", "diff_command", "diff_runs", "load_results"]
+__all__ = ["Change", "RunDiff", "add_diff_arguments", "diff_command", "diff_runs"]
 
 _SEVERITY = {
     Outcome.PASS: 0,
@@ -78,26 +76,6 @@ def _severity(outcome: str) -> int | None:
         return _SEVERITY.get(Outcome(outcome))
     except ValueError:
         return None
-
-
-def load_results(path: str) -> dict[str, Any]:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise UsageError(f"{path}: not JSON ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("requirements"), list):
-        raise UsageError(f"{path}: not a results.json (no list of requirements)")
-    if data.get("schema_version") != SCHEMA_VERSION:
-        raise UsageError(
-            f"{path}: results schema_version {data.get('schema_version')!r}; this suite reads"
-            f" {SCHEMA_VERSION}"
-        )
-    for item in data["requirements"]:
-        if not isinstance(item, dict) or not all(k in item for k in ("id", "level", "outcome")):
-            raise UsageError(f"{path}: a requirement entry lacks id, level or outcome")
-    return data
 
 
 def diff_runs(old: Mapping[str, Any], new: Mapping[str, Any]) -> RunDiff:

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..errors import UsageError
 from ..results import RunReport
 from . import baseline_section
 
-__all__ = ["FILE_NAME", "SCHEMA_VERSION", "render", "to_dict", "write"]
+__all__ = ["FILE_NAME", "SCHEMA_VERSION", "read", "render", "to_dict", "write"]
 
 FILE_NAME = "results.json"
 SCHEMA_VERSION = 1
@@ -90,3 +91,25 @@ def render(report: RunReport) -> str:
 
 def write(report: RunReport, path: Path) -> None:
     path.write_text(render(report), encoding="utf-8")
+
+
+def read(path: str | Path) -> dict[str, Any]:
+    """A results.json this suite can read, checked enough for tools that compare runs (one
+    line naming the file when it is not)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise UsageError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("requirements"), list):
+        raise UsageError(f"{path}: not a results.json (no list of requirements)")
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise UsageError(
+            f"{path}: results schema_version {data.get('schema_version')!r}; this suite reads"
+            f" {SCHEMA_VERSION}"
+        )
+    for item in data["requirements"]:
+        if not isinstance(item, dict) or not all(k in item for k in ("id", "level", "outcome")):
+            raise UsageError(f"{path}: a requirement entry lacks id, level or outcome")
+    return data

@@ -1,0 +1,192 @@
+"""``conformance matrix RESULTS.json...``: one interop matrix from several runs, requirements
+by targets, as a static HTML page (no script, no CDN: it opens from disk) and a Markdown
+summary.
+
+Rows are grouped by area and level in the order of the first run's report; each cell is the
+requirement's verdict on that target, coloured by outcome and linked to its evidence (the
+requirement's section in that run's summary.html, by a path relative to the matrix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from .report.results_json import read
+
+__all__ = ["Column", "Matrix", "add_matrix_arguments", "build_matrix", "matrix_command"]
+
+HTML_FILE = "matrix.html"
+MARKDOWN_FILE = "matrix.md"
+_LEVELS = ("MUST", "SHOULD", "MAY")
+_OK = ("PASS", "OPTIONAL_ABSENT")
+_COLOURS = {
+    "PASS": "#d7f0d0", "FAIL": "#f6c9c4", "NON_STRICT": "#fdf0c8", "OPTIONAL_ABSENT": "#eee",
+    "INCONCLUSIVE": "#fde4b8", "ERROR": "#e7c9f2", "VOID": "#d9d9d9", "NOT_RUN": "#fff",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Column:
+    """One run: a target at a time."""
+
+    name: str
+    detail: str
+    #: The run's summary.html, relative to the matrix's folder (None: no summary beside it).
+    evidence: str | None
+    outcomes: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    area: str
+    level: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Matrix:
+    columns: tuple[Column, ...]
+    rows: tuple[Row, ...]
+
+    def groups(self) -> list[tuple[str, str, list[Row]]]:
+        """(area, level, rows) in the first run's area order, MUST before SHOULD before MAY."""
+        areas = list(dict.fromkeys(r.area for r in self.rows))
+        out = []
+        for area in areas:
+            for level in _LEVELS:
+                rows = [r for r in self.rows if r.area == area and r.level == level]
+                if rows:
+                    out.append((area, level, rows))
+        return out
+
+    def counts(self, column: Column) -> Counter[str]:
+        return Counter(column.outcomes.get(r.id, "NOT_RUN") for r in self.rows)
+
+
+def build_matrix(runs: Sequence[tuple[Path, Mapping[str, Any]]], out_dir: Path) -> Matrix:
+    columns = []
+    rows: dict[str, Row] = {}
+    for path, data in runs:
+        target, suite, run = data.get("target", {}), data.get("suite", {}), data.get("run", {})
+        summary = path.parent / "summary.html"
+        evidence = (
+            Path(os.path.relpath(summary.resolve(), out_dir.resolve())).as_posix()
+            if summary.is_file()
+            else None
+        )
+        columns.append(
+            Column(
+                name=str(target.get("name", path.parent.name)),
+                detail=f"suite {suite.get('version', '?')}, started {run.get('started_at', '?')}",
+                evidence=evidence,
+                outcomes={r["id"]: r["outcome"] for r in data["requirements"]},
+            )
+        )
+        for r in data["requirements"]:
+            rows.setdefault(
+                r["id"], Row(r["id"], str(r.get("area", "")), r["level"], str(r.get("title", "")))
+            )
+    return Matrix(tuple(columns), tuple(rows.values()))
+
+
+def _worth_a_line(matrix: Matrix, row: Row) -> bool:
+    """A deviation somewhere, or targets that disagree (not run everywhere is neither)."""
+    outcomes = [c.outcomes.get(row.id, "NOT_RUN") for c in matrix.columns]
+    deviates = any(o not in (*_OK, "NOT_RUN") for o in outcomes)
+    return deviates or len(set(outcomes)) > 1
+
+
+def to_markdown(matrix: Matrix) -> str:
+    names = [c.name for c in matrix.columns]
+    lines = [
+        "# Interop matrix",
+        "",
+        *(f"- **{c.name}**: {c.detail}" for c in matrix.columns),
+        "",
+        "| outcome | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    present = sorted({o for c in matrix.columns for o in matrix.counts(c)})
+    for outcome in present:
+        cells = [str(matrix.counts(c).get(outcome, 0)) for c in matrix.columns]
+        lines.append(f"| {outcome} | " + " | ".join(cells) + " |")
+    differing = [r for r in matrix.rows if _worth_a_line(matrix, r)]
+    if differing:
+        lines += [
+            "",
+            "Requirements that deviate somewhere, or where the targets differ:",
+            "",
+            "| id | level | " + " | ".join(names) + " | title |",
+            "|---|---|" + "---|" * len(names) + "---|",
+        ]
+        for r in differing:
+            cells = [c.outcomes.get(r.id, "NOT_RUN") for c in matrix.columns]
+            title = r.title.replace("|", "\\|")
+            lines.append(f"| {r.id} | {r.level} | " + " | ".join(cells) + f" | {title} |")
+    return "\n".join(lines) + "\n"
+
+
+def to_html(matrix: Matrix) -> str:
+    css = "".join(f".{k}{{background:{v}}}" for k, v in _COLOURS.items())
+    head = "".join(
+        f"<th>{escape(c.name)}<br><small>{escape(c.detail)}</small></th>" for c in matrix.columns
+    )
+    totals = "".join(
+        "<td>" + escape(", ".join(f"{k} {v}" for k, v in sorted(matrix.counts(c).items())))
+        + "</td>"
+        for c in matrix.columns
+    )  # fmt: skip
+    body = []
+    for area, level, rows in matrix.groups():
+        span = len(matrix.columns) + 2
+        body.append(f"<tr class='group'><th colspan='{span}'>{escape(area)} {level}</th></tr>")
+        for r in rows:
+            cells = []
+            for c in matrix.columns:
+                outcome = c.outcomes.get(r.id, "NOT_RUN")
+                text = escape(outcome)
+                if c.evidence is not None and outcome != "NOT_RUN":
+                    text = f"<a href='{escape(c.evidence)}#{escape(r.id)}'>{text}</a>"
+                cells.append(f"<td class='{escape(outcome)}'>{text}</td>")
+            body.append(
+                f"<tr><td><code>{escape(r.id)}</code></td>{''.join(cells)}"
+                f"<td>{escape(r.title)}</td></tr>"
+            )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Interop matrix</title><style>"
+        "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #bbb;padding:.2em .5em;vertical-align:top}"
+        "tr.group th{background:#334;color:#fff;text-align:left}a{color:inherit}"
+        f"{css}</style></head><body><h1>Interop matrix</h1>"
+        f"<table id='matrix'><tr><th>requirement</th>{head}<th>title</th></tr>"
+        f"<tr><th>totals</th>{totals}<td></td></tr>{''.join(body)}</table></body></html>\n"
+    )
+
+
+def add_matrix_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", nargs="+", metavar="RESULTS.json", help="one run per target")
+    parser.add_argument(
+        "--out", metavar="DIR", default="interop-report",
+        help=f"where {HTML_FILE} and {MARKDOWN_FILE} go (default: interop-report)",
+    )  # fmt: skip
+
+
+def matrix_command(args: argparse.Namespace) -> int:
+    out_dir = Path(args.out)
+    runs = [(Path(p), read(p)) for p in args.results]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    matrix = build_matrix(runs, out_dir)
+    (out_dir / HTML_FILE).write_text(to_html(matrix), encoding="utf-8")
+    markdown = to_markdown(matrix)
+    (out_dir / MARKDOWN_FILE).write_text(markdown, encoding="utf-8")
+    print(markdown, end="")
+    print(f"\nmatrix: {out_dir / HTML_FILE} and {out_dir / MARKDOWN_FILE}")
+    return 0
