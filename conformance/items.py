@@ -156,6 +156,7 @@ class CheckItem(pytest.Item):
             budget,
             first=self.check.kind == "property" or timers,
             alone=alone,
+            waits_on_timers=timers,
         )
 
     def execute(self, state: RunState) -> CheckRun:

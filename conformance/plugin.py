@@ -257,6 +257,10 @@ def _build(state: RunState) -> RunReport:
             "answers_pusher_ping": state.probe.answers_pusher_ping,
             "warnings": state.probe.warnings(state.settings.timeout_multiplier),
         }
+    if state.health.revived:
+        run["target_restarted_after"] = [
+            {"finding": finding, "last_inputs": inputs} for finding, inputs in state.health.revived
+        ]
     if state.health.died is not None:
         run["target_died"] = {
             "finding": state.health.died,
@@ -294,6 +298,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.section("conformance")
     for line in state.report.console().splitlines():
         terminalreporter.write_line(line)
+    for finding, inputs in state.health.revived:
+        terminalreporter.write_line(f"THE TARGET DIED and was restarted: {finding}")
+        for check_id, last in sorted(inputs.items()):
+            terminalreporter.write_line(f"    {check_id}: last input {last}")
+    if state.health.revived:
+        terminalreporter.write_line("    the checks it disturbed were run again")
     if state.health.died is not None:
         terminalreporter.write_line(f"THE TARGET DIED: {state.health.died}")
         for check_id, last in sorted(state.health.died_during.items()):

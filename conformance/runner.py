@@ -9,8 +9,7 @@ connections quiet and are started first, so they do not end up last in the queue
 
 Every check has a time budget (scaled by ``--timeout-multiplier``). A check that spends it is
 ended with the handshake times it measured, so a slow target is reported as such instead of
-crawling on. When the target dies, the checks still to run are void: the finding is the
-death, named with the checks (and their last inputs) that were running when it happened.
+crawling on. What happens when the target dies is the scheduler's (conformance/scheduling.py).
 """
 
 from __future__ import annotations
@@ -23,8 +22,7 @@ import statistics
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,13 +44,18 @@ from .steps import run_exchange
 from .target import Target
 
 __all__ = [
+    "SUSPECT",
     "CheckRun",
+    "Job",
+    "Progress",
     "RunHealth",
+    "abort_all",
     "budget_for",
     "classify",
     "execute_check",
     "handshake_times",
-    "run_side_by_side",
+    "last_input",
+    "parse_one_at_a_time",
 ]
 
 #: Seconds any check may take beyond the target's heartbeat timers, at multiplier 1.
@@ -86,7 +89,16 @@ class RunHealth:
     died: str | None = None
     #: Check ids running when the death was noticed, with their last recorded input.
     died_during: dict[str, str] = field(default_factory=dict)
+    #: Deaths the run came back from by restarting the target: (finding, last inputs).
+    revived: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def come_back(self) -> None:
+        """The target was restarted: the death is a finding of the past, and checks go on."""
+        with self.lock:
+            assert self.died is not None
+            self.revived.append((self.died, dict(self.died_during)))
+            self.died, self.died_during = None, {}
 
 
 def budget_for(
@@ -211,10 +223,12 @@ class Job:
     first: bool
     #: Run by itself, after every other check: it restarts the target.
     alone: bool = False
+    #: Waits out the target's heartbeat timers (long, quiet, sends nothing malformed).
+    waits_on_timers: bool = False
 
 
 #: Outcomes a dying target produces: after one, the runner asks whether it is still there.
-_SUSPECT = (CheckOutcome.FAILED, CheckOutcome.ERROR, CheckOutcome.INCONCLUSIVE)
+SUSPECT = (CheckOutcome.FAILED, CheckOutcome.ERROR, CheckOutcome.INCONCLUSIVE)
 
 
 class Progress:
@@ -227,7 +241,7 @@ class Progress:
     def tick(self, running: Mapping[Job, float]) -> None: ...
 
 
-def _last_input(ctx: CheckContext | None) -> str:
+def last_input(ctx: CheckContext | None) -> str:
     """The last thing the check sent or tried: the input the target may have died on."""
     if ctx is None:
         return "(not started)"
@@ -260,7 +274,7 @@ def _registered(runner: LoopThread) -> Iterator[None]:
             _RUNNING.discard(runner)
 
 
-def _abort_all() -> None:
+def abort_all() -> None:
     with _RUNNING_LOCK:
         loops = list(_RUNNING)
     for runner in loops:
@@ -270,7 +284,7 @@ def _abort_all() -> None:
 _AST_LOCK = threading.Lock()
 
 
-def _parse_one_at_a_time() -> None:
+def parse_one_at_a_time() -> None:
     """Make ``ast.parse`` take turns across threads.
 
     CPython 3.11 keeps the AST constructor's recursion depth in state the threads share, so
@@ -288,77 +302,3 @@ def _parse_one_at_a_time() -> None:
 
     parse._one_at_a_time = True  # type: ignore[attr-defined]
     ast.parse = parse
-
-
-def run_side_by_side(
-    jobs: Sequence[Job],
-    run_one: Callable[[Job], CheckRun],
-    *,
-    concurrency: int,
-    alive: Callable[[], bool],
-    health: RunHealth,
-    progress: Progress,
-) -> dict[Job, CheckRun]:
-    """Run every job, ``concurrency`` at a time, the ``first`` ones first.
-
-    ``alive`` probes the target; it is asked after a check does not pass, the way a dead
-    target first shows. Once it says no, nothing more is started: the check that noticed
-    keeps its outcome, with the death named in its message (a crash may well be what it
-    tests), and every other check still running or still to run is void."""
-    _parse_one_at_a_time()
-    ordered = sorted(jobs, key=lambda j: (j.alone, not j.first))
-    pending = list(reversed(ordered))
-    done: dict[Job, CheckRun] = {}
-    running: dict[Future[CheckRun], Job] = {}
-    started_at: dict[Job, float] = {}
-    pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="check")
-    try:
-        while pending or running:
-            while pending and len(running) < concurrency and health.died is None:
-                if pending[-1].alone and running:
-                    break  # it waits for every other check to end
-                job = pending.pop()
-                started_at[job] = time.monotonic()
-                progress.started(job)
-                running[pool.submit(run_one, job)] = job
-                if job.alone:
-                    break
-            if not running:
-                break
-            finished, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
-            progress.tick({j: started_at[j] for j in running.values()})
-            for future in finished:
-                job = running.pop(future)
-                run = future.result()
-                if run.outcome in _SUSPECT and health.died is None and not alive():
-                    _note_death(health, job, run, running)
-                    run.message += f"\nthe target died during this check; {health.died}"
-                elif health.died is not None and run.outcome in _SUSPECT:
-                    run = CheckRun(CheckOutcome.VOID, f"void: {health.died}", run.started,
-                                       run.finished, run.ctx)  # fmt: skip
-                done[job] = run
-                progress.finished(job, run)
-    except BaseException:
-        # Interrupted (Ctrl-C): stop every check's waits now rather than at its budget.
-        pending.clear()
-        _abort_all()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    for job in reversed(pending):
-        now = time.monotonic()
-        done[job] = CheckRun(CheckOutcome.VOID, f"not run: {health.died}", now, now)
-    return done
-
-
-def _note_death(
-    health: RunHealth, job: Job, run: CheckRun, running: Mapping[Future[CheckRun], Job]
-) -> None:
-    with health.lock:
-        if health.died is not None:
-            return
-        health.died_during[job.check.full_id] = _last_input(run.ctx)
-        for other in running.values():
-            health.died_during[other.check.full_id] = "(still running)"
-        names = ", ".join(sorted(health.died_during))
-        health.died = f"the target stopped answering during {names}"

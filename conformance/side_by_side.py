@@ -7,28 +7,65 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import WebSocketException
 
-from .errors import ConformanceError, TargetUnreachable
+from .errors import ConformanceError, HarnessError, TargetUnreachable
 from .items import CheckItem, RunState
 from .preflight import TargetProbe, probe_target
 from .profiles import profile, shrinking_capped
 from .progress import make_progress
-from .runner import run_side_by_side
+from .scheduling import run_side_by_side
 from .target import check_reachable
 
 
 def _alive(state: RunState) -> bool:
-    """Whether the target still answers: the bundled server's process is up, or its address
-    accepts a TCP connection."""
+    """Whether the target still answers: the bundled server's process is up, its address
+    accepts a TCP connection, and a WebSocket handshake is greeted with
+    ``pusher:connection_established`` (a server stuck shutting down, closing every newcomer,
+    is not alive)."""
     if state.bundled is not None and state.bundled.process.poll() is not None:
         return False
     try:
         check_reachable(state.target, timeout=3.0)
     except TargetUnreachable:
         return False
-    return True
+    url = f"{state.target.ws_url.rstrip('/')}/app/{state.target.key}?protocol=7"
+    # Generous: a busy machine (the self-test runs suites side by side) may greet slowly,
+    # and a false death costs a restart and the disturbed checks' time.
+    return asyncio.run(_greeted(url, timeout=10.0 * state.settings.timeout_multiplier))
+
+
+async def _greeted(url: str, timeout: float) -> bool:
+    try:
+        async with asyncio.timeout(timeout), connect(url, open_timeout=None) as ws:
+            first = json.loads(await ws.recv())
+    except (OSError, TimeoutError, ValueError, WebSocketException):
+        return False
+    return isinstance(first, dict) and first.get("event") == "pusher:connection_established"
+
+
+def _revive(state: RunState) -> str | None:
+    """Restart a target that died (its restart command, or the bundled server again): None
+    when it is back and greets, else why not."""
+    restarter = state.settings.restarter
+    if restarter is None:
+        return "nothing can restart this target"
+
+    async def restart() -> None:
+        assert restarter is not None
+        await restarter.begin()
+        await restarter.finish()
+
+    print("conformance: the target died; restarting it", flush=True)
+    try:
+        asyncio.run(restart())
+    except HarnessError as exc:
+        return str(exc)
+    return None if _alive(state) else "it did not greet a handshake after the restart"
 
 
 def _probe(state: RunState) -> TargetProbe:
@@ -71,5 +108,6 @@ def run_selected(session: pytest.Session, state: RunState) -> None:
                 alive=lambda: _alive(state),
                 health=state.health,
                 progress=progress,
+                revive=(lambda: _revive(state)) if state.settings.restarter else None,
             )
     state.runs = {job.check.full_id: run for job, run in runs.items()}

@@ -12,7 +12,8 @@
 # exit and the port to be free, starts Soketi again with the same soketi.json on the same port in
 # a session of its own (so it outlives this command and its process group), records the new PID
 # in soketi.pid (the final stop of the calling script reads it), and returns once the port
-# accepts connections. Progress goes to SOKETI_DIR/restart.log; stderr gets one line, and only on
+# accepts connections. When no Soketi runs (it crashed), it only starts one: the suite also
+# restarts a target that died mid-run with this command. Progress goes to SOKETI_DIR/restart.log; stderr gets one line, and only on
 # failure, when the exit status is 1 (2: usage).
 set -euo pipefail
 
@@ -37,20 +38,23 @@ fail() {
 
 [[ -d "$SOKETI_DIR" ]] || fail "no Soketi scratch folder $SOKETI_DIR"
 old="$(soketi_recorded_pid)"
-soketi_is_running "$old" ||
-    fail "no running Soketi to restart: $(soketi_pid_file) names ${old:-nothing}"
 soketi_config_is_loopback || fail "$SOKETI_ERROR"
 
-note "SIGTERM to Soketi pid $old"
 began=$SECONDS
 stuck=""
-if ! soketi_signal_and_wait "$old" TERM "$RESTART_STOP_TIMEOUT"; then
-    stuck="Soketi pid $old did not exit within ${RESTART_STOP_TIMEOUT}s of SIGTERM; killed it"
-    note "$stuck"
-    kill -KILL "$old" 2>/dev/null || true
-    sleep 0.5
+if soketi_is_running "$old"; then
+    note "SIGTERM to Soketi pid $old"
+    if ! soketi_signal_and_wait "$old" TERM "$RESTART_STOP_TIMEOUT"; then
+        stuck="Soketi pid $old did not exit within ${RESTART_STOP_TIMEOUT}s of SIGTERM; killed it"
+        note "$stuck"
+        kill -KILL "$old" 2>/dev/null || true
+        sleep 0.5
+    fi
+    note "Soketi pid $old exited after $((SECONDS - began))s"
+else
+    # It crashed (or was stopped): a restart after a crash is a start.
+    note "no running Soketi (pid file names ${old:-nothing}): starting it"
 fi
-note "Soketi pid $old exited after $((SECONDS - began))s"
 
 for _ in $(seq 1 $((RESTART_FREE_TIMEOUT * 10))); do
     port_listening || break

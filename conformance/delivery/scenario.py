@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,14 @@ from .machine import judge_and_raise
 from .model import Judgement
 from .operations import Check, Connect, Disconnect, Operation, Subscribe, Unsubscribe
 
-__all__ = ["Scenario", "load_scenario", "run_scenario", "scenarios_dir"]
+__all__ = [
+    "Scenario",
+    "load_scenario",
+    "read_alerts",
+    "read_channels",
+    "run_scenario",
+    "scenarios_dir",
+]
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,33 @@ def _list(raw: Mapping[str, Any], key: str, where: str) -> list[Any]:
     return value
 
 
+def read_channels(raw: Mapping[str, Any], where: str) -> dict[str, str]:
+    """A scenario's ``channels``: slot -> channel name (shared with simulations)."""
+    channels = raw.get("channels")
+    if not isinstance(channels, Mapping) or not channels:
+        raise UsageError(f"{where}: channels must map slots to channel names")
+    for slot, channel in channels.items():
+        if not isinstance(channel, str) or not channel.strip():
+            raise UsageError(f"{where}: channel {slot!r} has no name")
+    return {str(k): str(v) for k, v in channels.items()}
+
+
+def read_alerts(
+    raw: Mapping[str, Any], channels: Mapping[str, str], where: str
+) -> list[tuple[str, str]]:
+    """A scenario's ``alerts``: (event name, channel slot), in order (shared with simulations)."""
+    alerts = []
+    for item in _list(raw, "alerts", where):
+        event = item.get("event") if isinstance(item, Mapping) else None
+        slot = item.get("channel") if isinstance(item, Mapping) else None
+        if not isinstance(slot, Hashable):  # a list: ``in channels`` would raise TypeError
+            slot = None
+        if not isinstance(event, str) or not event or slot is None or str(slot) not in channels:
+            raise UsageError(f"{where}: an alert needs an event and one of the channel slots")
+        alerts.append((event, str(slot)))
+    return alerts
+
+
 def load_scenario(name: str, directory: Path | None = None) -> Scenario:
     directory = directory or scenarios_dir()
     path = directory / f"{name}.yaml"
@@ -89,18 +123,8 @@ def load_scenario(name: str, directory: Path | None = None) -> Scenario:
         raise UsageError(f"{where}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(raw, Mapping):
         raise UsageError(f"{where}: a scenario is a mapping")
-    channels = raw.get("channels")
-    if not isinstance(channels, Mapping) or not channels:
-        raise UsageError(f"{where}: channels must map slots to channel names")
-    for slot, channel in channels.items():
-        if not isinstance(channel, str) or not channel.strip():
-            raise UsageError(f"{where}: channel {slot!r} has no name")
-    alerts = []
-    for item in _list(raw, "alerts", where):
-        event = item.get("event") if isinstance(item, Mapping) else None
-        if not isinstance(event, str) or not event or item.get("channel") not in channels:
-            raise UsageError(f"{where}: an alert needs an event and one of the channel slots")
-        alerts.append(Alert(event, str(item["channel"])))
+    channels = read_channels(raw, where)
+    alerts = [Alert(event, slot) for event, slot in read_alerts(raw, channels, where)]
     users = []
     for item in _list(raw, "users", where):
         if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
@@ -112,7 +136,7 @@ def load_scenario(name: str, directory: Path | None = None) -> Scenario:
     return Scenario(
         name=name,
         title=str(raw.get("title", name)),
-        channels={str(k): str(v) for k, v in channels.items()},
+        channels=channels,
         alerts=tuple(alerts),
         users=tuple(users),
         rounds=_count(raw, "rounds", where, 1, 1000),

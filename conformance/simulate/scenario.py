@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..delivery.scenario import scenarios_dir
+from ..delivery.scenario import read_alerts, read_channels, scenarios_dir
 from ..errors import UsageError
 from ..proxy.faults import Fault, ProxyScheduleError, Resume, Stall, fault_from_params
 from ..spec import load_yaml
@@ -167,12 +167,8 @@ def load_sim_scenario(name_or_path: str) -> SimScenario:
 def sim_scenario_from_mapping(raw: object, *, source: str) -> SimScenario:
     if not isinstance(raw, Mapping):
         raise UsageError(f"{source}: a scenario is a mapping")
-    channels = raw.get("channels")
-    if not isinstance(channels, Mapping) or not channels:
-        raise UsageError(f"{source}: channels must map slots to channel names")
+    channels = read_channels(raw, source)
     for slot, channel in channels.items():
-        if not isinstance(channel, str) or not channel.strip():
-            raise UsageError(f"{source}: channel {slot!r} has no name")
         if channel.startswith("private-encrypted-"):
             raise UsageError(
                 f"{source}: channel {slot!r}: the tabs cannot read an encrypted channel's"
@@ -183,18 +179,7 @@ def sim_scenario_from_mapping(raw: object, *, source: str) -> SimScenario:
                 f"{source}: channel {slot!r}: presence channels hold at most 100 members,"
                 " so a simulation uses public and private channels"
             )
-    alerts = []
-    raw_alerts = raw.get("alerts")
-    if not isinstance(raw_alerts, list) or not raw_alerts:
-        raise UsageError(f"{source}: alerts must be a non-empty list")
-    for item in raw_alerts:
-        event = item.get("event") if isinstance(item, Mapping) else None
-        slot = item.get("channel") if isinstance(item, Mapping) else None
-        if not isinstance(slot, Hashable):  # a list: ``in channels`` would raise TypeError
-            slot = None
-        if not isinstance(event, str) or not event or slot is None or slot not in channels:
-            raise UsageError(f"{source}: an alert needs an event and one of the channel slots")
-        alerts.append((event, str(slot)))
+    alerts = read_alerts(raw, channels, source)
     load = raw.get("load")
     if not isinstance(load, Mapping):
         raise UsageError(f"{source}: no 'load' section: this scenario is not for simulate")
@@ -212,7 +197,7 @@ def sim_scenario_from_mapping(raw: object, *, source: str) -> SimScenario:
         name=str(raw.get("scenario") or Path(source).stem),
         title=str(raw.get("title", raw.get("scenario", source))),
         description=str(raw.get("description", "")),
-        channels={str(k): str(v) for k, v in channels.items()},
+        channels=channels,
         alerts=tuple(alerts),
         users=_count(load.get("users", 100), f"{where}.users", 1, 100_000),
         tabs=_count(load.get("tabs", 2), f"{where}.tabs", 1, 20),

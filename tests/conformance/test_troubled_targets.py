@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -43,11 +45,13 @@ def _slow_handshakes(
     *,
     on_long_connection: Callable[[], None] | None = None,
     long_after: float = 2.5,
+    keep_listening: bool = False,
 ) -> Iterator[int]:
     """A loopback TCP relay that holds every new connection ``delay`` seconds before it
     reaches the server: a far-away or overloaded deployment, as the client sees it.
     ``on_long_connection`` is called once, when a connection has lasted ``long_after`` s; the
-    relay then stops listening, so that the target is gone for new connections too."""
+    relay then stops listening, so that the target is gone for new connections too (unless
+    ``keep_listening``: then it goes on relaying to whatever listens upstream)."""
     loop = asyncio.new_event_loop()
     ready: list[int] = []
     called: list[bool] = []
@@ -58,7 +62,8 @@ def _slow_handshakes(
         if on_long_connection is not None and not called:
             called.append(True)
             on_long_connection()
-            listening[0].close()
+            if not keep_listening:
+                listening[0].close()
 
     async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError):
@@ -160,3 +165,81 @@ def test_concurrency_must_be_a_positive_number(flag: str, tmp_path: Path) -> Non
     )  # fmt: skip
     assert result.returncode == 2
     assert "must be positive" in result.stderr
+
+
+RESTART_SCRIPT = """
+import socket, subprocess, sys, time
+port, pid_file, log, app_id, key, secret = int(sys.argv[1]), *sys.argv[2:]
+server = subprocess.Popen(
+    [sys.executable, "-m", "reference_server", "--host", "127.0.0.1", "--port", str(port),
+     "--app-id", app_id, "--key", key, "--secret", secret, "--activity-timeout", "3",
+     "--pong-timeout", "2"],
+    stdin=subprocess.DEVNULL, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+    start_new_session=True,
+)
+open(pid_file, "w").write(str(server.pid))
+deadline = time.monotonic() + 15
+while time.monotonic() < deadline:
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.5).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit("the reference server did not listen within 15 s")
+"""
+
+
+def test_a_target_that_dies_and_can_be_restarted_is_restarted_and_the_run_goes_on(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "restart.py"
+    script.write_text(RESTART_SCRIPT, encoding="utf-8")
+    pid_file = tmp_path / "server.pid"
+    try:
+        with (
+            _reference_server() as (process, port),
+            _slow_handshakes(
+                port, 0.0, on_long_connection=process.kill, keep_listening=True
+            ) as relayed,
+        ):
+            target = tmp_path / "target.yaml"
+            command = (
+                f"{sys.executable} {script} {port} {pid_file} {tmp_path / 'again.log'}"
+                f" {APP_ID} {KEY} {SECRET}"
+            )
+            target.write_text(
+                json.dumps({
+                    "name": "a server that dies once", "ws_url": f"ws://127.0.0.1:{relayed}",
+                    "http_url": f"http://127.0.0.1:{relayed}", "app_id": APP_ID, "key": KEY,
+                    "secret": SECRET, "timings": {"activity_timeout": 3, "pong_timeout": 2},
+                    "restart": {"command": command, "within": 30},
+                }),
+                encoding="utf-8",
+            )  # fmt: skip
+            report = tmp_path / "report"
+            result = subprocess.run(
+                [sys.executable, "-m", "conformance", "run", "--report-dir", str(report),
+                 "--no-save-regressions", "--target", str(target), "-n", "1",
+                 "--check", "PROTO-PING-02", "--check", "PROTO-CONN-*"],
+                capture_output=True, text=True, timeout=180, cwd=tmp_path,
+            )  # fmt: skip
+    finally:
+        if pid_file.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    assert "Traceback" not in result.stderr, result.stderr
+    data = json.loads((report / "results.json").read_text())
+    assert "target_died" not in data["run"]
+    [(revived)] = data["run"]["target_restarted_after"]
+    assert "PROTO-PING-02/answering-client-kept" in revived["finding"]
+    checks = {c["id"]: c for r in data["requirements"] for c in r["checks"]}
+    # The check that saw the death keeps it as its finding; every other check ran, on the
+    # restarted server, and got a real verdict.
+    assert (
+        "the target died during this check"
+        in checks["PROTO-PING-02/answering-client-kept"]["message"]
+    )
+    others = {i: c["outcome"] for i, c in checks.items() if i.startswith("PROTO-CONN-")}
+    assert others
+    assert "void" not in others.values(), others
+    assert "THE TARGET DIED and was restarted" in result.stdout
