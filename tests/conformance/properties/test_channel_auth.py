@@ -28,7 +28,8 @@ TARGET = target_from_mapping(
     {"ws_url": "ws://127.0.0.1:1", "http_url": "http://127.0.0.1:1", "app_id": "42",
      "key": "the-key", "secret": "the-secret"}
 )  # fmt: skip
-GRAMMAR = re.compile(r"^[A-Za-z0-9_\-=@,.;]{1,164}$")
+# Used with fullmatch: a "^...$" pattern with match() lets a name with a trailing newline through.
+GRAMMAR = re.compile(r"[A-Za-z0-9_\-=@,.;]{1,164}")
 
 
 def _accepted(data: dict[str, str], socket_id: str) -> bool:
@@ -75,5 +76,9 @@ def test_every_tamper_is_refused(ctx: CheckContext, prefix: str, kind: str, deta
 @given(st.data())
 def test_invalid_names_are_outside_the_grammar(data: Any) -> None:
     name = data.draw(_invalid_names(["bad_character", "too_long", "empty"], 164))
-    assert GRAMMAR.match(name) is None
+    assert GRAMMAR.fullmatch(name) is None
     json.dumps({"channel": name})
+
+
+def test_a_trailing_newline_is_outside_the_grammar() -> None:
+    assert GRAMMAR.fullmatch("0\n") is None
