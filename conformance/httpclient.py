@@ -17,7 +17,7 @@ import aiohttp
 from yarl import URL
 
 from .errors import TargetError
-from .signing import body_md5, sign_api_request
+from .signing import api_auth_params, sign_api_request
 from .target import Target
 from .transcript import Transcript
 
@@ -66,13 +66,7 @@ class ApiClient:
         ``None`` value drops that parameter before signing)."""
         overrides = dict(auth or {})
         forced_signature = overrides.pop("auth_signature", _UNSET)
-        params: dict[str, str] = {
-            "auth_key": self.target.key,
-            "auth_timestamp": str(int(time.time())),
-            "auth_version": "1.0",
-        }
-        if body:
-            params["body_md5"] = body_md5(body)
+        params = api_auth_params(self.target.key, body, int(time.time()))
         params.update(query or {})
         for name, value in overrides.items():
             if value is None:

@@ -37,6 +37,7 @@ __all__ = [
     "add_run_arguments",
     "options_of",
     "positive_float",
+    "positive_int",
     "regressions_dir",
     "require_selection",
     "selected",
@@ -61,7 +62,7 @@ def positive_float(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -171,7 +172,7 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     ),
     _target("activity_timeout", "--activity-timeout", parse=positive_float, metavar="SECONDS"),
     _target("pong_timeout", "--pong-timeout", parse=positive_float, metavar="SECONDS"),
-    _target("max_event_bytes", "--max-event-bytes", parse=_positive_int, metavar="BYTES"),
+    _target("max_event_bytes", "--max-event-bytes", parse=positive_int, metavar="BYTES"),
     _target(
         "webhook_listen", "--webhook-listen", parse=_listen_url, metavar="URL",
         help="loopback URL the target posts webhooks to; the suite listens there",
@@ -185,7 +186,7 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     RunOption("profile", ("--profile",), default="ci", choices=tuple(sorted(PROFILES))),
     RunOption("seed", ("--seed",), parse=_whole_number),
     RunOption(
-        "max_examples", ("--max-examples",), parse=_positive_int, metavar="N",
+        "max_examples", ("--max-examples",), parse=positive_int, metavar="N",
         help="hypothesis examples per property check (overrides the profile and the specs)",
     ),
     RunOption(
@@ -198,7 +199,7 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     ),
     RunOption("levels", ("--level",), form="repeated", choices=LEVELS),
     RunOption(
-        "concurrency", ("-n", "--concurrency"), parse=_positive_int, default=8, metavar="N",
+        "concurrency", ("-n", "--concurrency"), parse=positive_int, default=8, metavar="N",
         help="checks run side by side (default 8; 1: one at a time)",
     ),
     RunOption(

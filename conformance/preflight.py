@@ -19,9 +19,9 @@ from urllib.parse import urlencode
 
 from .errors import TargetError
 from .transcript import Transcript
-from .wsclient import RawConnection
+from .wsclient import Frame, RawConnection
 
-__all__ = ["SLOW_HANDSHAKE_MS", "TargetProbe", "probe_target"]
+__all__ = ["SLOW_HANDSHAKE_MS", "TargetProbe", "greets", "probe_target"]
 
 #: A handshake slower than this (times the multiplier) makes the run warn: loopback takes ms.
 SLOW_HANDSHAKE_MS = 1000
@@ -58,10 +58,34 @@ class TargetProbe:
         return lines
 
 
+def _app_url(ws_url: str, key: str) -> str:
+    return f"{ws_url}/app/{key}?{urlencode({'protocol': '7', 'client': 'pusher-conformance'})}"
+
+
+def _established(frame: Frame) -> bool:
+    return frame.event == "pusher:connection_established"
+
+
+async def greets(ws_url: str, key: str, timeout: float) -> bool:
+    """Whether a new connection is greeted with ``pusher:connection_established``: the sign
+    of life a run asks for after a check fails (a server that still takes TCP but closes
+    every newcomer, as one stuck shutting down does, is not alive)."""
+    try:
+        conn = await RawConnection.open(
+            "alive", _app_url(ws_url, key), Transcript("alive"), auto_pong=True, timeout=timeout
+        )
+    except (TargetError, OSError):
+        return False
+    try:
+        return await conn.wait_for(_established, timeout) is not None
+    finally:
+        await conn.close()
+
+
 async def probe_target(ws_url: str, key: str, timeout: float) -> TargetProbe:
     """Open ``HANDSHAKES`` connections one after another (timing each), ping on the first."""
     transcript = Transcript("preflight")
-    url = f"{ws_url}/app/{key}?{urlencode({'protocol': '7', 'client': 'pusher-conformance'})}"
+    url = _app_url(ws_url, key)
     times: list[int] = []
     answers = True
     for number in range(HANDSHAKES):
@@ -77,7 +101,7 @@ async def probe_target(ws_url: str, key: str, timeout: float) -> TargetProbe:
                 break
             times.append(round((time.monotonic() - began) * 1000))
             if number == 0:
-                await conn.wait_for(lambda f: f.event == "pusher:connection_established", timeout)
+                await conn.wait_for(_established, timeout)
                 answers = await _answers_pusher_ping(conn, timeout)
         finally:
             await conn.close()

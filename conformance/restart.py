@@ -16,7 +16,7 @@ from typing import Protocol
 
 from .errors import HarnessError
 
-__all__ = ["BundledRestarter", "CommandRestarter", "Restarter"]
+__all__ = ["BundledRestarter", "CommandRestarter", "Restarter", "restart"]
 
 
 class Restarter(Protocol):
@@ -100,3 +100,10 @@ class CommandRestarter:
                 f"the restart command exited with {process.returncode}: {self.command}"
                 + (f" ({' / '.join(tail)})" if tail else "")
             )
+
+
+async def restart(restarter: Restarter) -> None:
+    """Both halves at once, for callers with nothing to watch in between (a simulation's
+    restart incident, bringing back a target that died)."""
+    await restarter.begin()
+    await restarter.finish()

@@ -7,17 +7,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 
 import pytest
-from websockets.asyncio.client import connect
-from websockets.exceptions import WebSocketException
 
 from .errors import ConformanceError, HarnessError, TargetUnreachable
 from .items import CheckItem, RunState
-from .preflight import TargetProbe, probe_target
+from .preflight import TargetProbe, greets, probe_target
 from .profiles import profile, shrinking_capped
 from .progress import make_progress
+from .restart import restart
 from .scheduling import run_side_by_side
 from .target import check_reachable
 
@@ -33,19 +31,10 @@ def _alive(state: RunState) -> bool:
         check_reachable(state.target, timeout=3.0)
     except TargetUnreachable:
         return False
-    url = f"{state.target.ws_url.rstrip('/')}/app/{state.target.key}?protocol=7"
     # Generous: a busy machine (the self-test runs suites side by side) may greet slowly,
     # and a false death costs a restart and the disturbed checks' time.
-    return asyncio.run(_greeted(url, timeout=10.0 * state.settings.timeout_multiplier))
-
-
-async def _greeted(url: str, timeout: float) -> bool:
-    try:
-        async with asyncio.timeout(timeout), connect(url, open_timeout=None) as ws:
-            first = json.loads(await ws.recv())
-    except (OSError, TimeoutError, ValueError, WebSocketException):
-        return False
-    return isinstance(first, dict) and first.get("event") == "pusher:connection_established"
+    timeout = 10.0 * state.settings.timeout_multiplier
+    return asyncio.run(greets(state.target.ws_url, state.target.key, timeout))
 
 
 def _revive(state: RunState) -> str | None:
@@ -55,14 +44,9 @@ def _revive(state: RunState) -> str | None:
     if restarter is None:
         return "nothing can restart this target"
 
-    async def restart() -> None:
-        assert restarter is not None
-        await restarter.begin()
-        await restarter.finish()
-
     print("conformance: the target died; restarting it", flush=True)
     try:
-        asyncio.run(restart())
+        asyncio.run(restart(restarter))
     except HarnessError as exc:
         return str(exc)
     return None if _alive(state) else "it did not greet a handshake after the restart"

@@ -11,6 +11,7 @@ import hmac
 from collections.abc import Mapping
 
 __all__ = [
+    "api_auth_params",
     "body_md5",
     "channel_auth",
     "hmac_sha256_hex",
@@ -33,6 +34,15 @@ def string_to_sign(method: str, path: str, params: Mapping[str, str]) -> str:
     pairs = sorted((k.lower(), v) for k, v in params.items() if k.lower() != "auth_signature")
     query = "&".join(f"{k}={v}" for k, v in pairs)
     return f"{method.upper()}\n{path}\n{query}"
+
+
+def api_auth_params(key: str, body: bytes, timestamp: int) -> dict[str, str]:
+    """The auth parameters of an HTTP API request before its signature: ``body_md5`` only
+    when there is a body."""
+    params = {"auth_key": key, "auth_timestamp": str(timestamp), "auth_version": "1.0"}
+    if body:
+        params["body_md5"] = body_md5(body)
+    return params
 
 
 def sign_api_request(secret: str, method: str, path: str, params: Mapping[str, str]) -> str:

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from ..bundled import BundledServer, start_bundled
 from ..errors import UsageError
-from ..options import positive_float
+from ..options import positive_float, positive_int
 from ..report.simulation_section import HTML_FILE, MARKDOWN_FILE, attach
 from ..restart import BundledRestarter, CommandRestarter, Restarter
 from ..target import Target, check_reachable, load_target_file
@@ -30,16 +30,6 @@ from .report import evidence_lines, figure_rows, to_html, to_json, to_markdown
 from .scenario import SimScenario, load_sim_scenario
 
 __all__ = ["add_simulate_arguments", "simulate_command"]
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,17 +41,17 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         "--target-file", metavar="FILE", help="the server to load (default: the bundled server)"
     )
     parser.add_argument(
-        "--users", type=_count, metavar="N", help="virtual users (default: the scenario's)"
+        "--users", type=positive_int, metavar="N", help="virtual users (default: the scenario's)"
     )
     parser.add_argument(
-        "--tabs", type=_count, metavar="N", help="tabs per user (default: the scenario's)"
+        "--tabs", type=positive_int, metavar="N", help="tabs per user (default: the scenario's)"
     )
     parser.add_argument(
         "--duration", type=positive_float, metavar="SECONDS",
         help="length of the measured phase (default: the scenario's)",
     )  # fmt: skip
     parser.add_argument(
-        "--workers", type=_count, metavar="N",
+        "--workers", type=positive_int, metavar="N",
         help="load-generator processes (default: one per core, as the tabs need)",
     )  # fmt: skip
     parser.add_argument(

@@ -24,7 +24,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from ..errors import HarnessError
-from ..restart import Restarter
+from ..restart import Restarter, restart
 from ..target import Target
 from .ledger import Figures, Life, Publication, tally
 from .publisher import Publisher
@@ -234,8 +234,7 @@ async def simulate(
         await asyncio.sleep(max(0.0, measure_from + at - time.time()))
         note("server restart begins")
         try:
-            await restarter.begin()
-            await restarter.finish()
+            await restart(restarter)
         except HarnessError as exc:
             # Whether the server or the command failed, the run goes on to its end and is
             # reported: what the users went through is still worth seeing.

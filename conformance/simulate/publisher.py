@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import aiohttp
 
-from ..signing import body_md5, sign_api_request
+from ..signing import api_auth_params, sign_api_request
 from ..target import Target
 from .ledger import Publication
 
@@ -63,12 +63,7 @@ class Publisher:
         data = json.dumps({"seq": seq, "t": round(sent * 1000, 3)})
         body = json.dumps({"name": event, "channels": [self.channels[slot]], "data": data})
         raw = body.encode()
-        params = {
-            "auth_key": self.target.key,
-            "auth_timestamp": str(int(sent)),
-            "auth_version": "1.0",
-            "body_md5": body_md5(raw),
-        }
+        params = api_auth_params(self.target.key, raw, int(sent))
         params["auth_signature"] = sign_api_request(self.target.secret, "POST", path, params)
         acked: float | None = None
         try:

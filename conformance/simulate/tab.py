@@ -26,11 +26,20 @@ from .ledger import Life
 from .policy import retry_delay
 from .scenario import ClientBehaviour
 
-__all__ = ["Tab", "TabCounters", "TabWatcher"]
+__all__ = ["Tab", "TabCounters", "TabWatcher", "pause"]
 
 #: Seconds a handshake (TCP, upgrade, connection_established) may take before the attempt
 #: counts as failed: pusher-js's first attempt timeout is 15 s.
 OPEN_TIMEOUT = 15.0
+
+
+async def pause(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait ``seconds``, or less if ``stop`` is set meanwhile; True if the run goes on."""
+    if seconds > 0:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await stop.wait()
+    return not stop.is_set()
 
 
 @dataclass
@@ -128,10 +137,7 @@ class Tab:
             )
             if delay is None:
                 break
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await stop.wait()
+            await pause(stop, delay)
 
     def _finish(self, record: _Recording, stop: asyncio.Event) -> None:
         if self._ready:

@@ -22,7 +22,7 @@ from ..proxy.faults import Bandwidth, Fault, Latency, Resume, fault_from_params
 from ..proxy.schedule import Schedule, Step
 from ..proxy.server import FaultProxy
 from .scenario import ClientBehaviour
-from .tab import Tab, TabCounters
+from .tab import Tab, TabCounters, pause
 
 __all__ = ["WorkerIncident", "WorkerPlan", "worker_main"]
 
@@ -160,22 +160,12 @@ class _Worker:
             self.stop.set()
 
     async def _tab(self, tab: Tab, at: float) -> None:
-        delay = at - time.time()
-        if delay > 0:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self.stop.wait()
-        if not self.stop.is_set():
+        if await self._sleep_until(at):
             await tab.run(self.stop)
 
     async def _sleep_until(self, wall: float) -> bool:
         """Sleep until ``wall``; False if the run stopped first."""
-        delay = wall - time.time()
-        if delay > 0:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self.stop.wait()
-        return not self.stop.is_set()
+        return await pause(self.stop, wall - time.time())
 
     async def _incident(self, proxy: FaultProxy, incident: WorkerIncident) -> None:
         if not await self._sleep_until(incident["at"]):
