@@ -25,6 +25,7 @@ from .options import OptionsCarrier, RunOptions, add_run_arguments, require_sele
 from .outcomes import ExitCode
 from .properties import known_property_names
 from .proxy.command import add_proxy_arguments, proxy_command
+from .quotes import Quoted, check_quotes
 from .simulate.command import add_simulate_arguments, simulate_command
 from .spec import SpecSet, default_specs_dir, load_specs
 from .target import check_reachable, target_from_options
@@ -51,6 +52,13 @@ def _parser() -> _Parser:
 
     validate = sub.add_parser("validate-specs", help="validate the spec files")
     validate.add_argument("--specs", metavar="DIR")
+
+    quotes = sub.add_parser(
+        "check-quotes",
+        help="hold every quoted docs sentence to a checkout of the public Pusher docs",
+    )
+    quotes.add_argument("docs", metavar="DOCS_DIR", help="a checkout of the Pusher docs repository")
+    quotes.add_argument("--specs", metavar="DIR")
 
     proxy = sub.add_parser(
         "proxy", help="run the fault-injecting proxy in front of a server (docs/proxy.md)"
@@ -127,6 +135,7 @@ def _list(args: argparse.Namespace) -> int:
                         "level": r.level,
                         "title": r.title,
                         "status": r.status,
+                        "basis": r.basis,
                         "capability": r.capability,
                         "checks": [c.full_id for c in r.checks],
                         "regression_cases": [
@@ -162,6 +171,19 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_quotes(args: argparse.Namespace) -> int:
+    docs = Path(args.docs)
+    if not docs.is_dir():
+        raise UsageError(f"check-quotes: {docs} is not a directory")
+    specs = _load(args.specs)
+    quoted = [Quoted(r.id, r.source, r.quote) for r in specs.requirements if r.quote]
+    problems = list(check_quotes(docs, quoted))
+    for problem in problems:
+        print(f"{problem.owner}: {problem.problem}")
+    print(f"{len(quoted) - len({p.owner for p in problems})} of {len(quoted)} quotes found")
+    return 1 if problems else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
@@ -171,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list(args)
         if args.command == "validate-specs":
             return _validate(args)
+        if args.command == "check-quotes":
+            return _check_quotes(args)
         if args.command == "proxy":
             return proxy_command(args)
         if args.command == "matrix":

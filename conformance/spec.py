@@ -29,12 +29,14 @@ from .spec_rules import cross_check, merge_models
 
 __all__ = [
     "REGRESSIONS_SUBDIR",
+    "Basis",
     "Check",
     "Level",
     "RegressionCase",
     "Requirement",
     "SpecFile",
     "SpecSet",
+    "Variant",
     "default_specs_dir",
     "load_specs",
     "load_yaml",
@@ -44,6 +46,11 @@ __all__ = [
 ]
 
 Level = Literal["MUST", "SHOULD", "MAY"]
+
+#: What a requirement rests on: a sentence the public docs state (quoted), an inference from
+#: such sentences (reasoned), or behaviour seen in real implementations (named). Only a stated
+#: requirement fails a server outright; the others are DISPUTED when broken (see outcomes.grade).
+Basis = Literal["stated", "inferred", "observed"]
 
 #: Where regression cases live, relative to the specs directory.
 REGRESSIONS_SUBDIR = "regressions"
@@ -68,6 +75,16 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """A behaviour seen in the wild where the requirement's reading is disputed."""
+
+    behaviour: str
+    seen_in: tuple[str, ...]
+    #: What client libraries do with this behaviour (which depend on it, which cannot use it).
+    clients: str | None = None
+
+
+@dataclass(frozen=True)
 class Requirement:
     id: str
     area: str
@@ -80,6 +97,14 @@ class Requirement:
     capability: str | None = None
     notes: str | None = None
     justification: str | None = None
+    basis: Basis = "stated"
+    #: Stated: the docs sentence(s), verbatim, from the page ``source`` names.
+    quote: str | None = None
+    #: Inferred: how the rule follows, and from what.
+    reasoning: str | None = None
+    #: Observed: the implementations that behave so.
+    observed_in: tuple[str, ...] = ()
+    variants: tuple[Variant, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -236,6 +261,18 @@ def _parse_file(path: Path, data: Mapping[str, Any]) -> SpecFile:
                 capability=raw.get("capability"),
                 notes=" ".join(str(raw["notes"]).split()) if raw.get("notes") else None,
                 justification=raw.get("justification"),
+                basis=raw.get("basis", "stated"),
+                quote=_prose(raw.get("quote")),
+                reasoning=_prose(raw.get("reasoning")),
+                observed_in=tuple(str(x) for x in raw.get("observed_in", ())),
+                variants=tuple(
+                    Variant(
+                        behaviour=_prose(v["behaviour"]) or "",
+                        seen_in=tuple(str(x) for x in v["seen_in"]),
+                        clients=_prose(v.get("clients")),
+                    )
+                    for v in raw.get("variants", ())
+                ),
             )
         )
     return SpecFile(
@@ -247,6 +284,11 @@ def _parse_file(path: Path, data: Mapping[str, Any]) -> SpecFile:
         models=dict(data.get("models", {})),
         prefixes=tuple(str(p) for p in data["prefixes"]),
     )
+
+
+def _prose(text: object) -> str | None:
+    """Folded YAML prose as one line (None stays None)."""
+    return " ".join(str(text).split()) if text else None
 
 
 def _read_yaml(raw_bytes: bytes, name: str) -> Any:
