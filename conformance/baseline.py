@@ -36,7 +36,14 @@ __all__ = [
 #: Outcomes that are a deviation from the spec: what a baseline may accept. PASS and
 #: OPTIONAL_ABSENT are not deviations, NOT_RUN is no evidence either way.
 DEVIATIONS = frozenset(
-    {Outcome.FAIL, Outcome.NON_STRICT, Outcome.INCONCLUSIVE, Outcome.ERROR, Outcome.VOID}
+    {
+        Outcome.FAIL,
+        Outcome.DISPUTED,
+        Outcome.NON_STRICT,
+        Outcome.INCONCLUSIVE,
+        Outcome.ERROR,
+        Outcome.VOID,
+    }
 )
 
 _FILE_KEYS = {"target", "deviations"}

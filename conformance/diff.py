@@ -29,6 +29,7 @@ _SEVERITY = {
     Outcome.NON_STRICT: 2,
     Outcome.ERROR: 2,
     Outcome.VOID: 2,
+    Outcome.DISPUTED: 2,
     Outcome.FAIL: 3,
 }
 

@@ -54,6 +54,8 @@ class RunState:
     report: RunReport | None = None
     #: The deviations accepted for this target (``--baseline``).
     baseline: Baseline | None = None
+    #: ``--strict``: a DISPUTED MUST counts against the exit code.
+    strict: bool = False
 
 
 STATE = pytest.StashKey[RunState]()

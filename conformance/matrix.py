@@ -27,7 +27,8 @@ MARKDOWN_FILE = "matrix.md"
 _LEVELS = ("MUST", "SHOULD", "MAY")
 _OK = ("PASS", "OPTIONAL_ABSENT")
 _COLOURS = {
-    "PASS": "#d7f0d0", "FAIL": "#f6c9c4", "NON_STRICT": "#fdf0c8", "OPTIONAL_ABSENT": "#eee",
+    "PASS": "#d7f0d0", "FAIL": "#f6c9c4", "DISPUTED": "#f9ddb8", "NON_STRICT": "#fdf0c8",
+    "OPTIONAL_ABSENT": "#eee",
     "INCONCLUSIVE": "#fde4b8", "ERROR": "#e7c9f2", "VOID": "#d9d9d9", "NOT_RUN": "#fff",
 }  # fmt: skip
 
@@ -49,6 +50,10 @@ class Row:
     area: str
     level: str
     title: str
+    #: What the requirement rests on (stated, inferred, observed; "" in results from before
+    #: provenance was recorded), and the behaviours seen in the wild where it is disputed.
+    basis: str = ""
+    variants: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,22 @@ class Matrix:
         return Counter(column.outcomes.get(r.id, "NOT_RUN") for r in self.rows)
 
 
+def _row(entry: Mapping[str, Any]) -> Row:
+    variants = tuple(
+        f"{', '.join(v.get('seen_in', ()))}: {v.get('behaviour', '')}"
+        + (f" (clients: {v['clients']})" if v.get("clients") else "")
+        for v in entry.get("variants", ())
+    )
+    return Row(
+        entry["id"],
+        str(entry.get("area", "")),
+        entry["level"],
+        str(entry.get("title", "")),
+        str(entry.get("basis", "")),
+        variants,
+    )
+
+
 def build_matrix(runs: Sequence[tuple[Path, Mapping[str, Any]]], out_dir: Path) -> Matrix:
     columns = []
     rows: dict[str, Row] = {}
@@ -91,9 +112,7 @@ def build_matrix(runs: Sequence[tuple[Path, Mapping[str, Any]]], out_dir: Path) 
             )
         )
         for r in data["requirements"]:
-            rows.setdefault(
-                r["id"], Row(r["id"], str(r.get("area", "")), r["level"], str(r.get("title", "")))
-            )
+            rows.setdefault(r["id"], _row(r))
     return Matrix(tuple(columns), tuple(rows.values()))
 
 
@@ -124,13 +143,15 @@ def to_markdown(matrix: Matrix) -> str:
             "",
             "Requirements that deviate somewhere, or where the targets differ:",
             "",
-            "| id | level | " + " | ".join(names) + " | title |",
-            "|---|---|" + "---|" * len(names) + "---|",
+            "| id | level | basis | " + " | ".join(names) + " | title |",
+            "|---|---|---|" + "---|" * len(names) + "---|",
         ]
         for r in differing:
             cells = [c.outcomes.get(r.id, "NOT_RUN") for c in matrix.columns]
             title = r.title.replace("|", "\\|")
-            lines.append(f"| {r.id} | {r.level} | " + " | ".join(cells) + f" | {title} |")
+            lines.append(
+                f"| {r.id} | {r.level} | {r.basis or '?'} | " + " | ".join(cells) + f" | {title} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -146,7 +167,7 @@ def to_html(matrix: Matrix) -> str:
     )  # fmt: skip
     body = []
     for area, level, rows in matrix.groups():
-        span = len(matrix.columns) + 2
+        span = len(matrix.columns) + 3
         body.append(f"<tr class='group'><th colspan='{span}'>{escape(area)} {level}</th></tr>")
         for r in rows:
             cells = []
@@ -156,9 +177,10 @@ def to_html(matrix: Matrix) -> str:
                 if c.evidence is not None and outcome != "NOT_RUN":
                     text = f"<a href='{escape(c.evidence)}#{escape(r.id)}'>{text}</a>"
                 cells.append(f"<td class='{escape(outcome)}'>{text}</td>")
+            variants = "".join(f"<br><small>variant: {escape(v)}</small>" for v in r.variants)
             body.append(
-                f"<tr><td><code>{escape(r.id)}</code></td>{''.join(cells)}"
-                f"<td>{escape(r.title)}</td></tr>"
+                f"<tr><td><code>{escape(r.id)}</code></td><td>{escape(r.basis or '?')}</td>"
+                f"{''.join(cells)}<td>{escape(r.title)}{variants}</td></tr>"
             )
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>Interop matrix</title><style>"
@@ -166,8 +188,12 @@ def to_html(matrix: Matrix) -> str:
         "td,th{border:1px solid #bbb;padding:.2em .5em;vertical-align:top}"
         "tr.group th{background:#334;color:#fff;text-align:left}a{color:inherit}"
         f"{css}</style></head><body><h1>Interop matrix</h1>"
-        f"<table id='matrix'><tr><th>requirement</th>{head}<th>title</th></tr>"
-        f"<tr><th>totals</th>{totals}<td></td></tr>{''.join(body)}</table></body></html>\n"
+        "<p>A FAIL breaks a rule the Pusher docs state in words; a DISPUTED MUST is broken on a"
+        " reading the docs do not state (basis inferred or observed), shown with the variants seen"
+        " in the wild.</p>"
+        f"<table id='matrix'><tr><th>requirement</th><th>basis</th>{head}<th>title</th></tr>"
+        f"<tr><th>totals</th><td></td>{totals}<td></td></tr>{''.join(body)}</table>"
+        "</body></html>\n"
     )
 
 

@@ -183,6 +183,11 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         help="the deviations accepted for this target, each with a reason (YAML): the run "
         "fails only on new ones and lists the fixed ones",
     ),
+    RunOption(
+        "strict", ("--strict",), form="switch",
+        help="a DISPUTED MUST (broken, but its reading is inferred or observed, not stated in "
+        "the docs) fails the run like a FAIL",
+    ),
     RunOption("profile", ("--profile",), default="ci", choices=tuple(sorted(PROFILES))),
     RunOption("seed", ("--seed",), parse=_whole_number),
     RunOption(
@@ -279,6 +284,7 @@ class RunOptions:
     webhook_listen: str | None = None
     report_dir: str = "conformance-report"
     baseline: str | None = None
+    strict: bool = False
     profile: str = "ci"
     seed: int | None = None
     max_examples: int | None = None

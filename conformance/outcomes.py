@@ -24,6 +24,9 @@ class CheckOutcome(StrEnum):
 class Outcome(StrEnum):
     PASS = "PASS"
     FAIL = "FAIL"
+    #: A MUST broken whose reading the docs do not state in words (inferred or observed basis):
+    #: reported with the known variants, and not counted against the exit code unless --strict.
+    DISPUTED = "DISPUTED"
     NON_STRICT = "NON_STRICT"
     OPTIONAL_ABSENT = "OPTIONAL_ABSENT"
     INCONCLUSIVE = "INCONCLUSIVE"
@@ -46,12 +49,17 @@ _FAILED_BY_LEVEL = {
 }
 
 
-def grade(level: str, checks: Iterable[CheckOutcome]) -> Outcome:
-    """One requirement's verdict from its checks' outcomes (see the table in the spec format)."""
+def grade(level: str, checks: Iterable[CheckOutcome], basis: str = "stated") -> Outcome:
+    """One requirement's verdict from its checks' outcomes (see the table in the spec format).
+
+    Only a MUST the docs state in words fails outright: an implementer told FAIL on our reading
+    of the docs would stop trusting every other FAIL."""
     outcomes = list(checks)
     if not outcomes:
         return Outcome.NOT_RUN
     if CheckOutcome.FAILED in outcomes:
+        if level == "MUST" and basis != "stated":
+            return Outcome.DISPUTED
         return _FAILED_BY_LEVEL[level]
     if CheckOutcome.ERROR in outcomes:
         return Outcome.ERROR
@@ -64,11 +72,14 @@ def grade(level: str, checks: Iterable[CheckOutcome]) -> Outcome:
     return Outcome.PASS
 
 
-def exit_code(verdicts: Iterable[tuple[str, Outcome]], executed_checks: int) -> ExitCode:
-    """0 when every MUST passed; 1 when a MUST failed; 3 when the run decided nothing (no check
-    executed), hit an error, or left a MUST inconclusive."""
+def exit_code(
+    verdicts: Iterable[tuple[str, Outcome]], executed_checks: int, *, strict: bool = False
+) -> ExitCode:
+    """0 when every MUST passed; 1 when a MUST failed (or, with ``strict``, was disputed); 3 when
+    the run decided nothing (no check executed), hit an error, or left a MUST inconclusive."""
     pairs = list(verdicts)
-    if any(outcome is Outcome.FAIL for _, outcome in pairs):
+    failing = (Outcome.FAIL, Outcome.DISPUTED) if strict else (Outcome.FAIL,)
+    if any(outcome in failing for _, outcome in pairs):
         return ExitCode.MUST_FAILED
     if executed_checks == 0:
         return ExitCode.NOT_DECIDED

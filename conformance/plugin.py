@@ -153,6 +153,7 @@ def _configure(config: pytest.Config) -> None:
         concurrency=options.concurrency,
         bundled=bundled,
         baseline=baseline,
+        strict=options.strict,
     )
     config.stash[STATE] = state
     if not _is_worker(config):
@@ -271,7 +272,14 @@ def _build(state: RunState) -> RunReport:
         target["faults"] = state.bundled.faults
     if state.baseline is not None:
         run["baseline"] = state.baseline.source
-    return build_report(state.specs, state.results, target=target, run=run, baseline=state.baseline)
+    return build_report(
+        state.specs,
+        state.results,
+        target=target,
+        run=run,
+        baseline=state.baseline,
+        strict=state.strict,
+    )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -150,9 +150,11 @@ def build_report(
     target: Mapping[str, Any],
     run: Mapping[str, Any],
     baseline: Baseline | None = None,
+    strict: bool = False,
 ) -> RunReport:
     """The verdicts and the exit code; with a ``baseline``, the deviations it accepts do not
-    count towards the exit code (a run fails only on new ones)."""
+    count towards the exit code (a run fails only on new ones); with ``strict``, a DISPUTED MUST
+    counts like a FAIL."""
     verdicts = []
     not_covered = []
     for requirement in specs.requirements:
@@ -162,7 +164,9 @@ def build_report(
         checks = tuple(results[c.full_id] for c in requirement.checks if c.full_id in results)
         verdicts.append(
             RequirementVerdict(
-                requirement, grade(requirement.level, [c.outcome for c in checks]), checks
+                requirement,
+                grade(requirement.level, [c.outcome for c in checks], requirement.basis),
+                checks,
             )
         )
     executed = sum(1 for r in results.values() if r.outcome is not CheckOutcome.SKIPPED)
@@ -179,8 +183,11 @@ def build_report(
             for v in verdicts
         ),
         executed,
+        strict=strict,
     )
     run_info = dict(run)
+    if strict:
+        run_info["strict"] = True
     run_info.setdefault("finished_at", datetime.now(UTC).isoformat(timespec="seconds"))
     return RunReport(
         specs, verdicts, not_covered, target, run_info, code, executed, totals, comparison

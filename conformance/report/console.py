@@ -10,12 +10,18 @@ from .. import __version__
 from ..outcomes import CheckOutcome, Outcome
 from ..results import RunReport
 from . import baseline_section
-from .tables import by_area_and_level, figure_summary, figure_table
+from .tables import by_area_and_level, figure_summary, figure_table, provenance
 
 __all__ = ["render"]
 
 # Verdicts worth a line of their own; a PASS or an absent MAY needs no attention.
-_ATTENTION = (Outcome.FAIL, Outcome.NON_STRICT, Outcome.ERROR, Outcome.INCONCLUSIVE)
+_ATTENTION = (
+    Outcome.FAIL,
+    Outcome.DISPUTED,
+    Outcome.NON_STRICT,
+    Outcome.ERROR,
+    Outcome.INCONCLUSIVE,
+)
 
 
 def _attention(report: RunReport) -> list[str]:
@@ -28,6 +34,10 @@ def _attention(report: RunReport) -> list[str]:
             f"{verdict.outcome.value:<13} {verdict.requirement.id} "
             f"[{verdict.requirement.level}] {verdict.requirement.title}"
         )
+        if verdict.outcome is Outcome.DISPUTED:
+            lines += [
+                f"    {label}: {text[:160]}" for label, text in provenance(verdict.requirement)
+            ]
         for check in verdict.checks:
             if check.outcome in (CheckOutcome.PASSED, CheckOutcome.SKIPPED):
                 continue

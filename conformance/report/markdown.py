@@ -10,7 +10,7 @@ from .. import __version__
 from ..outcomes import CheckOutcome
 from ..results import RunReport
 from . import baseline_section
-from .tables import Table, by_area_and_level, figure_summary, figure_table
+from .tables import Table, by_area_and_level, figure_summary, figure_table, provenance
 
 __all__ = ["FILE_NAME", "render", "write"]
 
@@ -65,6 +65,8 @@ def _evidence(report: RunReport) -> list[str]:
             "",
             f"Source: {verdict.requirement.source}",
             "",
+            *[f"- {label}: {_cell(text)}" for label, text in provenance(verdict.requirement)],
+            "",
         ]
         for check in verdict.checks:
             if check.outcome is CheckOutcome.PASSED or not check.message:
@@ -89,7 +91,8 @@ def render(report: RunReport) -> str:
         f"capabilities: {', '.join(target.get('capabilities') or []) or 'none'}",
         f"- Profile `{run.get('profile')}`, seed `{run.get('seed')}`, "
         f"started {run.get('started_at')}",
-        f"- Exit code **{int(report.exit)}**; {report.executed_checks} checks executed",
+        f"- Exit code **{int(report.exit)}**; {report.executed_checks} checks executed"
+        + ("; --strict: DISPUTED counts as FAIL" if run.get("strict") else ""),
         "",
         "## By area and level",
         "",
@@ -100,8 +103,8 @@ def render(report: RunReport) -> str:
         "",
         "## Requirements",
         "",
-        "| id | level | outcome | title | checks |",
-        "|---|---|---|---|---|",
+        "| id | level | basis | outcome | title | checks |",
+        "|---|---|---|---|---|---|",
     ]
     for verdict in report.verdicts:
         checks = ", ".join(
@@ -109,7 +112,8 @@ def render(report: RunReport) -> str:
         )
         out.append(
             f"| {verdict.requirement.id} | {verdict.requirement.level} | "
-            f"{verdict.outcome.value} | {verdict.requirement.title} | {checks} |"
+            f"{verdict.requirement.basis} | {verdict.outcome.value} | "
+            f"{verdict.requirement.title} | {checks} |"
         )
     if report.baseline is not None:
         out += baseline_section.markdown_lines(report.baseline)

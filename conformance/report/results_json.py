@@ -11,12 +11,30 @@ from typing import Any
 from .. import __version__
 from ..errors import UsageError
 from ..results import RunReport
+from ..spec import Requirement
 from . import baseline_section
 
-__all__ = ["FILE_NAME", "SCHEMA_VERSION", "read", "render", "to_dict", "write"]
+__all__ = ["FILE_NAME", "SCHEMA_VERSION", "provenance", "read", "render", "to_dict", "write"]
 
 FILE_NAME = "results.json"
 SCHEMA_VERSION = 1
+
+
+def provenance(requirement: Requirement) -> dict[str, Any]:
+    """What a requirement rests on, as readers of results.json see it (empty parts left out)."""
+    data: dict[str, Any] = {"basis": requirement.basis}
+    if requirement.quote:
+        data["quote"] = requirement.quote
+    if requirement.reasoning:
+        data["reasoning"] = requirement.reasoning
+    if requirement.observed_in:
+        data["observed_in"] = list(requirement.observed_in)
+    if requirement.variants:
+        data["variants"] = [
+            {"behaviour": v.behaviour, "seen_in": list(v.seen_in), "clients": v.clients}
+            for v in requirement.variants
+        ]
+    return data
 
 
 def to_dict(report: RunReport) -> dict[str, Any]:
@@ -45,6 +63,7 @@ def to_dict(report: RunReport) -> dict[str, Any]:
                 "title": v.requirement.title,
                 "statement": v.requirement.statement,
                 "source": v.requirement.source,
+                **provenance(v.requirement),
                 "capability": v.requirement.capability,
                 "notes": v.requirement.notes,
                 "outcome": v.outcome.value,
@@ -78,6 +97,7 @@ def to_dict(report: RunReport) -> dict[str, Any]:
                 "status": r.status,
                 "justification": r.justification,
                 "source": r.source,
+                **provenance(r),
             }
             for r in report.not_covered
         ],

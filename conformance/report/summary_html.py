@@ -14,7 +14,7 @@ from pathlib import Path
 from .. import __version__
 from ..results import RunReport
 from . import baseline_section
-from .tables import by_area_and_level, figure_summary, figure_table
+from .tables import by_area_and_level, figure_summary, figure_table, provenance
 
 __all__ = ["FILE_NAME", "render", "write"]
 
@@ -28,7 +28,8 @@ td, th { border: 1px solid #ccc; padding: .3em .6em; }
 th { background: #f3f3f3; text-align: left; }
 pre { background: #f7f7f7; padding: .8em; overflow-x: auto; }
 .PASS { background: #dff5df; } .FAIL, .ERROR { background: #f9d6d5; }
-.NON_STRICT, .INCONCLUSIVE { background: #fdf0c8; } .OPTIONAL_ABSENT, .NOT_RUN { background: #eee; }
+.NON_STRICT, .INCONCLUSIVE { background: #fdf0c8; } .DISPUTED { background: #f9ddb8; }
+.OPTIONAL_ABSENT, .NOT_RUN { background: #eee; }
 """
 
 
@@ -52,7 +53,9 @@ def _head(report: RunReport) -> list[str]:
         f"profile {escape(str(run.get('profile')))}, "
         f"seed {escape(str(run.get('seed')))}, "
         f"started {escape(str(run.get('started_at')))}<br>",
-        f"exit code <b>{int(report.exit)}</b>, {report.executed_checks} checks executed</p>",
+        f"exit code <b>{int(report.exit)}</b>, {report.executed_checks} checks executed"
+        + ("; --strict: DISPUTED counts as FAIL" if run.get("strict") else "")
+        + "</p>",
     ]
 
 
@@ -68,7 +71,7 @@ def _counts(report: RunReport) -> list[str]:
 def _requirements(report: RunReport) -> list[str]:
     """The overview rows, each linking to its requirement's details; ``render`` closes the
     table, on the same line as the next heading."""
-    out = ["<h2>Requirements</h2><table><tr><th>id</th><th>level</th>"
+    out = ["<h2>Requirements</h2><table><tr><th>id</th><th>level</th><th>basis</th>"
            "<th>verdict</th><th>title</th><th>checks</th></tr>"]  # fmt: skip
     for verdict in report.verdicts:
         req = verdict.requirement
@@ -78,7 +81,7 @@ def _requirements(report: RunReport) -> list[str]:
         link = f"<a href='#{escape(req.id)}'>{escape(req.id)}</a>"
         outcome = verdict.outcome.value
         out.append(
-            f"<tr><td>{link}</td>{_cell(req.level)}{_cell(outcome, outcome)}"
+            f"<tr><td>{link}</td>{_cell(req.level)}{_cell(req.basis)}{_cell(outcome, outcome)}"
             f"{_cell(req.title)}{_cell(checks)}</tr>"
         )
     return out
@@ -93,6 +96,9 @@ def _details(report: RunReport) -> list[str]:
             f"<span class='{verdict.outcome.value}'>{verdict.outcome.value}</span></h3>",
             f"<p>{escape(req.statement)}</p>",
             f"<p>Source: {escape(req.source)}</p>",
+            "<ul>",
+            *[f"<li>{escape(label)}: {escape(text)}</li>" for label, text in provenance(req)],
+            "</ul>",
         ]
         if req.notes:
             out.append(f"<p><i>{escape(req.notes)}</i></p>")

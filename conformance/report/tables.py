@@ -11,8 +11,9 @@ from typing import Any, NamedTuple
 
 from ..outcomes import Outcome
 from ..results import RunReport
+from ..spec import Requirement
 
-__all__ = ["Table", "by_area_and_level", "figure_summary", "figure_table"]
+__all__ = ["Table", "by_area_and_level", "figure_summary", "figure_table", "provenance"]
 
 
 class Table(NamedTuple):
@@ -64,3 +65,21 @@ def figure_table(figures: Mapping[str, Any]) -> Table | None:
     columns = [str(c) for c in table.get("columns", ())]
     rows = [[_figure_text(cell) for cell in row] for row in table.get("rows", ())]
     return Table(columns, rows)
+
+
+def provenance(requirement: Requirement) -> list[tuple[str, str]]:
+    """What a verdict rests on, as labelled lines: the basis, then the quote, the reasoning or
+    the implementations, then each known variant with what client libraries make of it."""
+    lines: list[tuple[str, str]] = [("basis", requirement.basis)]
+    if requirement.quote:
+        lines.append(("the docs say", f"\u201c{requirement.quote}\u201d ({requirement.source})"))
+    if requirement.reasoning:
+        lines.append(("reasoning", requirement.reasoning))
+    if requirement.observed_in:
+        lines.append(("observed in", ", ".join(requirement.observed_in)))
+    for variant in requirement.variants:
+        text = f"{', '.join(variant.seen_in)}: {variant.behaviour}"
+        if variant.clients:
+            text += f" (clients: {variant.clients})"
+        lines.append(("variant", text))
+    return lines

@@ -65,8 +65,8 @@ def test_the_markdown_counts_and_lists_what_deviates_or_differs(tmp_path: Path) 
     md = to_markdown(matrix)
     assert "| PASS | 3 | 1 |" in md
     assert "| FAIL | 0 | 1 |" in md
-    assert "| C-1 | MUST | PASS | FAIL | <C-1> |" in md
-    assert "| H-1 | MUST | PASS | OPTIONAL_ABSENT | <H-1> |" in md  # the targets differ
+    assert "| C-1 | MUST | ? | PASS | FAIL | <C-1> |" in md
+    assert "| H-1 | MUST | ? | PASS | OPTIONAL_ABSENT | <H-1> |" in md  # the targets differ
     assert "| C-2 |" not in md  # the same everywhere, and fine
 
 
@@ -78,3 +78,17 @@ def test_the_command_writes_both_files(tmp_path: Path, capsys: pytest.CaptureFix
     assert (out / "matrix.md").read_text() in capsys.readouterr().out
     assert main(["matrix", str(tmp_path / "nope.json"), "--out", str(out)]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_a_row_shows_its_basis_and_variants(tmp_path: Path) -> None:
+    entry = {
+        "id": "C-9", "area": "conn", "level": "MUST", "title": "t", "outcome": "DISPUTED",
+        "basis": "observed",
+        "variants": [{"behaviour": "sends <x>", "seen_in": ["Soketi 1.6.1"], "clients": None}],
+    }  # fmt: skip
+    data = {"target": {"name": "s"}, "requirements": [entry]}
+    matrix = build_matrix([(tmp_path / "r.json", data)], tmp_path)
+    page = to_html(matrix)
+    assert "<td>observed</td><td class='DISPUTED'>DISPUTED</td>" in page
+    assert "variant: Soketi 1.6.1: sends &lt;x&gt;" in page
+    assert "| C-9 | MUST | observed | DISPUTED | t |" in to_markdown(matrix)

@@ -44,3 +44,24 @@ def test_void_checks_make_a_void_verdict_below_failures_and_errors() -> None:
     assert grade("SHOULD", [CheckOutcome.VOID, CheckOutcome.FAILED]) is Outcome.NON_STRICT
     assert exit_code([("MUST", Outcome.PASS), ("SHOULD", Outcome.VOID)], 3) is ExitCode.NOT_DECIDED
     assert exit_code([("MUST", Outcome.FAIL), ("MUST", Outcome.VOID)], 3) is ExitCode.MUST_FAILED
+
+
+@pytest.mark.parametrize(
+    ("level", "basis", "expected"),
+    [
+        ("MUST", "stated", Outcome.FAIL),
+        ("MUST", "inferred", Outcome.DISPUTED),
+        ("MUST", "observed", Outcome.DISPUTED),
+        ("SHOULD", "inferred", Outcome.NON_STRICT),
+        ("MAY", "observed", Outcome.OPTIONAL_ABSENT),
+    ],
+)
+def test_only_a_stated_must_fails_outright(level: str, basis: str, expected: Outcome) -> None:
+    assert grade(level, [C.PASSED, C.FAILED], basis) is expected
+    assert grade(level, [C.PASSED], basis) is Outcome.PASS
+
+
+def test_a_disputed_must_fails_the_run_only_when_strict() -> None:
+    verdicts = [("MUST", Outcome.PASS), ("MUST", Outcome.DISPUTED)]
+    assert exit_code(verdicts, 2) is ExitCode.OK
+    assert exit_code(verdicts, 2, strict=True) is ExitCode.MUST_FAILED

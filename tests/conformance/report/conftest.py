@@ -4,6 +4,7 @@ same data."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from conformance.outcomes import CheckOutcome
 from conformance.properties import known_property_names
 from conformance.results import CheckResult, RunReport, build_report
-from conformance.spec import SpecSet, load_specs
+from conformance.spec import SpecSet, Variant, load_specs
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +35,47 @@ def failing_report(specs: SpecSet) -> RunReport:
         )  # fmt: skip
     return build_report(specs, results, target={"name": "t", "ws_url": "ws://x"},
                         run={"profile": "ci", "seed": 0})  # fmt: skip
+
+
+def _as_inferred(specs: SpecSet, requirement_id: str) -> SpecSet:
+    """The specs with one requirement re-based on an inference, with a known variant."""
+
+    def rebased(requirement: Any) -> Any:
+        if requirement.id != requirement_id:
+            return requirement
+        return dataclasses.replace(
+            requirement,
+            basis="inferred",
+            quote=None,
+            reasoning="read <into> the docs & not stated",
+            variants=(Variant("sends it <elsewhere>", ("Soketi 1.6.1",), "pusher-js copes"),),
+        )
+
+    files = tuple(
+        dataclasses.replace(f, requirements=tuple(rebased(r) for r in f.requirements))
+        for f in specs.files
+    )
+    return dataclasses.replace(specs, files=files)
+
+
+@pytest.fixture(params=[False, True], ids=["lenient", "strict"])
+def disputed_report(specs: SpecSet, request: pytest.FixtureRequest) -> RunReport:
+    """PROTO-CONN-05 fails as in ``failing_report``, but its basis is inferred: DISPUTED, and
+    the exit code counts it only under --strict (the fixture's param)."""
+    rebased = _as_inferred(specs, "PROTO-CONN-05")
+    results = {
+        check.full_id: CheckResult(
+            check.full_id,
+            check.requirement_id,
+            CheckOutcome.FAILED if check.requirement_id == "PROTO-CONN-05" else CheckOutcome.PASSED,
+            message="boom" if check.requirement_id == "PROTO-CONN-05" else "",
+        )
+        for check in rebased.checks
+    }
+    return build_report(
+        rebased, results, target={"name": "t"}, run={"profile": "ci", "seed": 0},
+        strict=request.param,
+    )  # fmt: skip
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from conformance.results import RunReport
 
 def test_markdown_summary_has_evidence_and_gaps(failing_report: RunReport) -> None:
     text = markdown.render(failing_report)
-    assert "| PROTO-CONN-05 | MUST | FAIL |" in text
+    assert "| PROTO-CONN-05 | MUST | stated | FAIL |" in text
     assert "## Evidence" in text
     assert "transcripts/x.jsonl" in text
     assert "## Not covered" in text

@@ -12,8 +12,8 @@ def test_by_area_and_level_counts_verdicts_and_leaves_out_not_run(
 ) -> None:
     header, rows = by_area_and_level(failing_report)
     assert header == [
-        "area", "level", "PASS", "FAIL", "NON_STRICT", "OPTIONAL_ABSENT", "INCONCLUSIVE", "ERROR",
-        "VOID",
+        "area", "level", "PASS", "FAIL", "DISPUTED", "NON_STRICT", "OPTIONAL_ABSENT",
+        "INCONCLUSIVE", "ERROR", "VOID",
     ]  # fmt: skip
     assert rows == sorted(rows)
     connection = {row[1]: row for row in rows if row[0] == "connection"}
