@@ -211,6 +211,8 @@ requirements:
     title: Figures travel
     statement: A check's figures reach every report, through pytest-xdist workers too.
     source: "peer behaviour: none, a test of the suite"
+    basis: observed
+    observed_in: [this suite's tests]
     checks:
       - id: probe
         title: Reports figures
@@ -220,6 +222,8 @@ requirements:
     title: Bad figures are named
     statement: Figures of the wrong shape make the check an error that says what is wrong.
     source: "peer behaviour: none, a test of the suite"
+    basis: observed
+    observed_in: [this suite's tests]
     checks:
       - id: bad
         title: Reports a malformed table

@@ -64,6 +64,33 @@ def test_schema_error_names_file_and_place(specs_copy: Path) -> None:
         load_specs(specs_copy)
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "error"),
+    [
+        # A stated rule needs its quote...
+        ("    quote: >-\n", "    unquoted: >-\n", r"'quote' is a required property"),
+        # ... from a docs page with an anchor;
+        ("/#websocket-data-messages", "/", r"does not match"),
+        # an inference needs its reasoning, an observation who was observed.
+        ("    basis: stated\n", "    basis: inferred\n", r"'reasoning' is a required property"),
+        ("    basis: stated\n", "    basis: observed\n", r"'observed_in' is a required property"),
+        ("    basis: stated\n", "", r"'basis' is a required property"),
+    ],
+)
+def test_a_requirement_must_say_what_it_rests_on(
+    specs_copy: Path, old: str, new: str, error: str
+) -> None:
+    path = specs_copy / "connection.yaml"
+    text = path.read_text()
+    start = text.index("  - id: PROTO-CONN-04")
+    end = text.index("  - id: PROTO-CONN-05")
+    block = text[start:end]
+    assert old in block
+    path.write_text(text[:start] + block.replace(old, new, 1) + text[end:])
+    with pytest.raises(SpecError, match=rf"^connection\.yaml: .*{error}"):
+        load_specs(specs_copy)
+
+
 def test_duplicate_requirement_ids_are_refused(specs_copy: Path) -> None:
     path = specs_copy / "heartbeat.yaml"
     path.write_text(path.read_text().replace("id: PROTO-PING-07", "id: PROTO-CONN-05", 1))
@@ -284,6 +311,8 @@ def _spec_text(area: str, prefixes: list[str], ids: list[str]) -> str:
         "    title: A placeholder\n"
         "    statement: Holds an id so the layout rules have something to judge.\n"
         '    source: "peer behaviour: none, a test of the suite"\n'
+        "    basis: observed\n"
+        "    observed_in: [this suite's tests]\n"
         "    status: n/a\n"
         "    justification: A test fixture.\n"
         for rid in ids
