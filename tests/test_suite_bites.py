@@ -48,6 +48,7 @@ def _broken(requirement: dict[str, Any]) -> str:
         return "DISPUTED"
     return BROKEN_BY_LEVEL[requirement["level"]]
 
+
 SPECS = load_specs(ROOT / "specs", known_properties=known_property_names())
 
 

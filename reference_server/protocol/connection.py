@@ -131,11 +131,14 @@ class Connection(ConnectionLifecycle):
     def _subscribe(self, message: Subscribe, now: float) -> None:
         channel = message.channel
         kind = self._channel_type(channel)
-        self._check_name(channel, kind)
-        if channel in self._subscriptions:
-            self._resubscribe(channel, kind)
-            return
-        member = self._authorise(message, kind)
+        try:
+            self._check_name(channel, kind)
+            if channel in self._subscriptions:
+                self._resubscribe(channel, kind)
+                return
+            member = self._authorise(message, kind)
+        except SubscriptionRefused as exc:
+            raise exc.on_channel(channel) from None
         assert self.socket_id is not None
         self._subscriptions[channel] = None
         if kind is not ChannelType.SERVER_TO_USER:

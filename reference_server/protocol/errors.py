@@ -124,7 +124,20 @@ class UnsupportedChannel(ProtocolError):
 
 
 class SubscriptionRefused(ProtocolError):
-    pass
+    """A subscribe refused for its authorization (or its signed-in user).
+
+    Besides ``pusher:error`` (the hosted service's answer, with code null), the server tells
+    the channel itself with ``pusher:subscription_error``: pusher-js hands an event carrying a
+    channel to that channel's ``pusher:subscription_error`` callback, which is where the docs
+    tell apps to listen for a failed authorization; a bare ``pusher:error`` reaches only the
+    connection's error handler. ``channel`` is set where the subscribe is handled.
+    """
+
+    channel: str | None = None
+
+    def on_channel(self, channel: str) -> SubscriptionRefused:
+        self.channel = channel
+        return self
 
 
 class UnknownEvent(ProtocolError):

@@ -71,6 +71,16 @@ def error(message: str, code: int | None) -> str:
     return compact_json({"event": "pusher:error", "data": {"code": code, "message": message}})
 
 
+def subscription_error(channel: str, message: str) -> str:
+    """``pusher:subscription_error`` on the refused channel, shaped like pusher-js's own report
+    of a failed authorization request (``type``, ``error``, ``status``) so one callback handles
+    both."""
+    data = {"type": "AuthError", "error": message, "status": 401}
+    return compact_json(
+        {"event": "pusher:subscription_error", "channel": channel, "data": compact_json(data)}
+    )
+
+
 def subscription_succeeded(channel: str) -> str:
     """Outside presence channels the roster is empty: ``data`` is ``"{}"``."""
     return compact_json(

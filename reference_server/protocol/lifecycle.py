@@ -30,6 +30,7 @@ from .errors import (
     PongTimeout,
     ProtocolError,
     ServerShuttingDown,
+    SubscriptionRefused,
     UnknownAppKey,
     UnsupportedFrame,
 )
@@ -287,6 +288,8 @@ class ConnectionLifecycle:
         """The one place where a protocol error becomes frames."""
         if exc.reported:
             self._send(frames.error(exc.message, exc.code))
+        if isinstance(exc, SubscriptionRefused) and exc.channel is not None:
+            self._send(frames.subscription_error(exc.channel, exc.message))
         if exc.close_code is not None:
             self._close(exc.close_code, exc.message)
 

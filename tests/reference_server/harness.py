@@ -154,6 +154,17 @@ def is_error(frames: list[dict[str, Any]], code: int | None = None) -> str:
     return message
 
 
+def is_refusal(frames: list[dict[str, Any]]) -> str:
+    """Assert the frames are a refused subscription: ``pusher:error`` (code null) for the
+    connection, then ``pusher:subscription_error`` for the channel, with the same message."""
+    assert len(frames) == 2, frames
+    message = is_error(frames[:1])
+    assert frames[1]["event"] == "pusher:subscription_error", frames
+    assert frames[1]["channel"]
+    assert json.loads(frames[1]["data"]) == {"type": "AuthError", "error": message, "status": 401}
+    return message
+
+
 def roster(frame: dict[str, Any]) -> dict[str, Any]:
     assert frame["event"] == "pusher_internal:subscription_succeeded"
     presence: dict[str, Any] = json.loads(frame["data"])["presence"]

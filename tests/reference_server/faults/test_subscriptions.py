@@ -10,6 +10,7 @@ from ..harness import (
     auth_for,
     delivered,
     is_error,
+    is_refusal,
     join,
     opened,
     roster,
@@ -21,7 +22,7 @@ from ..harness import (
 
 def test_fault_public_auth_checked() -> None:
     connection = opened([Fault.PUBLIC_AUTH_CHECKED])
-    is_error(subscribe(connection, "a", auth="k:s"))
+    is_refusal(subscribe(connection, "a", auth="k:s"))
     assert subscribe(connection, "b", auth="") == [succeeded("b")]
     assert subscribe(connection, "c") == [succeeded("c")]
 
@@ -66,9 +67,9 @@ def test_fault_private_without_auth_accepted() -> None:
     connection = app.connect()
     assert subscribe(connection, "private-a") == [succeeded("private-a")]
     assert subscribe(connection, "private-b", auth="") == [succeeded("private-b")]
-    is_error(subscribe(connection, "private-c", auth="app-key:bad"))
-    is_error(subscribe(connection, "private-encrypted-a"))
-    is_error(subscribe(connection, "presence-a"))
+    is_refusal(subscribe(connection, "private-c", auth="app-key:bad"))
+    is_refusal(subscribe(connection, "private-encrypted-a"))
+    is_refusal(subscribe(connection, "presence-a"))
 
 
 def test_fault_encrypted_without_auth_accepted() -> None:
@@ -76,12 +77,12 @@ def test_fault_encrypted_without_auth_accepted() -> None:
     connection = app.connect()
     frames = subscribe(connection, "private-encrypted-a", auth="junk")
     assert frames == [succeeded("private-encrypted-a")]
-    is_error(subscribe(connection, "private-a"))
+    is_refusal(subscribe(connection, "private-a"))
 
 
 def test_fault_unanchored_private_prefix() -> None:
     connection = App([Fault.UNANCHORED_PRIVATE_PREFIX]).connect()
-    is_error(subscribe(connection, "my-private-a"))
+    is_refusal(subscribe(connection, "my-private-a"))
     assert subscribe(connection, "privatefoo") == [succeeded("privatefoo")]
 
 
@@ -90,7 +91,7 @@ def test_fault_invalid_channel_names_accepted() -> None:
     assert subscribe(connection, "bad name") == [succeeded("bad name")]
     assert subscribe(connection, "a" * 200) == [succeeded("a" * 200)]
     is_error(subscribe(connection, ""))
-    is_error(subscribe(connection, "#server-to-user-1"))
+    is_refusal(subscribe(connection, "#server-to-user-1"))
 
 
 def test_fault_presence_member_limit_off() -> None:
@@ -180,8 +181,8 @@ def test_fault_private_auth_missing_closes() -> None:
     app = App([Fault.PRIVATE_AUTH_MISSING_CLOSES])
     connection = app.connect()
     # A wrong or empty auth is refused as before, and the connection stays open.
-    is_error(subscribe(connection, "private-a", auth="app-key:bad"))
-    is_error(subscribe(connection, "private-a", auth=""))
+    is_refusal(subscribe(connection, "private-a", auth="app-key:bad"))
+    is_refusal(subscribe(connection, "private-a", auth=""))
     send(connection, "pusher:subscribe", {"channel": "private-a"})
     assert connection.data_to_send() == [Close(1011, "Internal server error")]
     assert app.registry.subscribers("private-a") == []
