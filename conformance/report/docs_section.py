@@ -30,6 +30,7 @@ __all__ = [
 
 TITLE = "Docs to requirements"
 _NOT_RUN = "not run"
+_GAP = "not yet tested"
 _INTRO = (
     "Every rule the public Pusher docs state, sentence by sentence: the requirements that test "
     "it and their outcome in this run, or why none does."
@@ -64,7 +65,7 @@ def _counts(pages: Sequence[DocsPage]) -> str:
     mapped = sum(1 for r in rules if r.mapped)
     gaps = sum(1 for r in rules if r.not_yet_tested)
     return (
-        f"{len(pages)} pages, {len(rules)} rules: {mapped} tested by requirements, "
+        f"{len(pages)} pages, {len(rules)} rules: {mapped} mapped to requirements, "
         f"{len(rules) - mapped - gaps} omitted with a reason, {gaps} not yet tested."
     )
 
@@ -73,8 +74,12 @@ def _outcome(outcomes: Mapping[str, str | None], requirement_id: str) -> str:
     return outcomes.get(requirement_id) or _NOT_RUN
 
 
-def _omission_label(rule: DocsRule) -> str:
-    return "not yet tested" if rule.not_yet_tested else "omitted"
+def _omission(rule: DocsRule) -> tuple[str, str]:
+    """How an omission reads in a table: its kind, then its reason."""
+    text = rule.omission or ""
+    if rule.not_yet_tested:
+        return _GAP, text[len(_GAP) :].lstrip(" :")
+    return "omitted", text
 
 
 # Markdown
@@ -106,7 +111,8 @@ def markdown_section(pages: Sequence[DocsPage], outcomes: Mapping[str, str | Non
                 )
             else:
                 ids = "-"
-                outcome = f"{_omission_label(rule)}: {_md_cell(rule.omission or '')}"
+                kind, reason = _omission(rule)
+                outcome = f"{kind}: {_md_cell(reason)}"
             out.append(f"| {where} | {_md_cell(rule.quote)} | {ids} | {outcome} |")
     return "\n".join(out) + "\n"
 
@@ -117,8 +123,8 @@ def markdown_section(pages: Sequence[DocsPage], outcomes: Mapping[str, str | Non
 def _outcome_cell(outcomes: Mapping[str, str | None], rule: DocsRule) -> str:
     if not rule.mapped:
         css = "GAP" if rule.not_yet_tested else "OMITTED"
-        label = escape(_omission_label(rule))
-        return f'<td class="{css}"><b>{label}</b>: {escape(rule.omission or "")}</td>'
+        kind, reason = _omission(rule)
+        return f'<td class="{css}"><b>{escape(kind)}</b>: {escape(reason)}</td>'
     items = []
     for requirement_id in rule.requirements:
         outcome = _outcome(outcomes, requirement_id)

@@ -115,13 +115,13 @@ def render(report: RunReport) -> str:
         out += baseline_section.markdown_lines(report.baseline)
     out += _figures(report)
     out += _evidence(report)
-    out += docs_section.markdown_lines(report)
     out += ["", "## Not covered", "", "| id | level | status | why |", "|---|---|---|---|"]
     for requirement in report.not_covered:
         out.append(
             f"| {requirement.id} | {requirement.level} | {requirement.status} | "
             f"{' '.join((requirement.justification or '').split())} |"
         )
+    out += docs_section.markdown_lines(report)
     return "\n".join(out) + "\n"
 
 

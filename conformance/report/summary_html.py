@@ -140,14 +140,15 @@ def render(report: RunReport) -> str:
     out.append("<h2>Requirements in detail</h2>")
     out += _details(report)
     out += _figures(report)
-    out += docs_section.html_lines(report)
     out.append(
         "<h2>Not covered</h2><table><tr><th>id</th><th>level</th><th>status</th><th>why</th></tr>"
     )
     for req in report.not_covered:
         why = " ".join((req.justification or "").split())
         out.append(f"<tr>{_cell(req.id)}{_cell(req.level)}{_cell(req.status)}{_cell(why)}</tr>")
-    out.append("</table></body></html>")
+    out.append("</table>")
+    out += docs_section.html_lines(report)
+    out.append("</body></html>")
     return "\n".join(out) + "\n"
 
 

@@ -3,6 +3,7 @@ naming the file and the rule, and the bundled map loads with every id it names k
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Callable
@@ -62,15 +63,16 @@ def test_a_valid_file_loads(specs_dir: Path) -> None:
     first, second, third = page.rules
     assert first.requirements == ("PROTO-CONN-05",)
     assert first.quote == (
-        "When the connection is established the server sends a "
-        "pusher:connection_established event."
+        "When the connection is established the server sends a pusher:connection_established event."
     )
-    assert first.mapped and not first.not_yet_tested
+    assert first.mapped
+    assert not first.not_yet_tested
     assert first.notes == "the first frame"
     assert page.url(first) == PAGE + "#connection-events"
     assert page.url(second) == PAGE
     assert second.omission == "a client's duty; client certification is a separate issue"
-    assert not second.mapped and not second.not_yet_tested
+    assert not second.mapped
+    assert not second.not_yet_tested
     assert third.not_yet_tested
 
 
@@ -225,3 +227,55 @@ def test_the_bundled_quotes_are_short_and_anchored(bundled: tuple[DocsPage, ...]
 def test_the_bundled_pages_cover_the_protocol_page(bundled: tuple[DocsPage, ...]) -> None:
     names = {p.path.stem for p in bundled}
     assert "pusher-websockets-protocol" in names
+
+
+# Against the docs' own text: set PUSHER_DOCS_DIR to a checkout of the docs' markdown (the folder
+# that holds channels/), and every quote must be found on its page and every anchor be a heading.
+
+_DOCS_DIR = os.environ.get("PUSHER_DOCS_DIR")
+
+
+def _plain_markdown(text: str) -> str:
+    """The page as its reader sees the words: front matter, markup and line breaks gone."""
+    text = re.sub(r"\A---\n.*?\n---\n", "", text, flags=re.DOTALL)
+    text = re.sub(r"^\s*>\s?", "", text, flags=re.MULTILINE)
+    text = re.sub(r"<a [^>]*>(.*?)</a>", r"\1", text)
+    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", text)
+    text = text.replace("**", "").replace("`", "")
+    text = re.sub(r"\\([*_\[\]])", r"\1", text)
+    text = re.sub(r"\{'(.*?)'\}", r"\1", text)
+    return " ".join(text.split())
+
+
+def _heading_slugs(text: str) -> set[str]:
+    slugs, fenced = set(), False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and re.match(r"#+ ", line):
+            heading = re.sub(r"\{'(.*?)'\}", r"\1", line.lstrip("#").strip())
+            slugs.add("#" + re.sub(r"[^a-z0-9_]+", "-", heading.lower()).strip("-"))
+    return slugs
+
+
+@pytest.mark.skipif(not _DOCS_DIR, reason="PUSHER_DOCS_DIR is not set")
+def test_the_quotes_are_verbatim_and_the_anchors_are_headings(
+    bundled: tuple[DocsPage, ...],
+) -> None:
+    root = Path(str(_DOCS_DIR))
+    for page in bundled:
+        relative = page.page.split("/docs/channels/", 1)[1].rstrip("/")
+        source = root / "channels" / f"{relative}.md"
+        if not source.is_file():
+            source = root / "channels" / relative / "index.md"
+        raw = source.read_text(encoding="utf-8")
+        text, slugs = _plain_markdown(raw), _heading_slugs(raw)
+        for rule in page.rules:
+            assert not rule.anchor or rule.anchor in slugs, (page.name, rule.anchor)
+            quote = " ".join(rule.quote.replace("**", "").replace("`", "").split())
+            at = 0
+            for part in (p.strip() for p in quote.split("...")):
+                if part:
+                    found = text.find(part, at)
+                    assert found >= 0, (page.name, rule.anchor, part)
+                    at = found + len(part)
