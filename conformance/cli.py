@@ -19,6 +19,7 @@ import pytest
 from . import __version__
 from .baseline import load_baseline
 from .diff import add_diff_arguments, diff_command
+from .docs_map import load_docs_map
 from .errors import ConformanceError, TargetUnreachable, UsageError
 from .matrix import add_matrix_arguments, matrix_command
 from .options import OptionsCarrier, RunOptions, add_run_arguments, require_selection
@@ -161,12 +162,19 @@ def _list(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     specs = _load(args.specs)
+    pages = load_docs_map(
+        Path(args.specs) if args.specs else None,
+        requirement_ids=(r.id for r in specs.requirements),
+    )
     active = [r for r in specs.requirements if r.status == "active"]
+    rules = sum(len(p.rules) for p in pages)
+    docs = f"; docs map: {len(pages)} pages, {rules} rules" if pages else ""
     print(
         f"ok: {len(specs.files)} files, {len(specs.requirements)} requirements "
         f"({len(active)} with checks, {len(specs.checks)} checks"
         f"{f', {len(specs.regressions)} of them regression cases' if specs.regressions else ''}"
         f"), sha256 {specs.sha256[:16]}"
+        f"{docs}"
     )
     return 0
 

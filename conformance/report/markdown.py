@@ -9,7 +9,7 @@ from pathlib import Path
 from .. import __version__
 from ..outcomes import CheckOutcome
 from ..results import RunReport
-from . import baseline_section
+from . import baseline_section, docs_section
 from .tables import Table, by_area_and_level, figure_summary, figure_table, provenance
 
 __all__ = ["FILE_NAME", "render", "write"]
@@ -125,6 +125,7 @@ def render(report: RunReport) -> str:
             f"| {requirement.id} | {requirement.level} | {requirement.status} | "
             f"{' '.join((requirement.justification or '').split())} |"
         )
+    out += docs_section.markdown_lines(report)
     return "\n".join(out) + "\n"
 
 

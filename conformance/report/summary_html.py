@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..results import RunReport
-from . import baseline_section
+from . import baseline_section, docs_section
 from .tables import by_area_and_level, figure_summary, figure_table, provenance
 
 __all__ = ["FILE_NAME", "render", "write"]
@@ -152,7 +152,9 @@ def render(report: RunReport) -> str:
     for req in report.not_covered:
         why = " ".join((req.justification or "").split())
         out.append(f"<tr>{_cell(req.id)}{_cell(req.level)}{_cell(req.status)}{_cell(why)}</tr>")
-    out.append("</table></body></html>")
+    out.append("</table>")
+    out += docs_section.html_lines(report)
+    out.append("</body></html>")
     return "\n".join(out) + "\n"
 
 
