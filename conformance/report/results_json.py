@@ -11,7 +11,7 @@ from typing import Any
 from .. import __version__
 from ..errors import UsageError
 from ..results import RunReport
-from . import baseline_section
+from . import baseline_section, coverage_section
 
 __all__ = ["FILE_NAME", "SCHEMA_VERSION", "read", "render", "to_dict", "write"]
 
@@ -81,6 +81,7 @@ def to_dict(report: RunReport) -> dict[str, Any]:
             }
             for r in report.not_covered
         ],
+        "coverage": coverage_section.as_json(report),
     }
 
 
