@@ -85,9 +85,32 @@ class BundledServer:
     faults: str
     #: The command it was started with; a restart reuses it with the port it got.
     command: tuple[str, ...] = field(default=())
+    #: Where it appends its requirement marks' hit counts when it exits (``--serves-file``;
+    #: a restarted server appends its own line), or ``None`` when it was not asked to.
+    serves_file: Path | None = None
 
     def stop(self) -> None:
         stop_child(self.process, self.process.terminate)
+
+    def collect_marks(self, timeout: float = 5.0) -> Path | None:
+        """Ask the running server to write its requirement marks now (SIGUSR1) and wait
+        until it has; return the file (``None`` if it was not started with one).
+
+        Asked before the stop, so that the stop's drain is not counted as something the run
+        exercised. A server that is gone, or does not answer within ``timeout``, is not
+        waited for: the file holds what it holds, and the reader says what is missing.
+        """
+        if self.serves_file is None:
+            return None
+        if self.process.poll() is None:
+            before = _lines_in(self.serves_file)
+            self.process.send_signal(signal.SIGUSR1)
+            deadline = time.monotonic() + timeout
+            while _lines_in(self.serves_file) <= before and time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.05)
+        return self.serves_file
 
     # Restarting, for the checks of what clients see while a server drains and comes back.
     # ``terminate``, ``wait_stopped`` and ``start_again`` let a check watch each step (run
@@ -166,6 +189,14 @@ class BundledServer:
         return Restart(exit_code, stopped - started, time.monotonic() - stopped)
 
 
+def _lines_in(path: Path) -> int:
+    """Complete lines in ``path`` (0 if it does not exist yet)."""
+    try:
+        return path.read_text(encoding="utf-8").count("\n")
+    except OSError:
+        return 0
+
+
 def stop_child(process: subprocess.Popen[str], ask: Callable[[], None]) -> None:
     """Stop a child the suite started: ``ask`` it to stop, give it 5 s, then kill it."""
     if process.poll() is None:
@@ -191,9 +222,15 @@ def _read_line(stream: IO[str], timeout: float) -> str | None:
 
 
 def start_bundled(
-    log_path: Path, *, startup_timeout: float = 20.0, webhook_url: str | None = None
+    log_path: Path,
+    *,
+    startup_timeout: float = 20.0,
+    webhook_url: str | None = None,
+    serves_file: Path | None = None,
 ) -> BundledServer:
-    """Start the server; with ``webhook_url`` it posts webhooks there and declares them."""
+    """Start the server; with ``webhook_url`` it posts webhooks there and declares them; with
+    ``serves_file`` it counts its requirement marks and appends them there when it exits (an
+    old file is removed first, so the file holds this server's lines only)."""
     app_id = str(secrets.randbelow(900000) + 100000)
     key = secrets.token_hex(10)
     secret = secrets.token_hex(16)
@@ -207,6 +244,10 @@ def start_bundled(
     ]  # fmt: skip
     if webhook_url is not None:
         command += ["--webhook-url", webhook_url, "--webhook-delay", str(BUNDLED_WEBHOOK_DELAY)]
+    if serves_file is not None:
+        serves_file.parent.mkdir(parents=True, exist_ok=True)
+        serves_file.unlink(missing_ok=True)
+        command += ["--serves-file", str(serves_file)]
     process, port = _launch(command, log_path, startup_timeout)
     target = Target(
         name="reference-server (bundled)",
@@ -221,7 +262,12 @@ def start_bundled(
         webhook_listen=webhook_url,
     )
     return BundledServer(
-        process, target, log_path, os.environ.get("PUSHER_REF_FAULTS", ""), tuple(command)
+        process,
+        target,
+        log_path,
+        os.environ.get("PUSHER_REF_FAULTS", ""),
+        tuple(command),
+        serves_file,
     )
 
 

@@ -34,6 +34,7 @@ from .properties import known_property_names
 from .receiver_process import ReceiverProcess, start_receiver_process
 from .restart import BundledRestarter, CommandRestarter, Restarter
 from .results import CheckResult, RunReport, build_report
+from .server_marks import MARKS_FILE, ServerMarks, read_marks
 from .side_by_side import run_selected
 from .spec import default_specs_dir, load_specs
 from .target import Target, check_reachable, target_from_options, with_declared_capabilities
@@ -110,7 +111,9 @@ def _configure(config: pytest.Config) -> None:
             config.add_cleanup(receiver.stop)
             webhook_control = receiver.control_url
             bundled = start_bundled(
-                report_dir / "reference-server.log", webhook_url=receiver.listen_url
+                report_dir / "reference-server.log",
+                webhook_url=receiver.listen_url,
+                serves_file=report_dir / MARKS_FILE,
             )
             config.add_cleanup(bundled.stop)
             target = with_declared_capabilities(bundled.target, options)
@@ -279,7 +282,15 @@ def _build(state: RunState) -> RunReport:
         run=run,
         baseline=state.baseline,
         strict=state.strict,
+        server_marks=_server_marks(state),
     )
+
+
+def _server_marks(state: RunState) -> ServerMarks | None:
+    """The bundled server's mark counts, asked for before the report is built (the server
+    is stopped later, at cleanup, and its drain is not counted)."""
+    path = state.bundled.collect_marks() if state.bundled is not None else None
+    return read_marks(path) if path is not None else None
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from .baseline import Baseline, BaselineComparison, compare
 from .outcomes import CheckOutcome, ExitCode, Outcome, exit_code, grade
+from .server_marks import ServerMarks
 from .spec import Requirement, SpecSet
 
 __all__ = [
@@ -122,6 +123,9 @@ class RunReport:
     totals: Counter[str] = field(default_factory=Counter)
     #: The run against ``--baseline``, if one was given.
     baseline: BaselineComparison | None = None
+    #: What the bundled server's requirement marks counted (``server_marks.py``); ``None``
+    #: when the target is not the bundled server.
+    server_marks: ServerMarks | None = None
 
     def figured(self) -> list[CheckResult]:
         """The checks that reported figures, in report order, whatever their outcome."""
@@ -151,6 +155,7 @@ def build_report(
     run: Mapping[str, Any],
     baseline: Baseline | None = None,
     strict: bool = False,
+    server_marks: ServerMarks | None = None,
 ) -> RunReport:
     """The verdicts and the exit code; with a ``baseline``, the deviations it accepts do not
     count towards the exit code (a run fails only on new ones); with ``strict``, a DISPUTED MUST
@@ -190,5 +195,14 @@ def build_report(
         run_info["strict"] = True
     run_info.setdefault("finished_at", datetime.now(UTC).isoformat(timespec="seconds"))
     return RunReport(
-        specs, verdicts, not_covered, target, run_info, code, executed, totals, comparison
+        specs,
+        verdicts,
+        not_covered,
+        target,
+        run_info,
+        code,
+        executed,
+        totals,
+        comparison,
+        server_marks,
     )

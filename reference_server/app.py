@@ -33,6 +33,7 @@ from .protocol.http_queries import ChannelQueries
 from .protocol.http_requests import ApiLimits, AppCredentials, RequestAuthenticator
 from .protocol.socket_ids import RandomSource, SocketIdAllocator
 from .responses import json_errors
+from .serves import serves
 from .webhook_sender import WebhookSender
 from .websocket_endpoint import WebSocketEndpoint
 
@@ -108,6 +109,7 @@ class ReferenceServer:
         close handshakes get up to ``timeout`` seconds; connections still open after that
         are dropped, so the exit is not held up by a peer that never answers.
         """
+        serves("RECON-13")
         self.fanout.draining = True
         peers = list(self.fanout.open)
         log(logging.INFO, "draining", connections=len(peers), spread=spread, timeout=timeout)

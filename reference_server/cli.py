@@ -3,6 +3,9 @@
 A stop signal drains the server first (``ReferenceServer.drain``): handshakes are refused
 with 503 and every WebSocket is closed with 4200 while the listener is still open, so a
 client can tell a deliberate restart from a crash.
+
+With ``--serves-file PATH`` the server counts its requirement marks (``serves.py``) and
+appends them to PATH on SIGUSR1 or, failing that, at exit.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from . import serves
 from .config import ConfigError, ServerConfig, load_config
 
 __all__ = ["JsonFormatter", "main"]
@@ -63,6 +67,8 @@ async def serve(config: ServerConfig) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    if config.serves_file is not None:
+        loop.add_signal_handler(signal.SIGUSR1, serves.finish, config.serves_file)
     async with run_server(config) as running:
         print(json.dumps(running.ready_line()), flush=True)
         log(
@@ -85,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{_PROG}: error: {exc}", file=sys.stderr)
         return 2
     configure_logging(config.log_level)
+    if config.serves_file is not None:
+        serves.enable()
     try:
         asyncio.run(serve(config))
     except OSError as exc:
@@ -96,4 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:  # A second Ctrl-C while stopping.
         pass
+    finally:
+        if config.serves_file is not None:
+            serves.finish(config.serves_file)
     return 0

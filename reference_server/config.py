@@ -55,6 +55,8 @@ class ServerConfig:
     shutdown_spread: float = 0.0
     #: Seconds a stopping server waits for close handshakes before dropping the rest.
     drain_timeout: float = 2.0
+    #: Where requirement marks' hit counts are appended at exit (``serves.py``); ``None``: off.
+    serves_file: str | None = None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -85,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
         ("--webhook-queue-size", "PUSHER_REF_WEBHOOK_QUEUE_SIZE", "webhook requests queued"),
         ("--shutdown-spread", "PUSHER_REF_SHUTDOWN_SPREAD", "seconds to spread shutdown closes"),
         ("--drain-timeout", "PUSHER_REF_DRAIN_TIMEOUT", "seconds to wait for close handshakes"),
+        ("--serves-file", "PUSHER_REF_SERVES_FILE", "count requirement marks; append at exit"),
     ):
         parser.add_argument(flag, metavar="VALUE", help=f"{what} (env {env})")
     parser.add_argument(
@@ -258,4 +261,5 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> ServerConfig
             _non_negative_seconds,
             defaults.drain_timeout,
         ),
+        serves_file=pick("--serves-file", "PUSHER_REF_SERVES_FILE", _non_empty, None),
     )

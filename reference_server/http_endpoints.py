@@ -22,6 +22,7 @@ from .protocol.http_publish import Publisher
 from .protocol.http_queries import ChannelQueries
 from .protocol.http_requests import HttpRequest, RequestAuthenticator
 from .responses import json_error
+from .serves import serves
 
 __all__ = ["MAX_READ_BYTES", "HttpEndpoints"]
 
@@ -147,6 +148,7 @@ class HttpEndpoints:
         except HttpApiError as exc:
             return json_error(exc.status, exc.message)
         user_id = request.match_info["user_id"]
+        serves("HTTP-USER-01")
         targets = self.queries.terminate_targets(user_id)
         for socket_id in targets:
             peer = self.fanout.established.get(socket_id)
@@ -164,6 +166,7 @@ class HttpEndpoints:
         except HttpApiError as exc:
             log(logging.DEBUG, "trigger_refused", status=exc.status, error=exc.message)
             return json_error(exc.status, exc.message)
+        serves("HTTP-AUTH-02", "HTTP-EVT-04")
         reply = self.publisher.trigger_reply(event)
         self._publish_trigger(request, event)
         return web.json_response(reply)
@@ -175,6 +178,7 @@ class HttpEndpoints:
         except HttpApiError as exc:
             return json_error(exc.status, exc.message)
         plan = self.events.batch(http_request.body)
+        serves("HTTP-BATCH-01")
         reply = self.publisher.batch_reply(plan.events)
         for event in plan.events:
             self.publish(event)

@@ -17,6 +17,7 @@ from aiohttp import web
 from .logs import log
 from .protocol.channels import Delivery
 from .protocol.connection import Close, Connection, Output, SendBinary, SendPong, SendText
+from .serves import serves
 from .webhook_sender import WebhookSender
 
 __all__ = ["CLOSE_TIMEOUT", "Fanout", "Peer"]
@@ -184,6 +185,7 @@ class Fanout:
         """
         queued = 0
         for delivery in outgoing:
+            serves("DELIV-01", "DELIV-02", "DELIV-08")
             output = SendText(delivery.text)
             fanout = len(delivery.socket_ids)
             for socket_id in delivery.socket_ids:

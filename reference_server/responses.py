@@ -7,6 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .serves import serves
+
 __all__ = ["Handler", "json_error", "json_errors"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -24,5 +26,6 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
+        serves("ROBUST-HTTP-01")
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return json_error(exc.status, exc.reason, headers=headers)

@@ -30,6 +30,7 @@ from .protocol.webhooks import (
     is_success,
     split_requests,
 )
+from .serves import serves
 
 __all__ = ["REQUEST_TIMEOUT", "WebhookSender"]
 
@@ -175,6 +176,7 @@ class WebhookSender:
             attempt.attempts += 1
             status, error = await self._post(attempt.request)
             if status is not None and is_success(status):
+                serves("WH-01")
                 self.delivered += 1
                 continue
             delay = self._retry.next_delay(attempt.attempts, loop.time() - attempt.first_at)
@@ -188,6 +190,7 @@ class WebhookSender:
                 events=[e.name for e in attempt.request.events],
             )
             if delay is not None:
+                serves("WH-04")
                 heapq.heappush(
                     self._retries, _Retry(loop.time() + delay, next(self._order), attempt)
                 )

@@ -19,6 +19,7 @@ from .protocol.channels import ChannelRegistry
 from .protocol.connection import Connection, ConnectionSettings, State
 from .protocol.socket_ids import SocketIdAllocator
 from .responses import json_error
+from .serves import serves
 
 __all__ = ["DRAINING_BODY", "ReasonedWebSocketResponse", "WebSocketEndpoint"]
 
@@ -45,6 +46,7 @@ class ReasonedWebSocketResponse(web.WebSocketResponse):
 
     async def close(self, *, code: int = 1000, message: bytes = b"", drain: bool = True) -> bool:
         if not message:
+            serves("RECON-01", "ROBUST-WS-04")
             message = _DEFAULT_REASONS.get(code, "Connection closed by the server").encode()
         return await super().close(code=code, message=message, drain=drain)
 
@@ -177,6 +179,7 @@ class WebSocketEndpoint:
         is about to go.
         """
         if self.fanout.draining and self._refuses_while_draining():
+            serves("RECON-13")
             return web.Response(status=503, text=DRAINING_BODY, headers={"Retry-After": "1"})
         return None
 

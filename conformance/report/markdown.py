@@ -9,7 +9,7 @@ from pathlib import Path
 from .. import __version__
 from ..outcomes import CheckOutcome
 from ..results import RunReport
-from . import baseline_section, docs_section
+from . import baseline_section, coverage_section, docs_section
 from .tables import Table, by_area_and_level, figure_summary, figure_table, provenance
 
 __all__ = ["FILE_NAME", "render", "write"]
@@ -119,6 +119,7 @@ def render(report: RunReport) -> str:
         out += baseline_section.markdown_lines(report.baseline)
     out += _figures(report)
     out += _evidence(report)
+    out += coverage_section.markdown_lines(report)
     out += ["", "## Not covered", "", "| id | level | status | why |", "|---|---|---|---|"]
     for requirement in report.not_covered:
         out.append(

@@ -12,7 +12,7 @@ from .. import __version__
 from ..errors import UsageError
 from ..results import RunReport
 from ..spec import Requirement
-from . import baseline_section
+from . import baseline_section, coverage_section
 
 __all__ = ["FILE_NAME", "SCHEMA_VERSION", "provenance", "read", "render", "to_dict", "write"]
 
@@ -101,6 +101,7 @@ def to_dict(report: RunReport) -> dict[str, Any]:
             }
             for r in report.not_covered
         ],
+        "coverage": coverage_section.as_json(report),
     }
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..results import RunReport
-from . import baseline_section, docs_section
+from . import baseline_section, coverage_section, docs_section
 from .tables import by_area_and_level, figure_summary, figure_table, provenance
 
 __all__ = ["FILE_NAME", "render", "write"]
@@ -146,6 +146,7 @@ def render(report: RunReport) -> str:
     out.append("<h2>Requirements in detail</h2>")
     out += _details(report)
     out += _figures(report)
+    out += coverage_section.html_lines(report)
     out.append(
         "<h2>Not covered</h2><table><tr><th>id</th><th>level</th><th>status</th><th>why</th></tr>"
     )

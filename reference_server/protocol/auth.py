@@ -8,6 +8,7 @@ Signatures are compared in constant time.
 
 from __future__ import annotations
 
+from ..serves import serves
 from .errors import SigninRefused, SubscriptionRefused
 from .messages import json_object
 from .signing import (
@@ -25,6 +26,7 @@ def _signature_part(auth: str, app_key: str) -> str:
     if not sep:
         raise SubscriptionRefused("Invalid auth: expected <app key>:<signature>")
     if key != app_key:
+        serves("AUTH-CH-03")
         raise SubscriptionRefused(f"Invalid key in subscription auth data: {key!r}")
     return signature
 
@@ -54,10 +56,12 @@ def check_channel_auth(
         SubscriptionRefused: missing or empty auth, another key, or a wrong signature.
     """
     if not auth:
+        serves("CHAN-SUB-03")
         raise SubscriptionRefused(f"Missing auth for channel {channel}")
     signature = _signature_part(auth, app_key)
     string_to_sign = channel_string_to_sign(socket_id, channel, channel_data)
     if not signatures_match(hmac_sha256_hex(secret, string_to_sign), signature):
+        serves("AUTH-CH-01", "AUTH-CH-02", "RECON-09")
         raise invalid_channel_signature(string_to_sign, signature)
 
 
@@ -79,8 +83,10 @@ def check_signin(
         raise SigninRefused("pusher:signin needs user_data")
     if not auth:
         raise SigninRefused("pusher:signin needs auth")
+    serves("AUTH-USER-01")
     signed = user_string_to_sign(socket_id, user_data)
     if not signatures_match(f"{app_key}:{hmac_sha256_hex(secret, signed)}", auth):
+        serves("AUTH-USER-01", "AUTH-USER-02")
         raise SigninRefused(f"Invalid signature: Expected HMAC SHA256 hex digest of {signed}")
     user = json_object(user_data)
     if user is None:
@@ -88,4 +94,5 @@ def check_signin(
     user_id = user.get("id")
     if not isinstance(user_id, str) or not user_id:
         raise SigninRefused("user_data needs a non-empty string id")
+    serves("AUTH-USER-03")
     return user_id

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..serves import serves
 from . import frames, webhooks
 from .auth import check_channel_auth, check_signin
 from .channels import ChannelRegistry
@@ -101,6 +102,7 @@ class Connection(ConnectionLifecycle):
     def terminate(self) -> None:
         """HTTP ``terminate_connections`` for this connection's user: 4009, then close."""
         if self.state is State.OPEN:
+            serves("AUTH-USER-06", "AUTH-USER-07")
             self._fail(ConnectionTerminated("You got disconnected by the app"))
 
     @property
@@ -124,6 +126,7 @@ class Connection(ConnectionLifecycle):
             case Unrecognised():
                 pusher = is_pusher_event(message.event)
                 kind = "Unknown pusher event" if pusher else "Unsupported event"
+                serves("CEVT-01")
                 raise UnknownEvent(f"{kind} {message.event}")
 
     # Subscribing.
@@ -168,16 +171,19 @@ class Connection(ConnectionLifecycle):
                 raise SubscriptionRefused(
                     f"Channel {channel} is only for a connection signed in as that user"
                 )
+            serves("CHAN-SUB-07")
             return
         self._check_channel_name(channel)
 
     def _check_channel_name(self, channel: str) -> None:
         """The name grammar and length of every channel but ``#server-to-user-<id>``."""
+        serves("CHAN-NAME-01")
         if not is_valid_channel_name(channel):
             raise InvalidChannelName(f"Invalid channel name {channel!r}")
 
     def _resubscribe(self, channel: str, kind: ChannelType) -> None:
         """A subscribe to a channel the connection is already in."""
+        serves("CHAN-SUB-04")
         raise ExistingSubscription(f"Existing subscription to channel {channel}")
 
     def _authorise(self, message: Subscribe, kind: ChannelType) -> Member | None:
@@ -187,17 +193,20 @@ class Connection(ConnectionLifecycle):
         ignore any sent.
         """
         if not kind.needs_auth:
+            serves("CHAN-SUB-01")
             return None
         channel_data = None
         if kind is ChannelType.PRESENCE:
             channel_data = message.channel_data
             if channel_data is None:
+                serves("CHAN-SUB-03")
                 raise SubscriptionRefused(f"Presence channel {message.channel} needs channel_data")
         self._check_auth(message, kind, channel_data)
         if kind is not ChannelType.PRESENCE:
             return None
         member = self._presence_member(channel_data)
         if not self._has_room(message.channel, member):
+            serves("CHAN-PRES-05")
             raise SubscriptionRefused(
                 f"Presence channel {message.channel} is full ({MAX_MEMBERS} members)"
             )
@@ -206,6 +215,7 @@ class Connection(ConnectionLifecycle):
     def _check_auth(self, message: Subscribe, kind: ChannelType, channel_data: str | None) -> None:
         """The signature of a private, encrypted or presence subscribe."""
         assert self.socket_id is not None
+        serves("AUTH-CH-01", "AUTH-CH-02", "CHAN-ENC-01", "RECON-09")
         check_channel_auth(
             message.auth,
             app_key=self.settings.app_key,
@@ -223,8 +233,10 @@ class Connection(ConnectionLifecycle):
 
     def _succeeded(self, channel: str, kind: ChannelType) -> None:
         if kind is ChannelType.PRESENCE and channel in self._presence:
+            serves("CHAN-PRES-02", "DELIV-05")
             self._send(frames.presence_subscription_succeeded(channel, self._roster(channel)))
             return
+        serves("CHAN-SUB-02", "CHAN-SUB-08")
         self._send(frames.subscription_succeeded(channel))
 
     def _roster(self, channel: str) -> dict[str, Any]:
@@ -234,6 +246,7 @@ class Connection(ConnectionLifecycle):
         """Pusher protocol: only when a user's first connection joins, to the others."""
         self._report(webhooks.after_join(channel, joined))
         if joined.first:
+            serves("CHAN-PRES-03", "DELIV-05")
             self._announce_member_added(channel, joined.member)
 
     def _announce_member_added(self, channel: str, member: Member) -> None:
@@ -248,6 +261,7 @@ class Connection(ConnectionLifecycle):
             return
         self._report(webhooks.after_leave(channel, left))
         if left.last:
+            serves("CHAN-PRES-04", "DELIV-05")
             self._announce_member_removed(channel, left.member)
 
     def _announce_member_removed(self, channel: str, member: Member) -> None:
@@ -260,9 +274,11 @@ class Connection(ConnectionLifecycle):
         """Pusher docs, "Cache channels": the cached event, or ``pusher:cache_miss``."""
         cached = self._registry.cache.get(channel, now)
         if cached is None:
+            serves("CHAN-CACHE-01")
             self._send(frames.cache_miss(channel))
             self._report(webhooks.after_cache_miss(channel))
         else:
+            serves("CHAN-CACHE-01")
             self._send(frames.channel_event(cached.name, channel, cached.data))
 
     # Unsubscribing and leaving.
@@ -271,6 +287,7 @@ class Connection(ConnectionLifecycle):
         # No reply, whether or not the client was subscribed.
         channel = message.channel
         if self._subscriptions.pop(channel, False) is None:
+            serves("CHAN-SUB-05")
             self._leave_channel(channel)
             if self._presence.pop(channel, None) is not None:
                 assert self.socket_id is not None
@@ -293,6 +310,7 @@ class Connection(ConnectionLifecycle):
                 )
             )
         for channel in list(self._presence):
+            serves("RECON-05", "RECON-06", "RECON-07")
             self._member_removed(channel, self._registry.presence.leave(channel, self.socket_id))
         self._registry.users.sign_out(self.socket_id)
 
@@ -307,10 +325,12 @@ class Connection(ConnectionLifecycle):
         assert self.socket_id is not None
         user_id = self._check_signin(message)
         if self.user_id is not None and user_id != self.user_id:
+            serves("AUTH-USER-02")
             raise SigninRefused(f"Already signed in as another user ({self.user_id})")
         assert message.user_data is not None
         self.user_id = user_id
         self._registry.users.sign_in(self.socket_id, user_id)
+        serves("AUTH-USER-01", "AUTH-USER-02")
         self._send(frames.signin_success(message.user_data))
 
     def _check_signin(self, message: Signin) -> str:
@@ -329,6 +349,7 @@ class Connection(ConnectionLifecycle):
     def _client_event(self, event: str, channel: str | None, data: Any, now: float) -> None:
         """Pusher docs, "Client events": relay to the channel's other subscribers."""
         if not self.settings.client_events:
+            serves("CEVT-02")
             raise ClientEventRefused(f"Client events are not enabled for this app ({event})")
         if len(event) > CLIENT_EVENT_NAME_MAX_LENGTH:
             raise ClientEventRefused(
@@ -337,19 +358,24 @@ class Connection(ConnectionLifecycle):
         if channel is None:
             raise ClientEventRefused(f"Client event {event} needs a channel")
         if not self._client_events_allowed_on(self._channel_type(channel)):
+            serves("CEVT-03")
             raise ClientEventRefused(
                 f"Client events are only allowed on private and presence channels, not on {channel}"
             )
         if not self._may_broadcast_on(channel):
+            serves("CEVT-04")
             raise ClientEventRefused(
                 f"Cannot broadcast client event (connection not subscribed to channel {channel})"
             )
         text = data if isinstance(data, str) else json.dumps(data)
         size = len(text.encode("utf-8", "surrogatepass"))  # a lone surrogate is valid JSON
         if size > CLIENT_EVENT_MAX_BYTES:
+            serves("CEVT-08")
             raise ClientEventRefused(f"Client event data is over {CLIENT_EVENT_MAX_BYTES} bytes")
         if not self._within_client_event_rate(now):
+            serves("CEVT-07")
             raise ClientEventRateLimited("Client event rejected due to rate limit")
+        serves("CEVT-09")
         member = self._presence.get(channel)
         # Serialised once, whatever the number of subscribers.
         self._deliver(
@@ -377,8 +403,10 @@ class Connection(ConnectionLifecycle):
         self, event: str, channel: str, data: Any, member: Member | None
     ) -> str:
         """On presence channels the frame names the sender's ``user_id``."""
+        serves("CEVT-06")
         return frames.client_event(event, channel, data, member.key if member is not None else None)
 
     def _client_event_recipients(self, channel: str) -> tuple[str, ...]:
         """The channel's other subscribers: a sender never gets its own client event."""
+        serves("CEVT-05")
         return self._registry.targets(channel, exclude=self.socket_id)

@@ -12,6 +12,8 @@ import json
 import math
 from typing import Any
 
+from ..serves import serves
+
 __all__ = [
     "PING",
     "PONG",
@@ -63,11 +65,13 @@ def connection_established(socket_id: str, activity_timeout: float) -> str:
         "socket_id": socket_id,
         "activity_timeout": advertised_activity_timeout(activity_timeout),
     }
+    serves("PROTO-CONN-07")
     return compact_json({"event": "pusher:connection_established", "data": compact_json(data)})
 
 
 def error(message: str, code: int | None) -> str:
     """``pusher:error``; ``code`` is ``None`` (JSON null) for non-fatal errors."""
+    serves("CHAN-SUB-09", "RECON-03")
     return compact_json({"event": "pusher:error", "data": {"code": code, "message": message}})
 
 

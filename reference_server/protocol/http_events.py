@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..serves import serves
 from .errors import BadRequest, HttpApiError, PayloadTooLarge
 from .http_requests import AUTH_PARAMS, ApiLimits, HttpRequest
 from .messages import JsonTooDeep, loads_bounded
@@ -54,8 +55,10 @@ def load_body(body: bytes) -> dict[str, Any]:
     try:
         value = loads_bounded(body)
     except JsonTooDeep as exc:
+        serves("HTTP-GEN-02", "ROBUST-HTTP-01")
         raise BadRequest(f"Body is {exc}") from None
     except ValueError:  # Covers invalid UTF-8 (UnicodeDecodeError) too.
+        serves("HTTP-GEN-02", "ROBUST-HTTP-01")
         raise BadRequest("Body must be a JSON object") from None
     if not isinstance(value, dict):
         raise BadRequest("Body must be a JSON object")
@@ -110,7 +113,9 @@ class EventParser:
             BadRequest: the body is not a JSON object.
         """
         if request.body:
+            serves("HTTP-GEN-01")
             return load_body(request.body)
+        serves("HTTP-GEN-05")
         payload: dict[str, Any] = {}
         for key, value in request.query:
             if key in AUTH_PARAMS or key == "body_md5":
@@ -133,6 +138,7 @@ class EventParser:
                 raise BadRequest("batch must be a non-empty array of events")
             most = self._max_batch_events()
             if most is not None and len(items) > most:
+                serves("HTTP-BATCH-01")
                 raise BadRequest(f"A batch holds at most {self.limits.max_batch_events} events")
         except HttpApiError as exc:
             return BatchPlan((), exc)
@@ -145,8 +151,10 @@ class EventParser:
                     raise BadRequest("Each batch item needs a channel")
                 events.append(self._batch_item(item))
             except HttpApiError as exc:
+                serves("HTTP-BATCH-02", "HTTP-BATCH-03")
                 exc.message = f"batch[{index}]: {exc.message}"
                 return self._refused_batch(tuple(events), exc)
+        serves("HTTP-BATCH-01")
         return BatchPlan(tuple(events))
 
     # Seams: one rule each.
@@ -164,6 +172,7 @@ class EventParser:
 
     def _refused_batch(self, accepted: tuple[TriggerEvent, ...], error: HttpApiError) -> BatchPlan:
         """A bad item refuses the whole batch, including the good items before it."""
+        serves("HTTP-BATCH-03")
         return BatchPlan((), error)
 
     def _event(self, payload: dict[str, Any], *, single_channel: bool = False) -> TriggerEvent:
@@ -171,6 +180,7 @@ class EventParser:
         name = self._event_name(payload)
         data = payload.get("data")
         if not isinstance(data, str):
+            serves("HTTP-GEN-02")
             raise BadRequest("data must be a string")
         if single_channel and "channels" in payload:
             raise BadRequest("A batch event names one channel, with channel")
@@ -182,6 +192,7 @@ class EventParser:
             raise BadRequest(f"Invalid socket_id {socket_id!r}")
         info = _info(payload.get("info"))
         self._check_data_size(data)
+        serves("HTTP-EVT-08")
         return TriggerEvent(name=name, data=data, channels=channels, socket_id=socket_id, info=info)
 
     def _event_name(self, payload: dict[str, Any]) -> str:
@@ -193,6 +204,7 @@ class EventParser:
 
     def _check_name_length(self, name: str) -> None:
         if len(name) > self.limits.max_name_length:
+            serves("HTTP-EVT-05")
             raise BadRequest(f"name is over {self.limits.max_name_length} characters")
 
     def _channels(self, payload: dict[str, Any]) -> tuple[str, ...]:
@@ -213,11 +225,13 @@ class EventParser:
                 or (most is not None and len(names) > most)
                 or not all(isinstance(name, str) for name in names)
             ):
+                serves("HTTP-EVT-09")
                 raise BadRequest(
                     f"channels must be an array of 1 to {self.limits.max_channels} strings"
                 )
         for name in names:
             self._check_channel_name(name)
+        serves("HTTP-EVT-01", "CHAN-NAME-02")
         return tuple(dict.fromkeys(names))
 
     def _max_channels(self) -> int | None:
@@ -227,6 +241,7 @@ class EventParser:
     def _check_channel_name(self, name: str) -> None:
         """A channel published to follows the subscribe grammar, or is a user's own."""
         if not is_valid_channel_name(name) and server_to_user_id(name) is None:
+            serves("HTTP-EVT-06")
             raise BadRequest(f"Invalid channel name {name!r}")
 
     def _is_socket_id(self, value: str) -> bool:
@@ -235,4 +250,5 @@ class EventParser:
     def _check_data_size(self, data: str) -> None:
         # "surrogatepass": data may hold a lone surrogate (valid JSON when escaped).
         if len(data.encode("utf-8", "surrogatepass")) > self.limits.max_event_bytes:
+            serves("HTTP-EVT-03", "HTTP-BATCH-02")
             raise PayloadTooLarge(f"data is over {self.limits.max_event_bytes} bytes")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..serves import serves
 from . import frames
 from .channels import ChannelRegistry, Delivery
 from .http_events import TriggerEvent
@@ -46,10 +47,12 @@ class Publisher:
         or not."""
         for channel in event.channels:
             if is_cache_channel(channel) and self._caches(channel):
+                serves("CHAN-CACHE-02")
                 self.registry.cache.store(channel, event.name, event.data, now)
 
     def deliveries(self, event: TriggerEvent) -> list[Delivery]:
         """One frame per channel somebody gets, with its recipients, in request order."""
+        serves("HTTP-EVT-01", "CHAN-SUB-06", "DELIV-01", "DELIV-04", "RECON-10")
         exclude = self._excluded(event)
         deliveries: list[Delivery] = []
         for channel in dict.fromkeys(self._channels_to_deliver(event)):
@@ -57,6 +60,7 @@ class Publisher:
             if user_id is None:
                 targets = self._subscriber_targets(channel, exclude)
             else:
+                serves("AUTH-USER-05")
                 targets = self._user_targets(user_id, exclude)
             if targets:
                 deliveries.append(Delivery(self._frame(event, channel), targets))
@@ -69,7 +73,9 @@ class Publisher:
         ``{"channels": {name: {attributes}}}`` over the distinct channels triggered to.
         """
         if not event.info:
+            serves("HTTP-EVT-04", "HTTP-EVT-07")
             return self.success_body()
+        serves("HTTP-EVT-10")
         return {
             "channels": {
                 channel: channel_attributes(channel, event.info, self.registry)
@@ -82,7 +88,9 @@ class Publisher:
         request order with ``{}`` for the items that did not (Pusher HTTP API, "POST batch
         events")."""
         if not any(event.info for event in events):
+            serves("HTTP-BATCH-04")
             return self._plain_batch_reply()
+        serves("HTTP-BATCH-02")
         return {
             "batch": [
                 channel_attributes(event.channels[0], event.info, self.registry) for event in events
@@ -108,6 +116,7 @@ class Publisher:
 
     def _excluded(self, event: TriggerEvent) -> str | None:
         """The publisher's own connection, named by ``socket_id``, does not get the event."""
+        serves("HTTP-EVT-02", "DELIV-03")
         return event.socket_id
 
     def _subscriber_targets(self, channel: str, exclude: str | None) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..serves import serves
 from .channels import ChannelRegistry
 from .errors import BadRequest
 from .http_publish import channel_attributes
@@ -51,6 +52,7 @@ class ChannelQueries:
             raise BadRequest(f"Invalid channel name {channel!r}")
         registry = self.registry
         presence = channel_type(channel) is ChannelType.PRESENCE
+        serves("HTTP-CHAN-02", "DELIV-06")
         body: dict[str, Any] = {"occupied": bool(registry.subscribers(channel))}
         for attribute in _info_attributes(request):
             if attribute == "user_count":
@@ -69,6 +71,7 @@ class ChannelQueries:
                 if not is_cache_channel(channel):
                     self._not_applicable("cache is only available for cache channels")
                     continue
+                serves("CHAN-CACHE-04")
                 cached = registry.cache.get(channel, now)
                 body["cache"] = (
                     None
@@ -89,6 +92,7 @@ class ChannelQueries:
         """
         if not is_valid_channel_name(channel) or channel_type(channel) is not ChannelType.PRESENCE:
             return self._users_of_non_presence(channel)
+        serves("HTTP-CHAN-03", "DELIV-06")
         members = self.registry.presence.get(channel).members
         return {"users": [{"id": key} for key in members]}
 
@@ -108,24 +112,29 @@ class ChannelQueries:
             if attribute != "user_count":
                 raise BadRequest(f"Unknown info attribute {attribute!r} for GET channels")
             self._check_user_count_scope(prefix)
+        serves("HTTP-CHAN-01", "DELIV-06")
         return {"channels": self._occupied_channels(prefix, attributes)}
 
     def terminate_targets(self, user_id: str) -> tuple[str, ...]:
         """``POST .../users/{user_id}/terminate_connections``: the connections to close with
         4009, those signed in as the user."""
+        serves("AUTH-USER-06", "HTTP-USER-01")
         return self.registry.users.sockets_of(user_id)
 
     # Seams: one rule each.
 
     def _not_applicable(self, message: str) -> None:
         """An ``info`` attribute asked of a channel type it does not apply to."""
+        serves("HTTP-CHAN-02")
         raise BadRequest(message)
 
     def _users_of_non_presence(self, channel: str) -> dict[str, Any]:
+        serves("HTTP-CHAN-03")
         raise BadRequest(f"{channel!r} is not a presence channel")
 
     def _check_user_count_scope(self, prefix: str) -> None:
         if not prefix.startswith("presence-"):
+            serves("HTTP-CHAN-01")
             raise BadRequest("user_count needs filter_by_prefix=presence-")
 
     def _occupied_channels(

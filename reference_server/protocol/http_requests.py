@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..serves import serves
 from .errors import NotFound, Unauthorized
 from .signing import body_md5, sign_http_request, signatures_match
 
@@ -89,6 +90,7 @@ class RequestAuthenticator:
             NotFound: an unknown app id.
         """
         if app_id != self.app.app_id:
+            serves("HTTP-GEN-04")
             raise NotFound(f"Unknown app id {app_id}")
 
     def authenticate(self, request: HttpRequest, now: float) -> None:
@@ -100,8 +102,10 @@ class RequestAuthenticator:
         params = {name: request.param(name) for name in (*AUTH_PARAMS, "body_md5")}
         for name in AUTH_PARAMS:
             if params[name] is None:
+                serves("HTTP-AUTH-01")
                 raise Unauthorized(f"Missing {name}")
         if request.body and params["body_md5"] is None:
+            serves("HTTP-AUTH-01", "HTTP-AUTH-05")
             raise Unauthorized("Missing body_md5")
         key, version = params["auth_key"], params["auth_version"]
         timestamp, signature = params["auth_timestamp"], params["auth_signature"]
@@ -110,23 +114,28 @@ class RequestAuthenticator:
         assert signature is not None
         self._check_key(key)
         if version != "1.0":
+            serves("HTTP-AUTH-07")
             raise Unauthorized(f"Unsupported auth_version {version}")
         self._check_timestamp(timestamp, now)
         given_md5 = params["body_md5"]
         if given_md5 is not None:
             self._check_body_md5(request.body, given_md5)
+        serves("HTTP-AUTH-02")
         self._check_signature(request, signature)
 
     def _check_key(self, key: str) -> None:
         if key != self.app.key:
+            serves("HTTP-AUTH-06")
             raise Unauthorized(f"Unknown auth_key {key}")
 
     def _check_timestamp(self, timestamp: str, now: float) -> None:
         if _INTEGER.fullmatch(timestamp) is None:
+            serves("HTTP-AUTH-03")
             raise Unauthorized("auth_timestamp must be an integer")
         tolerance = self.limits.timestamp_tolerance
         # Over 18 digits is far outside any window (and int() refuses over 4300 digits).
         if len(timestamp) > 18 or abs(now - int(timestamp)) > tolerance:
+            serves("HTTP-AUTH-03")
             raise Unauthorized(
                 f"Timestamp expired: given {timestamp[:20]}, now {int(now)}; "
                 f"tolerance is {tolerance} s"
@@ -134,9 +143,11 @@ class RequestAuthenticator:
 
     def _check_body_md5(self, body: bytes, given: str) -> None:
         if not signatures_match(body_md5(body), given):
+            serves("HTTP-AUTH-05")
             raise Unauthorized("body_md5 does not match the body")
 
     def _check_signature(self, request: HttpRequest, signature: str) -> None:
         expected = sign_http_request(self.app.secret, request.method, request.path, request.query)
         if not signatures_match(expected, signature):
+            serves("HTTP-AUTH-04")
             raise Unauthorized("Invalid auth_signature")

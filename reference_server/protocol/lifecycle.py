@@ -23,6 +23,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from ..serves import serves
 from . import frames
 from .channels import Delivery
 from .errors import (
@@ -137,8 +138,10 @@ class ConnectionLifecycle:
         if self.state is not State.CONNECTING:
             return
         if not self._knows_app_key(app_key):
+            serves("PROTO-CONN-03")
             self._fail(UnknownAppKey(f"App key {app_key} does not exist"))
             return
+        serves("PROTO-CONN-01", "PROTO-CONN-05")
         self.socket_id = self._allocate_socket_id()
         self.state = State.OPEN
         self._last_activity = now
@@ -156,11 +159,13 @@ class ConnectionLifecycle:
 
     def receive_binary(self, data: bytes, now: float) -> None:
         if self._activity(now):
+            serves("ROBUST-WS-04")
             self._fail(UnsupportedFrame("Binary frames are not supported"))
 
     def receive_ping(self, payload: bytes, now: float) -> None:
         """A WebSocket ping frame; RFC 6455 5.5.2: "an endpoint MUST send a Pong frame"."""
         if self._activity(now):
+            serves("PROTO-PING-07")
             self._outgoing.append(SendPong(payload))
 
     def receive_pong(self, payload: bytes, now: float) -> None:
@@ -180,6 +185,7 @@ class ConnectionLifecycle:
         back-off.
         """
         if self.state is State.OPEN:
+            serves("RECON-13")
             self._fail(ServerShuttingDown(SHUTDOWN_REASON))
 
     def tick(self, now: float) -> None:
@@ -189,11 +195,13 @@ class ConnectionLifecycle:
         if self._ping_sent_at is None:
             if now >= self._last_activity + self.settings.activity_timeout:
                 # The pong timer starts now, whatever ``_ping`` writes.
+                serves("PROTO-PING-08")
                 self._ping_sent_at = now
                 self._ping()
             return
         deadline = self._pong_deadline(self._ping_sent_at)
         if deadline is not None and now >= deadline:
+            serves("PROTO-PING-05", "RECON-02", "RECON-04")
             self._fail(PongTimeout("Pong reply not received"))
 
     # Outputs.
@@ -245,6 +253,7 @@ class ConnectionLifecycle:
 
     def _pong(self) -> None:
         """Answer a ``pusher:ping``."""
+        serves("PROTO-PING-01")
         self._send(frames.PONG)
 
     def _ping(self) -> None:
@@ -258,6 +267,7 @@ class ConnectionLifecycle:
     def _malformed(self, exc: InvalidMessage) -> None:
         """A message that is not a valid Pusher message: pusher:error (code null), and the
         connection carries on."""
+        serves("ROBUST-WS-01", "ROBUST-WS-03", "RECON-03")
         self._fail(exc)
 
     def _leave_everything(self) -> None:
@@ -269,11 +279,13 @@ class ConnectionLifecycle:
         """Record a client frame; return whether the connection still accepts input."""
         if self.state is not State.OPEN:
             return False
+        serves("PROTO-PING-02", "RECON-12")
         self._last_activity = now
         self._ping_sent_at = None
         return True
 
     def _send(self, text: str) -> None:
+        serves("PROTO-CONN-04")
         self._outgoing.append(SendText(text))
 
     def _deliver(self, text: str, targets: tuple[str, ...]) -> None:
@@ -294,6 +306,7 @@ class ConnectionLifecycle:
             self._close(exc.close_code, exc.message)
 
     def _close(self, code: int, reason: str) -> None:
+        serves("RECON-01")
         self._outgoing.append(Close(code, _truncate_reason(reason)))
         self.close_code = code
         self._release()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import enum
 import re
 
+from ..serves import serves
+
 __all__ = [
     "CHANNEL_NAME_MAX_LENGTH",
     "CLIENT_EVENT_PREFIX",
@@ -36,6 +38,7 @@ CLIENT_EVENT_PREFIX = "client-"
 
 def is_valid_channel_name(name: str, *, max_length: int = CHANNEL_NAME_MAX_LENGTH) -> bool:
     """Tell whether ``name`` is a legal channel name of at most ``max_length`` characters."""
+    serves("CHAN-NAME-01", "CHAN-NAME-02")
     return 0 < len(name) <= max_length and _CHANNEL_NAME.fullmatch(name) is not None
 
 
@@ -68,6 +71,7 @@ _PREFIXES: tuple[tuple[str, ChannelType], ...] = (
 
 def channel_type(name: str) -> ChannelType:
     """Classify a channel by its prefix, anchored at the start; anything else is public."""
+    serves("CHAN-NAME-03")
     for prefix, kind in _PREFIXES:
         if name.startswith(prefix):
             return kind

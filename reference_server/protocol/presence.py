@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..serves import serves
 from .errors import SubscriptionRefused
 from .messages import json_object
 
@@ -84,7 +85,9 @@ def parse_channel_data(channel_data: str | None) -> Member:
     if channel_data is None:
         raise SubscriptionRefused("Presence subscriptions need channel_data")
     if len(channel_data.encode("utf-8", "surrogatepass")) > MAX_CHANNEL_DATA_BYTES:
+        serves("CHAN-PRES-05")
         raise SubscriptionRefused(f"channel_data is over {MAX_CHANNEL_DATA_BYTES} bytes")
+    serves("CHAN-PRES-01")
     data = json_object(channel_data)
     if data is None:
         raise SubscriptionRefused("channel_data must be a JSON object")
@@ -94,6 +97,7 @@ def parse_channel_data(channel_data: str | None) -> Member:
             f"channel_data needs a user_id: a non-empty string of at most "
             f"{MAX_USER_ID_LENGTH} characters"
         )
+    serves("CHAN-PRES-01")
     assert isinstance(user_id, str | int)
     return Member(user_id, data.get("user_info"))
 

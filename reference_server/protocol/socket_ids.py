@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import Protocol
 
+from ..serves import serves
+
 __all__ = ["RandomSource", "SocketIdAllocator", "is_socket_id"]
 
 _SOCKET_ID = re.compile(r"[0-9]+\.[0-9]+")
@@ -47,6 +49,7 @@ class SocketIdAllocator:
             second = self._random.randint(_PART_MIN, _PART_MAX)
             socket_id = self._compose(first, second)
             if socket_id not in self._live:
+                serves("PROTO-CONN-06", "RECON-08")
                 self._live.add(socket_id)
                 return socket_id
 

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..serves import serves
 from .frames import compact_json
 from .presence import Joined, Left
 
@@ -92,18 +93,22 @@ class WebhookEvent:
 
 
 def channel_occupied(channel: str) -> WebhookEvent:
+    serves("WH-06", "WH-08")
     return WebhookEvent(CHANNEL_OCCUPIED, channel)
 
 
 def channel_vacated(channel: str) -> WebhookEvent:
+    serves("WH-06", "WH-08")
     return WebhookEvent(CHANNEL_VACATED, channel)
 
 
 def member_added(channel: str, user_id: str) -> WebhookEvent:
+    serves("WH-06", "WH-08")
     return WebhookEvent(MEMBER_ADDED, channel, (("user_id", user_id),))
 
 
 def member_removed(channel: str, user_id: str) -> WebhookEvent:
+    serves("WH-06", "WH-08")
     return WebhookEvent(MEMBER_REMOVED, channel, (("user_id", user_id),))
 
 
@@ -151,6 +156,7 @@ def build_request(
 ) -> WebhookRequest:
     """Serialise once and sign those very bytes; a retry resends them unchanged."""
     batch = tuple(events)
+    serves("WH-01", "WH-02")
     body = compact_json({"time_ms": time_ms, "events": [e.to_json() for e in batch]}).encode()
     headers = (
         ("Content-Type", "application/json"),
@@ -162,6 +168,7 @@ def build_request(
 
 def split_requests(events: Iterable[WebhookEvent]) -> list[tuple[WebhookEvent, ...]]:
     """Without batch webhooks, each request carries exactly one event (Pusher docs)."""
+    serves("WH-03")
     return [(event,) for event in events]
 
 
@@ -182,6 +189,7 @@ class RetryPolicy:
     def next_delay(self, attempts: int, elapsed: float) -> float | None:
         """Seconds before the next attempt after ``attempts`` failed ones, ``elapsed`` seconds
         after the first; ``None``: give up."""
+        serves("WH-04")
         delay = min(self.max_delay, self.first_delay * self.factor ** max(0, attempts - 1))
         if elapsed + delay > self.retry_for:
             return None
@@ -213,15 +221,18 @@ class WebhookSchedule:
         ready: list[WebhookEvent] = []
         for event in events:
             if event.name in (CHANNEL_VACATED, MEMBER_REMOVED) and self._delayed():
+                serves("WH-05")
                 self._pending[event.key] = (now + self.delay, event)
                 continue
             cancels = _CANCELLED_BY.get(event.name)
             if cancels is not None and (cancels, event.channel, event.user_id) in self._pending:
+                serves("WH-05", "RECON-11")
                 del self._pending[(cancels, event.channel, event.user_id)]
                 continue
             if event.name == CACHE_MISS:
                 last = self._last_miss.get(event.channel)
                 if last is not None and now - last < self.delay:
+                    serves("CHAN-CACHE-03")
                     continue
                 self._forget_misses(now)
                 self._last_miss[event.channel] = now
@@ -278,10 +289,12 @@ def after_leave(channel: str, left: Left | None) -> list[WebhookEvent]:
 
 
 def after_cache_miss(channel: str) -> list[WebhookEvent]:
+    serves("CHAN-CACHE-03", "WH-06")
     return [cache_miss(channel)]
 
 
 def after_client_event(
     channel: str, event: str, data: Any, socket_id: str, user_id: str | None
 ) -> list[WebhookEvent]:
+    serves("CEVT-10", "WH-06")
     return [client_event(channel, event, data, socket_id, user_id)]
