@@ -30,7 +30,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 TIMEOUT_S = 60
 WINDOW = (1280, 900)
 
-pytestmark = pytest.mark.skipif(
+needs_chromium = pytest.mark.skipif(
     not CHROMIUM.is_file(),
     reason=f"{CHROMIUM} is absent (Debian package chromium; .ci/run installs it)",
 )
@@ -94,17 +94,17 @@ def decode_png(data: bytes) -> Image:
     prev, colours = bytearray(stride), Counter[str]()
     for y in range(height):
         start = y * (stride + 1)
-        kind, row = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
-        for i in range(stride) if kind else ():
+        method, row = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        for i in range(stride) if method else ():
             left = row[i - bpp] if i >= bpp else 0
             up, corner = prev[i], (prev[i - bpp] if i >= bpp else 0)
-            if kind == 1:
+            if method == 1:  # Sub
                 row[i] = (row[i] + left) & 255
-            elif kind == 2:
+            elif method == 2:  # Up
                 row[i] = (row[i] + up) & 255
-            elif kind == 3:
+            elif method == 3:  # Average
                 row[i] = (row[i] + (left + up) // 2) & 255
-            else:
+            else:  # Paeth
                 guess = left + up - corner
                 pl, pu, pc = abs(guess - left), abs(guess - up), abs(guess - corner)
                 best = left if pl <= pu and pl <= pc else up if pu <= pc else corner
@@ -240,6 +240,7 @@ def test_the_pages_reference_nothing_on_the_web(pages: Pages) -> None:
         assert "<link" not in html
 
 
+@needs_chromium
 def test_the_matrix_screenshot_shows_the_outcome_colours(pages: Pages) -> None:
     html = pages.matrix.read_text(encoding="utf-8")
     css = background_colours(html)
@@ -249,6 +250,7 @@ def test_the_matrix_screenshot_shows_the_outcome_colours(pages: Pages) -> None:
     _shows(image, {css[o] for o in shown} | {"#333344"})  # and the group rows' #334
 
 
+@needs_chromium
 def test_the_matrix_dom_has_both_targets_and_every_requirement(pages: Pages) -> None:
     dom = dump_dom(pages.matrix, pages.work)
     assert "<tbody>" in dom  # parsed and rendered by the browser, not the file as written
@@ -270,6 +272,7 @@ def test_the_matrix_dom_has_both_targets_and_every_requirement(pages: Pages) -> 
     assert len(by_id) == len(ours)
 
 
+@needs_chromium
 def test_the_summary_renders_with_its_verdicts(pages: Pages) -> None:
     html = pages.summary.read_text(encoding="utf-8")
     css = background_colours(html)

@@ -21,9 +21,14 @@ from conformance.results import RunReport
 
 
 @pytest.fixture(scope="module")
-def validator() -> jsonschema.Draft202012Validator:
-    schema = json.loads(schemas.path(schemas.RESULTS).read_text(encoding="utf-8"))
-    jsonschema.Draft202012Validator.check_schema(schema)
+def schema() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(schemas.path(schemas.RESULTS).read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(loaded)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def validator(schema: dict[str, Any]) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema)
 
 
@@ -31,10 +36,8 @@ def errors(validator: jsonschema.Draft202012Validator, data: Any) -> list[str]:
     return [f"{e.json_path}: {e.message}" for e in validator.iter_errors(data)]
 
 
-def test_the_schema_names_every_outcome_the_suite_grades(
-    validator: jsonschema.Draft202012Validator,
-) -> None:
-    defs = validator.schema["$defs"]
+def test_the_schema_names_every_outcome_the_suite_grades(schema: dict[str, Any]) -> None:
+    defs = schema["$defs"]
     requirement_outcomes = set(defs["requirementOutcome"]["enum"])
     # DISPUTED may be in the schema before the grading has it.
     assert {o.value for o in Outcome} <= requirement_outcomes
