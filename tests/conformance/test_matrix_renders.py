@@ -197,21 +197,24 @@ def _report(specs: SpecSet, name: str, broken: dict[str, CheckOutcome]) -> RunRe
 
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory: pytest.TempPathFactory) -> Pages:
-    """Two runs of a few channel requirements, one clean and one with a failed MUST, a
-    failed SHOULD, an inconclusive and an error; their reports, and the matrix of both."""
+    """Two runs of a few channel requirements, one clean and one with a failed MUST the docs
+    state (FAIL) and one they do not (DISPUTED), a failed SHOULD, an inconclusive and an error;
+    their reports, and the matrix of both."""
     work = tmp_path_factory.mktemp("pages")
     full = load_specs(known_properties=known_property_names())
     area = next(f for f in full.files if f.area == "channels")
     active = [r for r in area.requirements if r.status == "active" and r.checks]
-    must = [r.id for r in active if r.level == "MUST"]
+    stated = [r.id for r in active if r.level == "MUST" and r.basis == "stated"]
+    inferred = [r.id for r in active if r.level == "MUST" and r.basis != "stated"]
     should = [r.id for r in active if r.level == "SHOULD"]
-    chosen = {*must[:5], *should[:2]}
+    chosen = {*stated[:3], *inferred[:2], *should[:2]}
     specs = SpecSet(
         (replace(area, requirements=tuple(r for r in area.requirements if r.id in chosen)),),
         full.sha256,
     )
-    broken = {must[0]: CheckOutcome.FAILED, should[0]: CheckOutcome.FAILED,
-              must[1]: CheckOutcome.INCONCLUSIVE, must[2]: CheckOutcome.ERROR}  # fmt: skip
+    broken = {stated[0]: CheckOutcome.FAILED, inferred[0]: CheckOutcome.FAILED,
+              should[0]: CheckOutcome.FAILED, stated[1]: CheckOutcome.INCONCLUSIVE,
+              inferred[1]: CheckOutcome.ERROR}  # fmt: skip
     outcomes = {}
     for name, breaks in (("ours", {}), ("theirs <b>", broken)):
         report = _report(specs, name, breaks)
@@ -245,7 +248,7 @@ def test_the_matrix_screenshot_shows_the_outcome_colours(pages: Pages) -> None:
     html = pages.matrix.read_text(encoding="utf-8")
     css = background_colours(html)
     shown = {o for run in pages.outcomes.values() for o in run.values()}
-    assert shown == {"PASS", "FAIL", "NON_STRICT", "INCONCLUSIVE", "ERROR"}
+    assert shown == {"PASS", "FAIL", "DISPUTED", "NON_STRICT", "INCONCLUSIVE", "ERROR"}
     image = decode_png(screenshot(pages.matrix, pages.work).read_bytes())
     _shows(image, {css[o] for o in shown} | {"#333344"})  # and the group rows' #334
 
@@ -256,20 +259,20 @@ def test_the_matrix_dom_has_both_targets_and_every_requirement(pages: Pages) -> 
     assert "<tbody>" in dom  # parsed and rendered by the browser, not the file as written
     (rows,) = [rows for name, rows in tables(dom) if name == "matrix"]
     head = rows[0]
-    assert head[0] == "requirement"
     started = "started 2026-12-06T08:00:00+00:00"
-    assert head[1] == f"ours suite {__version__}, {started}"
-    assert head[2] == f"theirs <b> suite {__version__}, {started}"  # escaped markup: text
-    assert rows[1][:3] == [
-        "totals",
-        "PASS 7",
-        "ERROR 1, FAIL 1, INCONCLUSIVE 1, NON_STRICT 1, PASS 3",
-    ]
-    by_id = {r[0]: r[1:3] for r in rows[2:] if len(r) == 4}
+    assert head == [
+        "requirement", "basis", f"ours suite {__version__}, {started}",
+        f"theirs <b> suite {__version__}, {started}", "title",  # escaped markup reads as text
+    ]  # fmt: skip
+    assert rows[1][2:4] == [
+        "PASS 7", "DISPUTED 1, ERROR 1, FAIL 1, INCONCLUSIVE 1, NON_STRICT 1, PASS 2"
+    ]  # fmt: skip
+    by_id = {r[0]: r[1:4] for r in rows[2:] if len(r) == 5}
     ours, theirs = pages.outcomes["ours"], pages.outcomes["theirs <b>"]
-    for requirement in ours:
-        assert by_id[requirement] == [ours[requirement], theirs[requirement]]
-    assert len(by_id) == len(ours)
+    assert set(by_id) == set(ours)
+    for requirement, (basis, mine, other) in by_id.items():
+        assert basis in ("stated", "inferred", "observed")
+        assert [mine, other] == [ours[requirement], theirs[requirement]]
 
 
 @needs_chromium
@@ -277,8 +280,9 @@ def test_the_summary_renders_with_its_verdicts(pages: Pages) -> None:
     html = pages.summary.read_text(encoding="utf-8")
     css = background_colours(html)
     image = decode_png(screenshot(pages.summary, pages.work).read_bytes())
-    _shows(image, {css["PASS"], css["FAIL"], css["NON_STRICT"]})
+    _shows(image, {css["PASS"], css["FAIL"], css["DISPUTED"], css["NON_STRICT"]})
     dom = dump_dom(pages.summary, pages.work)
     assert "<h1>Conformance report: theirs &lt;b&gt;</h1>" in dom
-    (overview,) = [t for _, t in tables(dom) if t and t[0][:3] == ["id", "level", "verdict"]]
-    assert {r[0]: r[2] for r in overview[1:]} == pages.outcomes["theirs <b>"]
+    head = ["id", "level", "basis", "verdict"]
+    (overview,) = [t for _, t in tables(dom) if t and t[0][:4] == head]
+    assert {r[0]: r[3] for r in overview[1:]} == pages.outcomes["theirs <b>"]

@@ -39,9 +39,7 @@ def errors(validator: jsonschema.Draft202012Validator, data: Any) -> list[str]:
 def test_the_schema_names_every_outcome_the_suite_grades(schema: dict[str, Any]) -> None:
     defs = schema["$defs"]
     requirement_outcomes = set(defs["requirementOutcome"]["enum"])
-    # DISPUTED may be in the schema before the grading has it.
-    assert {o.value for o in Outcome} <= requirement_outcomes
-    assert requirement_outcomes - {o.value for o in Outcome} <= {"DISPUTED"}
+    assert requirement_outcomes == {o.value for o in Outcome}
     assert set(defs["checkOutcome"]["enum"]) == {o.value for o in CheckOutcome}
 
 
@@ -56,13 +54,24 @@ def test_the_writers_output_validates(
     assert errors(validator, json.loads(path.read_text(encoding="utf-8"))) == []
 
 
-def test_a_disputed_verdict_and_a_basis_are_allowed(
+def test_a_disputed_verdict_with_its_provenance_validates(
+    disputed_report: RunReport, validator: jsonschema.Draft202012Validator
+) -> None:
+    data = results_json.to_dict(disputed_report)
+    entry = next(r for r in data["requirements"] if r["id"] == "PROTO-CONN-05")
+    assert (entry["outcome"], entry["basis"]) == ("DISPUTED", "inferred")
+    assert entry["variants"]
+    assert errors(validator, data) == []
+
+
+def test_the_basis_is_optional_and_one_of_three(
     failing_report: RunReport, validator: jsonschema.Draft202012Validator
 ) -> None:
+    """Results written before provenance was recorded have no basis."""
     data = results_json.to_dict(failing_report)
-    data["requirements"][0].update(outcome="DISPUTED", basis="observed")
-    data["requirements"][1]["basis"] = "stated"
-    data["totals"]["DISPUTED"] = 1
+    for entry in (*data["requirements"], *data["not_covered"]):
+        for key in ("basis", "quote", "reasoning", "observed_in", "variants"):
+            entry.pop(key, None)
     assert errors(validator, data) == []
     data["requirements"][1]["basis"] = "guessed"
     assert errors(validator, data) == ["$.requirements[1].basis: 'guessed' is not one of"
@@ -80,6 +89,7 @@ def test_a_disputed_verdict_and_a_basis_are_allowed(
         (lambda d: d.update(schema_version=2), "$.schema_version: 1 was expected"),
         (lambda d: d["totals"].update(NOT_RUN=3), "$.totals: "),
         (lambda d: d["suite"].update(specs_sha256="abc"), "$.suite.specs_sha256: "),
+        (lambda d: d["requirements"][0].update(variants=[{"behaviour": "x"}]), ".variants[0]: "),
     ],
 )
 def test_the_schema_is_strict(
@@ -96,8 +106,9 @@ def test_the_schema_is_strict(
 def test_a_real_runs_files_validate(
     validator: jsonschema.Draft202012Validator, tmp_path: Path
 ) -> None:
-    """Two broken behaviours (one accepted by a baseline), a passing property with stats, and
-    a requirement the baseline accepts that does not run: every optional part of the file."""
+    """Under --strict: a broken stated MUST the baseline accepts, a broken inferred MUST
+    (DISPUTED, counted), a passing property with stats, and a requirement the baseline accepts
+    that does not run: every optional part of the file."""
     baseline = tmp_path / "baseline.yaml"
     baseline.write_text(
         "target: reference-server\ndeviations:\n"
@@ -109,16 +120,17 @@ def test_a_real_runs_files_validate(
     result = subprocess.run(
         [sys.executable, "-m", "conformance", "run", "--check", "RECON-01",
          "--check", "CHAN-SUB-03", "--check", "PROTO-CONN-05*", "--check", "ROBUST-WS-03",
-         "--max-examples", "3", "--baseline", str(baseline), "--report-dir", str(report),
-         "--no-save-regressions"],
+         "--max-examples", "3", "--baseline", str(baseline), "--strict",
+         "--report-dir", str(report), "--no-save-regressions"],
         capture_output=True, text=True, timeout=300,
         env={**os.environ, "PUSHER_REF_FAULTS": "close_without_reason,private_auth_missing_closes"},
     )  # fmt: skip
-    assert result.returncode == 1, result.stdout + result.stderr  # CHAN-SUB-03 is new
+    assert result.returncode == 1, result.stdout + result.stderr  # CHAN-SUB-03, strictly
     data = json.loads((report / results_json.FILE_NAME).read_text(encoding="utf-8"))
     ran = {r["id"]: r["outcome"] for r in data["requirements"] if r["outcome"] != "NOT_RUN"}
-    assert ran == {"RECON-01": "FAIL", "CHAN-SUB-03": "FAIL", "PROTO-CONN-05": "PASS",
+    assert ran == {"RECON-01": "FAIL", "CHAN-SUB-03": "DISPUTED", "PROTO-CONN-05": "PASS",
                    "ROBUST-WS-03": "PASS"}  # fmt: skip
+    assert data["run"]["strict"] is True
     assert data["baseline"]["not_run"] == ["HTTP-EVT-10"]
     assert errors(validator, data) == []
     junit = xmlschema.XMLSchema(schemas.path(schemas.JUNIT))
