@@ -1,8 +1,18 @@
 """junit.xml: the run in the one format every CI system already displays.
 
 Each area becomes a test suite and each check a test case, so a CI page groups failures the way
-the specs do. The requirement, its level and its verdict ride along as test-case properties,
-because JUnit itself has no notion of a SHOULD failure that does not fail the run."""
+the specs do. JUnit has no notion of a SHOULD failure that does not fail the run, so the
+requirement behind each case rides along twice, in places the format allows (it validates
+against schemas/junit.xsd, the JUnit XML format CI systems read):
+
+- the case's classname is ``AREA.REQUIREMENT-ID`` and its ``system-out`` says the requirement,
+  its level, its verdict, its basis and its source, which CI pages show beside the case;
+- the suite's ``properties`` hold the same per requirement, as ``REQUIREMENT-ID.level``,
+  ``REQUIREMENT-ID.outcome``, ``REQUIREMENT-ID.basis`` and ``REQUIREMENT-ID.source``, for tools
+  (JUnit puts properties on suites, not on cases).
+
+A DISPUTED MUST's failed checks are skipped cases, not failures, unless the run was --strict:
+broken, but on a reading the docs do not state."""
 
 from __future__ import annotations
 
@@ -21,11 +31,25 @@ FILE_NAME = "junit.xml"
 # text instead.
 _MESSAGE_LIMIT = 300
 
+# Checks that proved nothing either way, which JUnit can only call skipped: not applicable,
+# inconclusive, or void (not judged: the target died).
+_SKIPPED = (CheckOutcome.SKIPPED, CheckOutcome.INCONCLUSIVE, CheckOutcome.VOID)
+
 
 def _disputed_and_lenient(verdict: RequirementVerdict, check: CheckResult, strict: bool) -> bool:
     return (
         check.outcome is CheckOutcome.FAILED and verdict.outcome is Outcome.DISPUTED and not strict
     )
+
+
+def _about(verdict: RequirementVerdict) -> dict[str, str]:
+    req = verdict.requirement
+    return {
+        "level": req.level,
+        "outcome": verdict.outcome.value,
+        "basis": req.basis,
+        "source": req.source,
+    }
 
 
 def _case(
@@ -35,46 +59,42 @@ def _case(
     check: CheckResult,
     strict: bool,
 ) -> None:
+    req = verdict.requirement
     case = ET.SubElement(
         suite,
         "testcase",
-        classname=f"{area}.{verdict.requirement.id}",
+        classname=f"{area}.{req.id}",
         name=check.check_id,
         time=f"{check.duration_s:.3f}",
     )
-    props = ET.SubElement(case, "properties")
-    for name, value in (
-        ("requirement", verdict.requirement.id),
-        ("level", verdict.requirement.level),
-        ("requirement_outcome", verdict.outcome.value),
-        ("source", verdict.requirement.source),
-        ("basis", verdict.requirement.basis),
-    ):
-        ET.SubElement(props, "property", name=name, value=value)
     if _disputed_and_lenient(verdict, check, strict):
         # Broken, but on a reading the docs do not state: shown, not counted (unless --strict).
         message = check.message.splitlines()[0] if check.message else "failed"
         ET.SubElement(
             case,
             "skipped",
-            message=f"DISPUTED ({verdict.requirement.basis}): {message}"[:_MESSAGE_LIMIT],
+            message=f"DISPUTED ({req.basis}): {message}"[:_MESSAGE_LIMIT],
         )
     elif check.outcome is CheckOutcome.FAILED:
         failure = ET.SubElement(
             case,
             "failure",
             message=check.message.splitlines()[0][:_MESSAGE_LIMIT] if check.message else "failed",
-            type=f"{verdict.requirement.level} {verdict.outcome.value}",
+            type=f"{req.level} {verdict.outcome.value}",
         )
         failure.text = check.message
     elif check.outcome is CheckOutcome.ERROR:
         error = ET.SubElement(case, "error", message=(check.message or "error")[:_MESSAGE_LIMIT])
         error.text = check.message
-    elif check.outcome in (CheckOutcome.SKIPPED, CheckOutcome.INCONCLUSIVE):
-        # An inconclusive check proved nothing either way, which JUnit can only call skipped.
+    elif check.outcome in _SKIPPED:
         ET.SubElement(
             case, "skipped", message=f"{check.outcome.value}: {check.message}"[:_MESSAGE_LIMIT]
         )
+    out = ET.SubElement(case, "system-out")
+    out.text = (
+        f"requirement: {req.id} [{req.level}] {req.title}\n"
+        f"verdict: {verdict.outcome.value}\nbasis: {req.basis}\nsource: {req.source}\n"
+    )
 
 
 def render(report: RunReport) -> ET.Element:
@@ -95,13 +115,23 @@ def render(report: RunReport) -> ET.Element:
             tests=str(len(cases)),
             failures=str(counts[CheckOutcome.FAILED] - lenient),
             errors=str(counts[CheckOutcome.ERROR]),
-            skipped=str(counts[CheckOutcome.SKIPPED] + counts[CheckOutcome.INCONCLUSIVE] + lenient),
+            skipped=str(sum(counts[o] for o in _SKIPPED) + lenient),
             time=f"{sum(c.duration_s for _, c in cases):.3f}",
         )
+        ran = [v for v in verdicts if v.checks]
+        if ran:
+            props = ET.SubElement(suite, "properties")
+            for verdict in ran:
+                for key, value in _about(verdict).items():
+                    ET.SubElement(
+                        props, "property", name=f"{verdict.requirement.id}.{key}", value=value
+                    )
         for verdict, check in cases:
             _case(suite, area, verdict, check, strict)
-    for key in ("tests", "failures", "errors", "skipped"):
+    # The format counts skipped cases per suite only.
+    for key in ("tests", "failures", "errors"):
         suites.set(key, str(sum(int(suite.get(key, "0")) for suite in suites)))
+    suites.set("time", f"{sum(float(suite.get('time', '0')) for suite in suites):.3f}")
     ET.indent(suites)
     return suites
 
