@@ -174,6 +174,11 @@ class DeliveryDriver:
                     f"{session} was admitted to {channel} ({name}) with a subscription signed "
                     "with the wrong secret",
                 )
+            if raw.has_closed():
+                # The server closed the connection after refusing: whether it may is
+                # CHAN-SUB-10's question, not the model's. The session ends here, as if the
+                # client had left, and is owed nothing published from now on.
+                self.model.close(conn)
             return
         if racing:
             published = self.model.publish([channel], name=HTTP_EVENT, racing=session)

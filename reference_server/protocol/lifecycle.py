@@ -301,6 +301,8 @@ class ConnectionLifecycle:
         if exc.reported:
             self._send(frames.error(exc.message, exc.code))
         if isinstance(exc, SubscriptionRefused) and exc.channel is not None:
+            if exc.close_code is None:
+                serves("CHAN-SUB-10")  # refused, and the connection goes on
             self._send(frames.subscription_error(exc.channel, exc.message))
         if exc.close_code is not None:
             self._close(exc.close_code, exc.message)

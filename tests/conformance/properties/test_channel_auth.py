@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance.context import CheckContext, RunSettings
+from conformance.errors import CheckFailed
 from conformance.properties.channel_auth import (
     CHANNEL_TAMPERS,
     PRESENCE_ONLY,
@@ -82,3 +83,17 @@ def test_invalid_names_are_outside_the_grammar(data: Any) -> None:
 
 def test_a_trailing_newline_is_outside_the_grammar() -> None:
     assert GRAMMAR.fullmatch("0\n") is None
+
+
+TAMPER_PARAMS = {"prefix": "private-", "tamper": ["missing_auth", "empty_auth"], "examples": 8}
+
+
+def test_a_close_after_refusing_is_not_a_leak(run_on_bundled: Any) -> None:
+    # The server closes on every missing auth: each example after such a close judges a
+    # freshly opened connection, and nothing was confirmed or delivered.
+    run_on_bundled("private_auth_missing_closes", "channel_auth_tamper", TAMPER_PARAMS)
+
+
+def test_an_accepted_subscription_still_fails(run_on_bundled: Any) -> None:
+    with pytest.raises(CheckFailed, match="should have been refused"):
+        run_on_bundled("private_without_auth_accepted", "channel_auth_tamper", TAMPER_PARAMS)

@@ -15,7 +15,7 @@ def test_a_run_fails_only_on_new_deviations(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # RECON-01 breaks (accepted), CHAN-SUB-03 breaks (new), RECON-02 passes (accepted: fixed).
-    monkeypatch.setenv("PUSHER_REF_FAULTS", "close_without_reason,private_auth_missing_closes")
+    monkeypatch.setenv("PUSHER_REF_FAULTS", "close_without_reason,private_without_auth_accepted")
     baseline = tmp_path / "baseline.yaml"
     baseline.write_text(
         "target: reference-server\n"

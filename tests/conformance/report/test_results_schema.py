@@ -119,16 +119,16 @@ def test_a_real_runs_files_validate(
     report = tmp_path / "report"
     result = subprocess.run(
         [sys.executable, "-m", "conformance", "run", "--check", "RECON-01",
-         "--check", "CHAN-SUB-03", "--check", "PROTO-CONN-05*", "--check", "ROBUST-WS-03",
+         "--check", "CHAN-NAME-03", "--check", "PROTO-CONN-05*", "--check", "ROBUST-WS-03",
          "--max-examples", "3", "--baseline", str(baseline), "--strict",
          "--report-dir", str(report), "--no-save-regressions"],
         capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PUSHER_REF_FAULTS": "close_without_reason,private_auth_missing_closes"},
+        env={**os.environ, "PUSHER_REF_FAULTS": "close_without_reason,unanchored_private_prefix"},
     )  # fmt: skip
-    assert result.returncode == 1, result.stdout + result.stderr  # CHAN-SUB-03, strictly
+    assert result.returncode == 1, result.stdout + result.stderr  # CHAN-NAME-03, strictly
     data = json.loads((report / results_json.FILE_NAME).read_text(encoding="utf-8"))
     ran = {r["id"]: r["outcome"] for r in data["requirements"] if r["outcome"] != "NOT_RUN"}
-    assert ran == {"RECON-01": "FAIL", "CHAN-SUB-03": "DISPUTED", "PROTO-CONN-05": "PASS",
+    assert ran == {"RECON-01": "FAIL", "CHAN-NAME-03": "DISPUTED", "PROTO-CONN-05": "PASS",
                    "ROBUST-WS-03": "PASS"}  # fmt: skip
     assert data["run"]["strict"] is True
     assert data["baseline"]["not_run"] == ["HTTP-EVT-10"]
