@@ -103,6 +103,9 @@ class Fault(enum.StrEnum):
     CHANNELS_LIST_PRESENCE_ONLY = "channels_list_presence_only"
     CHANNELS_INFO_IGNORED = "channels_info_ignored"
     TERMINATE_HITS_PRESENCE_MEMBERS = "terminate_hits_presence_members"
+    QUERIES_UNSIGNED_ACCEPTED = "queries_unsigned_accepted"
+    BATCH_INCOMPLETE_ITEMS_SKIPPED = "batch_incomplete_items_skipped"
+    EMPTY_CHANNELS_ACCEPTED = "empty_channels_accepted"
     # Webhooks.
     WEBHOOK_WITHOUT_TIME_MS = "webhook_without_time_ms"
     WEBHOOK_BAD_SIGNATURE = "webhook_bad_signature"

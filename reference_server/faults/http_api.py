@@ -35,6 +35,24 @@ _SOCKET_ID_DOT_OPTIONAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 TRUNCATED_BODY_BYTES = 8192
 
 
+def _without_incomplete_items(body: bytes) -> bytes:
+    """``batch_incomplete_items_skipped``: the batch body without its items that lack
+    ``channel`` or ``data``; a body that is not such a batch is left as it is."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        return body
+    items = payload.get("batch") if isinstance(payload, dict) else None
+    if not isinstance(items, list):
+        return body
+    kept = [
+        item
+        for item in items
+        if not isinstance(item, dict) or ("channel" in item and "data" in item)
+    ]
+    return json.dumps({**payload, "batch": kept}).encode()
+
+
 class RequestAuthenticatorWithFaults(RequestAuthenticator):
     def __init__(self, app: AppCredentials, limits: ApiLimits, faults: FaultSet) -> None:
         super().__init__(app, limits)
@@ -44,6 +62,12 @@ class RequestAuthenticatorWithFaults(RequestAuthenticator):
         if app_id != self.app.app_id and Fault.UNKNOWN_APP_ID_401 in self.faults:
             raise Unauthorized(f"Unknown app id {app_id}")
         super().check_app(app_id)
+
+    def authenticate(self, request: HttpRequest, now: float) -> None:
+        if request.method == "GET" and Fault.QUERIES_UNSIGNED_ACCEPTED in self.faults:
+            # The channel queries trust anyone who knows the app id.
+            return
+        super().authenticate(request, now)
 
     def _check_key(self, key: str) -> None:
         if Fault.SKIP_AUTH_KEY_CHECK not in self.faults:
@@ -94,6 +118,11 @@ class EventParserWithFaults(EventParser):
             return None
         return super()._max_batch_events()
 
+    def batch(self, body: bytes) -> BatchPlan:
+        if Fault.BATCH_INCOMPLETE_ITEMS_SKIPPED in self.faults:
+            body = _without_incomplete_items(body)
+        return super().batch(body)
+
     def _batch_item(self, item: dict[str, Any]) -> TriggerEvent:
         self._in_batch = True
         try:
@@ -115,6 +144,15 @@ class EventParserWithFaults(EventParser):
     def _check_name_length(self, name: str) -> None:
         if Fault.EVENT_NAME_LENGTH_UNCHECKED not in self.faults:
             super()._check_name_length(name)
+
+    def _channels(self, payload: dict[str, Any]) -> tuple[str, ...]:
+        if (
+            payload.get("channels") == []
+            and "channel" not in payload
+            and Fault.EMPTY_CHANNELS_ACCEPTED in self.faults
+        ):
+            return ()
+        return super()._channels(payload)
 
     def _max_channels(self) -> int | None:
         if Fault.TOO_MANY_CHANNELS_ACCEPTED in self.faults:

@@ -10,7 +10,7 @@ import pytest
 
 from reference_server.faults import Fault
 from reference_server.protocol.channels import ChannelRegistry
-from reference_server.protocol.errors import BadRequest, PayloadTooLarge, Unauthorized
+from reference_server.protocol.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized
 from reference_server.protocol.http_events import BatchPlan, TriggerEvent
 from reference_server.protocol.http_requests import HttpRequest
 from reference_server.protocol.signing import sign_http_request
@@ -20,6 +20,7 @@ from ..http_harness import (
     GOOD,
     LIMITS,
     NOW,
+    authenticator,
     parser,
     publisher,
     queries,
@@ -61,6 +62,24 @@ class TestAuthentication:
 
     def test_skip_signature_check(self) -> None:
         validate(signed(auth_signature="junk"), [Fault.SKIP_SIGNATURE_CHECK])
+
+    def test_queries_unsigned_accepted(self) -> None:
+        faults = [Fault.QUERIES_UNSIGNED_ACCEPTED]
+        path = "/apps/3/channels"
+        unsigned = HttpRequest("GET", path, (), b"")
+        authenticator(faults).validate("3", unsigned, NOW)
+        wrong = signed_get(path)
+        wrong = HttpRequest("GET", path, (*wrong.query[:-1], ("auth_signature", "0" * 64)), b"")
+        authenticator(faults).validate("3", wrong, NOW)
+        # Without the fault both are refused; with it, triggers still are, and so is an
+        # unknown app id.
+        for request in (unsigned, wrong):
+            with pytest.raises(Unauthorized):
+                authenticator().validate("3", request, NOW)
+        assert isinstance(refused(signed(auth_signature="junk"), faults), Unauthorized)
+        assert isinstance(refused(signed(drop=["auth_key"]), faults), Unauthorized)
+        with pytest.raises(NotFound):
+            authenticator(faults).validate("4", unsigned, NOW)
 
     def test_other_checks_still_apply(self) -> None:
         error = refused(signed(auth_version="2.0"), [Fault.SKIP_SIGNATURE_CHECK])
@@ -106,6 +125,14 @@ class TestTrigger:
         assert validate(request).channels == ("a",)
         assert refused(request, [Fault.POST_QUERY_PARAMS_IGNORED]).status == 400
 
+    def test_empty_channels_accepted(self) -> None:
+        body = {"name": "e", "channels": [], "data": "d"}
+        assert isinstance(refused(signed(body)), BadRequest)
+        assert validate(signed(body), [Fault.EMPTY_CHANNELS_ACCEPTED]).channels == ()
+        # Only the empty list: no target at all, or both channel and channels, stay refused.
+        for bad in ({"name": "e", "data": "d"}, {**body, "channel": "a"}):
+            assert isinstance(refused(signed(bad), [Fault.EMPTY_CHANNELS_ACCEPTED]), BadRequest)
+
     def test_too_many_channels_accepted(self) -> None:
         names = [f"c{i}" for i in range(101)]
         accepted = validate(
@@ -141,6 +168,26 @@ class TestBatch:
         # A trigger's data is still limited.
         body = signed({**GOOD, "data": big})
         assert isinstance(refused(body, [Fault.BATCH_ITEM_SIZE_UNCHECKED]), PayloadTooLarge)
+
+    @pytest.mark.parametrize("missing", ["channel", "data"])
+    def test_batch_incomplete_items_skipped(self, missing: str) -> None:
+        incomplete = {k: v for k, v in item("b").items() if k != missing}
+        body = batch(item("a"), incomplete, item("c"))
+        assert isinstance(plan(body).error, BadRequest)
+        result = plan(body, Fault.BATCH_INCOMPLETE_ITEMS_SKIPPED)
+        assert result.error is None
+        assert [event.channels for event in result.events] == [("a",), ("c",)]
+
+    def test_batch_incomplete_items_skipped_keeps_other_refusals(self) -> None:
+        nameless = {"channel": "b", "data": "d"}
+        result = plan(batch(item("a"), nameless), Fault.BATCH_INCOMPLETE_ITEMS_SKIPPED)
+        assert isinstance(result.error, BadRequest)
+        assert result.events == ()
+        only_incomplete = batch({"name": "e", "data": "d"})
+        assert isinstance(
+            plan(only_incomplete, Fault.BATCH_INCOMPLETE_ITEMS_SKIPPED).error, BadRequest
+        )
+        assert plan(b"not json", Fault.BATCH_INCOMPLETE_ITEMS_SKIPPED).error is not None
 
     def test_batch_partial_delivery_keeps_the_items_before_the_bad_one(self) -> None:
         body = batch(item("a"), item("b"), {"channel": "c", "data": "d"}, item("d"))
