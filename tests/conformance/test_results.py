@@ -23,10 +23,10 @@ def _report(failing: str) -> RunReport:
 
 
 def test_must_failure_fails_the_run() -> None:
-    report = _report("PROTO-CONN-05")
+    report = _report("PROTO-CONN-04")  # a MUST the docs state in words
     assert report.exit is ExitCode.MUST_FAILED
     verdicts = {v.requirement.id: v.outcome for v in report.verdicts}
-    assert verdicts["PROTO-CONN-05"] is Outcome.FAIL
+    assert verdicts["PROTO-CONN-04"] is Outcome.FAIL
     assert verdicts["PROTO-CONN-01"] is Outcome.PASS
     assert "PROTO-CONN-02" in {r.id for r in report.not_covered}
     assert "finished_at" in report.run

@@ -138,7 +138,8 @@ def test_a_target_that_dies_mid_run_is_the_finding_and_voids_the_rest(tmp_path: 
         # One at a time: the heartbeat check runs first, and the connection checks wait their
         # turn behind it.
         code, out, data = _run(
-            relayed, tmp_path / "report", "-n", "1", "--check", "PROTO-PING-02",
+            # --strict: PROTO-PING-02 rests on an inference, and its failure must still count.
+            relayed, tmp_path / "report", "-n", "1", "--strict", "--check", "PROTO-PING-02",
             "--check", "PROTO-CONN-*", timeout=120,
         )  # fmt: skip
     died = data["run"]["target_died"]
