@@ -185,6 +185,14 @@ def _check_quotes(args: argparse.Namespace) -> int:
         raise UsageError(f"check-quotes: {docs} is not a directory")
     specs = _load(args.specs)
     quoted = [Quoted(r.id, r.source, r.quote) for r in specs.requirements if r.quote]
+    pages = load_docs_map(
+        Path(args.specs) if args.specs else None, requirement_ids=[r.id for r in specs.requirements]
+    )
+    quoted += [
+        Quoted(f"{page.name} rule {n}", page.page.rstrip("/") + "/" + rule.anchor, rule.quote)
+        for page in pages
+        for n, rule in enumerate(page.rules, 1)
+    ]
     problems = list(check_quotes(docs, quoted))
     for problem in problems:
         print(f"{problem.owner}: {problem.problem}")

@@ -20,7 +20,9 @@ __all__ = ["QuoteProblem", "Quoted", "check_quotes", "heading_keys", "normalise"
 
 _DOCS_PREFIX = "/docs/"
 _LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
-_TAG = re.compile(r"\{%.*?%\}|<[^>]+>")
+_TAG = re.compile(r"\{%.*?%\}|</?[A-Za-z][^>]*>")
+#: MDX expressions that only quote text, as in ``versions {'< 6'}``.
+_EXPRESSION = re.compile(r"\{'([^'{}]*)'\}")
 _MARKUP = re.compile(r"[`*_>|\\]")
 _HEADING = re.compile(r"^#{1,6}\s+(.*)$", re.MULTILINE)
 _ELLIPSIS = re.compile(r"\s*(?:\.\.\.|…)\s*")
@@ -44,6 +46,7 @@ class QuoteProblem:
 def normalise(text: str) -> str:
     """Text as a reader sees it: links to their words, markup, tags and case dropped, one space."""
     text = _LINK.sub(r"\1", text)
+    text = _EXPRESSION.sub(r"\1", text)
     text = _TAG.sub(" ", text)
     text = _MARKUP.sub("", text)
     text = text.replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"')
@@ -56,7 +59,15 @@ def _key(text: str) -> str:
 
 
 def heading_keys(markdown: str) -> set[str]:
-    return {_key(h) for h in _HEADING.findall(markdown)}
+    """Every heading's key; a repeated heading also under the renderers' ``-1``, ``-2``..."""
+    keys: set[str] = set()
+    seen: dict[str, int] = {}
+    for heading in _HEADING.findall(markdown):
+        key = _key(heading)
+        count = seen.get(key, 0)
+        keys.add(key + str(count) if count else key)
+        seen[key] = count + 1
+    return keys
 
 
 def page_file(docs_root: Path, url: str) -> Path | None:
