@@ -12,7 +12,9 @@ from typing import Any
 
 from .context import CheckContext
 from .errors import CheckFailed, HarnessError, PreconditionFailed, TargetError
+from .patterns import match
 from .steps import step
+from .wsclient import CloseInfo
 
 __all__ = ["RESTART_STEP"]
 
@@ -40,22 +42,59 @@ async def _restart_target(ctx: CheckContext, args: Mapping[str, Any]) -> None:
 @step("expect_refused", "assertion")
 async def _expect_refused(ctx: CheckContext, args: Mapping[str, Any]) -> None:
     """A new handshake is not greeted: refused at TCP, answered with an HTTP error, or closed
-    before ``pusher:connection_established``."""
+    before ``pusher:connection_established``.
+
+    ``key``, ``path``, ``query``: as ``connect``. ``status`` (a pattern on the HTTP status of a
+    refused upgrade) and ``codes`` (the close codes of an upgrade accepted, then closed) narrow
+    the refusals that count: with either, a handshake that fails at TCP or closes otherwise
+    fails the step.
+    """
     name = args["as"]
+    strict = "status" in args or "codes" in args
     try:
-        conn = await ctx.connect(name)
+        conn = await ctx.connect(
+            name, key=args.get("key"), path=args.get("path"), query=args.get("query")
+        )
     except TargetError as exc:  # nothing listens: refused at TCP
+        if strict:
+            raise CheckFailed(f"{name}: the handshake failed at TCP ({exc})") from None
         ctx.transcript.record("refused", name, how=str(exc))
         return
     if conn.closed is not None:
+        if strict:
+            _refusal_as_asked(name, conn.closed, args)
         return
     greeting = await conn.wait_for(
         lambda f: f.event == "pusher:connection_established", ctx.response_timeout
     )
     if greeting is not None:
-        raise CheckFailed(
-            f"{name} was greeted with connection_established while the server drained"
-        )
+        raise CheckFailed(f"{name} was greeted with connection_established")
+    if "codes" in args:
+        closed = await conn.wait_closed(ctx.response_timeout)
+        if closed is None:
+            waited = f"{ctx.response_timeout:g}s"
+            raise CheckFailed(f"{name} is neither greeted nor closed after {waited}")
+        _refusal_as_asked(name, closed, args)
+
+
+def _refusal_as_asked(name: str, closed: CloseInfo, args: Mapping[str, Any]) -> None:
+    """Whether a refusal takes one of the forms ``status`` and ``codes`` allow."""
+    if closed.rejected_status is not None:
+        if "status" in args and not match(args["status"], closed.rejected_status):
+            return
+        raise CheckFailed(f"{name}: {closed.describe()}; expected {_forms(args)}")
+    if closed.clean and closed.code in (args.get("codes") or []):
+        return
+    raise CheckFailed(f"{name} was {closed.describe()}; expected {_forms(args)}")
+
+
+def _forms(args: Mapping[str, Any]) -> str:
+    forms = []
+    if "status" in args:
+        forms.append("an HTTP status matching the pattern")
+    if "codes" in args:
+        forms.append(f"close code in {list(args['codes'])}")
+    return " or ".join(forms)
 
 
 @step("await_target", "precondition")

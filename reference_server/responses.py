@@ -26,6 +26,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        serves("ROBUST-HTTP-01")
+        if exc.status == 404 and request.headers.get("Upgrade", "").lower() == "websocket":
+            serves("PROTO-CONN-12")  # an upgrade on a path other than /app/{key}
+        else:
+            serves("ROBUST-HTTP-01")
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return json_error(exc.status, exc.reason, headers=headers)

@@ -17,6 +17,7 @@ from .logs import log
 from .peers import CLOSE_TIMEOUT, Fanout, Peer
 from .protocol.channels import ChannelRegistry
 from .protocol.connection import Connection, ConnectionSettings, State
+from .protocol.lifecycle import protocol_version
 from .protocol.socket_ids import SocketIdAllocator
 from .responses import json_error
 from .serves import serves
@@ -77,7 +78,8 @@ class WebSocketEndpoint:
         peer = self._new_peer(ws, connection)
         peer.transport = request.transport
         self.fanout.add(peer)
-        connection.open(request.match_info["key"], loop.time())
+        protocol = protocol_version(request.query.get("protocol"))
+        connection.open(request.match_info["key"], loop.time(), protocol=protocol)
         socket_id = connection.socket_id
         if socket_id is not None:
             self.fanout.established[socket_id] = peer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from ..protocol import frames
-from ..protocol.errors import InvalidJson, InvalidMessage
+from ..protocol.errors import InvalidJson, InvalidMessage, ProtocolError
 from ..protocol.lifecycle import SendBinary, State
 from .catalogue import Fault
 from .connection import ConnectionWithFaults
@@ -17,7 +17,7 @@ class LifecycleFaults(ConnectionWithFaults):
     def _knows_app_key(self, app_key: str) -> bool:
         return self.has(Fault.UNKNOWN_KEY_ACCEPTED) or super()._knows_app_key(app_key)
 
-    def open(self, app_key: str, now: float) -> None:
+    def open(self, app_key: str, now: float, protocol: int | None = None) -> None:
         if (
             self.has(Fault.UNKNOWN_KEY_CLOSE_4009)
             and self.state is State.CONNECTING
@@ -28,7 +28,22 @@ class LifecycleFaults(ConnectionWithFaults):
             self._send(frames.error(message, 4009))
             self._close(4009, message)
             return
-        super().open(app_key, now)
+        super().open(app_key, now, protocol)
+
+    def _supports_protocol(self, protocol: int | None) -> bool:
+        # Protocols 1 to 3 greeted like any other.
+        return self.has(Fault.OLD_PROTOCOL_ACCEPTED) or super()._supports_protocol(protocol)
+
+    def _fail(self, exc: ProtocolError) -> None:
+        if (
+            self.has(Fault.NO_ERROR_BEFORE_CLOSE_LEGACY)
+            and exc.close_code is not None
+            and self._legacy_protocol()
+        ):
+            # A client of protocol < 6 gets the close alone, as a protocol 6+ client may.
+            self._close(exc.close_code, exc.message)
+            return
+        super()._fail(exc)
 
     def _established_frame(self, socket_id: str) -> str:
         frame = super()._established_frame(socket_id)

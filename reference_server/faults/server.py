@@ -182,6 +182,22 @@ class FaultyReferenceServer(ReferenceServer):
             return DotlessSocketIdAllocator(random_source)
         return ReclaimableSocketIdAllocator(random_source)
 
+    def make_app(self) -> web.Application:
+        app = super().make_app()
+        if Fault.ANY_PATH_UPGRADES in self.faults:
+            app.middlewares.append(self._any_path_upgrade)
+        return app
+
+    @web.middleware
+    async def _any_path_upgrade(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """``any_path_upgrades``: a WebSocket upgrade on a path no route serves is taken as
+        one on ``/app/{key}``, the key being the path's last segment."""
+        upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
+        if not upgrade or request.match_info.http_exception is None:
+            return await handler(request)
+        request.match_info["key"] = request.path.rstrip("/").rsplit("/", 1)[-1]
+        return await self.websocket.handle(request)
+
     async def drain(self, *, spread: float = 0.0, timeout: float = 2.0) -> None:
         if Fault.SHUTDOWN_DROPS_TCP in self.faults:
             # Reverb's graceful stop: every socket is cut, no close frame, no 4200.

@@ -5,6 +5,7 @@
     PusherError
     ├── ProtocolError               WebSocket side: ``code`` for pusher:error, ``close_code``
     │   ├── UnknownAppKey           4001, closes
+    │   ├── UnsupportedProtocol     4007, closes (protocol 1, 2 or 3)
     │   ├── PongTimeout             4201, closes
     │   ├── ServerShuttingDown      4200, closes (graceful shutdown: reconnect elsewhere)
     │   ├── UnsupportedFrame        binary frame, closes 1003 without pusher:error
@@ -83,6 +84,13 @@ class ProtocolError(PusherError):
 class UnknownAppKey(ProtocolError):
     code = 4001
     close_code = 4001
+
+
+class UnsupportedProtocol(ProtocolError):
+    # Pusher protocol: "Protocols 1, 2, and 3 are no longer supported"; "4007: Unsupported
+    # protocol version".
+    code = 4007
+    close_code = 4007
 
 
 class PongTimeout(ProtocolError):

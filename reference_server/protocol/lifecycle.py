@@ -8,6 +8,7 @@ Theory of operation::
 
     CONNECTING --open(known key)--> OPEN --close (error, pong timeout) or eof--> CLOSED
     CONNECTING --open(unknown key)--> CLOSED (after pusher:error 4001 + close 4001)
+    CONNECTING --open(protocol 1-3)--> CLOSED (after pusher:error 4007 + close 4007)
 
 While OPEN, the heartbeat is either *idle-waiting* (a ping is due ``activity_timeout`` after
 the last client frame) or *ping-sent* (a close is due ``pong_timeout`` after the ping). Any
@@ -34,6 +35,7 @@ from .errors import (
     SubscriptionRefused,
     UnknownAppKey,
     UnsupportedFrame,
+    UnsupportedProtocol,
 )
 from .messages import ClientMessage, parse_client_message
 from .socket_ids import SocketIdAllocator
@@ -49,10 +51,25 @@ __all__ = [
     "SendPong",
     "SendText",
     "State",
+    "protocol_version",
 ]
 
 #: The reason of the 4200 close a draining server sends.
 SHUTDOWN_REASON = "Server shutting down; please reconnect"
+
+#: Pusher protocol: "Protocols 1, 2, and 3 are no longer supported."
+UNSUPPORTED_PROTOCOLS = frozenset({1, 2, 3})
+#: Pusher protocol, "Connection closure": below protocol 6 a pusher:error precedes every close.
+FIRST_PROTOCOL_WITHOUT_CLOSE_ERROR = 6
+
+
+def protocol_version(value: str | None) -> int | None:
+    """The ``protocol`` query parameter as a number; ``None`` when it is missing or not a
+    plain decimal integer (such a client is served as a current one)."""
+    if value is None or not value.isascii() or not value.isdecimal() or len(value) > 9:
+        return None
+    return int(value)
+
 
 # RFC 6455 5.5: control frame payloads, hence close reasons, fit in 125 bytes.
 _MAX_CLOSE_REASON_BYTES = 123
@@ -130,16 +147,23 @@ class ConnectionLifecycle:
         self.close_code: int | None = None
         #: Webhook events this connection's inputs caused (``webhooks.py`` decides which).
         self._webhooks: list[WebhookEvent] = []
+        #: The protocol version the client asked for (``protocol_version``); set by ``open``.
+        self.protocol: int | None = None
 
     # Inputs.
 
-    def open(self, app_key: str, now: float) -> None:
-        """Run the handshake for ``/app/{app_key}``."""
+    def open(self, app_key: str, now: float, protocol: int | None = None) -> None:
+        """Run the handshake for ``/app/{app_key}?protocol={protocol}``."""
         if self.state is not State.CONNECTING:
             return
+        self.protocol = protocol
         if not self._knows_app_key(app_key):
             serves("PROTO-CONN-03")
             self._fail(UnknownAppKey(f"App key {app_key} does not exist"))
+            return
+        if not self._supports_protocol(protocol):
+            serves("PROTO-CONN-14")
+            self._fail(UnsupportedProtocol(f"Unsupported protocol version {protocol}"))
             return
         serves("PROTO-CONN-01", "PROTO-CONN-05")
         self.socket_id = self._allocate_socket_id()
@@ -234,6 +258,16 @@ class ConnectionLifecycle:
     def _knows_app_key(self, app_key: str) -> bool:
         return app_key == self.settings.app_key
 
+    def _supports_protocol(self, protocol: int | None) -> bool:
+        """A missing or unreadable version is served as a current client: the docs' fallback
+        to protocol 1 is deprecated and the 4008 meant to replace it is not yet in force."""
+        return protocol not in UNSUPPORTED_PROTOCOLS
+
+    def _legacy_protocol(self) -> bool:
+        """Whether the client speaks a protocol before 6, which hears of every close in a
+        ``pusher:error`` too."""
+        return self.protocol is not None and self.protocol < FIRST_PROTOCOL_WITHOUT_CLOSE_ERROR
+
     def _allocate_socket_id(self) -> str:
         return self._socket_ids.allocate()
 
@@ -299,6 +333,9 @@ class ConnectionLifecycle:
     def _fail(self, exc: ProtocolError) -> None:
         """The one place where a protocol error becomes frames."""
         if exc.reported:
+            # Sent before every close, not only a legacy client's (PROTO-CONN-03 allows it).
+            if exc.close_code is not None and self._legacy_protocol():
+                serves("PROTO-CONN-13")
             self._send(frames.error(exc.message, exc.code))
         if isinstance(exc, SubscriptionRefused) and exc.channel is not None:
             if exc.close_code is None:

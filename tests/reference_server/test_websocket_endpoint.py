@@ -7,6 +7,8 @@ import json
 
 import aiohttp
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from reference_server.protocol.signing import sign_user
 
@@ -182,3 +184,26 @@ async def test_fan_out_member_removed_on_disconnect() -> None:
             assert (await recv(a))["event"] == "pusher_internal:member_added"
         frame = await asyncio.wait_for(recv(a), 2)
         assert frame["event"] == "pusher_internal:member_removed"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("path", ["/apps/app-key", "/app/", "/nope/app-key", "/app/app-key/x"])
+async def test_an_upgrade_on_another_path_is_refused_with_404(path: str) -> None:
+    async with serving() as server:
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(f"{server.ws_url}{path}?protocol=7"):
+                pass
+        assert refused.value.response.status_code == 404
+
+
+@pytest.mark.asyncio
+async def test_protocol_2_is_closed_4007_and_protocol_5_hears_the_error_first() -> None:
+    async with serving() as server:
+        async with connect(f"{server.ws_url}/app/app-key?protocol=2") as ws:
+            frame = await recv(ws)
+            assert (frame["event"], frame["data"]["code"]) == ("pusher:error", 4007)
+            assert await closed_with(ws) == 4007
+        async with connect(f"{server.ws_url}/app/nope?protocol=5") as ws:
+            frame = await recv(ws)
+            assert (frame["event"], frame["data"]["code"]) == ("pusher:error", 4001)
+            assert await closed_with(ws) == 4001

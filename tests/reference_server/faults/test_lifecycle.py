@@ -125,3 +125,22 @@ def test_fault_unknown_key_close_4009() -> None:
     good = App([Fault.UNKNOWN_KEY_CLOSE_4009]).new()
     good.open(KEY, 0.0)
     assert sent(good)[0]["event"] == "pusher:connection_established"
+
+
+def test_fault_old_protocol_accepted() -> None:
+    connection = App([Fault.OLD_PROTOCOL_ACCEPTED]).new()
+    connection.open(KEY, 0.0, protocol=2)
+    assert sent(connection)[0]["event"] == "pusher:connection_established"
+
+
+def test_fault_no_error_before_close_legacy() -> None:
+    legacy = App([Fault.NO_ERROR_BEFORE_CLOSE_LEGACY]).new()
+    legacy.open("wrong", 0.0, protocol=5)
+    assert legacy.data_to_send() == [Close(4001, "App key wrong does not exist")]
+    # Protocol 7 (and a client that names none) still hears the error first.
+    for protocol in (7, None):
+        current = App([Fault.NO_ERROR_BEFORE_CLOSE_LEGACY]).new()
+        current.open("wrong", 0.0, protocol=protocol)
+        error, close = current.data_to_send()
+        assert isinstance(error, SendText)
+        assert close == Close(4001, "App key wrong does not exist")

@@ -8,6 +8,7 @@ import time
 
 import aiohttp
 import pytest
+from websockets.asyncio.client import connect
 
 from reference_server.faults import Fault
 from reference_server.protocol.signing import body_md5, sign_http_request
@@ -136,3 +137,14 @@ async def test_fault_wrong_content_type_desync() -> None:
         assert (await recv(ws))["event"] == "e"
         with pytest.raises(TimeoutError):
             await recv(ws, timeout=0.3)
+
+
+@pytest.mark.asyncio
+async def test_fault_any_path_upgrades() -> None:
+    async with serving(Fault.ANY_PATH_UPGRADES) as server:
+        async with connect(f"{server.ws_url}/apps/app-key?protocol=7") as ws:
+            await established(ws)
+        async with connect(f"{server.ws_url}/nope?protocol=7") as ws:
+            assert (await recv(ws))["data"]["code"] == 4001  # "nope" taken as the key
+        # Plain HTTP on an unknown path is still a 404.
+        assert (await api(server, "GET", "/nowhere"))[0] == 404

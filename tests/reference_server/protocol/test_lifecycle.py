@@ -8,6 +8,7 @@ import pytest
 
 from reference_server.protocol import frames
 from reference_server.protocol.connection import Close, SendPong, SendText, State
+from reference_server.protocol.lifecycle import protocol_version
 from reference_server.protocol.socket_ids import is_socket_id
 
 from ..harness import ACTIVITY, KEY, PONG, App, frames_of, is_error, opened, sent, subscribe
@@ -47,6 +48,52 @@ class TestHandshake:
         connection.tick(1e9)
         connection.open(KEY, 1.0)
         assert connection.data_to_send() == []
+
+    @pytest.mark.parametrize("protocol", [1, 2, 3])
+    def test_protocols_1_to_3_get_error_4007_then_close_4007(self, protocol: int) -> None:
+        connection = App().new()
+        connection.open(KEY, 0.0, protocol=protocol)
+        [error_frame, close] = connection.data_to_send()
+        assert isinstance(error_frame, SendText)
+        assert json.loads(error_frame.text)["data"]["code"] == 4007
+        assert close == Close(4007, f"Unsupported protocol version {protocol}")
+        assert connection.state is State.CLOSED
+        assert connection.socket_id is None
+
+    @pytest.mark.parametrize("protocol", [None, 4, 5, 6, 7, 8])
+    def test_other_protocols_and_none_are_greeted(self, protocol: int | None) -> None:
+        connection = App().new()
+        connection.open(KEY, 0.0, protocol=protocol)
+        assert sent(connection)[0]["event"] == "pusher:connection_established"
+
+    @pytest.mark.parametrize("protocol", [5, 7])
+    def test_an_error_precedes_the_close_for_legacy_and_current_protocols(
+        self, protocol: int
+    ) -> None:
+        connection = App().new()
+        connection.open("wrong", 0.0, protocol=protocol)
+        error_frame, close = connection.data_to_send()
+        assert isinstance(error_frame, SendText)
+        assert isinstance(close, Close)
+        assert json.loads(error_frame.text)["event"] == "pusher:error"
+
+    @pytest.mark.parametrize(
+        ("value", "version"),
+        [
+            (None, None),
+            ("7", 7),
+            ("5", 5),
+            ("", None),
+            ("x", None),
+            ("-1", None),
+            ("\u0663", None),
+            ("9" * 12, None),
+        ],
+    )
+    def test_protocol_version_reads_plain_decimal_integers(
+        self, value: str | None, version: int | None
+    ) -> None:
+        assert protocol_version(value) == version
 
     def test_long_keys_give_a_close_reason_that_fits_a_control_frame(self) -> None:
         connection = App().new()
