@@ -112,3 +112,12 @@ def test_an_outcome_the_baseline_did_not_accept_is_new() -> None:
     assert [(d.requirement, d.reason) for d in result.new] == [
         ("RECON-01", "the baseline accepts NON_STRICT only")
     ]
+
+
+def test_the_shipped_soketi_baseline_names_requirements_of_the_specs() -> None:
+    from conformance.spec import load_specs
+
+    path = Path(__file__).resolve().parents[2] / "fixtures" / "baselines" / "soketi-1.6.1.yaml"
+    baseline = load_baseline(str(path), (r.id for r in load_specs().requirements))
+    assert baseline.target == "soketi-1.6.1"
+    assert all(d.reason for d in baseline.deviations.values())
