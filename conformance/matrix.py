@@ -42,6 +42,9 @@ class Column:
     #: The run's summary.html, relative to the matrix's folder (None: no summary beside it).
     evidence: str | None
     outcomes: Mapping[str, str]
+    #: The target's deaths during the run (each restarted, or the last one that ended it): a
+    #: finding in their own right, beside the verdicts.
+    deaths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,14 @@ class Matrix:
 
     def counts(self, column: Column) -> Counter[str]:
         return Counter(column.outcomes.get(r.id, "NOT_RUN") for r in self.rows)
+
+
+def _deaths(run: Mapping[str, Any]) -> tuple[str, ...]:
+    found = [d.get("finding", "") for d in run.get("target_restarted_after") or ()]
+    died = run.get("target_died")
+    if isinstance(died, Mapping):
+        found.append(str(died.get("finding", "")))
+    return tuple(str(f) for f in found if f)
 
 
 def _row(entry: Mapping[str, Any]) -> Row:
@@ -109,6 +120,7 @@ def build_matrix(runs: Sequence[tuple[Path, Mapping[str, Any]]], out_dir: Path) 
                 detail=f"suite {suite.get('version', '?')}, started {run.get('started_at', '?')}",
                 evidence=evidence,
                 outcomes={r["id"]: r["outcome"] for r in data["requirements"]},
+                deaths=_deaths(run),
             )
         )
         for r in data["requirements"]:
@@ -129,6 +141,12 @@ def to_markdown(matrix: Matrix) -> str:
         "# Interop matrix",
         "",
         *(f"- **{c.name}**: {c.detail}" for c in matrix.columns),
+        *(
+            f"- **{c.name} died {len(c.deaths)} time(s)** during the run (restarted by the suite);"
+            f" first: {c.deaths[0]}"
+            for c in matrix.columns
+            if c.deaths
+        ),
         "",
         "| outcome | " + " | ".join(names) + " |",
         "|---|" + "---|" * len(names),
@@ -155,10 +173,21 @@ def to_markdown(matrix: Matrix) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _died(column: Column) -> str:
+    if not column.deaths:
+        return ""
+    items = "".join(f"<li>{escape(d)}</li>" for d in column.deaths)
+    return (
+        f"<div class='died'><b>died {len(column.deaths)} time(s) during the run</b>"
+        f" (restarted by the suite; the checks it disturbed were run again):<ul>{items}</ul></div>"
+    )
+
+
 def to_html(matrix: Matrix) -> str:
     css = "".join(f".{k}{{background:{v}}}" for k, v in _COLOURS.items())
     head = "".join(
-        f"<th>{escape(c.name)}<br><small>{escape(c.detail)}</small></th>" for c in matrix.columns
+        f"<th>{escape(c.name)}<br><small>{escape(c.detail)}</small>{_died(c)}</th>"
+        for c in matrix.columns
     )
     totals = "".join(
         "<td>" + escape(", ".join(f"{k} {v}" for k, v in sorted(matrix.counts(c).items())))
@@ -187,6 +216,8 @@ def to_html(matrix: Matrix) -> str:
         "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
         "td,th{border:1px solid #bbb;padding:.2em .5em;vertical-align:top}"
         "tr.group th{background:#334;color:#fff;text-align:left}a{color:inherit}"
+        ".died{background:#f6c9c4;font-weight:normal;font-size:smaller;text-align:left;"
+        "max-width:30em;padding:.3em}"
         f"{css}</style></head><body><h1>Interop matrix</h1>"
         "<p>A FAIL breaks a rule the Pusher docs state in words; a DISPUTED MUST is broken on a"
         " reading the docs do not state (basis inferred or observed), shown with the variants seen"

@@ -92,3 +92,13 @@ def test_a_row_shows_its_basis_and_variants(tmp_path: Path) -> None:
     assert "<td>observed</td><td class='DISPUTED'>DISPUTED</td>" in page
     assert "variant: Soketi 1.6.1: sends &lt;x&gt;" in page
     assert "| C-9 | MUST | observed | DISPUTED | t |" in to_markdown(matrix)
+
+
+def test_a_target_that_died_is_a_finding_in_the_matrix(tmp_path: Path) -> None:
+    entry = {"id": "C-1", "area": "conn", "level": "MUST", "title": "t", "outcome": "PASS"}
+    run = {"target_restarted_after": [{"finding": "stopped answering during <ROBUST-WS-01>"}]}
+    data = {"target": {"name": "s"}, "run": run, "requirements": [entry]}
+    matrix = build_matrix([(tmp_path / "r.json", data)], tmp_path)
+    assert "died 1 time(s) during the run" in to_html(matrix)
+    assert "stopped answering during &lt;ROBUST-WS-01&gt;" in to_html(matrix)
+    assert "**s died 1 time(s)** during the run" in to_markdown(matrix)
