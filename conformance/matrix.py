@@ -13,7 +13,7 @@ import argparse
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,8 @@ class Column:
     #: The target's deaths during the run (each restarted, or the last one that ended it): a
     #: finding in their own right, beside the verdicts.
     deaths: tuple[str, ...] = ()
+    #: Per requirement, the known variants the target's failures matched (``variants_shown``).
+    behaves_as: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,14 @@ def build_matrix(runs: Sequence[tuple[Path, Mapping[str, Any]]], out_dir: Path) 
                 evidence=evidence,
                 outcomes={r["id"]: r["outcome"] for r in data["requirements"]},
                 deaths=_deaths(run),
+                behaves_as={
+                    r["id"]: tuple(
+                        f"{v.get('behaviour', '')} (as {', '.join(v.get('seen_in', ()))})"
+                        for v in r["variants_shown"]
+                    )
+                    for r in data["requirements"]
+                    if r.get("variants_shown")
+                },
             )
         )
         for r in data["requirements"]:
@@ -205,7 +215,11 @@ def to_html(matrix: Matrix) -> str:
                 text = escape(outcome)
                 if c.evidence is not None and outcome != "NOT_RUN":
                     text = f"<a href='{escape(c.evidence)}#{escape(r.id)}'>{text}</a>"
-                cells.append(f"<td class='{escape(outcome)}'>{text}</td>")
+                shown = "".join(
+                    f"<br><small>behaves as: {escape(v)}</small>"
+                    for v in c.behaves_as.get(r.id, ())
+                )
+                cells.append(f"<td class='{escape(outcome)}'>{text}{shown}</td>")
             variants = "".join(f"<br><small>variant: {escape(v)}</small>" for v in r.variants)
             body.append(
                 f"<tr><td><code>{escape(r.id)}</code></td><td>{escape(r.basis or '?')}</td>"

@@ -19,7 +19,7 @@ from typing import Any
 from .baseline import Baseline, BaselineComparison, compare
 from .outcomes import CheckOutcome, ExitCode, Outcome, exit_code, grade
 from .server_marks import ServerMarks
-from .spec import Requirement, SpecSet
+from .spec import Requirement, SpecSet, Variant
 
 __all__ = [
     "CheckResult",
@@ -106,6 +106,18 @@ class RequirementVerdict:
     requirement: Requirement
     outcome: Outcome
     checks: tuple[CheckResult, ...]
+
+    @property
+    def variants_shown(self) -> tuple[Variant, ...]:
+        """The known variants the target's failures match (``recognised_by``)."""
+        messages = [
+            c.message
+            for c in self.checks
+            if c.outcome in (CheckOutcome.FAILED, CheckOutcome.INCONCLUSIVE) and c.message
+        ]
+        if not messages:
+            return ()
+        return tuple(v for v in self.requirement.variants if v.seen_in_messages(messages))
 
 
 @dataclass

@@ -82,6 +82,15 @@ class Variant:
     seen_in: tuple[str, ...]
     #: What client libraries do with this behaviour (which depend on it, which cannot use it).
     clients: str | None = None
+    #: A pattern over a failed check's message that tells this behaviour apart: where it
+    #: matches, the reports say the target behaves as this variant, with what clients make of it.
+    recognised_by: str | None = None
+
+    def seen_in_messages(self, messages: Iterable[str]) -> bool:
+        if self.recognised_by is None:
+            return False
+        pattern = re.compile(self.recognised_by)
+        return any(pattern.search(m) for m in messages)
 
 
 @dataclass(frozen=True)
@@ -270,6 +279,7 @@ def _parse_file(path: Path, data: Mapping[str, Any]) -> SpecFile:
                         behaviour=_prose(v["behaviour"]) or "",
                         seen_in=tuple(str(x) for x in v["seen_in"]),
                         clients=_prose(v.get("clients")),
+                        recognised_by=_pattern(v.get("recognised_by"), raw["id"], path),
                     )
                     for v in raw.get("variants", ())
                 ),
@@ -284,6 +294,20 @@ def _parse_file(path: Path, data: Mapping[str, Any]) -> SpecFile:
         models=dict(data.get("models", {})),
         prefixes=tuple(str(p) for p in data["prefixes"]),
     )
+
+
+def _pattern(text: object, requirement_id: str, path: Path) -> str | None:
+    """A variant's ``recognised_by``, compiled once here so a bad pattern is a spec error."""
+    if text is None:
+        return None
+    try:
+        re.compile(str(text))
+    except re.error as exc:
+        raise SpecError(
+            f"{path.name}: {requirement_id}: a variant's recognised_by is not a regular "
+            f"expression ({exc})"
+        ) from None
+    return str(text)
 
 
 def _prose(text: object) -> str | None:

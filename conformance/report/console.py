@@ -10,7 +10,7 @@ from .. import __version__
 from ..outcomes import CheckOutcome, Outcome
 from ..results import RunReport
 from . import baseline_section
-from .tables import by_area_and_level, figure_summary, figure_table, provenance
+from .tables import behaves_as, by_area_and_level, figure_summary, figure_table, provenance
 
 __all__ = ["render"]
 
@@ -38,6 +38,7 @@ def _attention(report: RunReport) -> list[str]:
             lines += [
                 f"    {label}: {text[:160]}" for label, text in provenance(verdict.requirement)
             ]
+        lines += [f"    {label}: {text[:200]}" for label, text in behaves_as(verdict)]
         for check in verdict.checks:
             if check.outcome in (CheckOutcome.PASSED, CheckOutcome.SKIPPED):
                 continue

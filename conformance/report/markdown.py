@@ -10,7 +10,14 @@ from .. import __version__
 from ..outcomes import CheckOutcome
 from ..results import RunReport
 from . import baseline_section, coverage_section, docs_section
-from .tables import Table, by_area_and_level, figure_summary, figure_table, provenance
+from .tables import (
+    Table,
+    behaves_as,
+    by_area_and_level,
+    figure_summary,
+    figure_table,
+    provenance,
+)
 
 __all__ = ["FILE_NAME", "render", "write"]
 
@@ -66,6 +73,7 @@ def _evidence(report: RunReport) -> list[str]:
             f"Source: {verdict.requirement.source}",
             "",
             *[f"- {label}: {_cell(text)}" for label, text in provenance(verdict.requirement)],
+            *[f"- **{label}**: {_cell(text)}" for label, text in behaves_as(verdict)],
             "",
         ]
         for check in verdict.checks:

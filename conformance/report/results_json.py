@@ -11,7 +11,7 @@ from typing import Any
 from .. import __version__
 from ..errors import UsageError
 from ..results import RunReport
-from ..spec import Requirement
+from ..spec import Requirement, Variant
 from . import baseline_section, coverage_section
 
 __all__ = ["FILE_NAME", "SCHEMA_VERSION", "provenance", "read", "render", "to_dict", "write"]
@@ -30,11 +30,16 @@ def provenance(requirement: Requirement) -> dict[str, Any]:
     if requirement.observed_in:
         data["observed_in"] = list(requirement.observed_in)
     if requirement.variants:
-        data["variants"] = [
-            {"behaviour": v.behaviour, "seen_in": list(v.seen_in), "clients": v.clients}
-            for v in requirement.variants
-        ]
+        data["variants"] = [_variant(v) for v in requirement.variants]
     return data
+
+
+def _variant(variant: Variant) -> dict[str, Any]:
+    return {
+        "behaviour": variant.behaviour,
+        "seen_in": list(variant.seen_in),
+        "clients": variant.clients,
+    }
 
 
 def to_dict(report: RunReport) -> dict[str, Any]:
@@ -64,6 +69,11 @@ def to_dict(report: RunReport) -> dict[str, Any]:
                 "statement": v.requirement.statement,
                 "source": v.requirement.source,
                 **provenance(v.requirement),
+                **(
+                    {"variants_shown": [_variant(x) for x in v.variants_shown]}
+                    if v.variants_shown
+                    else {}
+                ),
                 "capability": v.requirement.capability,
                 "notes": v.requirement.notes,
                 "outcome": v.outcome.value,

@@ -14,7 +14,7 @@ from pathlib import Path
 from .. import __version__
 from ..results import RunReport
 from . import baseline_section, coverage_section, docs_section
-from .tables import by_area_and_level, figure_summary, figure_table, provenance
+from .tables import behaves_as, by_area_and_level, figure_summary, figure_table, provenance
 
 __all__ = ["FILE_NAME", "render", "write"]
 
@@ -98,6 +98,10 @@ def _details(report: RunReport) -> list[str]:
             f"<p>Source: {escape(req.source)}</p>",
             "<ul>",
             *[f"<li>{escape(label)}: {escape(text)}</li>" for label, text in provenance(req)],
+            *[
+                f"<li><b>{escape(label)}</b>: {escape(text)}</li>"
+                for label, text in behaves_as(verdict)
+            ],
             "</ul>",
         ]
         if req.notes:

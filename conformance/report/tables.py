@@ -10,10 +10,17 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from ..outcomes import Outcome
-from ..results import RunReport
+from ..results import RequirementVerdict, RunReport
 from ..spec import Requirement
 
-__all__ = ["Table", "by_area_and_level", "figure_summary", "figure_table", "provenance"]
+__all__ = [
+    "Table",
+    "behaves_as",
+    "by_area_and_level",
+    "figure_summary",
+    "figure_table",
+    "provenance",
+]
 
 
 class Table(NamedTuple):
@@ -82,4 +89,16 @@ def provenance(requirement: Requirement) -> list[tuple[str, str]]:
         if variant.clients:
             text += f" (clients: {variant.clients})"
         lines.append(("variant", text))
+    return lines
+
+
+def behaves_as(verdict: RequirementVerdict) -> list[tuple[str, str]]:
+    """The known variants the target's failures match, with what client libraries make of
+    them: a server that picked a variant a major client cannot use is told so here."""
+    lines = []
+    for variant in verdict.variants_shown:
+        text = f"{variant.behaviour} (as {', '.join(variant.seen_in)})"
+        if variant.clients:
+            text += f"; clients: {variant.clients}"
+        lines.append(("the target behaves as a known variant", text))
     return lines

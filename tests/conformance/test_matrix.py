@@ -102,3 +102,14 @@ def test_a_target_that_died_is_a_finding_in_the_matrix(tmp_path: Path) -> None:
     assert "died 1 time(s) during the run" in to_html(matrix)
     assert "stopped answering during &lt;ROBUST-WS-01&gt;" in to_html(matrix)
     assert "**s died 1 time(s)** during the run" in to_markdown(matrix)
+
+
+def test_a_cell_says_which_known_variant_the_target_behaves_as(tmp_path: Path) -> None:
+    shown = [{"behaviour": "answers <200>", "seen_in": ["Soketi 1.6.1"], "clients": None}]
+    entry = {
+        "id": "C-1", "area": "conn", "level": "MUST", "title": "t", "outcome": "FAIL",
+        "variants_shown": shown,
+    }  # fmt: skip
+    data = {"target": {"name": "s"}, "requirements": [entry]}
+    page = to_html(build_matrix([(tmp_path / "r.json", data)], tmp_path))
+    assert "behaves as: answers &lt;200&gt; (as Soketi 1.6.1)" in page

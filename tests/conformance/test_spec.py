@@ -91,6 +91,15 @@ def test_a_requirement_must_say_what_it_rests_on(
         load_specs(specs_copy)
 
 
+def test_a_variant_pattern_that_is_not_a_regular_expression_is_refused(specs_copy: Path) -> None:
+    path = specs_copy / "channels.yaml"
+    text = path.read_text()
+    assert "recognised_by: 'unconsumed" in text
+    path.write_text(text.replace("recognised_by: 'unconsumed", "recognised_by: '(unconsumed", 1))
+    with pytest.raises(SpecError, match=r"^channels\.yaml: CHAN-SUB-09: a variant's recognised_by"):
+        load_specs(specs_copy)
+
+
 def test_duplicate_requirement_ids_are_refused(specs_copy: Path) -> None:
     path = specs_copy / "heartbeat.yaml"
     path.write_text(path.read_text().replace("id: PROTO-PING-07", "id: PROTO-CONN-05", 1))
