@@ -18,8 +18,9 @@ from typing import Any
 
 from .baseline import Baseline, BaselineComparison, compare
 from .outcomes import CheckOutcome, ExitCode, Outcome, exit_code, grade
+from .provenance import Variant
 from .server_marks import ServerMarks
-from .spec import Requirement, SpecSet, Variant
+from .spec import Requirement, SpecSet
 
 __all__ = [
     "CheckResult",

@@ -25,18 +25,17 @@ import jsonschema
 import yaml
 
 from .errors import SpecError
+from .provenance import Basis, Provenance, Variant, read_provenance
 from .spec_rules import cross_check, merge_models
 
 __all__ = [
     "REGRESSIONS_SUBDIR",
-    "Basis",
     "Check",
     "Level",
     "RegressionCase",
     "Requirement",
     "SpecFile",
     "SpecSet",
-    "Variant",
     "default_specs_dir",
     "load_specs",
     "load_yaml",
@@ -46,11 +45,6 @@ __all__ = [
 ]
 
 Level = Literal["MUST", "SHOULD", "MAY"]
-
-#: What a requirement rests on: a sentence the public docs state (quoted), an inference from
-#: such sentences (reasoned), or behaviour seen in real implementations (named). Only a stated
-#: requirement fails a server outright; the others are DISPUTED when broken (see outcomes.grade).
-Basis = Literal["stated", "inferred", "observed"]
 
 #: Where regression cases live, relative to the specs directory.
 REGRESSIONS_SUBDIR = "regressions"
@@ -75,25 +69,6 @@ class Check:
 
 
 @dataclass(frozen=True)
-class Variant:
-    """A behaviour seen in the wild where the requirement's reading is disputed."""
-
-    behaviour: str
-    seen_in: tuple[str, ...]
-    #: What client libraries do with this behaviour (which depend on it, which cannot use it).
-    clients: str | None = None
-    #: A pattern over a failed check's message that tells this behaviour apart: where it
-    #: matches, the reports say the target behaves as this variant, with what clients make of it.
-    recognised_by: str | None = None
-
-    def seen_in_messages(self, messages: Iterable[str]) -> bool:
-        if self.recognised_by is None:
-            return False
-        pattern = re.compile(self.recognised_by)
-        return any(pattern.search(m) for m in messages)
-
-
-@dataclass(frozen=True)
 class Requirement:
     id: str
     area: str
@@ -106,14 +81,28 @@ class Requirement:
     capability: str | None = None
     notes: str | None = None
     justification: str | None = None
-    basis: Basis = "stated"
-    #: Stated: the docs sentence(s), verbatim, from the page ``source`` names.
-    quote: str | None = None
-    #: Inferred: how the rule follows, and from what.
-    reasoning: str | None = None
-    #: Observed: the implementations that behave so.
-    observed_in: tuple[str, ...] = ()
-    variants: tuple[Variant, ...] = ()
+    #: What the requirement rests on (conformance/provenance.py).
+    provenance: Provenance = field(default_factory=Provenance)
+
+    @property
+    def basis(self) -> Basis:
+        return self.provenance.basis
+
+    @property
+    def quote(self) -> str | None:
+        return self.provenance.quote
+
+    @property
+    def reasoning(self) -> str | None:
+        return self.provenance.reasoning
+
+    @property
+    def observed_in(self) -> tuple[str, ...]:
+        return self.provenance.observed_in
+
+    @property
+    def variants(self) -> tuple[Variant, ...]:
+        return self.provenance.variants
 
 
 @dataclass(frozen=True)
@@ -270,19 +259,7 @@ def _parse_file(path: Path, data: Mapping[str, Any]) -> SpecFile:
                 capability=raw.get("capability"),
                 notes=" ".join(str(raw["notes"]).split()) if raw.get("notes") else None,
                 justification=raw.get("justification"),
-                basis=raw.get("basis", "stated"),
-                quote=_prose(raw.get("quote")),
-                reasoning=_prose(raw.get("reasoning")),
-                observed_in=tuple(str(x) for x in raw.get("observed_in", ())),
-                variants=tuple(
-                    Variant(
-                        behaviour=_prose(v["behaviour"]) or "",
-                        seen_in=tuple(str(x) for x in v["seen_in"]),
-                        clients=_prose(v.get("clients")),
-                        recognised_by=_pattern(v.get("recognised_by"), raw["id"], path),
-                    )
-                    for v in raw.get("variants", ())
-                ),
+                provenance=read_provenance(raw, f"{path.name}: {raw['id']}"),
             )
         )
     return SpecFile(
@@ -294,25 +271,6 @@ def _parse_file(path: Path, data: Mapping[str, Any]) -> SpecFile:
         models=dict(data.get("models", {})),
         prefixes=tuple(str(p) for p in data["prefixes"]),
     )
-
-
-def _pattern(text: object, requirement_id: str, path: Path) -> str | None:
-    """A variant's ``recognised_by``, compiled once here so a bad pattern is a spec error."""
-    if text is None:
-        return None
-    try:
-        re.compile(str(text))
-    except re.error as exc:
-        raise SpecError(
-            f"{path.name}: {requirement_id}: a variant's recognised_by is not a regular "
-            f"expression ({exc})"
-        ) from None
-    return str(text)
-
-
-def _prose(text: object) -> str | None:
-    """Folded YAML prose as one line (None stays None)."""
-    return " ".join(str(text).split()) if text else None
 
 
 def _read_yaml(raw_bytes: bytes, name: str) -> Any:

@@ -10,8 +10,9 @@ from typing import Any
 
 from .. import __version__
 from ..errors import UsageError
+from ..provenance import Variant
 from ..results import RunReport
-from ..spec import Requirement, Variant
+from ..spec import Requirement
 from . import baseline_section, coverage_section
 
 __all__ = ["FILE_NAME", "SCHEMA_VERSION", "provenance", "read", "render", "to_dict", "write"]

@@ -11,8 +11,9 @@ import pytest
 
 from conformance.outcomes import CheckOutcome
 from conformance.properties import known_property_names
+from conformance.provenance import Provenance, Variant
 from conformance.results import CheckResult, RunReport, build_report
-from conformance.spec import SpecSet, Variant, load_specs
+from conformance.spec import SpecSet, load_specs
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +28,7 @@ def _as_stated(specs: SpecSet, requirement_id: str) -> SpecSet:
         dataclasses.replace(
             f,
             requirements=tuple(
-                dataclasses.replace(r, basis="stated", quote="The rule, quoted.", reasoning=None)
+                dataclasses.replace(r, provenance=Provenance("stated", quote="The rule, quoted."))
                 if r.id == requirement_id
                 else r
                 for r in f.requirements
@@ -65,10 +66,11 @@ def _as_inferred(specs: SpecSet, requirement_id: str) -> SpecSet:
             return requirement
         return dataclasses.replace(
             requirement,
-            basis="inferred",
-            quote=None,
-            reasoning="read <into> the docs & not stated",
-            variants=(Variant("sends it <elsewhere>", ("Soketi 1.6.1",), "pusher-js copes"),),
+            provenance=Provenance(
+                "inferred",
+                reasoning="read <into> the docs & not stated",
+                variants=(Variant("sends it <elsewhere>", ("Soketi 1.6.1",), "pusher-js copes"),),
+            ),
         )
 
     files = tuple(
