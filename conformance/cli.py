@@ -19,7 +19,7 @@ import pytest
 from . import __version__
 from .baseline import load_baseline
 from .diff import add_diff_arguments, diff_command
-from .docs_map import load_docs_map
+from .docs_map import DocsPage, load_docs_map
 from .errors import ConformanceError, TargetUnreachable, UsageError
 from .matrix import add_matrix_arguments, matrix_command
 from .options import OptionsCarrier, RunOptions, add_run_arguments, require_selection
@@ -160,12 +160,16 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _validate(args: argparse.Namespace) -> int:
-    specs = _load(args.specs)
-    pages = load_docs_map(
+def _load_docs_map(args: argparse.Namespace, specs: SpecSet) -> tuple[DocsPage, ...]:
+    return load_docs_map(
         Path(args.specs) if args.specs else None,
         requirement_ids=(r.id for r in specs.requirements),
     )
+
+
+def _validate(args: argparse.Namespace) -> int:
+    specs = _load(args.specs)
+    pages = _load_docs_map(args, specs)
     active = [r for r in specs.requirements if r.status == "active"]
     rules = sum(len(p.rules) for p in pages)
     docs = f"; docs map: {len(pages)} pages, {rules} rules" if pages else ""
@@ -185,12 +189,9 @@ def _check_quotes(args: argparse.Namespace) -> int:
         raise UsageError(f"check-quotes: {docs} is not a directory")
     specs = _load(args.specs)
     quoted = [Quoted(r.id, r.source, r.quote) for r in specs.requirements if r.quote]
-    pages = load_docs_map(
-        Path(args.specs) if args.specs else None, requirement_ids=[r.id for r in specs.requirements]
-    )
     quoted += [
         Quoted(f"{page.name} rule {n}", page.page.rstrip("/") + "/" + rule.anchor, rule.quote)
-        for page in pages
+        for page in _load_docs_map(args, specs)
         for n, rule in enumerate(page.rules, 1)
     ]
     problems = list(check_quotes(docs, quoted))

@@ -18,7 +18,9 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from .provenance import Variant
 from .report.results_json import read
+from .report.tables import shown_as, variant_text
 
 __all__ = ["Column", "Matrix", "add_matrix_arguments", "build_matrix", "matrix_command"]
 
@@ -89,12 +91,15 @@ def _deaths(run: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(str(f) for f in found if f)
 
 
-def _row(entry: Mapping[str, Any]) -> Row:
-    variants = tuple(
-        f"{', '.join(v.get('seen_in', ()))}: {v.get('behaviour', '')}"
-        + (f" (clients: {v['clients']})" if v.get("clients") else "")
-        for v in entry.get("variants", ())
+def _variant(data: Mapping[str, Any]) -> Variant:
+    """A variant as results.json records it."""
+    return Variant(
+        str(data.get("behaviour", "")), tuple(data.get("seen_in", ())), data.get("clients")
     )
+
+
+def _row(entry: Mapping[str, Any]) -> Row:
+    variants = tuple(variant_text(_variant(v)) for v in entry.get("variants", ()))
     return Row(
         entry["id"],
         str(entry.get("area", "")),
@@ -124,10 +129,7 @@ def build_matrix(runs: Sequence[tuple[Path, Mapping[str, Any]]], out_dir: Path) 
                 outcomes={r["id"]: r["outcome"] for r in data["requirements"]},
                 deaths=_deaths(run),
                 behaves_as={
-                    r["id"]: tuple(
-                        f"{v.get('behaviour', '')} (as {', '.join(v.get('seen_in', ()))})"
-                        for v in r["variants_shown"]
-                    )
+                    r["id"]: tuple(shown_as(_variant(v)) for v in r["variants_shown"])
                     for r in data["requirements"]
                     if r.get("variants_shown")
                 },

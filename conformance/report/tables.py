@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from ..outcomes import Outcome
+from ..provenance import Variant
 from ..results import RequirementVerdict, RunReport
 from ..spec import Requirement
 
@@ -20,6 +21,8 @@ __all__ = [
     "figure_summary",
     "figure_table",
     "provenance",
+    "shown_as",
+    "variant_text",
 ]
 
 
@@ -84,12 +87,20 @@ def provenance(requirement: Requirement) -> list[tuple[str, str]]:
         lines.append(("reasoning", requirement.reasoning))
     if requirement.observed_in:
         lines.append(("observed in", ", ".join(requirement.observed_in)))
-    for variant in requirement.variants:
-        text = f"{', '.join(variant.seen_in)}: {variant.behaviour}"
-        if variant.clients:
-            text += f" (clients: {variant.clients})"
-        lines.append(("variant", text))
+    lines += [("variant", variant_text(variant)) for variant in requirement.variants]
     return lines
+
+
+def variant_text(variant: Variant) -> str:
+    """A known variant as the reports and the matrix list it: who, what, and what clients make
+    of it."""
+    text = f"{', '.join(variant.seen_in)}: {variant.behaviour}"
+    return text + (f" (clients: {variant.clients})" if variant.clients else "")
+
+
+def shown_as(variant: Variant) -> str:
+    """A variant a target's failure matched, as the reports and the matrix name it."""
+    return f"{variant.behaviour} (as {', '.join(variant.seen_in)})"
 
 
 def behaves_as(verdict: RequirementVerdict) -> list[tuple[str, str]]:
@@ -97,7 +108,7 @@ def behaves_as(verdict: RequirementVerdict) -> list[tuple[str, str]]:
     them: a server that picked a variant a major client cannot use is told so here."""
     lines = []
     for variant in verdict.variants_shown:
-        text = f"{variant.behaviour} (as {', '.join(variant.seen_in)})"
+        text = shown_as(variant)
         if variant.clients:
             text += f"; clients: {variant.clients}"
         lines.append(("the target behaves as a known variant", text))
