@@ -181,7 +181,7 @@ def load_docs_map(
     if requirement_ids is None:
         from .spec import load_specs
 
-        requirement_ids = (r.id for r in load_specs(directory).requirements)
+        requirement_ids = (r.id for r in load_specs(directory, subject=None).requirements)
     known = set(requirement_ids)
     validator = _validator(directory)
     pages: list[DocsPage] = []

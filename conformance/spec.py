@@ -30,6 +30,7 @@ from .spec_rules import cross_check, merge_models
 
 __all__ = [
     "REGRESSIONS_SUBDIR",
+    "SUBJECTS",
     "Check",
     "Level",
     "RegressionCase",
@@ -45,6 +46,11 @@ __all__ = [
 ]
 
 Level = Literal["MUST", "SHOULD", "MAY"]
+
+#: What a spec file certifies (its ``subject:``); ``conformance run`` certifies the server, and
+#: each other subject has its own command and its own check registry.
+Subject = Literal["server", "client", "auth-endpoint"]
+SUBJECTS: tuple[Subject, ...] = ("server", "client", "auth-endpoint")
 
 #: Where regression cases live, relative to the specs directory.
 REGRESSIONS_SUBDIR = "regressions"
@@ -118,6 +124,8 @@ class SpecFile:
     #: ``prefixes:``: the id prefixes (``HTTP-EVT``) whose requirements live in this file and
     #: in no other.
     prefixes: tuple[str, ...] = ()
+    #: ``subject:``: what the requirements certify (server unless the file says otherwise).
+    subject: Subject = "server"
 
 
 @dataclass(frozen=True)
@@ -270,6 +278,7 @@ def _parse_file(path: Path, data: Mapping[str, Any]) -> SpecFile:
         requirements=tuple(requirements),
         models=dict(data.get("models", {})),
         prefixes=tuple(str(p) for p in data["prefixes"]),
+        subject=data.get("subject", "server"),
     )
 
 
@@ -294,9 +303,15 @@ def load_specs(
     *,
     known_properties: Iterable[str] = (),
     regressions: Collection[str] | None = None,
+    subject: Subject | None = "server",
 ) -> SpecSet:
     """Load and validate every ``*.yaml`` in ``specs_dir`` and the regression cases in its
     ``regressions/``.
+
+    Every file is validated and cross-checked whatever its subject (ids stay unique across
+    subjects, so a docs sentence or a report names one requirement), but the set holds only the
+    files of ``subject`` (``None``: all of them), and ``known_properties`` are the check names
+    of that subject's registry.
 
     ``regressions`` restricts the cases to these file names: an xdist worker loads exactly the
     ones the controller loaded, even if a check has saved a new one in between, because every
@@ -310,18 +325,23 @@ def load_specs(
     if not paths:
         raise SpecError(f"no spec files (*.yaml) in {directory}")
     digest = hashlib.sha256()
-    files = []
+    every_file = []
     for path in paths:
         raw_bytes = path.read_bytes()
-        digest.update(path.name.encode() + b"\0" + raw_bytes + b"\0")
         data = _read_yaml(raw_bytes, path.name)
         error = validation_error(validator, data)
         if error is not None:
             raise SpecError(f"{path.name}: {error}")
-        files.append(_parse_file(path, data))
-    spec_set = SpecSet(files=tuple(files), sha256="")
+        parsed = _parse_file(path, data)
+        every_file.append(parsed)
+        if subject is None or parsed.subject == subject:
+            digest.update(path.name.encode() + b"\0" + raw_bytes + b"\0")
     known = set(known_properties)
-    cross_check(spec_set.files, known)
+    cross_check(every_file, known, subject)
+    files = [f for f in every_file if subject is None or f.subject == subject]
+    if not files:
+        raise SpecError(f"no spec files of subject {subject} in {directory}")
+    spec_set = SpecSet(files=tuple(files), sha256="")
     case_paths = regression_paths(directory)
     if regressions is not None:
         wanted = set(regressions)
@@ -340,6 +360,8 @@ def load_specs(
             name = f"{REGRESSIONS_SUBDIR}/{path.name}"
             digest.update(name.encode() + b"\0" + raw_bytes + b"\0")
             cases.append(_parse_case(path, _read_yaml(raw_bytes, name), case_validator))
+    elsewhere = {r.id for f in every_file if f not in files for r in f.requirements}
+    cases = [c for c in cases if c.check.requirement_id not in elsewhere]
     files = _attach(spec_set.files, cases, known)
     return SpecSet(files=tuple(files), sha256=digest.hexdigest(), regressions=tuple(cases))
 

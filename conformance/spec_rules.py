@@ -49,7 +49,9 @@ def merge_models(files: Iterable[SpecFile]) -> dict[str, Any]:
     return merged
 
 
-def cross_check(files: Sequence[SpecFile], known_properties: set[str]) -> None:
+def cross_check(
+    files: Sequence[SpecFile], known_properties: set[str], subject: str | None = None
+) -> None:
     """Refuse a spec set whose files are each valid but do not fit together.
 
     Duplicate ids are judged before the layout, so an id pasted into the wrong file is reported
@@ -57,7 +59,7 @@ def cross_check(files: Sequence[SpecFile], known_properties: set[str]) -> None:
     """
     merge_models(files)
     _check_areas(files)
-    _check_ids_and_checks(files, known_properties)
+    _check_ids_and_checks(files, known_properties, subject)
     _check_layout(files)
 
 
@@ -72,7 +74,10 @@ def _check_areas(files: Sequence[SpecFile]) -> None:
         areas[spec_file.area] = spec_file.path
 
 
-def _check_ids_and_checks(files: Sequence[SpecFile], known_properties: set[str]) -> None:
+def _check_ids_and_checks(
+    files: Sequence[SpecFile], known_properties: set[str], subject: str | None
+) -> None:
+    """``known_properties`` name the checks of ``subject``'s registry (None: every file's)."""
     seen: dict[str, str] = {}
     for spec_file in files:
         for requirement in spec_file.requirements:
@@ -93,6 +98,7 @@ def _check_ids_and_checks(files: Sequence[SpecFile], known_properties: set[str])
                 if (
                     check.property_name is not None
                     and known_properties
+                    and (subject is None or spec_file.subject == subject)
                     and check.property_name not in known_properties
                 ):
                     raise SpecError(

@@ -424,3 +424,24 @@ def test_the_format_doc_tells_where_each_id_lives() -> None:
     )
     expected = [(prefix, f.path.name, f.area) for f in load_specs().files for prefix in f.prefixes]
     assert sorted(rows) == sorted(expected)
+
+
+def test_a_load_holds_one_subject_but_ids_stay_unique_across_subjects(small_specs: Path) -> None:
+    text = _spec_text("probe-client", ["PROBE"], ["PROBE-01"]).replace(
+        "area: probe-client\n", "area: probe-client\nsubject: client\n"
+    )
+    (small_specs / "probe.yaml").write_text(text)
+    server = load_specs(small_specs)
+    client = load_specs(small_specs, subject="client")
+    assert "PROBE-01" not in {r.id for r in server.requirements}
+    assert [r.id for r in client.requirements] == ["PROBE-01"]
+    assert server.sha256 != client.sha256
+    assert {f.subject for f in load_specs(small_specs, subject=None).files} == {"server", "client"}
+    (small_specs / "probe.yaml").write_text(text.replace("PROBE-01", "PROTO-CONN-01"))
+    with pytest.raises(SpecError, match="PROTO-CONN-01 is also defined in"):
+        load_specs(small_specs, subject="client")
+
+
+def test_a_subject_without_files_is_one_clear_line(small_specs: Path) -> None:
+    with pytest.raises(SpecError, match=r"^no spec files of subject auth-endpoint in "):
+        load_specs(small_specs, subject="auth-endpoint")
