@@ -11,12 +11,14 @@ import argparse
 import json
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import pytest
 
 from . import __version__
+from .auth_endpoint.checks import check_names as auth_endpoint_check_names
+from .auth_endpoint.command import add_auth_endpoint_arguments, auth_endpoint_command
 from .baseline import load_baseline
 from .diff import add_diff_arguments, diff_command
 from .docs_map import DocsPage, load_docs_map
@@ -28,7 +30,7 @@ from .properties import known_property_names
 from .proxy.command import add_proxy_arguments, proxy_command
 from .quotes import Quoted, check_quotes
 from .simulate.command import add_simulate_arguments, simulate_command
-from .spec import SpecSet, default_specs_dir, load_specs
+from .spec import SpecSet, Subject, default_specs_dir, load_specs
 from .target import check_reachable, target_from_options
 
 __all__ = ["main"]
@@ -81,7 +83,20 @@ def _parser() -> _Parser:
         help="virtual users against a server, with a readiness verdict (docs/simulate.md)",
     )
     add_simulate_arguments(simulation)
+
+    auth_endpoint = sub.add_parser(
+        "auth-endpoint",
+        help="certify an app's channel-auth endpoint (docs/auth-endpoint-certification.md)",
+    )
+    add_auth_endpoint_arguments(auth_endpoint)
     return parser
+
+
+#: The check registry of each subject other than the server's: validate-specs holds that
+#: subject's spec files to the checks its command knows.
+_OTHER_SUBJECTS: dict[Subject, Callable[[], Iterable[str]]] = {
+    "auth-endpoint": auth_endpoint_check_names,
+}
 
 
 def _load(specs: str | None) -> SpecSet:
@@ -180,6 +195,15 @@ def _validate(args: argparse.Namespace) -> int:
         f"), sha256 {specs.sha256[:16]}"
         f"{docs}"
     )
+    specs_dir = Path(args.specs) if args.specs else None
+    present = {f.subject for f in load_specs(specs_dir, subject=None).files}
+    for subject, names in _OTHER_SUBJECTS.items():
+        if subject in present:
+            other = load_specs(specs_dir, subject=subject, known_properties=names())
+            print(
+                f"ok: {subject}: {len(other.files)} files, {len(other.requirements)} "
+                f"requirements, {len(other.checks)} checks"
+            )
     return 0
 
 
@@ -187,7 +211,8 @@ def _check_quotes(args: argparse.Namespace) -> int:
     docs = Path(args.docs)
     if not docs.is_dir():
         raise UsageError(f"check-quotes: {docs} is not a directory")
-    specs = _load(args.specs)
+    # Every subject's quotes: an auth endpoint's requirement quotes the docs like a server's.
+    specs = load_specs(Path(args.specs) if args.specs else None, subject=None)
     quoted = [Quoted(r.id, r.source, r.quote) for r in specs.requirements if r.quote]
     quoted += [
         Quoted(f"{page.name} rule {n}", page.page.rstrip("/") + "/" + rule.anchor, rule.quote)
@@ -220,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return diff_command(args)
         if args.command == "simulate":
             return simulate_command(args)
+        if args.command == "auth-endpoint":
+            return auth_endpoint_command(args)
         _parser().print_help()
         return int(ExitCode.USAGE)
     except UsageError as exc:
