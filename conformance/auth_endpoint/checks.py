@@ -81,7 +81,8 @@ def _judged(run: CheckRun, what: str) -> str:
     judged = run.stats["judged"]
     if judged == 0:
         raise PreconditionFailed(f"nothing to judge: {what}")
-    return f"{judged} replies judged ({run.stats['requests_sent']} requests sent)"
+    sent, reused = run.stats["requests_sent"], run.stats["replies_reused"]
+    return f"{judged} replies judged ({sent} requests sent, {reused} replies of earlier checks)"
 
 
 # Granted channels: the signature, the key part, the user's own id.

@@ -141,7 +141,7 @@ def auth_endpoint_command(args: argparse.Namespace) -> int:
             "user_auth_url": setup.user_auth_url,
             "capabilities": ["user_auth"] if setup.user_auth_url else [],
             "users": list(setup.users),
-            "app_key": setup.app_key,
+            "key": setup.app_key,  # never the secret (schemas/results.schema.json)
         },
         run={
             "profile": "auth-endpoint",

@@ -27,7 +27,7 @@ from ..profiles import shrinking_capped
 from ..results import CheckResult
 from ..spec import Check, SpecSet
 from .files import Credentials, Policy
-from .judge import Endpoint, Reply, Request
+from .judge import Reply, Request
 
 __all__ = [
     "AuthCheck",
@@ -277,7 +277,3 @@ def _curl(setup: Setup, request: Request) -> str:
         else "  # with only the credentials file's every_request headers/cookies"
     )
     return f"curl -sS -X POST {shlex.quote(str(url))} --data {body}{who}"
-
-
-def describe_endpoint(endpoint: Endpoint) -> str:
-    return "channel authorization" if endpoint == "channel" else "user authentication"

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 from aiohttp import web
@@ -111,6 +112,10 @@ def test_the_example_endpoint_passes(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "13 requirements (PASS 13)" in out
     assert "exit 0" in out
     assert {p.name for p in tmp_path.iterdir()} >= {"results.json", "junit.xml", "summary.md"}
+    # The same published contract as a server run's results.json, and no secret in it.
+    schema = json.loads((ROOT / "schemas" / "results.schema.json").read_text())
+    jsonschema.validate(data, schema)
+    assert APP_SECRET not in (tmp_path / "results.json").read_text()
 
 
 def test_without_the_user_auth_url_the_sign_in_rules_are_absent(tmp_path: Path) -> None:

@@ -106,7 +106,7 @@ def test_a_correct_endpoint_passes_every_requirement() -> None:
     results = run_checks(SPECS, _setup(), FakeEndpoint(), CHECKS)
     assert set(_verdicts(results).values()) == {"PASS"}
     assert all(r.stats.get("judged", 0) > 0 for r in results.values())
-    assert results["AUTHEP-04/ungranted-unsigned"].message.endswith("requests sent)")
+    assert "replies judged (" in results["AUTHEP-04/ungranted-unsigned"].message
 
 
 def test_without_a_user_auth_url_the_sign_in_requirements_are_absent() -> None:
