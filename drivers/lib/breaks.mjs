@@ -73,9 +73,9 @@ export function installBreak(mode, pusher) {
     case 'reconnect-after-4009':
       manager.bind('disconnected', () => {
         if (!within(state.lastCode, 4001, 4099)) return;
-        note(`connecting again after close ${state.lastCode}`);
+        note(`connecting again in 1 s after close ${state.lastCode}`);
         state.lastCode = null;
-        setTimeout(() => pusher.connect(), 0);
+        setTimeout(() => pusher.connect(), 1000); // as pusher-js retries after an ordinary drop
       });
       break;
 
