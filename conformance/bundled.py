@@ -23,16 +23,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from .errors import HarnessError
 from .target import Target, Timings
+from .tls import client_context
 
 __all__ = [
     "BUNDLED_ACTIVITY_TIMEOUT",
     "BUNDLED_PONG_TIMEOUT",
     "BUNDLED_WEBHOOK_LISTEN",
     "BundledServer",
+    "BundledTls",
     "Restart",
     "start_bundled",
     "stop_child",
@@ -69,6 +71,18 @@ RESTART_TIMEOUT = 20.0
 
 
 @dataclass(frozen=True)
+class BundledTls:
+    """TLS for the bundled server: its certificate chain and key (PEM files, made at test time:
+    none is committed), and the CA file that the suite then trusts for it. With
+    ``plain_port``, the server also redirects plain requests from a port of its own."""
+
+    cert: Path
+    key: Path
+    ca_file: Path
+    plain_port: bool = False
+
+
+@dataclass(frozen=True)
 class Restart:
     """How a restart went: the old process's exit status and how long each half took."""
 
@@ -88,6 +102,8 @@ class BundledServer:
     #: Where it appends its requirement marks' hit counts when it exits (``--serves-file``;
     #: a restarted server appends its own line), or ``None`` when it was not asked to.
     serves_file: Path | None = None
+    #: With ``BundledTls.plain_port``: the plain port's URL (``http://127.0.0.1:PORT``).
+    plain_url: str | None = None
 
     def stop(self) -> None:
         stop_child(self.process, self.process.terminate)
@@ -168,7 +184,7 @@ class BundledServer:
                 time.sleep(0.2)
                 continue
             self.process = process
-            if _accepts_handshake(port, self.target.key, deadline):
+            if _accepts_handshake(port, self.target.key, deadline, self.target.ca_file):
                 return
             last_error = "it started but did not answer a WebSocket handshake"
             break
@@ -227,10 +243,12 @@ def start_bundled(
     startup_timeout: float = 20.0,
     webhook_url: str | None = None,
     serves_file: Path | None = None,
+    tls: BundledTls | None = None,
 ) -> BundledServer:
     """Start the server; with ``webhook_url`` it posts webhooks there and declares them; with
     ``serves_file`` it counts its requirement marks and appends them there when it exits (an
-    old file is removed first, so the file holds this server's lines only)."""
+    old file is removed first, so the file holds this server's lines only); with ``tls`` it
+    serves wss:// and https://, and the target trusts the CA that signed its certificate."""
     app_id = str(secrets.randbelow(900000) + 100000)
     key = secrets.token_hex(10)
     secret = secrets.token_hex(16)
@@ -248,11 +266,17 @@ def start_bundled(
         serves_file.parent.mkdir(parents=True, exist_ok=True)
         serves_file.unlink(missing_ok=True)
         command += ["--serves-file", str(serves_file)]
-    process, port = _launch(command, log_path, startup_timeout)
+    if tls is not None:
+        command += ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
+        if tls.plain_port:
+            command += ["--plain-port", "0"]
+    process, ready = _launch(command, log_path, startup_timeout)
+    port = int(ready["port"])
+    secure = "s" if tls is not None else ""
     target = Target(
         name="reference-server (bundled)",
-        ws_url=f"ws://127.0.0.1:{port}",
-        http_url=f"http://127.0.0.1:{port}",
+        ws_url=f"ws{secure}://127.0.0.1:{port}",
+        http_url=f"http{secure}://127.0.0.1:{port}",
         app_id=app_id,
         key=key,
         secret=secret,
@@ -260,7 +284,9 @@ def start_bundled(
         timings=Timings(float(BUNDLED_ACTIVITY_TIMEOUT), float(BUNDLED_PONG_TIMEOUT)),
         bundled=True,
         webhook_listen=webhook_url,
+        ca_file=str(tls.ca_file) if tls is not None else None,
     )
+    plain_url = ready.get("plain_url")
     return BundledServer(
         process,
         target,
@@ -268,6 +294,7 @@ def start_bundled(
         os.environ.get("PUSHER_REF_FAULTS", ""),
         tuple(command),
         serves_file,
+        plain_url if isinstance(plain_url, str) else None,
     )
 
 
@@ -278,8 +305,9 @@ def _launch(
     environ: dict[str, str] | None = None,
     *,
     append: bool = False,
-) -> tuple[subprocess.Popen[str], int]:
-    """Start the server and wait for its ready line; return the process and its port.
+) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """Start the server and wait for its ready line; return the process and that line (its
+    ``port`` checked to be a number).
 
     Raises:
         HarnessError: it could not be started, exited, or said nothing in time (the message
@@ -315,7 +343,9 @@ def _launch(
             + f" (log: {log_path})"
         )
     try:
-        return process, int(json.loads(line)["port"])
+        ready = json.loads(line)
+        int(ready["port"])
+        return process, ready
     except (ValueError, KeyError, TypeError):
         process.kill()
         raise HarnessError(f"unexpected ready line from the reference server: {line!r}") from None
@@ -332,25 +362,31 @@ def _with_port(command: Sequence[str], port: int) -> list[str]:
     return rebuilt
 
 
-def _accepts_handshake(port: int, key: str, deadline: float) -> bool:
+def _accepts_handshake(port: int, key: str, deadline: float, ca_file: str | None = None) -> bool:
     """Whether ``/app/{key}`` upgrades and sends ``connection_established`` before
     ``deadline``; tried again every 0.1 s (a draining or starting server refuses)."""
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError, ValueError):
-            if _handshake_once(port, key, max(0.1, deadline - time.monotonic())):
+            if _handshake_once(port, key, max(0.1, deadline - time.monotonic()), ca_file):
                 return True
         time.sleep(0.1)
     return False
 
 
-def _handshake_once(port: int, key: str, timeout: float) -> bool:
+def _handshake_once(port: int, key: str, timeout: float, ca_file: str | None = None) -> bool:
     nonce = base64.b64encode(os.urandom(16)).decode()
     request = (
         f"GET /app/{key}?protocol=7&client=conformance-probe HTTP/1.1\r\n"
         f"Host: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         f"Sec-WebSocket-Key: {nonce}\r\nSec-WebSocket-Version: 13\r\n\r\n"
     )
-    with socket.create_connection(("127.0.0.1", port), timeout=min(timeout, 2.0)) as sock:
+    with contextlib.ExitStack() as stack:
+        sock = stack.enter_context(
+            socket.create_connection(("127.0.0.1", port), timeout=min(timeout, 2.0))
+        )
+        context = client_context(ca_file)
+        if context is not None:  # a server under TLS (BundledTls)
+            sock = stack.enter_context(context.wrap_socket(sock, server_hostname="127.0.0.1"))
         sock.sendall(request.encode())
         stream = sock.makefile("rb")
         status = stream.readline().split(b" ", 2)

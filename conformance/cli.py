@@ -30,6 +30,7 @@ from .properties import known_property_names
 from .proxy.command import add_proxy_arguments, proxy_command
 from .quotes import Quoted, check_quotes
 from .simulate.command import add_simulate_arguments, simulate_command
+from .smoke import add_smoke_arguments, smoke_command
 from .spec import SpecSet, Subject, default_specs_dir, load_specs
 from .target import check_reachable, target_from_options
 
@@ -83,6 +84,12 @@ def _parser() -> _Parser:
         help="virtual users against a server, with a readiness verdict (docs/simulate.md)",
     )
     add_simulate_arguments(simulation)
+
+    smoke = sub.add_parser(
+        "smoke",
+        help="a post-deployment check of a live deployment, in seconds (docs/smoke.md)",
+    )
+    add_smoke_arguments(smoke)
 
     auth_endpoint = sub.add_parser(
         "auth-endpoint",
@@ -245,6 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return diff_command(args)
         if args.command == "simulate":
             return simulate_command(args)
+        if args.command == "smoke":
+            return smoke_command(args)
         if args.command == "auth-endpoint":
             return auth_endpoint_command(args)
         _parser().print_help()

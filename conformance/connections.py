@@ -23,6 +23,7 @@ from .errors import CheckFailed, PreconditionFailed, UsageError
 from .proxy.server import FaultProxy
 from .target import Target
 from .templates import nonce
+from .tls import client_context
 from .transcript import Transcript
 from .wsclient import RawConnection
 
@@ -211,6 +212,7 @@ class Connections(Mapping[str, RawConnection]):
             auto_pong=auto_pong,
             timeout=self.timeout,
             local_address=local_address,
+            ssl_context=client_context(self.target.ca_file),
         )
         self._by_name[name] = conn
         return conn

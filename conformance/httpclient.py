@@ -19,6 +19,7 @@ from yarl import URL
 from .errors import TargetError
 from .signing import api_auth_params, sign_api_request
 from .target import Target
+from .tls import client_context
 from .transcript import Transcript
 
 __all__ = ["NOT_JSON_BODY", "ApiClient", "ApiResponse", "QueryPairs"]
@@ -103,7 +104,11 @@ class ApiClient:
             "http_request", method=method, url=str(url), body=body.decode("utf-8", "replace")
         )
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+            context = client_context(self.target.ca_file)
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                connector=aiohttp.TCPConnector(ssl=context) if context is not None else None,
+            )
         try:
             async with self._session.request(method, url, data=body or None, headers=headers) as r:
                 raw = await r.read()

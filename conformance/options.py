@@ -177,6 +177,10 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         "webhook_listen", "--webhook-listen", parse=_listen_url, metavar="URL",
         help="loopback URL the target posts webhooks to; the suite listens there",
     ),
+    _target(
+        "ca_file", "--ca-file", metavar="PEM",
+        help="trust this CA (PEM) for a wss:// or https:// target, on top of the system store",
+    ),
     RunOption("report_dir", ("--report-dir",), default="conformance-report", metavar="DIR"),
     RunOption(
         "baseline", ("--baseline",), metavar="FILE",
@@ -282,6 +286,7 @@ class RunOptions:
     pong_timeout: float | None = None
     max_event_bytes: int | None = None
     webhook_listen: str | None = None
+    ca_file: str | None = None
     report_dir: str = "conformance-report"
     baseline: str | None = None
     strict: bool = False
@@ -370,6 +375,8 @@ class RunOptions:
             add("--capability", capability)
         if self.webhook_listen:
             add("--webhook-listen", self.webhook_listen)
+        if self.ca_file:
+            add("--ca-file", self.ca_file)
         if self.specs_dir:
             add("--specs", self.specs_dir)
         return " ".join(words)

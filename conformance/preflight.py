@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from .errors import TargetError
+from .tls import client_context
 from .transcript import Transcript
 from .wsclient import Frame, RawConnection
 
@@ -66,13 +67,18 @@ def _established(frame: Frame) -> bool:
     return frame.event == "pusher:connection_established"
 
 
-async def greets(ws_url: str, key: str, timeout: float) -> bool:
+async def greets(ws_url: str, key: str, timeout: float, *, ca_file: str | None = None) -> bool:
     """Whether a new connection is greeted with ``pusher:connection_established``: the sign
     of life a run asks for after a check fails (a server that still takes TCP but closes
     every newcomer, as one stuck shutting down does, is not alive)."""
     try:
         conn = await RawConnection.open(
-            "alive", _app_url(ws_url, key), Transcript("alive"), auto_pong=True, timeout=timeout
+            "alive",
+            _app_url(ws_url, key),
+            Transcript("alive"),
+            auto_pong=True,
+            timeout=timeout,
+            ssl_context=client_context(ca_file),
         )
     except (TargetError, OSError):
         return False
@@ -82,7 +88,9 @@ async def greets(ws_url: str, key: str, timeout: float) -> bool:
         await conn.close()
 
 
-async def probe_target(ws_url: str, key: str, timeout: float) -> TargetProbe:
+async def probe_target(
+    ws_url: str, key: str, timeout: float, *, ca_file: str | None = None
+) -> TargetProbe:
     """Open ``HANDSHAKES`` connections one after another (timing each), ping on the first."""
     transcript = Transcript("preflight")
     url = _app_url(ws_url, key)
@@ -92,7 +100,12 @@ async def probe_target(ws_url: str, key: str, timeout: float) -> TargetProbe:
         began = time.monotonic()
         try:
             conn = await RawConnection.open(
-                f"probe{number}", url, transcript, auto_pong=True, timeout=timeout
+                f"probe{number}",
+                url,
+                transcript,
+                auto_pong=True,
+                timeout=timeout,
+                ssl_context=client_context(ca_file),
             )
         except TargetError:
             break

@@ -34,7 +34,8 @@ def _alive(state: RunState) -> bool:
     # Generous: a busy machine (the self-test runs suites side by side) may greet slowly,
     # and a false death costs a restart and the disturbed checks' time.
     timeout = 10.0 * state.settings.timeout_multiplier
-    return asyncio.run(greets(state.target.ws_url, state.target.key, timeout))
+    target = state.target
+    return asyncio.run(greets(target.ws_url, target.key, timeout, ca_file=target.ca_file))
 
 
 def _revive(state: RunState) -> str | None:
@@ -57,7 +58,8 @@ def _probe(state: RunState) -> TargetProbe:
     not even take a handshake gets an empty probe, and the checks will say the rest."""
     timeout = state.settings.response_timeout * state.settings.timeout_multiplier
     try:
-        return asyncio.run(probe_target(state.target.ws_url, state.target.key, timeout))
+        target = state.target
+        return asyncio.run(probe_target(target.ws_url, target.key, timeout, ca_file=target.ca_file))
     except (OSError, ConformanceError):
         return TargetProbe((), answers_pusher_ping=True)
 

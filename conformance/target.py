@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from .errors import TargetUnreachable, UsageError
+from .tls import check_ca_file
 from .webhooks import parse_listen_url
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ _TARGET_KEYS = {
     "limits",
     "webhooks",
     "restart",
+    "ca_file",
 }
 
 
@@ -94,6 +96,9 @@ class Target:
     #: the seconds it may take until the server takes handshakes again.
     restart_command: str | None = None
     restart_within: float = 60.0
+    #: A PEM file of the CA that signed a wss:// or https:// target's certificate, trusted on
+    #: top of the system store (``tls.py``); ``None``: the system store only.
+    ca_file: str | None = None
 
     def public(self) -> dict[str, Any]:
         """What a report may show: everything but the secret."""
@@ -110,6 +115,7 @@ class Target:
             "webhook_listen": self.webhook_listen,
             "restart_command": self.restart_command,
             "restart_within": self.restart_within,
+            "ca_file": self.ca_file,
         }
 
     def to_wire(self) -> str:
@@ -135,6 +141,7 @@ class Target:
             webhook_listen=data["webhook_listen"],
             restart_command=data["restart_command"],
             restart_within=data["restart_within"],
+            ca_file=data["ca_file"],
         )
 
 
@@ -187,9 +194,12 @@ def _seconds(value: object, what: str) -> float | None:
     return float(value)
 
 
-def target_from_mapping(data: Mapping[str, Any], *, bundled: bool = False) -> Target:
+def target_from_mapping(
+    data: Mapping[str, Any], *, bundled: bool = False, relative_to: Path | None = None
+) -> Target:
     """Build a target from a target file's mapping (or the CLI flags), with one clear error for
-    the first thing that is wrong."""
+    the first thing that is wrong. A relative ``ca_file`` is taken from ``relative_to`` (the
+    target file's folder), so that a target file and its CA can travel together."""
     unknown = set(data) - _TARGET_KEYS
     if unknown:
         raise UsageError(
@@ -220,6 +230,11 @@ def target_from_mapping(data: Mapping[str, Any], *, bundled: bool = False) -> Ta
     # (target_from_options).
     webhook_listen = webhook_listen_url(data.get("webhooks"), ())
     restart_command, restart_within = _restart(data.get("restart"))
+    ca_file = data.get("ca_file")
+    if ca_file is not None:
+        if not isinstance(ca_file, str) or not ca_file:
+            raise UsageError(f"ca_file must be the path of a PEM file, got {ca_file!r}")
+        ca_file = check_ca_file(str((relative_to or Path.cwd()) / ca_file))
     max_event_bytes = limits.get("max_event_bytes", DEFAULT_MAX_EVENT_BYTES)
     if isinstance(max_event_bytes, bool) or not isinstance(max_event_bytes, int):
         raise UsageError(f"limits.max_event_bytes must be an integer, got {max_event_bytes!r}")
@@ -240,6 +255,7 @@ def target_from_mapping(data: Mapping[str, Any], *, bundled: bool = False) -> Ta
         webhook_listen=webhook_listen,
         restart_command=restart_command,
         restart_within=restart_within,
+        ca_file=ca_file,
     )
 
 
@@ -274,7 +290,7 @@ def load_target_file(path: str | Path) -> Target:
     if not isinstance(data, Mapping):
         raise UsageError(f"target file {file} must hold a mapping of fields")
     try:
-        return target_from_mapping(data)
+        return target_from_mapping(data, relative_to=file.parent)
     except UsageError as exc:
         raise UsageError(f"target file {file}: {exc}") from None
 
@@ -303,8 +319,12 @@ def target_from_options(options: RunOptions) -> Target | None:
             {"name": "command-line target", **flags, "timings": timings, "limits": limits}
         )
     else:
+        if options.ca_file:
+            raise UsageError("--ca-file is for a wss:// target; the bundled server speaks ws://")
         return None
     target = with_declared_capabilities(target, options)
+    if options.ca_file:
+        target = dataclasses.replace(target, ca_file=check_ca_file(options.ca_file))
     if options.webhook_listen:
         target = dataclasses.replace(target, webhook_listen=options.webhook_listen)
     listen = target.webhook_listen

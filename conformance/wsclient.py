@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,9 +114,11 @@ class RawConnection:
         auto_pong: bool,
         timeout: float,
         local_address: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> RawConnection:
         """``local_address``: the source IP to connect from (e.g. another loopback address);
-        ignored when it cannot be bound."""
+        ignored when it cannot be bound. ``ssl_context``: whom to trust for a wss:// URL
+        (``tls.client_context``); ``None``: the system store."""
         conn = cls(name, transcript, auto_pong=auto_pong)
         source = {"from": local_address} if local_address else {}
         transcript.record("ws_connect", name, url=url, **source)
@@ -123,14 +126,15 @@ class RawConnection:
         began = time.monotonic()
         if local_address is not None:
             options["local_addr"] = (local_address, 0)
+        tls = {"ssl": ssl_context} if ssl_context is not None and url.startswith("wss:") else {}
         try:
             try:
-                ws = await conn._connect(url, timeout, options)
+                ws = await conn._connect(url, timeout, {**options, **tls})
             except OSError as exc:
                 if not options or isinstance(exc, TimeoutError):
                     raise
                 transcript.record("ws_bind_failed", name, error=repr(exc))
-                ws = await conn._connect(url, timeout, {})
+                ws = await conn._connect(url, timeout, tls)
         except InvalidStatus as exc:
             status = exc.response.status_code
             body = exc.response.body.decode("utf-8", "replace") if exc.response.body else ""

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .config import ServerConfig
+from .config import ConfigError, ServerConfig
 from .http_endpoints import MAX_READ_BYTES, HttpEndpoints
 from .logs import log
 from .peers import Fanout, Peer
@@ -34,6 +34,7 @@ from .protocol.http_requests import ApiLimits, AppCredentials, RequestAuthentica
 from .protocol.socket_ids import RandomSource, SocketIdAllocator
 from .responses import json_errors
 from .serves import serves
+from .tls import redirect_app, server_context
 from .webhook_sender import WebhookSender
 from .websocket_endpoint import WebSocketEndpoint
 
@@ -195,29 +196,39 @@ class RunningServer:
     server: ReferenceServer
     host: str
     port: int
+    #: Whether ``port`` speaks TLS (wss:// and https://) rather than plain ws:// and http://.
+    tls: bool = False
+    #: With TLS, the port that redirects plain requests to ``port``, if any.
+    plain_port: int | None = None
 
-    @property
-    def _netloc(self) -> str:
+    def _netloc(self, port: int) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return f"{host}:{port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self._netloc}"
+        return f"{'wss' if self.tls else 'ws'}://{self._netloc(self.port)}"
 
     @property
     def http_url(self) -> str:
-        return f"http://{self._netloc}"
+        return f"{'https' if self.tls else 'http'}://{self._netloc(self.port)}"
 
     def ready_line(self) -> dict[str, Any]:
-        """The object printed once on stdout when listening."""
-        return {
+        """The object printed once on stdout when listening (the TLS fields only with TLS, so
+        a plain server's line stays what readers of it already parse)."""
+        line: dict[str, Any] = {
             "event": "listening",
             "host": self.host,
             "port": self.port,
             "ws_url": self.ws_url,
             "http_url": self.http_url,
         }
+        if self.tls:
+            line["tls"] = True
+        if self.plain_port is not None:
+            line["plain_port"] = self.plain_port
+            line["plain_url"] = f"http://{self._netloc(self.plain_port)}"
+        return line
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -241,7 +252,17 @@ async def run_server(
     random_source: RandomSource | None = None,
     wall_clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[RunningServer]:
-    """Listen on ``config.host``/``config.port`` for the duration of the block."""
+    """Listen on ``config.host``/``config.port`` for the duration of the block (with TLS when
+    configured, and then also on the plain redirect port if one is asked for).
+
+    Raises:
+        ConfigError: the TLS certificate or key cannot be used (before anything is bound).
+    """
+    ssl_context = (
+        server_context(config.tls_cert, config.tls_key)
+        if config.tls_cert is not None and config.tls_key is not None
+        else None
+    )
     server = build_server(config, random_source=random_source, wall_clock=wall_clock)
     sock = bind(config.host, config.port)
     runner = web.AppRunner(
@@ -250,12 +271,32 @@ async def run_server(
         handle_signals=False,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
     )
+    plain: tuple[socket.socket, web.AppRunner] | None = None
     try:
         await runner.setup()
-        site = web.SockSite(runner, sock)
+        site = web.SockSite(runner, sock, ssl_context=ssl_context)
         await site.start()
         host, port = sock.getsockname()[:2]
-        yield RunningServer(server, host, port)
+        plain_port = None
+        if config.plain_port is not None:
+            try:
+                plain_sock = bind(config.host, config.plain_port)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot listen on {config.host}:{config.plain_port} (--plain-port): "
+                    f"{exc.strerror or exc}"
+                ) from None
+            plain = (
+                plain_sock,
+                web.AppRunner(redirect_app(port), access_log=None, handle_signals=False),
+            )
+            await plain[1].setup()
+            await web.SockSite(plain[1], plain[0]).start()
+            plain_port = plain[0].getsockname()[1]
+        yield RunningServer(server, host, port, ssl_context is not None, plain_port)
     finally:
+        if plain is not None:
+            await plain[1].cleanup()
+            plain[0].close()
         await runner.cleanup()
         sock.close()

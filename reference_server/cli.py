@@ -95,6 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         serves.enable()
     try:
         asyncio.run(serve(config))
+    except ConfigError as exc:  # a TLS certificate or key that cannot be used
+        print(f"{_PROG}: error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         reason = exc.strerror or str(exc)
         print(

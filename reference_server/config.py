@@ -11,6 +11,7 @@ import argparse
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NoReturn, TypeVar
 from urllib.parse import urlsplit
 
@@ -57,6 +58,17 @@ class ServerConfig:
     drain_timeout: float = 2.0
     #: Where requirement marks' hit counts are appended at exit (``serves.py``); ``None``: off.
     serves_file: str | None = None
+    #: PEM certificate chain and private key: with both, the one port speaks wss:// and https://
+    #: only (``tls.py``); with neither, plain ws:// and http://.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    #: With TLS, a second port for plain traffic, answered with a redirect to the TLS port (a
+    #: client that typed ws:// or http:// learns where to go instead of meeting a dead port).
+    plain_port: int | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -88,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
         ("--shutdown-spread", "PUSHER_REF_SHUTDOWN_SPREAD", "seconds to spread shutdown closes"),
         ("--drain-timeout", "PUSHER_REF_DRAIN_TIMEOUT", "seconds to wait for close handshakes"),
         ("--serves-file", "PUSHER_REF_SERVES_FILE", "count requirement marks; append at exit"),
+        ("--tls-cert", "PUSHER_REF_TLS_CERT", "PEM certificate chain: serve wss:// and https://"),
+        ("--tls-key", "PUSHER_REF_TLS_KEY", "PEM private key of --tls-cert"),
+        ("--plain-port", "PUSHER_REF_PLAIN_PORT", "with TLS: plain port that redirects to it"),
     ):
         parser.add_argument(flag, metavar="VALUE", help=f"{what} (env {env})")
     parser.add_argument(
@@ -166,6 +181,20 @@ def _http_url(text: str) -> str:
     return text.strip()
 
 
+def _readable_file(text: str) -> str:
+    """Checked here so that a wrong path is named with its flag; whether the file holds a
+    usable certificate or key is for ``tls.py`` to say when it loads them."""
+    path = Path(text.strip())
+    if not path.is_file():
+        raise ValueError("no such file")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"cannot be read ({exc.strerror or exc})") from None
+    return str(path)
+
+
 def _log_level(text: str) -> str:
     lowered = text.strip().lower()
     if lowered not in LOG_LEVELS:
@@ -209,9 +238,27 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> ServerConfig
     else:
         client_events = client_events_flag
 
+    tls_cert = pick("--tls-cert", "PUSHER_REF_TLS_CERT", _readable_file, None)
+    tls_key = pick("--tls-key", "PUSHER_REF_TLS_KEY", _readable_file, None)
+    if (tls_cert is None) != (tls_key is None):
+        given, missing = (
+            ("--tls-cert", "--tls-key") if tls_key is None else ("--tls-key", "--tls-cert")
+        )
+        raise ConfigError(
+            f"{given} needs {missing} too (env PUSHER_REF_{missing[2:].upper().replace('-', '_')})"
+        )
+    port = pick("--port", "PUSHER_REF_PORT", _port, defaults.port)
+    plain_port = pick("--plain-port", "PUSHER_REF_PLAIN_PORT", _port, None)
+    if plain_port is not None and tls_cert is None:
+        raise ConfigError(
+            "--plain-port redirects to the TLS port: it needs --tls-cert and --tls-key"
+        )
+    if plain_port is not None and plain_port == port and port != 0:
+        raise ConfigError(f"--plain-port {plain_port} is the TLS port itself; pick another")
+
     return ServerConfig(
         host=pick("--host", "PUSHER_REF_HOST", _non_empty, defaults.host),
-        port=pick("--port", "PUSHER_REF_PORT", _port, defaults.port),
+        port=port,
         app_id=pick("--app-id", "PUSHER_REF_APP_ID", _non_empty, defaults.app_id),
         key=pick("--key", "PUSHER_REF_APP_KEY", _non_empty, defaults.key),
         secret=pick("--secret", "PUSHER_REF_APP_SECRET", _non_empty, defaults.secret),
@@ -262,4 +309,7 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> ServerConfig
             defaults.drain_timeout,
         ),
         serves_file=pick("--serves-file", "PUSHER_REF_SERVES_FILE", _non_empty, None),
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        plain_port=plain_port,
     )

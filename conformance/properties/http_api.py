@@ -17,6 +17,7 @@ from ..context import CheckContext
 from ..errors import CheckFailed, PreconditionFailed, UsageError
 from ..signing import body_md5
 from ..templates import nonce, unique_channel
+from ..tls import client_context
 from .registry import assert_no_event, explore, prop
 
 # -- HTTP API ------------------------------------------------------------------------------
@@ -224,7 +225,13 @@ def http_keep_alive(ctx: CheckContext, params: Mapping[str, Any]) -> None:
         api = ctx.api
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port, ssl=url.scheme == "https"),
+                asyncio.open_connection(
+                    host,
+                    port,
+                    ssl=(client_context(ctx.target.ca_file) or True)
+                    if url.scheme == "https"
+                    else None,
+                ),
                 ctx.response_timeout,
             )
         except (OSError, TimeoutError) as exc:

@@ -1,0 +1,75 @@
+"""The suite against a wss:// target with a private CA: --ca-file (or a target file's
+ca_file) is checked before a run starts, and a run over wss passes against the bundled server
+under a test certificate."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conformance.bundled import start_bundled
+from conformance.errors import UsageError
+from conformance.options import RunOptions
+from conformance.target import Target, load_target_file, target_from_options
+from conformance.tls import check_ca_file, client_context
+from tests.tls_files import make_tls
+
+
+def test_ca_file_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="CA file not found"):
+        check_ca_file(str(tmp_path / "missing.pem"))
+    (tmp_path / "junk.pem").write_text("junk\n")
+    with pytest.raises(UsageError, match="no usable PEM certificate"):
+        check_ca_file(str(tmp_path / "junk.pem"))
+    tls = make_tls(tmp_path)
+    assert check_ca_file(str(tls.ca_file)) == str(tls.ca_file.resolve())
+    assert client_context(str(tls.ca_file)) is client_context(str(tls.ca_file))
+    assert client_context(None) is None
+
+
+def test_target_file_ca_is_taken_beside_the_file(tmp_path: Path) -> None:
+    make_tls(tmp_path / "certs")
+    fields = {"ws_url": "wss://h.test", "http_url": "https://h.test", "app_id": "1"}
+    fields |= {"key": "k", "secret": "s", "ca_file": "certs/ca.pem"}
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(fields))
+    target = load_target_file(tmp_path / "t.yaml")
+    assert target.ca_file == str((tmp_path / "certs" / "ca.pem").resolve())
+    assert Target.from_wire(target.to_wire()) == target
+    assert target.public()["ca_file"] == target.ca_file
+
+
+def test_ca_file_needs_a_target(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--ca-file is for a wss:// target"):
+        target_from_options(RunOptions(ca_file=str(tmp_path / "ca.pem")))
+
+
+def test_run_over_wss_with_a_private_ca(tmp_path: Path) -> None:
+    server = start_bundled(tmp_path / "server.log", tls=make_tls(tmp_path / "certs"))
+    try:
+        fields = dataclasses.asdict(server.target)
+        target = {k: fields[k] for k in ("ws_url", "http_url", "app_id", "key", "secret")}
+        (tmp_path / "t.yaml").write_text(yaml.safe_dump(target | {"name": "tls"}))
+        result = subprocess.run(
+            [
+                sys.executable, "-m", "conformance", "run", "--target", str(tmp_path / "t.yaml"),
+                "--ca-file", str(server.target.ca_file), "--report-dir", str(tmp_path / "r"),
+                "--no-save-regressions", "--check", "PROTO-CONN-01", "--check", "HTTP-EVT-01",
+                "--check", "HTTP-GEN-03", "--check", "CHAN-PRES-02",
+            ],
+            capture_output=True, text=True, timeout=120, env=dict(os.environ),
+        )  # fmt: skip
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert data["target"]["ws_url"].startswith("wss://")
+    assert data["target"]["ca_file"] == str(server.target.ca_file)
+    passed = {r["id"] for r in data["requirements"] if r["outcome"] == "PASS"}
+    assert {"PROTO-CONN-01", "HTTP-EVT-01", "HTTP-GEN-03", "CHAN-PRES-02"} <= passed
