@@ -18,9 +18,11 @@ import pytest
 
 from . import __version__
 from .baseline import load_baseline
+from .clients.command import add_client_arguments, client_command
+from .clients.scenarios import scenario_names
 from .diff import add_diff_arguments, diff_command
 from .docs_map import DocsPage, load_docs_map
-from .errors import ConformanceError, TargetUnreachable, UsageError
+from .errors import ConformanceError, SpecError, TargetUnreachable, UsageError
 from .matrix import add_matrix_arguments, matrix_command
 from .options import OptionsCarrier, RunOptions, add_run_arguments, require_selection
 from .outcomes import ExitCode
@@ -28,7 +30,7 @@ from .properties import known_property_names
 from .proxy.command import add_proxy_arguments, proxy_command
 from .quotes import Quoted, check_quotes
 from .simulate.command import add_simulate_arguments, simulate_command
-from .spec import SpecSet, default_specs_dir, load_specs
+from .spec import SUBJECTS, SpecSet, Subject, default_specs_dir, load_specs
 from .target import check_reachable, target_from_options
 
 __all__ = ["main"]
@@ -76,6 +78,13 @@ def _parser() -> _Parser:
     )
     add_matrix_arguments(matrix)
 
+    client = sub.add_parser(
+        "client",
+        help="certify a client library through its driver (docs/client-certification.md)",
+        usage="conformance client [options] -- COMMAND...",
+    )
+    add_client_arguments(client)
+
     simulation = sub.add_parser(
         "simulate",
         help="virtual users against a server, with a readiness verdict (docs/simulate.md)",
@@ -86,6 +95,29 @@ def _parser() -> _Parser:
 
 def _load(specs: str | None) -> SpecSet:
     return load_specs(Path(specs) if specs else None, known_properties=known_property_names())
+
+
+def _registries() -> dict[Subject, frozenset[str]]:
+    """Each subject's check names: the server's properties, the client's scenarios (a subject
+    without a registry here has its names checked by its own command)."""
+    return {"server": frozenset(known_property_names()), "client": scenario_names()}
+
+
+def _load_subjects(specs: str | None) -> list[SpecSet]:
+    """Every subject's specs, each validated against its own registry."""
+    directory = Path(specs) if specs else None
+    loaded = []
+    for subject in SUBJECTS:
+        try:
+            loaded.append(
+                load_specs(
+                    directory, subject=subject, known_properties=_registries().get(subject, ())
+                )
+            )
+        except SpecError as exc:
+            if f"no spec files of subject {subject}" not in str(exc):
+                raise
+    return loaded
 
 
 def _run(options: RunOptions) -> int:
@@ -168,7 +200,12 @@ def _load_docs_map(args: argparse.Namespace, specs: SpecSet) -> tuple[DocsPage, 
 
 
 def _validate(args: argparse.Namespace) -> int:
-    specs = _load(args.specs)
+    subjects = _load_subjects(args.specs)
+    specs = SpecSet(
+        files=tuple(f for s in subjects for f in s.files),
+        sha256=subjects[0].sha256 if subjects else "",
+        regressions=tuple(c for s in subjects for c in s.regressions),
+    )
     pages = _load_docs_map(args, specs)
     active = [r for r in specs.requirements if r.status == "active"]
     rules = sum(len(p.rules) for p in pages)
@@ -187,8 +224,9 @@ def _check_quotes(args: argparse.Namespace) -> int:
     docs = Path(args.docs)
     if not docs.is_dir():
         raise UsageError(f"check-quotes: {docs} is not a directory")
+    requirements = [r for subject in _load_subjects(args.specs) for r in subject.requirements]
     specs = _load(args.specs)
-    quoted = [Quoted(r.id, r.source, r.quote) for r in specs.requirements if r.quote]
+    quoted = [Quoted(r.id, r.source, r.quote) for r in requirements if r.quote]
     quoted += [
         Quoted(f"{page.name} rule {n}", page.page.rstrip("/") + "/" + rule.anchor, rule.quote)
         for page in _load_docs_map(args, specs)
@@ -218,6 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return matrix_command(args)
         if args.command == "diff":
             return diff_command(args)
+        if args.command == "client":
+            return client_command(args)
         if args.command == "simulate":
             return simulate_command(args)
         _parser().print_help()
