@@ -11,15 +11,14 @@ import argparse
 import json
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from . import __version__
 from .baseline import load_baseline
-from .clients.command import add_client_arguments, client_command
-from .clients.scenarios import scenario_names
+from .clients.command import add_client_arguments, client_command, load_client_specs
 from .diff import add_diff_arguments, diff_command
 from .docs_map import DocsPage, load_docs_map
 from .errors import ConformanceError, SpecError, TargetUnreachable, UsageError
@@ -97,23 +96,24 @@ def _load(specs: str | None) -> SpecSet:
     return load_specs(Path(specs) if specs else None, known_properties=known_property_names())
 
 
-def _registries() -> dict[Subject, frozenset[str]]:
-    """Each subject's check names: the server's properties, the client's scenarios (a subject
-    without a registry here has its names checked by its own command)."""
-    return {"server": frozenset(known_property_names()), "client": scenario_names()}
+#: How each subject with a registry loads its specs, checked against that registry (a subject
+#: without one here has its check names judged by its own command).
+_LOADERS: dict[Subject, Callable[[str | None], SpecSet]] = {
+    "server": _load,
+    "client": load_client_specs,
+}
 
 
 def _load_subjects(specs: str | None) -> list[SpecSet]:
     """Every subject's specs, each validated against its own registry."""
-    directory = Path(specs) if specs else None
     loaded = []
     for subject in SUBJECTS:
+        load = _LOADERS.get(subject)
         try:
-            loaded.append(
-                load_specs(
-                    directory, subject=subject, known_properties=_registries().get(subject, ())
-                )
-            )
+            if load is not None:
+                loaded.append(load(specs))
+            else:
+                loaded.append(load_specs(Path(specs) if specs else None, subject=subject))
         except SpecError as exc:
             if f"no spec files of subject {subject}" not in str(exc):
                 raise

@@ -24,7 +24,7 @@ from ..results import CheckResult, build_report
 from ..spec import Check, SpecSet, load_specs
 from .driver_link import DriverError, Hello
 from .runner import ClientRun, make_tls, probe_driver, run_checks
-from .scenarios import scenario_names
+from .scenarios import SCENARIOS, scenario_names
 
 __all__ = ["add_client_arguments", "client_command", "load_client_specs"]
 
@@ -68,9 +68,13 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_client_specs(specs: str | None) -> SpecSet:
-    return load_specs(
+    """The client specs, each check's scenario known and its params ones the scenario takes."""
+    loaded = load_specs(
         Path(specs) if specs else None, subject="client", known_properties=scenario_names()
     )
+    for check in loaded.checks:
+        SCENARIOS[str(check.property_name)].check_params(check.params or {}, check.full_id)
+    return loaded
 
 
 def _selected(specs: SpecSet, only: list[str]) -> list[Check]:

@@ -30,7 +30,7 @@ from ..results import CheckResult, normalize_figures
 from ..spec import Check
 from .driver_link import Driver, DriverError, Hello, NotApplicable
 from .kit import Kit
-from .scenarios import SCENARIOS, scenario_names
+from .scenarios import SCENARIOS
 from .scripted_server import ScriptedServer
 from .timeline import Timeline
 
@@ -89,7 +89,6 @@ async def probe_driver(command: Sequence[str], tls: Tls) -> Hello:
 
 
 async def run_checks(checks: Iterable[Check], run: ClientRun, tls: Tls) -> dict[str, CheckResult]:
-    scenario_names()  # registers every scenario
     gate = asyncio.Semaphore(max(1, run.parallel))
     results: dict[str, CheckResult] = {}
 

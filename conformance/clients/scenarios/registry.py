@@ -56,7 +56,5 @@ def scenario(
 
 
 def scenario_names() -> frozenset[str]:
-    """Every registered name (importing the scenario modules registers them)."""
-    from . import channels, client_events, close_codes, heartbeat, open_behaviour  # noqa: F401
-
+    """Every registered name (importing ``conformance.clients.scenarios`` registers them)."""
     return frozenset(SCENARIOS)
