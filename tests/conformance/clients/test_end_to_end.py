@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from conformance.clients.command import load_client_specs
@@ -93,6 +94,8 @@ def test_the_command_writes_every_report_for_a_client(tmp_path: Path) -> None:
     assert "python-test-client 0.1, client library, driver" in result.stdout
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["target"]["kind"] == "client"
+    schema = json.loads((Path(__file__).parents[3] / "schemas/results.schema.json").read_text())
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(data)) == []
     assert {r["id"] for r in data["requirements"] if r["outcome"] != "NOT_RUN"} == {
         "CLIENT-PING-01",
         "CLIENT-CLOSE-04",
