@@ -11,7 +11,6 @@ activity timeout is not judged by a short one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,22 +179,7 @@ class Kit:
         self.figures["table"] = {"columns": columns, "rows": rows}
 
 
-def seconds(ms: int | None) -> float | None:
-    return None if ms is None else ms / 1000.0
-
-
-def entry_after(entries: list[Entry], t: float) -> Entry | None:
-    for entry in entries:
-        if entry["t"] >= t:
-            return entry
-    return None
-
-
 def ensure(condition: bool, failure: str) -> None:
     """Fail the check with ``failure`` unless ``condition`` holds."""
     if not condition:
         raise CheckFailed(failure)
-
-
-def fields_of(entry: Entry, *names: str) -> Mapping[str, Any]:
-    return {n: entry.get(n) for n in names}
