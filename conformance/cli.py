@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -20,9 +20,10 @@ from . import __version__
 from .auth_endpoint.checks import check_names as auth_endpoint_check_names
 from .auth_endpoint.command import add_auth_endpoint_arguments, auth_endpoint_command
 from .baseline import load_baseline
+from .clients.command import add_client_arguments, client_command, load_client_specs
 from .diff import add_diff_arguments, diff_command
 from .docs_map import DocsPage, load_docs_map
-from .errors import ConformanceError, TargetUnreachable, UsageError
+from .errors import ConformanceError, SpecError, TargetUnreachable, UsageError
 from .matrix import add_matrix_arguments, matrix_command
 from .options import OptionsCarrier, RunOptions, add_run_arguments, require_selection
 from .outcomes import ExitCode
@@ -31,7 +32,7 @@ from .proxy.command import add_proxy_arguments, proxy_command
 from .quotes import Quoted, check_quotes
 from .simulate.command import add_simulate_arguments, simulate_command
 from .smoke import add_smoke_arguments, smoke_command
-from .spec import SpecSet, Subject, default_specs_dir, load_specs
+from .spec import SUBJECTS, SpecSet, Subject, default_specs_dir, load_specs
 from .target import check_reachable, target_from_options
 
 __all__ = ["main"]
@@ -85,6 +86,13 @@ def _parser() -> _Parser:
     )
     add_simulate_arguments(simulation)
 
+    client = sub.add_parser(
+        "client",
+        help="certify a client library through its driver (docs/client-certification.md)",
+        usage="conformance client [options] -- COMMAND...",
+    )
+    add_client_arguments(client)
+
     smoke = sub.add_parser(
         "smoke",
         help="a post-deployment check of a live deployment, in seconds (docs/smoke.md)",
@@ -99,15 +107,36 @@ def _parser() -> _Parser:
     return parser
 
 
-#: The check registry of each subject other than the server's: validate-specs holds that
-#: subject's spec files to the checks its command knows.
-_OTHER_SUBJECTS: dict[Subject, Callable[[], Iterable[str]]] = {
-    "auth-endpoint": auth_endpoint_check_names,
+def _load(specs: str | None) -> SpecSet:
+    return load_specs(Path(specs) if specs else None, known_properties=known_property_names())
+
+
+def _load_auth_endpoint(specs: str | None) -> SpecSet:
+    return load_specs(
+        Path(specs) if specs else None,
+        subject="auth-endpoint",
+        known_properties=auth_endpoint_check_names(),
+    )
+
+
+#: How each subject loads its specs, held to the checks its command knows.
+_LOADERS: dict[Subject, Callable[[str | None], SpecSet]] = {
+    "server": _load,
+    "client": load_client_specs,
+    "auth-endpoint": _load_auth_endpoint,
 }
 
 
-def _load(specs: str | None) -> SpecSet:
-    return load_specs(Path(specs) if specs else None, known_properties=known_property_names())
+def _load_subjects(specs: str | None) -> dict[Subject, SpecSet]:
+    """Every subject that has spec files, each validated against its own registry."""
+    loaded: dict[Subject, SpecSet] = {}
+    for subject in SUBJECTS:
+        try:
+            loaded[subject] = _LOADERS[subject](specs)
+        except SpecError as exc:
+            if f"no spec files of subject {subject}" not in str(exc):
+                raise
+    return loaded
 
 
 def _run(options: RunOptions) -> int:
@@ -190,8 +219,9 @@ def _load_docs_map(args: argparse.Namespace, specs: SpecSet) -> tuple[DocsPage, 
 
 
 def _validate(args: argparse.Namespace) -> int:
-    specs = _load(args.specs)
-    pages = _load_docs_map(args, specs)
+    subjects = _load_subjects(args.specs)
+    specs = subjects["server"]
+    pages = _load_docs_map(args, load_specs(Path(args.specs) if args.specs else None, subject=None))
     active = [r for r in specs.requirements if r.status == "active"]
     rules = sum(len(p.rules) for p in pages)
     docs = f"; docs map: {len(pages)} pages, {rules} rules" if pages else ""
@@ -202,11 +232,8 @@ def _validate(args: argparse.Namespace) -> int:
         f"), sha256 {specs.sha256[:16]}"
         f"{docs}"
     )
-    specs_dir = Path(args.specs) if args.specs else None
-    present = {f.subject for f in load_specs(specs_dir, subject=None).files}
-    for subject, names in _OTHER_SUBJECTS.items():
-        if subject in present:
-            other = load_specs(specs_dir, subject=subject, known_properties=names())
+    for subject, other in subjects.items():
+        if subject != "server":
             print(
                 f"ok: {subject}: {len(other.files)} files, {len(other.requirements)} "
                 f"requirements, {len(other.checks)} checks"
@@ -250,6 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return matrix_command(args)
         if args.command == "diff":
             return diff_command(args)
+        if args.command == "client":
+            return client_command(args)
         if args.command == "simulate":
             return simulate_command(args)
         if args.command == "smoke":

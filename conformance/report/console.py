@@ -10,7 +10,14 @@ from .. import __version__
 from ..outcomes import CheckOutcome, Outcome
 from ..results import RunReport
 from . import baseline_section
-from .tables import behaves_as, by_area_and_level, figure_summary, figure_table, provenance
+from .tables import (
+    behaves_as,
+    by_area_and_level,
+    client_target,
+    figure_summary,
+    figure_table,
+    provenance,
+)
 
 __all__ = ["render"]
 
@@ -74,10 +81,16 @@ def _counted_and_figures(report: RunReport) -> list[str]:
 def render(report: RunReport) -> str:
     header, rows = by_area_and_level(report)
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = [
+    client = client_target(report.target)
+    head = (
         f"pusher-conformance {__version__}: target {report.target.get('name')} "
         f"({report.target.get('ws_url')}), profile {report.run.get('profile')}, "
-        f"seed {report.run.get('seed')}",
+        f"seed {report.run.get('seed')}"
+        if client is None
+        else f"pusher-conformance {__version__}: {report.target.get('name')}, {client}"
+    )
+    lines = [
+        head,
         "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
     ]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]

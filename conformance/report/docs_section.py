@@ -57,7 +57,16 @@ def report_pages(report: RunReport) -> tuple[DocsPage, ...]:
     if not report.specs.files:
         return ()
     specs_dir: Path = report.specs.files[0].path.parent
-    return load_docs_map(specs_dir, requirement_ids=(r.id for r in report.specs.requirements))
+    if all(f.subject == "server" for f in report.specs.files):
+        return load_docs_map(specs_dir, requirement_ids=(r.id for r in report.specs.requirements))
+    # Another subject's run (a client's): the map names every subject's requirements, so it is
+    # checked against all of them, and only the pages mapping one of this run's are shown.
+    ours = {r.id for r in report.specs.requirements}
+    return tuple(
+        page
+        for page in load_docs_map(specs_dir)
+        if any(ours.intersection(rule.requirements) for rule in page.rules)
+    )
 
 
 def _counts(pages: Sequence[DocsPage]) -> str:

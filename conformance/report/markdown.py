@@ -14,6 +14,7 @@ from .tables import (
     Table,
     behaves_as,
     by_area_and_level,
+    client_target,
     figure_summary,
     figure_table,
     provenance,
@@ -91,14 +92,22 @@ def _evidence(report: RunReport) -> list[str]:
 def render(report: RunReport) -> str:
     header, rows = by_area_and_level(report)
     target, run = report.target, report.run
+    client = client_target(target)
+    where = (
+        [
+            f"- Target: `{target.get('ws_url')}` / `{target.get('http_url')}`, "
+            f"capabilities: {', '.join(target.get('capabilities') or []) or 'none'}",
+            f"- Profile `{run.get('profile')}`, seed `{run.get('seed')}`, "
+            f"started {run.get('started_at')}",
+        ]
+        if client is None
+        else [f"- Target: {_cell(client)}", f"- Started {run.get('started_at')}"]
+    )
     out = [
         f"# Conformance report: {target.get('name')}",
         "",
         f"- Suite: pusher-conformance {__version__}, specs sha256 `{report.specs.sha256[:16]}`",
-        f"- Target: `{target.get('ws_url')}` / `{target.get('http_url')}`, "
-        f"capabilities: {', '.join(target.get('capabilities') or []) or 'none'}",
-        f"- Profile `{run.get('profile')}`, seed `{run.get('seed')}`, "
-        f"started {run.get('started_at')}",
+        *where,
         f"- Exit code **{int(report.exit)}**; {report.executed_checks} checks executed"
         + ("; --strict: DISPUTED counts as FAIL" if run.get("strict") else ""),
         "",

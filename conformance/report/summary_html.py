@@ -14,7 +14,14 @@ from pathlib import Path
 from .. import __version__
 from ..results import RunReport
 from . import baseline_section, coverage_section, docs_section
-from .tables import behaves_as, by_area_and_level, figure_summary, figure_table, provenance
+from .tables import (
+    behaves_as,
+    by_area_and_level,
+    client_target,
+    figure_summary,
+    figure_table,
+    provenance,
+)
 
 __all__ = ["FILE_NAME", "render", "write"]
 
@@ -48,11 +55,20 @@ def _head(report: RunReport) -> list[str]:
         "<p>",
         f"pusher-conformance {escape(__version__)}, specs sha256 "
         f"<code>{escape(report.specs.sha256[:16])}</code><br>",
-        f"target <code>{escape(str(target.get('ws_url')))}</code>, capabilities: "
-        f"{escape(', '.join(target.get('capabilities') or []) or 'none')}<br>",
-        f"profile {escape(str(run.get('profile')))}, "
-        f"seed {escape(str(run.get('seed')))}, "
-        f"started {escape(str(run.get('started_at')))}<br>",
+        *(
+            [
+                f"target <code>{escape(str(target.get('ws_url')))}</code>, capabilities: "
+                f"{escape(', '.join(target.get('capabilities') or []) or 'none')}<br>",
+                f"profile {escape(str(run.get('profile')))}, "
+                f"seed {escape(str(run.get('seed')))}, "
+                f"started {escape(str(run.get('started_at')))}<br>",
+            ]
+            if client_target(target) is None
+            else [
+                f"target: {escape(str(client_target(target)))}<br>",
+                f"started {escape(str(run.get('started_at')))}<br>",
+            ]
+        ),
         f"exit code <b>{int(report.exit)}</b>, {report.executed_checks} checks executed"
         + ("; --strict: DISPUTED counts as FAIL" if run.get("strict") else "")
         + "</p>",

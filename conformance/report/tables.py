@@ -18,6 +18,7 @@ __all__ = [
     "Table",
     "behaves_as",
     "by_area_and_level",
+    "client_target",
     "figure_summary",
     "figure_table",
     "provenance",
@@ -50,6 +51,15 @@ def by_area_and_level(report: RunReport) -> Table:
         for (area, level), counts in sorted(grouped.items())
     ]
     return Table(["area", "level", *columns], rows)
+
+
+def client_target(target: Mapping[str, Any]) -> str | None:
+    """A client library's target as the report heads name it (its driver command line and
+    declared features), or None for a server target, whose URLs the formats show instead."""
+    if target.get("kind") != "client":
+        return None
+    features = ", ".join(target.get("capabilities") or []) or "none"
+    return f"client library, driver `{target.get('command')}`, features: {features}"
 
 
 def _figure_text(value: Any) -> str:
