@@ -136,8 +136,7 @@ def auth_endpoint_command(args: argparse.Namespace) -> int:
         target={
             "name": "auth endpoint",
             "kind": "auth-endpoint",
-            "ws_url": setup.channel_url,
-            "http_url": setup.user_auth_url or setup.channel_url,
+            "channel_auth_url": setup.channel_url,
             "user_auth_url": setup.user_auth_url,
             "capabilities": ["user_auth"] if setup.user_auth_url else [],
             "users": list(setup.users),

@@ -13,7 +13,7 @@ from . import baseline_section
 from .tables import (
     behaves_as,
     by_area_and_level,
-    client_target,
+    certified_target,
     figure_summary,
     figure_table,
     provenance,
@@ -81,7 +81,7 @@ def _counted_and_figures(report: RunReport) -> list[str]:
 def render(report: RunReport) -> str:
     header, rows = by_area_and_level(report)
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    client = client_target(report.target)
+    client = certified_target(report.target)
     head = (
         f"pusher-conformance {__version__}: target {report.target.get('name')} "
         f"({report.target.get('ws_url')}), profile {report.run.get('profile')}, "

@@ -14,7 +14,7 @@ from .tables import (
     Table,
     behaves_as,
     by_area_and_level,
-    client_target,
+    certified_target,
     figure_summary,
     figure_table,
     provenance,
@@ -92,7 +92,7 @@ def _evidence(report: RunReport) -> list[str]:
 def render(report: RunReport) -> str:
     header, rows = by_area_and_level(report)
     target, run = report.target, report.run
-    client = client_target(target)
+    client = certified_target(target)
     where = (
         [
             f"- Target: `{target.get('ws_url')}` / `{target.get('http_url')}`, "

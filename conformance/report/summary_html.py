@@ -17,7 +17,7 @@ from . import baseline_section, coverage_section, docs_section
 from .tables import (
     behaves_as,
     by_area_and_level,
-    client_target,
+    certified_target,
     figure_summary,
     figure_table,
     provenance,
@@ -63,9 +63,9 @@ def _head(report: RunReport) -> list[str]:
                 f"seed {escape(str(run.get('seed')))}, "
                 f"started {escape(str(run.get('started_at')))}<br>",
             ]
-            if client_target(target) is None
+            if certified_target(target) is None
             else [
-                f"target: {escape(str(client_target(target)))}<br>",
+                f"target: {escape(str(certified_target(target)))}<br>",
                 f"started {escape(str(run.get('started_at')))}<br>",
             ]
         ),

@@ -18,7 +18,7 @@ __all__ = [
     "Table",
     "behaves_as",
     "by_area_and_level",
-    "client_target",
+    "certified_target",
     "figure_summary",
     "figure_table",
     "provenance",
@@ -53,13 +53,21 @@ def by_area_and_level(report: RunReport) -> Table:
     return Table(["area", "level", *columns], rows)
 
 
-def client_target(target: Mapping[str, Any]) -> str | None:
-    """A client library's target as the report heads name it (its driver command line and
-    declared features), or None for a server target, whose URLs the formats show instead."""
-    if target.get("kind") != "client":
-        return None
-    features = ", ".join(target.get("capabilities") or []) or "none"
-    return f"client library, driver `{target.get('command')}`, features: {features}"
+def certified_target(target: Mapping[str, Any]) -> str | None:
+    """What a client or auth-endpoint run certified, as the report heads name it, or None for
+    a server target, whose URLs the formats show instead."""
+    kind = target.get("kind")
+    if kind == "client":
+        features = ", ".join(target.get("capabilities") or []) or "none"
+        return f"client library, driver `{target.get('command')}`, features: {features}"
+    if kind == "auth-endpoint":
+        user_auth = target.get("user_auth_url") or "not given"
+        users = ", ".join(target.get("users") or []) or "none"
+        return (
+            f"auth endpoint `{target.get('channel_auth_url')}`, user authentication "
+            f"`{user_auth}`, as users: {users}"
+        )
+    return None
 
 
 def _figure_text(value: Any) -> str:
