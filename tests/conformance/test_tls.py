@@ -9,33 +9,35 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conformance.bundled import start_bundled
+from conformance.bundled import BundledTls, start_bundled
 from conformance.errors import UsageError
 from conformance.options import RunOptions
 from conformance.target import Target, load_target_file, target_from_options
 from conformance.tls import check_ca_file, client_context
-from tests.tls_files import make_tls
 
 
-def test_ca_file_is_checked(tmp_path: Path) -> None:
+def test_ca_file_is_checked(tmp_path: Path, tls_files: Callable[..., BundledTls]) -> None:
     with pytest.raises(UsageError, match="CA file not found"):
         check_ca_file(str(tmp_path / "missing.pem"))
     (tmp_path / "junk.pem").write_text("junk\n")
     with pytest.raises(UsageError, match="no usable PEM certificate"):
         check_ca_file(str(tmp_path / "junk.pem"))
-    tls = make_tls(tmp_path)
+    tls = tls_files(tmp_path)
     assert check_ca_file(str(tls.ca_file)) == str(tls.ca_file.resolve())
     assert client_context(str(tls.ca_file)) is client_context(str(tls.ca_file))
     assert client_context(None) is None
 
 
-def test_target_file_ca_is_taken_beside_the_file(tmp_path: Path) -> None:
-    make_tls(tmp_path / "certs")
+def test_target_file_ca_is_taken_beside_the_file(
+    tmp_path: Path, tls_files: Callable[..., BundledTls]
+) -> None:
+    tls_files(tmp_path / "certs")
     fields = {"ws_url": "wss://h.test", "http_url": "https://h.test", "app_id": "1"}
     fields |= {"key": "k", "secret": "s", "ca_file": "certs/ca.pem"}
     (tmp_path / "t.yaml").write_text(yaml.safe_dump(fields))
@@ -50,8 +52,10 @@ def test_ca_file_needs_a_target(tmp_path: Path) -> None:
         target_from_options(RunOptions(ca_file=str(tmp_path / "ca.pem")))
 
 
-def test_run_over_wss_with_a_private_ca(tmp_path: Path) -> None:
-    server = start_bundled(tmp_path / "server.log", tls=make_tls(tmp_path / "certs"))
+def test_run_over_wss_with_a_private_ca(
+    tmp_path: Path, tls_files: Callable[..., BundledTls]
+) -> None:
+    server = start_bundled(tmp_path / "server.log", tls=tls_files(tmp_path / "certs"))
     try:
         fields = dataclasses.asdict(server.target)
         target = {k: fields[k] for k in ("ws_url", "http_url", "app_id", "key", "secret")}

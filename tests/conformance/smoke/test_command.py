@@ -8,18 +8,17 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conformance.bundled import BundledServer, start_bundled
+from conformance.bundled import BundledServer, BundledTls, start_bundled
 from conformance.cli import main
 from conformance.httpclient import ApiClient
 from conformance.target import Target
 from conformance.transcript import Transcript
-from tests.tls_files import make_tls
 
 
 def _flags(target: Target, *extra: str) -> list[str]:
@@ -38,9 +37,11 @@ def _smoke(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[st
 
 
 @pytest.fixture(scope="module")
-def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BundledServer]:
+def tls_server(
+    tmp_path_factory: pytest.TempPathFactory, tls_files: Callable[..., BundledTls]
+) -> Iterator[BundledServer]:
     folder = tmp_path_factory.mktemp("smoke-tls")
-    server = start_bundled(folder / "server.log", tls=make_tls(folder / "certs"))
+    server = start_bundled(folder / "server.log", tls=tls_files(folder / "certs"))
     try:
         yield server
     finally:
@@ -112,9 +113,9 @@ def test_an_untrusted_certificate_fails_connect_with_a_hint(
 
 
 def test_a_plain_port_redirect_is_reported(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tls_files: Callable[..., BundledTls]
 ) -> None:
-    server = start_bundled(tmp_path / "server.log", tls=make_tls(tmp_path, plain_port=True))
+    server = start_bundled(tmp_path / "server.log", tls=tls_files(tmp_path, plain_port=True))
     try:
         target = server.target
         assert target.ca_file is not None
@@ -144,9 +145,10 @@ def test_a_broken_server_fails_with_a_clear_line(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    tls_files: Callable[..., BundledTls],
 ) -> None:
     monkeypatch.setenv("PUSHER_REF_FAULTS", fault)
-    server = start_bundled(tmp_path / "server.log", tls=make_tls(tmp_path))
+    server = start_bundled(tmp_path / "server.log", tls=tls_files(tmp_path))
     try:
         target = server.target
         assert target.ca_file is not None
