@@ -76,7 +76,12 @@ def test_passes_over_wss_and_leaves_nothing_behind(
     assert took < 10
     assert [s["status"] for s in data["steps"]] == ["passed"] * 9
     assert data["steps"][0]["figure"].startswith("refused:")
-    assert data["connections_closed"] == 3
+    assert data["connections_closed"] == 6
+    refused = data["steps"][4]
+    assert refused["name"] == "private auth enforced"
+    assert refused["figure"] == (
+        "refused: no auth, wrong secret, another socket's auth, socket id unsigned"
+    )
     # The connections are gone, so every channel the run used is vacant again.
     deadline = time.monotonic() + 5
     while any(_occupied(target, c) for c in data["channels"]) and time.monotonic() < deadline:
@@ -136,6 +141,8 @@ def test_a_plain_port_redirect_is_reported(
     [
         ("event_data_reencoded", "trigger to two users", "got data"),
         ("presence_roster_excludes_self", "presence subscribe", "not in its own roster"),
+        ("private_without_auth_accepted", "private auth enforced", "accepted with no auth"),
+        ("auth_socket_id_ignored", "private auth enforced", "accepted with socket id unsigned"),
     ],
 )
 def test_a_broken_server_fails_with_a_clear_line(
