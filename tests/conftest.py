@@ -1,14 +1,46 @@
-"""The mutation self-test's summary: how many fault switches the suite killed, how many with
-exactly their named requirements, and which faults took longest (the tier's cost)."""
+"""What every test package shares: test certificates for TLS (``tls_files``), and the
+mutation self-test's summary (how many fault switches the suite killed, how many with exactly
+their named requirements, and which faults took longest: the tier's cost)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
+
+from conformance.bundled import BundledTls
 
 #: How many of the slowest faults the summary names.
 SLOWEST_SHOWN = 5
+
+
+def _make_tls(folder: Path, *, plain_port: bool = False) -> BundledTls:
+    folder.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    cert, key, ca_file = folder / "server.pem", folder / "server.key", folder / "ca.pem"
+    server.cert_chain_pems[0].write_to_path(str(cert))
+    for extra in server.cert_chain_pems[1:]:
+        extra.write_to_path(str(cert), append=True)
+    server.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_file))
+    return BundledTls(cert, key, ca_file, plain_port=plain_port)
+
+
+@pytest.fixture(scope="session")
+def tls_files() -> Callable[..., BundledTls]:
+    """``tls_files(folder, plain_port=False)`` writes a fresh CA and a server certificate for
+    127.0.0.1 and localhost into ``folder`` (``server.pem``, ``server.key``, ``ca.pem``) and
+    returns them as the bundled server's ``BundledTls``.
+
+    Made when a test asks (trustme), never committed, and a new CA each call: a certificate
+    that leaked from a test run is trusted by nothing. A factory, session-wide, so that
+    module-scoped servers can use it too.
+    """
+    return _make_tls
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -2,7 +2,9 @@
 
 Everything the user typed is checked before the proxy listens (one line and status 2 for a
 mistake); then it prints where it listens and one JSON line per injection, until Ctrl-C,
-SIGTERM or ``--duration`` ends it with status 0.
+SIGTERM or ``--duration`` ends it with status 0. A ``wss://`` upstream is reached over TLS,
+trusting ``--ca-file`` (or the target file's ``ca_file``) on top of the system store, so a
+TLS-only staging server can sit behind it; the app connects to the proxy with plain ``ws://``.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import Any
 from ..errors import UsageError
 from ..options import positive_float
 from ..target import load_target_file
+from ..tls import check_ca_file
 from .schedule import Schedule, load_schedule
-from .server import FaultProxy, parse_upstream, require_loopback
+from .server import FaultProxy, Upstream, parse_upstream, require_loopback
 
 __all__ = ["add_proxy_arguments", "parse_listen", "proxy_command"]
 
@@ -26,7 +29,15 @@ __all__ = ["add_proxy_arguments", "parse_listen", "proxy_command"]
 def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--target", metavar="FILE", help="forward to the target file's ws_url")
-    source.add_argument("--upstream", metavar="URL", help="forward to this ws:// or http:// URL")
+    source.add_argument(
+        "--upstream", metavar="URL", help="forward to this ws://, wss://, http:// or https:// URL"
+    )
+    parser.add_argument(
+        "--ca-file",
+        metavar="PEM",
+        help="trust this CA for a wss:// upstream, on top of the system store"
+        " (default: the target file's ca_file)",
+    )
     parser.add_argument(
         "--listen",
         metavar="HOST:PORT",
@@ -49,11 +60,15 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 
 def proxy_command(args: argparse.Namespace) -> int:
-    upstream_url: str = load_target_file(args.target).ws_url if args.target else args.upstream
+    target = load_target_file(args.target) if args.target else None
+    upstream_url: str = target.ws_url if target is not None else args.upstream
     upstream = parse_upstream(upstream_url)
+    if args.ca_file and not upstream.tls:
+        raise UsageError(f"--ca-file is for a wss:// upstream, not {upstream_url}")
+    ca_file = check_ca_file(args.ca_file) if args.ca_file else target.ca_file if target else None
     host, port = parse_listen(args.listen)
     schedule = load_schedule(args.schedule, seed=args.seed) if args.schedule else None
-    return asyncio.run(_serve(upstream, upstream_url, host, port, schedule, args))
+    return asyncio.run(_serve(upstream, upstream_url, host, port, schedule, ca_file, args))
 
 
 def _emit(entry: dict[str, Any]) -> None:
@@ -61,17 +76,19 @@ def _emit(entry: dict[str, Any]) -> None:
 
 
 async def _serve(
-    upstream: tuple[str, int],
+    upstream: Upstream,
     upstream_url: str,
     host: str,
     port: int,
     schedule: Schedule | None,
+    ca_file: str | None,
     args: argparse.Namespace,
 ) -> int:
     proxy = FaultProxy(
         upstream,
         listen_host=host,
         listen_port=port,
+        ca_file=ca_file,
         schedule=schedule,
         seed=args.seed,
         log=_emit,

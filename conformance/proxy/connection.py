@@ -170,11 +170,19 @@ class ProxyConnection:
         await self.close()
 
     def pipe_ended(self, pipe: Pipe) -> None:
-        """A peer sent FIN and everything before it went out: pass the FIN on."""
+        """A peer sent FIN and everything before it went out: pass the FIN on.
+
+        A TLS upstream cannot be half-closed (asyncio has no write_eof over TLS): it is closed
+        instead (close_notify, then FIN), so the server still learns at once that the client
+        left; what it sends after that is lost, as after a client's full close.
+        """
         writer = pipe.writer
-        if writer is not None and not writer.is_closing() and writer.can_write_eof():
-            with contextlib.suppress(OSError):
-                writer.write_eof()
+        if writer is not None and not writer.is_closing():
+            if writer.can_write_eof():
+                with contextlib.suppress(OSError):
+                    writer.write_eof()
+            else:
+                writer.close()
         if self.up.eof_sent and self.down.eof_sent:
             self._finish()
             for writer in self._writers():

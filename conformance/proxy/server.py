@@ -5,6 +5,12 @@ under test, never a service. Checks drive it from their event loop (``inject``),
 schedule that runs per connection from the moment it is accepted. Every injection is reported to
 the ``log`` callback, with monotonic and wall-clock times, so a check's transcript shows what the
 network did next to what the server did.
+
+A ``wss://`` (or ``https://``) upstream is reached over TLS, verified like every other
+connection of the suite (``tls.client_context``: the system store plus a ``--ca-file``), while
+the client side stays plain on loopback. The proxy then works on the decrypted stream, so it
+still finds frame boundaries for ``ws_close``; a server that is TLS-only (the production
+guide's "SSL/WSS connections only") can be put behind a bad network too.
 """
 
 from __future__ import annotations
@@ -13,24 +19,31 @@ import asyncio
 import contextlib
 import ipaddress
 import random
+import ssl
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from ..errors import UsageError
+from ..tls import client_context
 from .connection import ConnectionState, ProxyConnection
 from .faults import FAULT_TYPES, Fault
 from .schedule import Schedule, seeded_rng
 
-__all__ = ["ConnectionInfo", "FaultProxy", "parse_upstream", "require_loopback"]
+__all__ = ["ConnectionInfo", "FaultProxy", "Upstream", "parse_upstream", "require_loopback"]
 
 LogCallback = Callable[[dict[str, Any]], None]
 
-#: How long opening the upstream connection may take before the client is dropped.
+#: How long opening the upstream connection (the TLS handshake included) may take before the
+#: client is dropped.
 UPSTREAM_CONNECT_TIMEOUT = 5.0
+
+#: How long closing a TLS upstream may wait for the server's close_notify: the standard
+#: library's 30 s would keep a connection the client has left open that long.
+UPSTREAM_TLS_SHUTDOWN_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -59,41 +72,60 @@ def require_loopback(host: str) -> str:
     return host.strip("[]")
 
 
-def parse_upstream(url: str) -> tuple[str, int]:
-    """Host and port of a ``ws://`` or ``http://`` URL. TLS is refused: the proxy must read
-    the frames to place a close frame between them."""
+class Upstream(NamedTuple):
+    """Where the proxy forwards to; ``tls``: over TLS (a ``wss://`` or ``https://`` URL)."""
+
+    host: str
+    port: int
+    tls: bool = False
+
+
+def parse_upstream(url: str) -> Upstream:
+    """Host, port and TLS of a ``ws://``, ``wss://``, ``http://`` or ``https://`` URL (the
+    port defaults to 80, or 443 over TLS)."""
     parts = urlsplit(url)
-    if parts.scheme not in ("ws", "http") or not parts.hostname:
-        hint = " (TLS is not supported: the proxy reads frames)" if parts.scheme in (
-            "wss", "https") else ""  # fmt: skip
-        raise UsageError(f"upstream must be a ws:// or http:// URL with a host, got {url!r}{hint}")
+    if parts.scheme not in ("ws", "wss", "http", "https") or not parts.hostname:
+        raise UsageError(
+            f"upstream must be a ws://, wss://, http:// or https:// URL with a host, got {url!r}"
+        )
     try:
         port = parts.port
     except ValueError:
         raise UsageError(f"upstream has an invalid port: {url!r}") from None
-    return parts.hostname, port or 80
+    tls = parts.scheme in ("wss", "https")
+    return Upstream(parts.hostname, port or (443 if tls else 80), tls)
 
 
 class FaultProxy:
     """A TCP proxy from a loopback port to ``upstream`` that injects faults on command.
 
-    ``upstream``: a ``ws://``/``http://`` URL or a ``(host, port)`` pair. ``schedule``: run for
-    every connection from its accept time. ``seed``: for the random draws (overrides the
-    schedule's; default the schedule's, else 0). ``log``: receives one dict per injection and
-    per error.
+    ``upstream``: a URL (``parse_upstream``), an ``Upstream`` or a plain ``(host, port)`` pair.
+    ``ca_file``: a PEM CA to trust for a TLS upstream, on top of the system store.
+    ``schedule``: run for every connection from its accept time. ``seed``: for the random
+    draws (overrides the schedule's; default the schedule's, else 0). ``log``: receives one
+    dict per injection and per error.
     """
 
     def __init__(
         self,
-        upstream: str | tuple[str, int],
+        upstream: str | Upstream | tuple[str, int],
         *,
         listen_host: str = "127.0.0.1",
         listen_port: int = 0,
+        ca_file: str | None = None,
         schedule: Schedule | None = None,
         seed: int | None = None,
         log: LogCallback | None = None,
     ) -> None:
-        self.upstream = parse_upstream(upstream) if isinstance(upstream, str) else upstream
+        if isinstance(upstream, str):
+            upstream = parse_upstream(upstream)
+        elif not isinstance(upstream, Upstream):
+            upstream = Upstream(*upstream)
+        self.upstream = upstream
+        #: The client side of TLS to the upstream, or ``None`` for plain TCP.
+        self.upstream_ssl: ssl.SSLContext | None = (
+            (client_context(ca_file) or ssl.create_default_context()) if upstream.tls else None
+        )
         self.listen_host = require_loopback(listen_host)
         self.listen_port = listen_port
         self.schedule = schedule
@@ -235,12 +267,10 @@ class FaultProxy:
         if self.schedule is not None:
             self._spawn(self._run_schedule(conn, self.schedule))
         try:
-            host, port = self.upstream
+            host, port, _ = self.upstream
             try:
-                upstream = await asyncio.wait_for(
-                    asyncio.open_connection(host, port), UPSTREAM_CONNECT_TIMEOUT
-                )
-            except (OSError, TimeoutError) as exc:
+                upstream = await asyncio.wait_for(self._open_upstream(), UPSTREAM_CONNECT_TIMEOUT)
+            except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
                 conn.report({"fault": "error", "where": "connect upstream",
                              "error": f"{host}:{port}: {exc!r}"})  # fmt: skip
                 conn.up.writer = None
@@ -251,6 +281,18 @@ class FaultProxy:
         except Exception as exc:
             conn.report({"fault": "error", "where": "connection", "error": repr(exc)})
             conn.reset()
+
+    async def _open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        host, port, _ = self.upstream
+        if self.upstream_ssl is None:
+            return await asyncio.open_connection(host, port)
+        return await asyncio.open_connection(
+            host,
+            port,
+            ssl=self.upstream_ssl,
+            server_hostname=host,
+            ssl_shutdown_timeout=UPSTREAM_TLS_SHUTDOWN_TIMEOUT,
+        )
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import resource
 import secrets
@@ -25,6 +26,7 @@ from ..options import positive_float, positive_int
 from ..report.simulation_section import HTML_FILE, MARKDOWN_FILE, attach
 from ..restart import BundledRestarter, CommandRestarter, Restarter
 from ..target import Target, check_reachable, load_target_file
+from ..tls import check_ca_file
 from .coordinator import Progress, SimulationResult, default_workers, simulate
 from .report import evidence_lines, figure_rows, to_html, to_json, to_markdown
 from .scenario import SimScenario, load_sim_scenario
@@ -40,6 +42,11 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target-file", metavar="FILE", help="the server to load (default: the bundled server)"
     )
+    parser.add_argument(
+        "--ca-file", metavar="PEM",
+        help="trust this CA for a wss:// target, on top of the system store"
+        " (default: the target file's ca_file)",
+    )  # fmt: skip
     parser.add_argument(
         "--users", type=positive_int, metavar="N", help="virtual users (default: the scenario's)"
     )
@@ -67,7 +74,7 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def simulate_command(args: argparse.Namespace) -> int:
     scenario = load_sim_scenario(args.scenario).resized(args.users, args.tabs, args.duration)
-    target = load_target_file(args.target_file) if args.target_file else None
+    target = _target(args.target_file, args.ca_file)
     if target is not None:
         if scenario.restarts and not target.restart_command:
             raise UsageError(
@@ -117,6 +124,21 @@ def simulate_command(args: argparse.Namespace) -> int:
         " and the evidence to simulation-evidence.jsonl"
     )
     return result.readiness.exit_code
+
+
+def _target(target_file: str | None, ca_file: str | None) -> Target | None:
+    """The target file's server, trusting ``--ca-file`` over the file's own ``ca_file``;
+    ``None`` for the bundled server, which speaks plain ws:// (a CA file is a mistake then)."""
+    if target_file is None:
+        if ca_file:
+            raise UsageError(
+                "--ca-file is for a wss:// target file; the bundled server speaks ws://"
+            )
+        return None
+    target = load_target_file(target_file)
+    if ca_file:
+        target = dataclasses.replace(target, ca_file=check_ca_file(ca_file))
+    return target
 
 
 def _run(

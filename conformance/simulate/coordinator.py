@@ -119,6 +119,7 @@ def plan_workers(
                     (t, u, start + i * step) for i, (t, u) in enumerate(tabs) if i % workers == w
                 ],
                 upstream=target.ws_url,
+                ca_file=target.ca_file,
                 path=socket_path(target.key),
                 key=target.key,
                 secret=target.secret,

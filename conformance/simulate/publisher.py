@@ -16,6 +16,7 @@ import aiohttp
 
 from ..signing import api_auth_params, sign_api_request
 from ..target import Target
+from ..tls import client_context
 from .ledger import Publication
 
 __all__ = ["Publisher"]
@@ -44,7 +45,9 @@ class Publisher:
         next one early (no bursts to catch up)."""
         path = f"/apps/{self.target.app_id}/events"
         timeout = aiohttp.ClientTimeout(total=PUBLISH_TIMEOUT)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        context = client_context(self.target.ca_file)
+        connector = aiohttp.TCPConnector(ssl=context) if context is not None else None
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             seq = 0
             next_at = start
             while next_at < end:

@@ -22,6 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from ..signing import channel_auth
+from ..tls import client_context
 from .ledger import Life
 from .policy import retry_delay
 from .scenario import ClientBehaviour
@@ -92,6 +93,7 @@ class Tab:
         rng: random.Random,
         clock: Callable[[], float] = time.time,
         watcher: TabWatcher | None = None,
+        ca_file: str | None = None,
     ) -> None:
         self.tab_id = tab_id
         self.user = user
@@ -105,6 +107,11 @@ class Tab:
         self.rng = rng
         self.clock = clock
         self.watcher = watcher
+        #: Whom to trust for a wss:// ``url`` (a tab that connects straight to a TLS target,
+        #: not through a worker's proxy): the system store, plus ``ca_file``.
+        self.tls: dict[str, Any] = (
+            {"ssl": client_context(ca_file)} if ca_file and url.startswith("wss:") else {}
+        )
         self.lives: list[Life] = []
         #: The source port of the current connection (how the worker finds it in the proxy).
         self.local_port: int | None = None
@@ -173,7 +180,7 @@ class Tab:
             async with asyncio.timeout(OPEN_TIMEOUT):
                 ws = await connect(
                     self.url, ping_interval=None, compression=None, close_timeout=1,
-                    open_timeout=None, max_queue=None,
+                    open_timeout=None, max_queue=None, **self.tls,
                 )  # fmt: skip
                 sockname = ws.transport.get_extra_info("sockname")
                 self.local_port = sockname[1] if isinstance(sockname, tuple) else None

@@ -44,6 +44,8 @@ class WorkerPlan(TypedDict):
     #: (tab id, user id, wall time to open it)
     tabs: list[tuple[str, str, float]]
     upstream: str
+    #: The CA to trust for a wss:// upstream (the worker's proxy speaks TLS to it).
+    ca_file: str | None
     path: str
     key: str
     secret: str
@@ -104,7 +106,11 @@ class _Worker:
         loop = asyncio.get_running_loop()
         loop.add_reader(self.pipe.fileno(), self._command)
         proxy = FaultProxy(
-            plan["upstream"], schedule=_network_schedule(plan), seed=plan["seed"], log=self._logged
+            plan["upstream"],
+            ca_file=plan["ca_file"],
+            schedule=_network_schedule(plan),
+            seed=plan["seed"],
+            log=self._logged,
         )
         await proxy.start()
         behaviour = ClientBehaviour(**plan["behaviour"])

@@ -32,7 +32,16 @@ from ..transcript import Transcript
 from ..wsclient import Frame, RawConnection
 from .plain import classify, plain_url_for, probe_plain
 from .result import STEP_NAMES, SmokeResult, Status, StepResult, not_run
-from .steps import Failed, PresenceRoster, channel_reply, check_roster, names_for, refusal_text
+from .steps import (
+    UNAUTHORISED,
+    Failed,
+    PresenceRoster,
+    channel_reply,
+    check_roster,
+    names_for,
+    refusal_text,
+    unauthorised_subscribe,
+)
 
 __all__ = ["SmokeSettings", "run_smoke"]
 
@@ -217,14 +226,32 @@ class _Run:
         return "signed auth accepted"
 
     async def private_refused(self, budget: float) -> str:
-        conn, socket_id, _ = await self.open("c", budget)
-        wrong = channel_auth(
-            self.target.key, self.target.secret + "-not", socket_id, self.names.private
-        )
-        frame = await self.subscribe(conn, budget, {"channel": self.names.private, "auth": wrong})
-        if frame.event == "pusher_internal:subscription_succeeded":
-            raise Failed("a subscribe signed with the wrong secret was accepted")
-        return f"wrong signature refused ({refusal_text(frame)})"
+        """Every subscribe in ``UNAUTHORISED`` refused. Each goes on a connection of its own,
+        all at once: a refusal by ``pusher:error`` names no channel, so on a shared connection
+        one attempt's refusal could be taken for another's answer."""
+        _, other_socket_id = self.users["a"]
+
+        async def attempt(kind: str, label: str) -> tuple[str, Frame]:
+            conn, socket_id, _ = await self.open(kind, budget)
+            data = unauthorised_subscribe(
+                kind,
+                key=self.target.key,
+                secret=self.target.secret,
+                channel=self.names.private,
+                socket_id=socket_id,
+                other_socket_id=other_socket_id,
+            )
+            return label, await self.subscribe(conn, budget, data)
+
+        answers = await asyncio.gather(*(attempt(kind, label) for kind, label in UNAUTHORISED))
+        accepted = [
+            label
+            for label, frame in answers
+            if frame.event == "pusher_internal:subscription_succeeded"
+        ]
+        if accepted:
+            raise Failed(f"a private subscribe was accepted with {', '.join(accepted)}")
+        return "refused: " + ", ".join(label for label, _ in answers)
 
     async def presence(self, budget: float) -> str:
         rosters: list[PresenceRoster] = []

@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..signing import channel_auth, hmac_sha256_hex
 from ..wsclient import Frame
 
 __all__ = [
+    "UNAUTHORISED",
     "ChannelNames",
     "Failed",
     "PresenceRoster",
@@ -19,6 +21,7 @@ __all__ = [
     "check_roster",
     "names_for",
     "refusal_text",
+    "unauthorised_subscribe",
 ]
 
 _REPLIES = ("pusher_internal:subscription_succeeded", "pusher:subscription_error")
@@ -51,6 +54,35 @@ def names_for(suffix: str) -> ChannelNames:
         user_a=f"smoke-a-{suffix}",
         user_b=f"smoke-b-{suffix}",
     )
+
+
+#: The private subscribes a deployment must refuse (connection name, how the line names it):
+#: none at all; a signature made with another secret; the auth another, live connection got
+#: (a token replayed from elsewhere); a signature over the channel alone (a server that leaves
+#: the socket id out of what it checks lets any token work on any connection).
+UNAUTHORISED = (
+    ("no-auth", "no auth"),
+    ("wrong-secret", "wrong secret"),
+    ("other-socket", "another socket's auth"),
+    ("no-socket-id", "socket id unsigned"),
+)
+
+
+def unauthorised_subscribe(
+    kind: str, *, key: str, secret: str, channel: str, socket_id: str, other_socket_id: str
+) -> dict[str, Any]:
+    """The ``data`` of a subscribe to ``channel`` from ``socket_id`` that is wrong the way
+    ``kind`` (a name in ``UNAUTHORISED``) says; every other part of it is right."""
+    data: dict[str, Any] = {"channel": channel}
+    if kind == "wrong-secret":
+        data["auth"] = channel_auth(key, secret + "-not", socket_id, channel)
+    elif kind == "other-socket":
+        data["auth"] = channel_auth(key, secret, other_socket_id, channel)
+    elif kind == "no-socket-id":
+        data["auth"] = f"{key}:{hmac_sha256_hex(secret, channel)}"
+    elif kind != "no-auth":
+        raise ValueError(f"not an unauthorised subscribe: {kind!r}")
+    return data
 
 
 def channel_reply(frame: Frame, channel: str) -> bool:

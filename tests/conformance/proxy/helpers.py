@@ -5,6 +5,7 @@ arrives together with a reset)."""
 from __future__ import annotations
 
 import asyncio
+import ssl as ssl_module
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,8 +20,9 @@ class Upstream:
         self.writers: list[asyncio.StreamWriter] = []
         self.server: asyncio.Server | None = None
 
-    async def start(self) -> tuple[str, int]:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+    async def start(self, ssl: ssl_module.SSLContext | None = None) -> tuple[str, int]:
+        """``ssl``: serve TLS with it (a TLS-only server behind the proxy)."""
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=ssl)
         host, port = next(iter(self.server.sockets)).getsockname()[:2]
         return host, port
 

@@ -1,16 +1,23 @@
-"""``conformance proxy``: one-line errors with status 2, and a clean stop on SIGTERM."""
+"""``conformance proxy``: one-line errors with status 2, a clean stop on SIGTERM, and a wss://
+upstream trusted through --ca-file or the target file's ca_file."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import signal
+import ssl
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
+from conformance.bundled import BundledTls
 from conformance.cli import main
+from conformance.proxy import FaultProxy
 
 from .helpers import Client, Upstream
 
@@ -22,7 +29,9 @@ TARGETS = Path(__file__).resolve().parents[3] / "fixtures" / "targets"
     [
         ([], "one of the arguments --target --upstream is required"),
         (["--upstream", "ws://a", "--target", "t.yaml"], "not allowed with argument"),
-        (["--upstream", "wss://example.com"], "TLS is not supported"),
+        (["--upstream", "tcp://example.com"], "upstream must be a ws://, wss://"),
+        (["--upstream", "ws://127.0.0.1:1", "--ca-file", "ca.pem"], "for a wss:// upstream"),
+        (["--upstream", "wss://127.0.0.1:1", "--ca-file", "none.pem"], "CA file not found"),
         (["--upstream", "ws://127.0.0.1:1", "--listen", "0.0.0.0:80"], "loopback only"),
         (["--upstream", "ws://127.0.0.1:1", "--listen", "8000"], "--listen must be HOST:PORT"),
         (["--upstream", "ws://127.0.0.1:1", "--duration", "-1"], "must be positive"),
@@ -92,3 +101,59 @@ async def test_standalone_proxy_forwards_logs_and_stops_on_sigterm(tmp_path: Pat
             await process.wait()
         await upstream.close()
     assert b"Traceback" not in await process.stderr.read()  # type: ignore[union-attr]
+
+
+@pytest.mark.asyncio
+async def test_a_wss_upstream_is_reached_over_tls_with_the_ca_file(
+    tmp_path: Path, tls_files: Callable[..., BundledTls]
+) -> None:
+    files = tls_files(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(files.cert, files.key)
+    upstream = Upstream()
+    host, port = await upstream.start(ssl=context)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "conformance", "proxy", "--upstream", f"wss://{host}:{port}",
+        "--ca-file", str(files.ca_file), "--duration", "20",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        first = (await asyncio.wait_for(process.stdout.readline(), 10)).decode()
+        assert first.startswith("listening on ws://127.0.0.1:")
+        assert first.rstrip().endswith(f"-> wss://{host}:{port}")
+        client = await Client.open(("127.0.0.1", int(first.split()[2].rsplit(":", 1)[1])))
+        client.send(b"ping")
+        assert await client.wait_until(lambda: client.data == b"ping", 3)
+        assert upstream.received == [bytearray(b"ping")]
+        client.close()
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 5) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await upstream.close()
+
+
+def test_a_target_files_ca_file_is_the_default(
+    tmp_path: Path,
+    tls_files: Callable[..., BundledTls],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    given: list[str | None] = []
+
+    class Spy(FaultProxy):
+        def __init__(self, *args: Any, ca_file: str | None = None, **kwargs: Any) -> None:
+            given.append(ca_file)
+            super().__init__(*args, ca_file=ca_file, **kwargs)
+
+    monkeypatch.setattr("conformance.proxy.command.FaultProxy", Spy)
+    files = tls_files(tmp_path)
+    fields = {"ws_url": "wss://127.0.0.1:1", "http_url": "https://127.0.0.1:1", "app_id": "1"}
+    fields |= {"key": "k", "secret": "s", "ca_file": "ca.pem"}
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(fields))
+    assert main(["proxy", "--target", str(tmp_path / "t.yaml"), "--duration", "0.1"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("-> wss://127.0.0.1:1")
+    assert given == [str(files.ca_file.resolve())]

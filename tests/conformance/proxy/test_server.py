@@ -243,12 +243,14 @@ def test_only_loopback_listen_hosts(host: str) -> None:
 
 
 def test_upstream_urls() -> None:
-    assert parse_upstream("ws://127.0.0.1:6001/app") == ("127.0.0.1", 6001)
-    assert parse_upstream("http://localhost") == ("localhost", 80)
-    with pytest.raises(UsageError, match="TLS is not supported"):
-        parse_upstream("wss://example.com")
-    with pytest.raises(UsageError, match="ws:// or http://"):
+    assert parse_upstream("ws://127.0.0.1:6001/app") == ("127.0.0.1", 6001, False)
+    assert parse_upstream("http://localhost") == ("localhost", 80, False)
+    assert parse_upstream("wss://example.com") == ("example.com", 443, True)
+    assert parse_upstream("https://127.0.0.1:6001") == ("127.0.0.1", 6001, True)
+    with pytest.raises(UsageError, match="ws://, wss://, http:// or https://"):
         parse_upstream("127.0.0.1:80")
+    with pytest.raises(UsageError, match="invalid port"):
+        parse_upstream("wss://127.0.0.1:99999")
 
 
 @pytest.mark.asyncio

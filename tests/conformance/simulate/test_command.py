@@ -1,17 +1,19 @@
 """``conformance simulate`` end to end: a few virtual users against the bundled reference server
-through a server restart and through a reset of every tab, all back with nothing lost; and the
-usage mistakes that end with status 2 and one line, before any server is started or reached."""
+through a server restart and through a reset of every tab, all back with nothing lost, also over
+wss with a private CA; and the usage mistakes that end with status 2 and one line, before any
+server is started or reached."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from conformance.bundled import start_bundled
+from conformance.bundled import BundledTls, start_bundled
 from conformance.cli import main
 
 TINY: dict[str, Any] = {
@@ -122,6 +124,33 @@ def test_every_tab_reset_and_every_tab_back(tmp_path: Path) -> None:
     assert any("reset on 100% of tabs" in line for line in data["timeline"])
 
 
+def test_over_wss_with_a_private_ca(
+    tmp_path: Path, tls_files: Callable[..., BundledTls], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The workers' proxies speak TLS to the server and the publisher posts over https, both
+    trusting --ca-file: every tab is reset through its proxy and every tab comes back."""
+    server = start_bundled(tmp_path / "server.log", tls=tls_files(tmp_path / "certs"))
+    try:
+        t = server.target
+        assert t.ca_file is not None
+        target = write_target(
+            tmp_path, name="bundled over wss", ws_url=t.ws_url, http_url=t.http_url,
+            app_id=t.app_id, key=t.key, secret=t.secret,
+        )  # fmt: skip
+        report = tmp_path / "report"
+        incident = {"at": 1, "fault": "reset", "share": 1.0}
+        args = ["--target-file", str(target), "--ca-file", t.ca_file]
+        assert simulate(scenario_file(tmp_path, incident), report, *args) == 3
+    finally:
+        server.stop()
+    data = json.loads((report / "simulation.json").read_text())
+    assert data["target"]["ws_url"].startswith("wss://")
+    assert data["target"]["ca_file"] == t.ca_file
+    assert data["proxy_injections"] == {"reset": 4}
+    assert_everyone_came_back(data)
+    assert "Traceback" not in capsys.readouterr().err
+
+
 # -- usage mistakes: status 2, one line, nothing started ------------------------------------------
 
 
@@ -176,6 +205,18 @@ def test_a_restart_scenario_needs_a_restart_command_in_the_target_file(
     own = scenario_file(tmp_path, {"at": 1, "restart": True})
     assert simulate(own, report, *args) == 2
     assert "scenario 'tiny' restarts the server" in one_line_error(capsys)
+
+
+def test_a_ca_file_needs_a_target_file_and_must_hold_a_certificate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "report"
+    assert simulate(scenario_file(tmp_path), report, "--ca-file", str(tmp_path / "ca.pem")) == 2
+    assert "--ca-file is for a wss:// target file" in one_line_error(capsys)
+    args = ["--target-file", str(write_target(tmp_path)), "--ca-file", str(tmp_path / "ca.pem")]
+    assert simulate(scenario_file(tmp_path), report, *args) == 2
+    assert "CA file not found" in one_line_error(capsys)
+    assert not report.exists()
 
 
 def test_with_a_restart_command_the_target_must_then_be_reachable(

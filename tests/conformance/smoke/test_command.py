@@ -8,18 +8,17 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conformance.bundled import BundledServer, start_bundled
+from conformance.bundled import BundledServer, BundledTls, start_bundled
 from conformance.cli import main
 from conformance.httpclient import ApiClient
 from conformance.target import Target
 from conformance.transcript import Transcript
-from tests.tls_files import make_tls
 
 
 def _flags(target: Target, *extra: str) -> list[str]:
@@ -38,9 +37,11 @@ def _smoke(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[st
 
 
 @pytest.fixture(scope="module")
-def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BundledServer]:
+def tls_server(
+    tmp_path_factory: pytest.TempPathFactory, tls_files: Callable[..., BundledTls]
+) -> Iterator[BundledServer]:
     folder = tmp_path_factory.mktemp("smoke-tls")
-    server = start_bundled(folder / "server.log", tls=make_tls(folder / "certs"))
+    server = start_bundled(folder / "server.log", tls=tls_files(folder / "certs"))
     try:
         yield server
     finally:
@@ -75,7 +76,12 @@ def test_passes_over_wss_and_leaves_nothing_behind(
     assert took < 10
     assert [s["status"] for s in data["steps"]] == ["passed"] * 9
     assert data["steps"][0]["figure"].startswith("refused:")
-    assert data["connections_closed"] == 3
+    assert data["connections_closed"] == 6
+    refused = data["steps"][4]
+    assert refused["name"] == "private auth enforced"
+    assert refused["figure"] == (
+        "refused: no auth, wrong secret, another socket's auth, socket id unsigned"
+    )
     # The connections are gone, so every channel the run used is vacant again.
     deadline = time.monotonic() + 5
     while any(_occupied(target, c) for c in data["channels"]) and time.monotonic() < deadline:
@@ -112,9 +118,9 @@ def test_an_untrusted_certificate_fails_connect_with_a_hint(
 
 
 def test_a_plain_port_redirect_is_reported(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tls_files: Callable[..., BundledTls]
 ) -> None:
-    server = start_bundled(tmp_path / "server.log", tls=make_tls(tmp_path, plain_port=True))
+    server = start_bundled(tmp_path / "server.log", tls=tls_files(tmp_path, plain_port=True))
     try:
         target = server.target
         assert target.ca_file is not None
@@ -135,6 +141,8 @@ def test_a_plain_port_redirect_is_reported(
     [
         ("event_data_reencoded", "trigger to two users", "got data"),
         ("presence_roster_excludes_self", "presence subscribe", "not in its own roster"),
+        ("private_without_auth_accepted", "private auth enforced", "accepted with no auth"),
+        ("auth_socket_id_ignored", "private auth enforced", "accepted with socket id unsigned"),
     ],
 )
 def test_a_broken_server_fails_with_a_clear_line(
@@ -144,9 +152,10 @@ def test_a_broken_server_fails_with_a_clear_line(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    tls_files: Callable[..., BundledTls],
 ) -> None:
     monkeypatch.setenv("PUSHER_REF_FAULTS", fault)
-    server = start_bundled(tmp_path / "server.log", tls=make_tls(tmp_path))
+    server = start_bundled(tmp_path / "server.log", tls=tls_files(tmp_path))
     try:
         target = server.target
         assert target.ca_file is not None

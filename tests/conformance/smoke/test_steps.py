@@ -7,13 +7,16 @@ from typing import Any
 
 import pytest
 
+from conformance.signing import channel_auth, hmac_sha256_hex
 from conformance.smoke.steps import (
+    UNAUTHORISED,
     Failed,
     PresenceRoster,
     channel_reply,
     check_roster,
     names_for,
     refusal_text,
+    unauthorised_subscribe,
 )
 from conformance.wsclient import Frame
 
@@ -88,3 +91,23 @@ def test_a_refused_presence_subscribe_is_named() -> None:
     refused = _frame({"event": "pusher:error", "data": {"code": None, "message": "nope"}})
     with pytest.raises(Failed, match="user a refused: pusher:error: nope"):
         check_roster([PresenceRoster.of("a", refused)])
+
+
+def test_each_unauthorised_subscribe_is_wrong_in_one_way_only() -> None:
+    def made(kind: str) -> dict[str, Any]:
+        return unauthorised_subscribe(
+            kind, key="k", secret="s", channel="private-x", socket_id="1.2", other_socket_id="3.4"
+        )
+
+    right = channel_auth("k", "s", "1.2", "private-x")
+    subscribes = {kind: made(kind) for kind, _ in UNAUTHORISED}
+    assert {kind: data.get("auth") for kind, data in subscribes.items()} == {
+        "no-auth": None,
+        "wrong-secret": channel_auth("k", "s-not", "1.2", "private-x"),
+        "other-socket": channel_auth("k", "s", "3.4", "private-x"),
+        "no-socket-id": f"k:{hmac_sha256_hex('s', 'private-x')}",
+    }
+    assert all(data["channel"] == "private-x" for data in subscribes.values())
+    assert right not in {data.get("auth") for data in subscribes.values()}
+    with pytest.raises(ValueError, match="not an unauthorised subscribe"):
+        made("right")
