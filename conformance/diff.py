@@ -25,6 +25,7 @@ __all__ = ["Change", "RunDiff", "add_diff_arguments", "diff_command", "diff_runs
 _SEVERITY = {
     Outcome.PASS: 0,
     Outcome.OPTIONAL_ABSENT: 0,
+    Outcome.REPORTED: 0,
     Outcome.INCONCLUSIVE: 1,
     Outcome.NON_STRICT: 2,
     Outcome.ERROR: 2,

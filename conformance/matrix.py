@@ -27,10 +27,10 @@ __all__ = ["Column", "Matrix", "add_matrix_arguments", "build_matrix", "matrix_c
 HTML_FILE = "matrix.html"
 MARKDOWN_FILE = "matrix.md"
 _LEVELS = ("MUST", "SHOULD", "MAY")
-_OK = ("PASS", "OPTIONAL_ABSENT")
+_OK = ("PASS", "OPTIONAL_ABSENT", "REPORTED")
 _COLOURS = {
     "PASS": "#d7f0d0", "FAIL": "#f6c9c4", "DISPUTED": "#f9ddb8", "NON_STRICT": "#fdf0c8",
-    "OPTIONAL_ABSENT": "#eee",
+    "OPTIONAL_ABSENT": "#eee", "REPORTED": "#e4ecf7",
     "INCONCLUSIVE": "#fde4b8", "ERROR": "#e7c9f2", "VOID": "#d9d9d9", "NOT_RUN": "#fff",
 }  # fmt: skip
 

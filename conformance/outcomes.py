@@ -29,6 +29,9 @@ class Outcome(StrEnum):
     DISPUTED = "DISPUTED"
     NON_STRICT = "NON_STRICT"
     OPTIONAL_ABSENT = "OPTIONAL_ABSENT"
+    #: A requirement marked ``graded: false``: behaviour the docs leave open, recorded (its
+    #: figures) and never counted for or against the target.
+    REPORTED = "REPORTED"
     INCONCLUSIVE = "INCONCLUSIVE"
     ERROR = "ERROR"
     VOID = "VOID"
@@ -49,14 +52,19 @@ _FAILED_BY_LEVEL = {
 }
 
 
-def grade(level: str, checks: Iterable[CheckOutcome], basis: str = "stated") -> Outcome:
+def grade(
+    level: str, checks: Iterable[CheckOutcome], basis: str = "stated", *, graded: bool = True
+) -> Outcome:
     """One requirement's verdict from its checks' outcomes (see the table in the spec format).
 
     Only a MUST the docs state in words fails outright: an implementer told FAIL on our reading
-    of the docs would stop trusting every other FAIL."""
+    of the docs would stop trusting every other FAIL. A requirement that is not graded is
+    REPORTED once its checks ran, whatever they found: the docs give nothing to grade against."""
     outcomes = list(checks)
     if not outcomes:
         return Outcome.NOT_RUN
+    if not graded and all(o in (CheckOutcome.PASSED, CheckOutcome.FAILED) for o in outcomes):
+        return Outcome.REPORTED
     if CheckOutcome.FAILED in outcomes:
         if level == "MUST" and basis != "stated":
             return Outcome.DISPUTED

@@ -183,7 +183,12 @@ def build_report(
         verdicts.append(
             RequirementVerdict(
                 requirement,
-                grade(requirement.level, [c.outcome for c in checks], requirement.basis),
+                grade(
+                    requirement.level,
+                    [c.outcome for c in checks],
+                    requirement.basis,
+                    graded=requirement.graded,
+                ),
                 checks,
             )
         )

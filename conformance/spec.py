@@ -89,6 +89,8 @@ class Requirement:
     justification: str | None = None
     #: What the requirement rests on (conformance/provenance.py).
     provenance: Provenance = field(default_factory=Provenance)
+    #: ``graded: false``: behaviour the docs leave open, reported and never graded.
+    graded: bool = True
 
     @property
     def basis(self) -> Basis:
@@ -268,6 +270,7 @@ def _parse_file(path: Path, data: Mapping[str, Any]) -> SpecFile:
                 notes=" ".join(str(raw["notes"]).split()) if raw.get("notes") else None,
                 justification=raw.get("justification"),
                 provenance=read_provenance(raw, f"{path.name}: {raw['id']}"),
+                graded=bool(raw.get("graded", True)),
             )
         )
     return SpecFile(

@@ -39,6 +39,7 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--only",
         nargs="+",
+        action="extend",
         default=[],
         metavar="ID",
         help="run only these requirements or checks (CLIENT-PING-01, CLIENT-PING-01/pong)",

@@ -37,6 +37,7 @@ pre { background: #f7f7f7; padding: .8em; overflow-x: auto; }
 .PASS { background: #dff5df; } .FAIL, .ERROR { background: #f9d6d5; }
 .NON_STRICT, .INCONCLUSIVE { background: #fdf0c8; } .DISPUTED { background: #f9ddb8; }
 .OPTIONAL_ABSENT, .NOT_RUN { background: #eee; }
+.REPORTED { background: #e4ecf7; }
 """
 
 

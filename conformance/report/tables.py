@@ -40,7 +40,13 @@ def by_area_and_level(report: RunReport) -> Table:
     Requirements that did not run are left out (and so is the NOT_RUN column): a partial run
     (``--check``) would otherwise fill the table with rows that say nothing about the target.
     """
-    columns = [o.value for o in Outcome if o is not Outcome.NOT_RUN]
+    reported = any(v.outcome is Outcome.REPORTED for v in report.verdicts)
+    # REPORTED only exists where a spec has ungraded requirements (client certification).
+    columns = [
+        o.value
+        for o in Outcome
+        if o is not Outcome.NOT_RUN and (o is not Outcome.REPORTED or reported)
+    ]
     grouped: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     for verdict in report.verdicts:
         if verdict.outcome is Outcome.NOT_RUN:

@@ -65,3 +65,16 @@ def test_a_disputed_must_fails_the_run_only_when_strict() -> None:
     verdicts = [("MUST", Outcome.PASS), ("MUST", Outcome.DISPUTED)]
     assert exit_code(verdicts, 2) is ExitCode.OK
     assert exit_code(verdicts, 2, strict=True) is ExitCode.MUST_FAILED
+
+
+@pytest.mark.parametrize("found", [C.PASSED, C.FAILED])
+def test_a_requirement_that_is_not_graded_is_reported_whatever_its_checks_found(
+    found: C,
+) -> None:
+    assert grade("MAY", [C.PASSED, found], "observed", graded=False) is (Outcome.REPORTED)
+    assert exit_code([("MAY", Outcome.REPORTED)], 1) is ExitCode.OK
+
+
+def test_a_requirement_that_is_not_graded_still_shows_that_nothing_was_observed() -> None:
+    assert grade("MAY", [C.ERROR], graded=False) is Outcome.ERROR
+    assert grade("MAY", [C.INCONCLUSIVE], graded=False) is Outcome.INCONCLUSIVE
