@@ -23,7 +23,7 @@ from .auth_endpoint.command import add_auth_endpoint_arguments, auth_endpoint_co
 from .baseline import load_baseline
 from .clients.command import add_client_arguments, client_command, load_client_specs
 from .diff import add_diff_arguments, diff_command
-from .docs_map import DocsPage, load_docs_map
+from .docs_map import DocsPage, MapCounts, load_docs_map
 from .errors import ConformanceError, SpecError, TargetUnreachable, UsageError
 from .matrix import add_matrix_arguments, matrix_command
 from .options import OptionsCarrier, RunOptions, add_run_arguments, require_selection
@@ -240,10 +240,16 @@ def _load_docs_map(args: argparse.Namespace, specs: SpecSet) -> tuple[DocsPage, 
 def _validate(args: argparse.Namespace) -> int:
     subjects = _load_subjects(args.specs)
     specs = subjects["server"]
+    # A docs rule may name the requirements of any subject.
     pages = _load_docs_map(args, load_specs(Path(args.specs) if args.specs else None, subject=None))
     active = [r for r in specs.requirements if r.status == "active"]
-    rules = sum(len(p.rules) for p in pages)
-    docs = f"; docs map: {len(pages)} pages, {rules} rules" if pages else ""
+    counts = MapCounts.of(pages)
+    docs = (
+        f"; docs map: {counts.pages} pages, {counts.rules} rules ({counts.mapped} mapped, "
+        f"{counts.omitted} omitted, {counts.not_yet_tested} not yet tested)"
+        if pages
+        else ""
+    )
     print(
         f"ok: {len(specs.files)} files, {len(specs.requirements)} requirements "
         f"({len(active)} with checks, {len(specs.checks)} checks"
