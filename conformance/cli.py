@@ -13,6 +13,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ from .auth_endpoint.command import add_auth_endpoint_arguments, auth_endpoint_co
 from .baseline import load_baseline
 from .clients.command import add_client_arguments, client_command, load_client_specs
 from .diff import add_diff_arguments, diff_command
-from .docs_map import DocsPage, load_docs_map
+from .docs_map import DocsPage, MapCounts, load_docs_map
 from .errors import ConformanceError, SpecError, TargetUnreachable, UsageError
 from .matrix import add_matrix_arguments, matrix_command
 from .options import OptionsCarrier, RunOptions, add_run_arguments, require_selection
@@ -54,6 +55,11 @@ def _parser() -> _Parser:
     listing = sub.add_parser("list", help="list requirements and their checks")
     listing.add_argument("--specs", metavar="DIR")
     listing.add_argument("--json", action="store_true")
+    listing.add_argument(
+        "--subject",
+        choices=[*SUBJECTS, "all"],
+        help="whose requirements: server (the default), client, auth-endpoint or all",
+    )
 
     validate = sub.add_parser("validate-specs", help="validate the spec files")
     validate.add_argument("--specs", metavar="DIR")
@@ -175,39 +181,52 @@ def _run(options: RunOptions) -> int:
     return int(ExitCode.NOT_DECIDED)
 
 
+def _listed(args: argparse.Namespace) -> dict[Subject, SpecSet]:
+    """The spec sets ``list`` shows: the server's unless ``--subject`` says otherwise, each
+    subject's held to its own registry (``all``: every subject that has spec files)."""
+    subject: str = args.subject or "server"
+    if subject == "all":
+        return _load_subjects(args.specs)
+    chosen = next(s for s in SUBJECTS if s == subject)
+    return {chosen: _LOADERS[chosen](args.specs)}
+
+
 def _list(args: argparse.Namespace) -> int:
-    specs = _load(args.specs)
+    listed = _listed(args)
+    # Without --subject the output is what it always was; with it, each entry names its subject.
+    named = args.subject is not None
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "id": r.id,
-                        "area": r.area,
-                        "level": r.level,
-                        "title": r.title,
-                        "status": r.status,
-                        "basis": r.basis,
-                        "capability": r.capability,
-                        "checks": [c.full_id for c in r.checks],
-                        "regression_cases": [
-                            c.regression_file.name for c in r.checks if c.regression_file
-                        ],
-                    }
-                    for r in specs.requirements
-                ],
-                indent=2,
-            )
-        )
+        entries: list[dict[str, Any]] = []
+        for subject, specs in listed.items():
+            for r in specs.requirements:
+                entry: dict[str, Any] = {"subject": subject} if named else {}
+                entry |= {
+                    "id": r.id,
+                    "area": r.area,
+                    "level": r.level,
+                    "title": r.title,
+                    "status": r.status,
+                    "basis": r.basis,
+                    "capability": r.capability,
+                    "checks": [c.full_id for c in r.checks],
+                    "regression_cases": [
+                        c.regression_file.name for c in r.checks if c.regression_file
+                    ],
+                }
+                entries.append(entry)
+        print(json.dumps(entries, indent=2))
         return 0
-    for requirement in specs.requirements:
-        status = "" if requirement.status == "active" else f" ({requirement.status})"
-        print(f"{requirement.id:<16} {requirement.level:<6} {requirement.title}{status}")
-        for check in requirement.checks:
-            kind = f"property {check.property_name}" if check.property_name else "exchange"
-            if check.regression_file is not None:
-                kind += f", regression case {check.regression_file.name}"
-            print(f"    {check.full_id}  [{kind}]")
+    for subject, specs in listed.items():
+        if len(listed) > 1:
+            print(f"== {subject}: {len(specs.requirements)} requirements")
+        for requirement in specs.requirements:
+            status = "" if requirement.status == "active" else f" ({requirement.status})"
+            print(f"{requirement.id:<16} {requirement.level:<6} {requirement.title}{status}")
+            for check in requirement.checks:
+                kind = f"property {check.property_name}" if check.property_name else "exchange"
+                if check.regression_file is not None:
+                    kind += f", regression case {check.regression_file.name}"
+                print(f"    {check.full_id}  [{kind}]")
     return 0
 
 
@@ -221,10 +240,16 @@ def _load_docs_map(args: argparse.Namespace, specs: SpecSet) -> tuple[DocsPage, 
 def _validate(args: argparse.Namespace) -> int:
     subjects = _load_subjects(args.specs)
     specs = subjects["server"]
+    # A docs rule may name the requirements of any subject.
     pages = _load_docs_map(args, load_specs(Path(args.specs) if args.specs else None, subject=None))
     active = [r for r in specs.requirements if r.status == "active"]
-    rules = sum(len(p.rules) for p in pages)
-    docs = f"; docs map: {len(pages)} pages, {rules} rules" if pages else ""
+    counts = MapCounts.of(pages)
+    docs = (
+        f"; docs map: {counts.pages} pages, {counts.rules} rules ({counts.mapped} mapped, "
+        f"{counts.omitted} omitted, {counts.not_yet_tested} not yet tested)"
+        if pages
+        else ""
+    )
     print(
         f"ok: {len(specs.files)} files, {len(specs.requirements)} requirements "
         f"({len(active)} with checks, {len(specs.checks)} checks"

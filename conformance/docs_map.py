@@ -3,9 +3,11 @@ requirements that test it or the reason none does.
 
 One file per docs page in ``specs/docs/`` (named after the page's slug), validated against
 ``specs/docs.schema.json`` and then checked against the requirements: each rule names at least
-one existing requirement *or* gives an omission, never both. An auditor reads it as "for this
-sentence of the docs, these checks are the evidence", and the gaps (``omission: not yet
-tested: ...``) are the catalogue's growth list.
+one existing requirement *or* gives an omission, never both. A rule may name requirements of
+every subject (a server's, a client library's ``CLIENT-*``, an auth endpoint's ``AUTHEP-*``):
+one sentence often binds both ends of the wire. An auditor reads it as "for this sentence of
+the docs, these checks are the evidence", and the gaps (``omission: not yet tested: ...``) are
+the catalogue's growth list.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ __all__ = [
     "DOCS_SUBDIR",
     "DocsPage",
     "DocsRule",
+    "MapCounts",
     "docs_paths",
     "load_docs_map",
 ]
@@ -77,6 +80,32 @@ class DocsPage:
     def url(self, rule: DocsRule) -> str:
         """The rule's place on the public page."""
         return self.page + rule.anchor
+
+
+@dataclass(frozen=True)
+class MapCounts:
+    """How the rules of some pages divide: mapped, omitted with a reason, or admitted gaps."""
+
+    pages: int
+    rules: int
+    mapped: int
+    not_yet_tested: int
+
+    @property
+    def omitted(self) -> int:
+        """Omitted with a reason other than "not yet tested"."""
+        return self.rules - self.mapped - self.not_yet_tested
+
+    @classmethod
+    def of(cls, pages: Iterable[DocsPage]) -> MapCounts:
+        listed = list(pages)
+        rules = [r for p in listed for r in p.rules]
+        return cls(
+            pages=len(listed),
+            rules=len(rules),
+            mapped=sum(1 for r in rules if r.mapped),
+            not_yet_tested=sum(1 for r in rules if r.not_yet_tested),
+        )
 
 
 def docs_paths(specs_dir: Path) -> list[Path]:
@@ -167,9 +196,10 @@ def load_docs_map(
     """Load and validate every ``docs/*.yaml`` of ``specs_dir`` (the bundled specs by default).
 
     ``requirement_ids`` are the ids a rule may name; without them, the specs of ``specs_dir``
-    are loaded to learn them. A specs directory without ``docs/`` has an empty map. Raises
-    SpecError, with one line naming the file and the rule, for a file that is not valid YAML or
-    not valid against the schema, a rule with both or neither of ``requirements`` and
+    are loaded to learn them, every subject's (a rule may name a server's, a client's and an
+    auth endpoint's requirements). A specs directory without ``docs/`` has an empty map.
+    Raises SpecError, with one line naming the file and the rule, for a file that is not valid
+    YAML or not valid against the schema, a rule with both or neither of ``requirements`` and
     ``omission``, an unknown requirement id, a file not named after its page's slug (or
     ``<section>-<slug>``, when two sections have pages of one name), or two files for one
     page.

@@ -2,10 +2,14 @@
 states (``specs/docs/*.yaml``, see conformance/docs_map.py), the sentence, the requirements that
 test it and how they did in this run, or the reason none does.
 
-``markdown_section`` and ``html_section`` take the pages and a mapping requirement id ->
-outcome (``"PASS"``, ``"FAIL"``...; None when the requirement did not run); ``markdown_lines``
-and ``html_lines`` do the same for a ``RunReport``, loading the map that sits next to the run's
-specs. Everything from a file is escaped: the page is self-contained and takes no markup in.
+``markdown_section`` and ``html_section`` take the pages, a mapping requirement id ->
+outcome (``"PASS"``, ``"FAIL"``...; None when the requirement did not run) and a mapping
+requirement id -> subject for the ids another command certifies (a server run's report shows a
+rule's ``CLIENT-*`` id as "(client certification)", not as a requirement that did not run);
+``markdown_lines`` and ``html_lines`` do the same for a ``RunReport``, loading the map that sits
+next to the run's specs. A server run shows every page; a client or auth-endpoint run shows the
+pages that name one of its requirements. Everything from a file is escaped: the page is
+self-contained and takes no markup in.
 """
 
 from __future__ import annotations
@@ -14,16 +18,18 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
 
-from ..docs_map import DocsPage, DocsRule, load_docs_map
+from ..docs_map import DocsPage, DocsRule, MapCounts, load_docs_map
 from ..errors import SpecError
 from ..outcomes import Outcome
 from ..results import RunReport
+from ..spec import Subject, load_specs
 
 __all__ = [
     "html_lines",
     "html_section",
     "markdown_lines",
     "markdown_section",
+    "report_elsewhere",
     "report_outcomes",
     "report_pages",
 ]
@@ -33,10 +39,11 @@ _NOT_RUN = "not run"
 _GAP = "not yet tested"
 _INTRO = (
     "Every rule the public Pusher docs state, sentence by sentence: the requirements that test "
-    "it and their outcome in this run, or why none does."
+    "it and their outcome in this run, or why none does. A requirement another command "
+    "certifies (a client library's, an app's auth endpoint's) is named with its subject."
 )
-# The outcome classes of summary.html colour the cells; a docs rule adds two of its own.
-_CSS = ".OMITTED { background: #eee; } .GAP { background: #fdf0c8; }"
+# The outcome classes of summary.html colour the cells; a docs rule adds three of its own.
+_CSS = ".OMITTED { background: #eee; } .GAP { background: #fdf0c8; } .ELSEWHERE { color: #666; }"
 
 
 def report_outcomes(report: RunReport) -> dict[str, str | None]:
@@ -51,35 +58,61 @@ def report_outcomes(report: RunReport) -> dict[str, str | None]:
     return outcomes
 
 
-def report_pages(report: RunReport) -> tuple[DocsPage, ...]:
-    """The docs map next to the run's specs (none if those specs have no ``docs/``). Raises
-    SpecError if it does not load."""
+def _load(report: RunReport) -> tuple[tuple[DocsPage, ...], dict[str, Subject]]:
+    """The pages to show for ``report`` and the ids another subject's command certifies (id ->
+    subject). The map names every subject's requirements, so it is checked against all the
+    specs next to the run's. Raises SpecError if it does not load."""
     if not report.specs.files:
-        return ()
+        return (), {}
     specs_dir: Path = report.specs.files[0].path.parent
-    if all(f.subject == "server" for f in report.specs.files):
-        return load_docs_map(specs_dir, requirement_ids=(r.id for r in report.specs.requirements))
-    # Another subject's run (a client's): the map names every subject's requirements, so it is
-    # checked against all of them, and only the pages mapping one of this run's are shown.
-    ours = {r.id for r in report.specs.requirements}
-    return tuple(
-        page
-        for page in load_docs_map(specs_dir)
-        if any(ours.intersection(rule.requirements) for rule in page.rules)
-    )
+    ours = {f.subject for f in report.specs.files}
+    subjects = {
+        r.id: f.subject for f in load_specs(specs_dir, subject=None).files for r in f.requirements
+    }
+    pages = load_docs_map(specs_dir, requirement_ids=subjects)
+    elsewhere = {rid: subject for rid, subject in subjects.items() if subject not in ours}
+    if ours != {"server"}:
+        # A client's or an auth endpoint's run: only the pages naming one of its requirements.
+        run_ids = {r.id for r in report.specs.requirements}
+        pages = tuple(
+            page
+            for page in pages
+            if any(run_ids.intersection(rule.requirements) for rule in page.rules)
+        )
+    return pages, elsewhere
+
+
+def report_pages(report: RunReport) -> tuple[DocsPage, ...]:
+    """The docs map next to the run's specs (none if those specs have no ``docs/``): every page
+    for a server run, the pages naming one of its requirements for another subject's run.
+    Raises SpecError if it does not load."""
+    return _load(report)[0]
+
+
+def report_elsewhere(report: RunReport) -> dict[str, Subject]:
+    """The requirement ids the map may name that another subject's command certifies, with
+    that subject (``client``, ``auth-endpoint``, ``server``). Raises SpecError if the specs do
+    not load."""
+    return _load(report)[1]
 
 
 def _counts(pages: Sequence[DocsPage]) -> str:
-    rules = [r for p in pages for r in p.rules]
-    mapped = sum(1 for r in rules if r.mapped)
-    gaps = sum(1 for r in rules if r.not_yet_tested)
+    counts = MapCounts.of(pages)
     return (
-        f"{len(pages)} pages, {len(rules)} rules: {mapped} mapped to requirements, "
-        f"{len(rules) - mapped - gaps} omitted with a reason, {gaps} not yet tested."
+        f"{counts.pages} pages, {counts.rules} rules: {counts.mapped} mapped to requirements, "
+        f"{counts.omitted} omitted with a reason, {counts.not_yet_tested} not yet tested."
     )
 
 
-def _outcome(outcomes: Mapping[str, str | None], requirement_id: str) -> str:
+def _certified_elsewhere(subject: str) -> str:
+    return f"({subject} certification)"
+
+
+def _outcome(
+    outcomes: Mapping[str, str | None], elsewhere: Mapping[str, str], requirement_id: str
+) -> str:
+    if requirement_id not in outcomes and requirement_id in elsewhere:
+        return _certified_elsewhere(elsewhere[requirement_id])
     return outcomes.get(requirement_id) or _NOT_RUN
 
 
@@ -103,10 +136,16 @@ def _md_cell(text: str) -> str:
     return flat
 
 
-def markdown_section(pages: Sequence[DocsPage], outcomes: Mapping[str, str | None]) -> str:
-    """The docs map as Markdown: a heading, the counts, one table per page."""
+def markdown_section(
+    pages: Sequence[DocsPage],
+    outcomes: Mapping[str, str | None],
+    elsewhere: Mapping[str, str] | None = None,
+) -> str:
+    """The docs map as Markdown: a heading, the counts, one table per page. ``elsewhere``: the
+    ids another subject's command certifies, shown with that subject instead of an outcome."""
     if not pages:
         return ""
+    others = elsewhere or {}
     out = [f"## {TITLE}", "", _INTRO, "", _counts(pages)]
     for page in pages:
         out += ["", f"### [{_md_cell(page.title)}]({page.page})", ""]
@@ -116,7 +155,7 @@ def markdown_section(pages: Sequence[DocsPage], outcomes: Mapping[str, str | Non
             if rule.mapped:
                 ids = ", ".join(rule.requirements)
                 outcome = ", ".join(
-                    f"{i}: {_md_cell(_outcome(outcomes, i))}" for i in rule.requirements
+                    f"{i}: {_md_cell(_outcome(outcomes, others, i))}" for i in rule.requirements
                 )
             else:
                 ids = "-"
@@ -129,25 +168,38 @@ def markdown_section(pages: Sequence[DocsPage], outcomes: Mapping[str, str | Non
 # HTML
 
 
-def _outcome_cell(outcomes: Mapping[str, str | None], rule: DocsRule) -> str:
+def _outcome_cell(
+    outcomes: Mapping[str, str | None], elsewhere: Mapping[str, str], rule: DocsRule
+) -> str:
     if not rule.mapped:
         css = "GAP" if rule.not_yet_tested else "OMITTED"
         kind, reason = _omission(rule)
         return f'<td class="{css}"><b>{escape(kind)}</b>: {escape(reason)}</td>'
     items = []
     for requirement_id in rule.requirements:
-        outcome = _outcome(outcomes, requirement_id)
-        css = outcome if outcome in Outcome.__members__ else "NOT_RUN"
+        outcome = _outcome(outcomes, elsewhere, requirement_id)
+        if outcome in Outcome.__members__:
+            css = outcome
+        elif requirement_id not in outcomes and requirement_id in elsewhere:
+            css = "ELSEWHERE"
+        else:
+            css = "NOT_RUN"
         items.append(
             f'<span class="{escape(css)}">{escape(requirement_id)}: {escape(outcome)}</span>'
         )
     return f"<td>{'<br>'.join(items)}</td>"
 
 
-def html_section(pages: Sequence[DocsPage], outcomes: Mapping[str, str | None]) -> str:
-    """The docs map as one self-contained ``<section>`` (inline style, no scripts)."""
+def html_section(
+    pages: Sequence[DocsPage],
+    outcomes: Mapping[str, str | None],
+    elsewhere: Mapping[str, str] | None = None,
+) -> str:
+    """The docs map as one self-contained ``<section>`` (inline style, no scripts);
+    ``elsewhere`` as for ``markdown_section``."""
     if not pages:
         return ""
+    others = elsewhere or {}
     out = [
         f'<section id="docs-map"><style>{_CSS}</style>',
         f"<h2>{escape(TITLE)}</h2><p>{escape(_INTRO)}</p><p>{escape(_counts(pages))}</p>",
@@ -166,7 +218,7 @@ def html_section(pages: Sequence[DocsPage], outcomes: Mapping[str, str | None]) 
                 quote += f"<br><i>{escape(rule.notes)}</i>"
             out.append(
                 f"<tr><td>{where}</td><td>{quote}</td><td>{ids}</td>"
-                f"{_outcome_cell(outcomes, rule)}</tr>"
+                f"{_outcome_cell(outcomes, others, rule)}</tr>"
             )
         out.append("</table>")
     out.append("</section>")
@@ -179,18 +231,18 @@ def html_section(pages: Sequence[DocsPage], outcomes: Mapping[str, str | None]) 
 def markdown_lines(report: RunReport) -> list[str]:
     """The section for summary.md, as lines to append (none without a docs map)."""
     try:
-        pages = report_pages(report)
+        pages, elsewhere = _load(report)
     except SpecError as exc:
         return ["", f"## {TITLE}", "", f"The docs map did not load: {_md_cell(str(exc))}"]
-    section = markdown_section(pages, report_outcomes(report))
+    section = markdown_section(pages, report_outcomes(report), elsewhere)
     return ["", *section.rstrip("\n").split("\n")] if section else []
 
 
 def html_lines(report: RunReport) -> list[str]:
     """The section for summary.html, as lines to append (none without a docs map)."""
     try:
-        pages = report_pages(report)
+        pages, elsewhere = _load(report)
     except SpecError as exc:
         return [f"<h2>{escape(TITLE)}</h2><p>The docs map did not load: {escape(str(exc))}</p>"]
-    section = html_section(pages, report_outcomes(report))
+    section = html_section(pages, report_outcomes(report), elsewhere)
     return section.rstrip("\n").split("\n") if section else []

@@ -93,6 +93,56 @@ def test_list_and_validate(capsys: pytest.CaptureFixture[str]) -> None:
     assert any(r["id"] == "PROTO-CONN-05" for r in listed)
 
 
+def test_list_shows_the_server_unless_told_another_subject(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["list"]) == 0
+    plain = capsys.readouterr().out
+    assert "PROTO-CONN-05" in plain
+    assert "CLIENT-" not in plain
+    assert "AUTHEP-" not in plain
+    assert "==" not in plain
+    assert main(["list", "--json"]) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert "subject" not in default[0]  # unchanged for existing users
+    assert main(["list", "--subject", "server", "--json"]) == 0
+    server = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in server] == [r["id"] for r in default]
+    assert {r["subject"] for r in server} == {"server"}
+
+    assert main(["list", "--subject", "client"]) == 0
+    client = capsys.readouterr().out
+    assert "CLIENT-PING-01" in client
+    assert "CLIENT-PING-01/pong  [property answers_pusher_ping]" in client
+    assert "PROTO-CONN-05" not in client
+    assert "AUTHEP-" not in client
+
+    assert main(["list", "--subject", "auth-endpoint", "--json"]) == 0
+    authep = json.loads(capsys.readouterr().out)
+    assert {r["subject"] for r in authep} == {"auth-endpoint"}
+    assert any(r["id"] == "AUTHEP-01" for r in authep)
+
+    assert main(["list", "--subject", "client", "--json"]) == 0
+    client_ids = [r["id"] for r in json.loads(capsys.readouterr().out)]
+    assert main(["list", "--subject", "all", "--json"]) == 0
+    every = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in every] == [
+        *(r["id"] for r in server),
+        *client_ids,
+        *(r["id"] for r in authep),
+    ]
+    assert main(["list", "--subject", "all"]) == 0
+    headings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("==")]
+    assert [h.split(":")[0] for h in headings] == ["== server", "== client", "== auth-endpoint"]
+
+
+def test_list_refuses_an_unknown_subject(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "--subject", "browser"]) == 2
+    err = capsys.readouterr().err
+    assert "argument --subject: invalid choice: 'browser'" in err
+    assert err.strip().count("\n") == 0
+
+
 def test_a_selected_run_against_the_bundled_server(tmp_path: Path) -> None:
     result = _run(
         "run", "--check", "PROTO-CONN-05*", "--check", "HTTP-AUTH-04",
