@@ -27,6 +27,7 @@ __all__ = [
     "KNOWN_CAPABILITIES",
     "Target",
     "Timings",
+    "check_listening",
     "check_reachable",
     "load_target_file",
     "target_from_mapping",
@@ -340,8 +341,14 @@ def _host_port(url: str) -> tuple[str, int]:
 
 def check_reachable(target: Target, timeout: float = 3.0) -> None:
     """Fail fast, with one line, when nothing listens at the target's addresses."""
+    check_listening((target.ws_url, target.http_url), "target", timeout)
+
+
+def check_listening(urls: Iterable[str], what: str, timeout: float = 3.0) -> None:
+    """Fail fast, with one line naming ``what``, when nothing listens at one of ``urls``: a
+    certification that cannot reach its subject should say so in seconds, not after a run."""
     deadline = time.monotonic() + timeout
-    for url in dict.fromkeys((target.ws_url, target.http_url)):
+    for url in dict.fromkeys(urls):
         host, port = _host_port(url)
         remaining = max(0.2, deadline - time.monotonic())
         try:
@@ -350,5 +357,5 @@ def check_reachable(target: Target, timeout: float = 3.0) -> None:
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             raise TargetUnreachable(
-                f"target unreachable: nothing answers at {host}:{port} ({url}): {reason}"
+                f"{what} unreachable: nothing answers at {host}:{port} ({url}): {reason}"
             ) from None

@@ -20,9 +20,10 @@ from ..options import positive_float
 from ..report import write_all
 from ..results import build_report
 from ..spec import SpecSet, load_specs
+from ..target import check_listening
 from .checks import CHECKS, check_names
 from .files import load_credentials, load_policy
-from .probe import HttpProbe, check_reachable, checked_url
+from .probe import HttpProbe, checked_url
 from .runner import Setup, run_checks
 
 __all__ = ["add_auth_endpoint_arguments", "auth_endpoint_command"]
@@ -122,8 +123,7 @@ def _setup(args: argparse.Namespace) -> Setup:
 def auth_endpoint_command(args: argparse.Namespace) -> int:
     setup = _setup(args)  # the operator's files first: their mistakes are the likelier ones
     specs = load_auth_endpoint_specs(args.specs)
-    for url in filter(None, (setup.channel_url, setup.user_auth_url)):
-        check_reachable(url)
+    check_listening(filter(None, (setup.channel_url, setup.user_auth_url)), "auth endpoint")
     started = datetime.now(UTC).isoformat(timespec="seconds")
     clock = time.monotonic()
     with HttpProbe(

@@ -8,19 +8,18 @@ call it. Everything else in the certification is pure and tested without a netwo
 
 from __future__ import annotations
 
-import socket
 from types import TracebackType
 from urllib.parse import urlsplit
 
 import aiohttp
 
-from ..errors import TargetUnreachable, UsageError
+from ..errors import UsageError
 from ..loop import LoopThread
 from .files import Credentials
 from .judge import Reply, Request
 from .runner import EndpointGone
 
-__all__ = ["HttpProbe", "check_reachable", "checked_url"]
+__all__ = ["HttpProbe", "checked_url"]
 
 #: How much of a reply body is kept: enough to find a leaked signature in an error page.
 _BODY_LIMIT = 65536
@@ -32,21 +31,6 @@ def checked_url(url: str, option: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"{option}: not an http(s) URL with a host: {url!r}")
     return url
-
-
-def check_reachable(url: str, timeout: float = 3.0) -> None:
-    """Fail fast, with one line, when nothing listens where the endpoint should be."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            pass
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise TargetUnreachable(
-            f"auth endpoint unreachable: nothing answers at {host}:{port} ({url}): {reason}"
-        ) from None
 
 
 class HttpProbe:
