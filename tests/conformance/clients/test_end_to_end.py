@@ -183,7 +183,7 @@ def test_every_broken_mode_fails_its_requirements_and_no_other_of_its_area(
             )
         )
     }
-    assert wrong == {}
+    assert wrong == {}, json.dumps(wrong, indent=1)
 
 
 def test_every_variant_passes_the_may_it_does(tmp_path: Path, tls: Tls) -> None:
@@ -194,7 +194,7 @@ def test_every_variant_passes_the_may_it_does(tmp_path: Path, tls: Tls) -> None:
     wrong = {
         name: miss for name, results in found.items() if (miss := _misjudged(results, set(), set()))
     }
-    assert wrong == {}
+    assert wrong == {}, json.dumps(wrong, indent=1)
     for name, entry in VARIANTS.items():
         report = build_report(SPECS, found[name], target={"kind": "client", "name": name}, run={})
         verdicts = {v.requirement.id: v.outcome for v in report.verdicts}
