@@ -31,6 +31,7 @@ export const BREAK_MODES = [
   'alters-auth',
   'alters-user-data',
   'hides-auth-refusal',
+  'impatient',
 ];
 
 // The modes that act on the WebSocket itself: prepareBreak wraps the runtime's socket
@@ -69,6 +70,18 @@ export function prepareBreak(mode, Pusher) {
 const within = (code, low, high) => code !== null && code >= low && code <= high;
 const isAppEvent = (event) =>
   typeof event?.event === 'string' && !event.event.startsWith('pusher') && event.data !== undefined;
+
+// After each ping the manager arms a timer for the pong (any message aborts it); this arms
+// another: onTimeout(manager) after delay(manager) ms.
+function replacePongTimer(manager, delay, onTimeout) {
+  const sendActivityCheck = manager.sendActivityCheck;
+  manager.sendActivityCheck = function () {
+    sendActivityCheck.call(this);
+    this.activityTimer.ensureAborted();
+    const timer = setTimeout(() => onTimeout(this), delay(this));
+    this.activityTimer = { ensureAborted: () => clearTimeout(timer) };
+  };
+}
 
 // Returns {onChannel(channel)}: the driver calls it for every pusher-js channel it
 // subscribes, before it binds its own report callbacks.
@@ -284,21 +297,23 @@ export function installBreak(mode, pusher) {
       break;
     }
 
-    case 'no-reconnect-after-pong-timeout': {
+    case 'no-reconnect-after-pong-timeout':
       // When the pong timeout runs out, the client disconnects for good instead of
       // pusher-js's immediate reconnection.
-      const sendActivityCheck = manager.sendActivityCheck;
-      manager.sendActivityCheck = function () {
-        sendActivityCheck.call(this);
-        this.activityTimer.ensureAborted();
-        const timer = setTimeout(() => {
-          note('no pong in time: disconnecting, not reconnecting');
-          this.disconnect();
-        }, this.options.pongTimeout);
-        this.activityTimer = { ensureAborted: () => clearTimeout(timer) };
-      };
+      replacePongTimer(manager, (m) => m.options.pongTimeout, (m) => {
+        note('no pong in time: disconnecting, not reconnecting');
+        m.disconnect();
+      });
       break;
-    }
+
+    case 'impatient':
+      // 100 ms after a ping with no pong, the client gives up on the connection (and
+      // reconnects, as pusher-js does after its pong timeout).
+      replacePongTimer(manager, () => 100, (m) => {
+        note('no pong 100 ms after the ping: giving up on the connection');
+        m.retryIn(0);
+      });
+      break;
 
     case 'no-ws-pong':
     case 'old-protocol':
