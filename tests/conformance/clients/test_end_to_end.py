@@ -107,6 +107,9 @@ def test_every_graded_requirement_has_a_mode_that_breaks_it() -> None:
     assert missing == []
     assert not set(UNTESTABLE) & (broken | passed)
     assert all(known[rid].graded for rid in broken | passed)
+    # docs/client-certification.md maps every requirement to its modes.
+    doc = (HERE.parents[2] / "docs" / "client-certification.md").read_text(encoding="utf-8")
+    assert [m for m in [*BREAKS, *VARIANTS] if f"`{m}`" not in doc] == []
 
 
 def _run_modes(
