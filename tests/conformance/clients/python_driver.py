@@ -228,11 +228,11 @@ class Client:
             message = json.loads(text)
             event = message.get("event")
             data = message.get("data")
-            if isinstance(data, str) and self.broken != "raw-data":
+            # raw-data leaves the app's events undecoded (the protocol's own it still reads).
+            raw = self.broken == "raw-data" and not str(event).startswith("pusher")
+            if isinstance(data, str) and not raw:
                 with contextlib.suppress(ValueError):
                     data = json.loads(data)
-            elif isinstance(data, str) and (event or "").startswith("pusher"):
-                data = json.loads(data)  # raw-data leaves the app's events alone only
             if event == "pusher:connection_established":
                 established = True
                 self.socket_id = data["socket_id"]
