@@ -7,7 +7,7 @@
 import Echo from 'laravel-echo';
 import Pusher from 'pusher-js';
 
-import { BREAK_MODES, installBreak } from './lib/breaks.mjs';
+import { BREAK_MODES, installBreak, prepareBreak } from './lib/breaks.mjs';
 import { Unsupported, log, packageVersion, parseArgs, report, serve, trustConformanceCA } from './lib/plumbing.mjs';
 import {
   DEFAULTS,
@@ -20,6 +20,7 @@ import {
 } from './lib/pusher-wiring.mjs';
 
 const { breakMode } = parseArgs(process.argv.slice(2), BREAK_MODES);
+prepareBreak(breakMode, Pusher);
 trustConformanceCA();
 Pusher.log = (message) => log(`pusher-js: ${message}`);
 if (breakMode) log(`broken on purpose: ${breakMode}`);

@@ -3,7 +3,7 @@
 //   node drivers/pusher-js.mjs [--break MODE]
 import Pusher from 'pusher-js';
 
-import { BREAK_MODES, installBreak } from './lib/breaks.mjs';
+import { BREAK_MODES, installBreak, prepareBreak } from './lib/breaks.mjs';
 import { log, packageVersion, parseArgs, report, serve, trustConformanceCA } from './lib/plumbing.mjs';
 import {
   DEFAULTS,
@@ -16,6 +16,7 @@ import {
 } from './lib/pusher-wiring.mjs';
 
 const { breakMode } = parseArgs(process.argv.slice(2), BREAK_MODES);
+prepareBreak(breakMode, Pusher);
 trustConformanceCA();
 // pusher-js logs (debug included) go to the transcript, never to stdout.
 Pusher.log = (message) => log(`pusher-js: ${message}`);

@@ -235,10 +235,15 @@ class ScriptedServer:
         ws.on_ping = on_ping
         self.timeline.record("open", name, tls=tls, socket_id=socket_id)
         self.links.append(link)
+        greeting: asyncio.Task[None] | None = None
         try:
-            if self.script.greet:
-                if self.script.establish_delay:
-                    await asyncio.sleep(self.script.establish_delay)
+            if self.script.greet and self.script.establish_delay:
+                # A delayed greeting goes out while the client's frames are read and recorded
+                # as they come: a frame sent before connection_established is seen as such.
+                greeting = asyncio.create_task(
+                    self._greet(link, self.script.establish_delay, self.script.activity_timeout)
+                )
+            elif self.script.greet:
                 await link.send(connection_established(socket_id, self.script.activity_timeout))
             async for message in ws:
                 if isinstance(message, bytes):
@@ -252,6 +257,8 @@ class ScriptedServer:
         except ConnectionClosed:
             pass
         finally:
+            if greeting is not None and not greeting.done():
+                greeting.cancel()
             received, sent = ws.protocol.close_rcvd, ws.protocol.close_sent
             self.timeline.record(
                 "closed",
@@ -261,6 +268,11 @@ class ScriptedServer:
                 server_code=sent.code if sent else None,
             )
             link.closed.set()
+
+    @staticmethod
+    async def _greet(link: Link, delay: float, activity_timeout: int) -> None:
+        await asyncio.sleep(delay)
+        await link.send(connection_established(link.socket_id, activity_timeout))
 
     async def _form(self, request: web.Request) -> dict[str, str]:
         """The request's fields: form-encoded as pusher-js sends them, or a JSON object."""

@@ -1,7 +1,9 @@
 // Deliberately broken behaviour for `--break MODE` (listed in drivers/breaks.yaml).
 // The library is not changed: the driver wraps a few methods of the client's connection
-// manager instance (its send path, retry timer and strategy choice) or acts on its events,
-// so each mode misbehaves in exactly one way that the certifier must catch.
+// manager instance (its send path, retry timer, activity check, strategy choice, close
+// handling and event emitter), of its channels, of its authorizer, or of the sockets the
+// runtime creates, or acts on its events, so each mode misbehaves in exactly one way that the
+// certifier must catch.
 import { log } from './plumbing.mjs';
 import { errorCode } from './pusher-wiring.mjs';
 
@@ -16,9 +18,70 @@ export const BREAK_MODES = [
   'keeps-stale-members',
   'no-signin-repeat',
   'reconnects-plain-on-4000',
+  'stays-away-after-drop',
+  'hides-close-code',
+  'no-reconnect-after-pong-timeout',
+  'no-ws-pong',
+  'loses-bindings',
+  'raw-data',
+  'strips-client-prefix',
+  'subscribes-early',
+  'old-protocol',
+  'auth-as-json',
+  'alters-auth',
+  'alters-user-data',
+  'hides-auth-refusal',
+  'impatient',
 ];
 
+// The modes that act on the WebSocket itself: prepareBreak wraps the runtime's socket
+// factory before the client exists (pusher-js opens its first socket in its constructor).
+const SOCKET_MODES = ['old-protocol', 'subscribes-early', 'no-ws-pong'];
+let latestSocket = null;
+
+// Called with the Pusher class before any client is created.
+export function prepareBreak(mode, Pusher) {
+  if (!SOCKET_MODES.includes(mode)) return;
+  const runtime = Pusher.Runtime;
+  const create = runtime.createWebSocket;
+  runtime.createWebSocket = function (url) {
+    if (mode === 'old-protocol') {
+      url = url.replace(/([?&])protocol=\d+/, '$1protocol=5');
+      log(`break ${mode}: opening ${url}`);
+    }
+    const socket = create.call(this, url);
+    if (mode === 'no-ws-pong') {
+      // faye-websocket's driver answers a ping frame with driver.frame(payload, 'pong').
+      const driver = socket._driver;
+      const frame = driver.frame;
+      driver.frame = function (buffer, type, ...rest) {
+        if (type === 'pong') {
+          log(`break ${mode}: not answering a ping frame`);
+          return true;
+        }
+        return frame.call(this, buffer, type, ...rest);
+      };
+    }
+    latestSocket = socket;
+    return socket;
+  };
+}
+
 const within = (code, low, high) => code !== null && code >= low && code <= high;
+const isAppEvent = (event) =>
+  typeof event?.event === 'string' && !event.event.startsWith('pusher') && event.data !== undefined;
+
+// After each ping the manager arms a timer for the pong (any message aborts it); this arms
+// another: onTimeout(manager) after delay(manager) ms.
+function replacePongTimer(manager, delay, onTimeout) {
+  const sendActivityCheck = manager.sendActivityCheck;
+  manager.sendActivityCheck = function () {
+    sendActivityCheck.call(this);
+    this.activityTimer.ensureAborted();
+    const timer = setTimeout(() => onTimeout(this), delay(this));
+    this.activityTimer = { ensureAborted: () => clearTimeout(timer) };
+  };
+}
 
 // Returns {onChannel(channel)}: the driver calls it for every pusher-js channel it
 // subscribes, before it binds its own report callbacks.
@@ -45,6 +108,16 @@ export function installBreak(mode, pusher) {
       const frame = filterFrame(data);
       return frame === null ? true : send.call(this, frame);
     };
+    if (mode === 'raw-data') {
+      // The app's events leave the connection with their data encoded again.
+      const emit = connection.emit;
+      connection.emit = function (name, event, ...rest) {
+        if (name === 'message' && isAppEvent(event) && typeof event.data !== 'string') {
+          event = { ...event, data: JSON.stringify(event.data) };
+        }
+        return emit.call(this, name, event, ...rest);
+      };
+    }
     return setConnection.call(this, connection);
   };
 
@@ -194,6 +267,155 @@ export function installBreak(mode, pusher) {
           this.usingTLS = false;
         }
         return updateStrategy.call(this);
+      };
+      break;
+    }
+
+    case 'stays-away-after-drop': {
+      // pusher-js retries 1 s after a close without a Pusher code (a drop is 1006); this
+      // gives up instead. Closes with 4000-4999 codes keep their own handling.
+      const closed = manager.connectionCallbacks.closed;
+      manager.connectionCallbacks.closed = function (...args) {
+        if (state.lastCode !== null && state.lastCode >= 4000) return closed.apply(this, args);
+        note(`not reconnecting after a close with code ${state.lastCode ?? 'none'}`);
+        manager.abandonConnection();
+        manager.disconnect();
+      };
+      break;
+    }
+
+    case 'hides-close-code': {
+      // Connection errors reach the app without their close (or pusher:error) code.
+      const emit = manager.emit;
+      manager.emit = function (name, data, ...rest) {
+        if (name === 'error' && errorCode(data) !== null) {
+          note(`hiding code ${errorCode(data)}`);
+          data = { type: 'WebSocketError', error: { type: 'Error', message: 'connection closed' } };
+        }
+        return emit.call(this, name, data, ...rest);
+      };
+      break;
+    }
+
+    case 'no-reconnect-after-pong-timeout':
+      // When the pong timeout runs out, the client disconnects for good instead of
+      // pusher-js's immediate reconnection.
+      replacePongTimer(manager, (m) => m.options.pongTimeout, (m) => {
+        note('no pong in time: disconnecting, not reconnecting');
+        m.disconnect();
+      });
+      break;
+
+    case 'impatient':
+      // 100 ms after a ping with no pong, the client gives up on the connection (and
+      // reconnects, as pusher-js does after its pong timeout).
+      replacePongTimer(manager, () => 100, (m) => {
+        note('no pong 100 ms after the ping: giving up on the connection');
+        m.retryIn(0);
+      });
+      break;
+
+    case 'no-ws-pong':
+    case 'old-protocol':
+      break; // prepareBreak did it
+
+    case 'loses-bindings': {
+      // After a reconnection the channels' event bindings are gone.
+      const channels = new Set();
+      let connectedOnce = false;
+      onChannel = (channel) => channels.add(channel);
+      manager.bind('connected', () => {
+        if (connectedOnce) {
+          for (const channel of channels) {
+            note(`unbinding the event callbacks of ${channel.name}`);
+            channel.unbind_global();
+          }
+        }
+        connectedOnce = true;
+      });
+      break;
+    }
+
+    case 'raw-data':
+      break; // the connection wrapper above
+
+    case 'strips-client-prefix':
+      filters.push((frame) => {
+        if (typeof frame.event !== 'string' || !frame.event.startsWith('client-')) return frame;
+        note(`sending ${frame.event} without its client- prefix`);
+        return { ...frame, event: frame.event.slice('client-'.length) };
+      });
+      break;
+
+    case 'subscribes-early':
+      // A public channel subscribed while connecting goes out on the open socket at once,
+      // before pusher:connection_established (pusher-js holds it until then).
+      onChannel = (channel) => {
+        if (manager.state === 'connected' || /^(private|presence)-/.test(channel.name)) return;
+        const socket = latestSocket;
+        if (socket === null) return;
+        const frame = JSON.stringify({ event: 'pusher:subscribe', data: { channel: channel.name } });
+        const early = () => {
+          note(`subscribing ${channel.name} before connection_established`);
+          socket.send(frame);
+        };
+        if (socket.readyState === 1) early();
+        else if (socket.readyState === 0) socket.addEventListener('open', early);
+      };
+      break;
+
+    case 'auth-as-json': {
+      // The channel-auth request goes out as a JSON body instead of pusher-js's form.
+      const options = pusher.options;
+      const endpoint = options.channelAuthorization?.endpoint ?? options.authEndpoint;
+      pusher.config.channelAuthorizer = ({ socketId, channelName }, callback) => {
+        note(`posting JSON to ${endpoint} for ${channelName}`);
+        fetch(endpoint, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ socket_id: socketId, channel_name: channelName }),
+        })
+          .then(async (response) => {
+            if (!response.ok) throw Object.assign(new Error(`HTTP ${response.status}`), { status: response.status });
+            callback(null, await response.json());
+          })
+          .catch((error) => callback(error, null));
+      };
+      break;
+    }
+
+    case 'alters-auth':
+      filters.push((frame) => {
+        if (frame.event !== 'pusher:subscribe' || !frame.data?.auth) return frame;
+        const [key, signature] = String(frame.data.auth).split(':');
+        note(`upper-casing the signature for ${frame.data.channel}`);
+        return { ...frame, data: { ...frame.data, auth: `${key}:${signature.toUpperCase()}` } };
+      });
+      break;
+
+    case 'alters-user-data':
+      filters.push((frame) => {
+        if (frame.event !== 'pusher:signin' || typeof frame.data?.user_data !== 'string') return frame;
+        note('re-serializing user_data');
+        const userData = JSON.stringify(JSON.parse(frame.data.user_data));
+        return { ...frame, data: { ...frame.data, user_data: userData } };
+      });
+      break;
+
+    case 'hides-auth-refusal': {
+      // A refused channel authorization never reaches the app.
+      const patched = new WeakSet();
+      onChannel = (channel) => {
+        if (patched.has(channel)) return;
+        patched.add(channel);
+        const emit = channel.emit;
+        channel.emit = function (name, ...rest) {
+          if (name === 'pusher:subscription_error') {
+            note(`hiding the subscription error of ${channel.name}`);
+            return this;
+          }
+          return emit.call(this, name, ...rest);
+        };
       };
       break;
     }

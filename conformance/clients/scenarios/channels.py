@@ -92,7 +92,13 @@ async def subscribe_waits_for_established(kit: Kit, params: Mapping[str, Any]) -
     link = await kit.connect(wait_connected=False)
     await kit.command("subscribe", channel="early-channel")
     sub = await kit.wait(kind_is("recv", conn=link.name, action="subscribe"), delay + SETTLE_S)
-    greeting = kit.timeline.find(kind_is("send", conn=link.name))
+    greeting = kit.timeline.find(
+        lambda e: (
+            e.get("kind") == "send"
+            and e.get("conn") == link.name
+            and "pusher:connection_established" in str(e.get("text"))
+        )
+    )
     ensure(sub is not None, "the subscription made before connection_established was never sent")
     assert sub is not None
     ensure(
@@ -211,6 +217,18 @@ async def presence_roster_rebuilt(kit: Kit, params: Mapping[str, Any]) -> None:
         raise PreconditionFailed(f"the first roster was reported as {sorted(before)}")
     kit.server.script.others = {channel: {"carol": {"name": "C"}}}
     new, since = await reconnect(kit, link)
+    # The roster can only be judged once the server has sent the new one: resubscribing, and
+    # with fresh auth, are other requirements' (CLIENT-RESUB-01, -02).
+    sub = await kit.wait(
+        kind_is("recv", conn=new.name, action="subscribe", channel=channel), SETTLE_S, since
+    )
+    if sub is None:
+        raise PreconditionFailed(f"the client did not resubscribe {channel} after reconnecting")
+    if not sub.get("auth_valid"):
+        raise PreconditionFailed(
+            f"the server refused the resubscription to {channel}: its auth is not valid for "
+            f"the new socket id {new.socket_id}"
+        )
     again = await kit.expect(
         report_is("subscribed", channel=channel),
         SETTLE_S,

@@ -1,10 +1,13 @@
 """A small Pusher client in Python that speaks the driver protocol (docs/client-driver.md):
-the correct client the certifier's own tests run against, and, with ``--break MODE``, each
-deliberately broken client that must fail the requirement it breaks.
+the correct client the certifier's own tests run against; with ``--break MODE``, each
+deliberately broken client that must fail the requirement it breaks; with ``--variant NAME``, a
+client that does what a graded MAY allows and the correct one leaves out. The modes and what
+they must do to a certification are in python_driver_breaks.yaml beside this file.
 
-Tests-only: it is a reading of the protocol page, kept small, not a client library.
+Tests-only: it is a reading of the protocol page, kept small, not a client library. It starts
+for every check, so it imports little (urllib in a thread for the two auth requests).
 
-    python tests/conformance/clients/python_driver.py [--break MODE]
+    python tests/conformance/clients/python_driver.py [--break MODE | --variant NAME]
 """
 
 from __future__ import annotations
@@ -16,32 +19,67 @@ import json
 import os
 import ssl
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
 from typing import Any
 
-import aiohttp
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 
-BREAKS = {
-    "reconnect-on-4009": "treats 4000-4099 like 4200-4299: comes straight back",
-    "no-backoff": "comes back at once after 4100-4199",
-    "never-ping": "never pings an idle connection",
-    "no-pong": "does not answer the server's pusher:ping",
-    "impatient": "gives up on a connection right after pinging it",
-    "forget-channel": "forgets the last subscribed channel when resubscribing",
-    "stale-auth": "resubscribes with the auth it got for the old socket id",
-    "no-signin-repeat": "signs in on the first connection only",
-    "stale-roster": "keeps the old presence members across a reconnection",
-    "no-tls-switch": "ignores 4000's request for wss://",
-}
+CATALOGUE = Path(__file__).with_name("python_driver_breaks.yaml")
 
 DEFAULT_ACTIVITY_MS = 120_000
 DEFAULT_PONG_MS = 30_000
+#: urllib without the environment's proxies: the auth endpoints are on 127.0.0.1.
+HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def out(message: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(message) + "\n")
     sys.stdout.flush()
+
+
+def modes(kind: str) -> list[str]:
+    """The names the catalogue gives under ``kind`` (``breaks`` or ``variants``)."""
+    import yaml  # only when a mode is asked for: the correct client starts without it
+
+    return sorted(yaml.safe_load(CATALOGUE.read_text(encoding="utf-8"))[kind])
+
+
+async def post(url: str, fields: dict[str, Any], *, as_json: bool = False) -> tuple[int, Any]:
+    """POST ``fields`` form-encoded (or as JSON); the status and the decoded JSON answer."""
+
+    def call() -> tuple[int, Any]:
+        if as_json:
+            body, kind = json.dumps(fields).encode(), "application/json"
+        else:
+            body, kind = (
+                urllib.parse.urlencode(fields).encode(),
+                "application/x-www-form-urlencoded",
+            )
+        request = urllib.request.Request(url, body, {"Content-Type": kind}, method="POST")
+        try:
+            with HTTP.open(request, timeout=5) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, None
+
+    return await asyncio.to_thread(call)
+
+
+def ignore_ws_pings(ws: ClientConnection) -> None:
+    """Leave the server's WebSocket ping frames unanswered (websockets answers them inside
+    its protocol object, so the frame is dropped before it gets there)."""
+    answer = ws.protocol.recv_frame
+
+    def recv_frame(frame: Frame) -> None:
+        if frame.opcode is not Opcode.PING:
+            answer(frame)
+
+    ws.protocol.recv_frame = recv_frame  # type: ignore[method-assign]
 
 
 class Client:
@@ -60,8 +98,9 @@ class Client:
         self.stopped = False
         self.connections = 0
         self.retry_now = False
+        self.give_up = False
+        self.backoffs = 0  # consecutive 4100-4199 closes
         self.task: asyncio.Task[None] | None = None
-        self.http = aiohttp.ClientSession()
 
     def set_state(self, current: str) -> None:
         previous, self.state = self.state, current
@@ -90,23 +129,31 @@ class Client:
 
     def action_for(self, code: int | None) -> float | None:
         """Seconds before the next attempt, None for never."""
+        backoff = code is not None and 4100 <= code < 4200
+        self.backoffs = self.backoffs + 1 if backoff else 0
         if code == 4000:
             if self.broken != "no-tls-switch":
                 self.tls = True
             return 0.0
         if code is not None and 4000 <= code < 4100:
             return 0.0 if self.broken == "reconnect-on-4009" else None
-        if code is not None and 4100 <= code < 4200:
-            return 0.0 if self.broken == "no-backoff" else 1.0
+        if backoff:
+            if self.broken == "no-backoff":
+                return 0.0
+            return min(2.0 ** (self.backoffs - 1), 8.0) if self.broken == "growing-backoff" else 1.0
         if code is not None and 4200 <= code < 4300:
-            return 0.0
+            return 2.0 if self.broken == "slow-after-4200" else 0.0
         if code is not None and code >= 4300:
             return None
-        return 1.0
+        return None if self.broken == "stays-away-after-drop" else 1.0
 
     async def session(self) -> float | None:
         scheme, port = ("wss", self.o["wss_port"]) if self.tls else ("ws", self.o["ws_port"])
-        url = f"{scheme}://{self.o['host']}:{port}/app/{self.o['key']}?protocol=7&client=py-test&version=0.1"
+        protocol = 5 if self.broken == "old-protocol" else 7
+        url = (
+            f"{scheme}://{self.o['host']}:{port}/app/{self.o['key']}"
+            f"?protocol={protocol}&client=py-test&version=0.1"
+        )
         context = (
             ssl.create_default_context(cafile=os.environ.get("CONFORMANCE_CA_FILE"))
             if self.tls
@@ -119,9 +166,15 @@ class Client:
         except Exception as exc:
             out({"type": "error", "code": None, "message": f"connect failed: {exc}"})
             return 1.0
+        if self.broken == "no-ws-pong":
+            ignore_ws_pings(ws)
         self.ws = ws
         fatal: int | None = None
         try:
+            if self.broken == "subscribes-early":
+                for name in self.channels:
+                    if not name.startswith(("private-", "presence-")):
+                        await self.send_subscribe(ws, name)
             fatal = await self.converse(ws)
         except ConnectionClosed:
             pass
@@ -131,13 +184,19 @@ class Client:
             with contextlib.suppress(Exception):
                 await ws.close()
             return self.action_for(fatal)
+        if self.give_up:
+            return None
         if self.retry_now:
             self.retry_now = False
             return 0.0
         received = ws.protocol.close_rcvd
         code = received.code if received is not None else None
         if code is not None and code not in (1000, 1005):
-            out({"type": "error", "code": code, "message": received.reason if received else ""})
+            reason = received.reason if received else ""
+            if self.broken == "hides-close-code":
+                out({"type": "error", "code": None, "message": "the connection was closed"})
+            else:
+                out({"type": "error", "code": code, "message": reason})
         return self.action_for(code)
 
     async def converse(self, ws: ClientConnection) -> int | None:
@@ -160,13 +219,18 @@ class Client:
                 try:
                     text = await asyncio.wait_for(ws.recv(), self.pong_ms / 1000)
                 except TimeoutError:
-                    self.retry_now = True
+                    if self.broken == "no-reconnect-after-pong-timeout":
+                        self.give_up = True
+                    else:
+                        self.retry_now = True
                     await ws.close(1000, "pong timed out")
                     return None
             message = json.loads(text)
             event = message.get("event")
             data = message.get("data")
-            if isinstance(data, str):
+            # raw-data leaves the app's events undecoded (the protocol's own it still reads).
+            raw = self.broken == "raw-data" and not str(event).startswith("pusher")
+            if isinstance(data, str) and not raw:
                 with contextlib.suppress(ValueError):
                     data = json.loads(data)
             if event == "pusher:connection_established":
@@ -179,7 +243,11 @@ class Client:
                 await self.after_connect(ws)
             elif event == "pusher:error":
                 code = data.get("code") if isinstance(data, dict) else None
-                if not established and isinstance(code, int):
+                if (
+                    not established
+                    and isinstance(code, int)
+                    and self.broken != "ignores-handshake-error"
+                ):
                     return code
                 out({"type": "error", "code": code, "message": str(data)})
             elif event == "pusher:ping":
@@ -190,20 +258,20 @@ class Client:
                 out({"type": "signed_in", "user_id": user.get("id")})
             elif event and event.startswith("pusher_internal:"):
                 self.internal(event, message.get("channel"), data)
-            elif (
-                event
-                and not event.startswith("pusher:")
-                and message.get("channel") in self.channels
-            ):
-                report = {
-                    "type": "event",
-                    "channel": message["channel"],
-                    "event": event,
-                    "data": data,
-                }
-                if "user_id" in message:
-                    report["user_id"] = message["user_id"]
-                out(report)
+            elif event and not event.startswith("pusher:"):
+                self.deliver(message, event, data)
+
+    def deliver(self, message: dict[str, Any], event: str, data: Any) -> None:
+        """An event on a channel the app subscribed to (and, broken, still listens on)."""
+        channel = message.get("channel")
+        if channel not in self.channels:
+            return
+        if self.broken == "loses-bindings" and self.connections > 1:
+            return
+        report = {"type": "event", "channel": channel, "event": event, "data": data}
+        if "user_id" in message:
+            report["user_id"] = message["user_id"]
+        out(report)
 
     async def after_connect(self, ws: ClientConnection) -> None:
         self.connections += 1
@@ -245,35 +313,55 @@ class Client:
                 answer = state["auth"]
             else:
                 form = {"socket_id": self.socket_id, "channel_name": name}
-                async with self.http.post(self.o["channel_auth_endpoint"], data=form) as response:
-                    if response.status != 200:
-                        out(
-                            {
-                                "type": "subscription_error",
-                                "channel": name,
-                                "status": response.status,
-                            }
-                        )
+                status, answer = await post(
+                    self.o["channel_auth_endpoint"], form, as_json=self.broken == "auth-as-json"
+                )
+                if status != 200 or not isinstance(answer, dict):
+                    if self.broken == "ignores-auth-refusal":
+                        await ws.send(json.dumps({"event": "pusher:subscribe", "data": payload}))
                         return
-                    answer = await response.json()
-                state["auth"] = answer
+                    out({"type": "subscription_error", "channel": name, "status": status})
+                    return
+            state["auth"] = answer
             payload["auth"] = answer["auth"]
+            if self.broken == "alters-auth":
+                key, _, signature = str(answer["auth"]).partition(":")
+                payload["auth"] = f"{key}:{signature.upper()}"
             if "channel_data" in answer:
                 payload["channel_data"] = answer["channel_data"]
                 state["me"] = json.loads(answer["channel_data"]).get("user_id")
         await ws.send(json.dumps({"event": "pusher:subscribe", "data": payload}))
 
     async def send_signin(self, ws: ClientConnection) -> None:
-        form = {"socket_id": self.socket_id}
-        async with self.http.post(self.o["user_auth_endpoint"], data=form) as response:
-            answer = await response.json()
+        status, answer = await post(self.o["user_auth_endpoint"], {"socket_id": self.socket_id})
+        if status != 200 or not isinstance(answer, dict):
+            out({"type": "signin_error", "status": status, "message": "user auth refused"})
+            return
         self.first_signin_done = True
+        if self.broken == "alters-user-data":
+            compact = json.dumps(json.loads(answer["user_data"]), separators=(",", ":"))
+            answer = {**answer, "user_data": compact}
         await ws.send(json.dumps({"event": "pusher:signin", "data": answer}))
+
+    def refuses(self, event: str, channel: str) -> str | None:
+        """Why a client event is not sent (None: it is)."""
+        if self.broken == "client-events-anywhere":
+            return None
+        if not event.startswith("client-"):
+            return "client events must start with client-"
+        if not channel.startswith(("private-", "presence-")):
+            return "client events need a private or presence channel"
+        return None
 
     async def command(self, do: str, m: dict[str, Any]) -> dict[str, Any]:
         ws = self.ws if self.state == "connected" else None
         if do == "subscribe":
             self.channels.setdefault(m["channel"], {})
+            early = self.broken == "subscribes-early" and not m["channel"].startswith(
+                ("private-", "presence-")
+            )
+            if ws is None and early:
+                ws = self.ws
             if ws is not None:
                 await self.send_subscribe(ws, m["channel"])
         elif do == "unsubscribe":
@@ -283,15 +371,15 @@ class Client:
                     json.dumps({"event": "pusher:unsubscribe", "data": {"channel": m["channel"]}})
                 )
         elif do == "trigger":
-            if not m["event"].startswith("client-"):
-                return {"type": "failed", "why": "client events must start with client-"}
-            if not m["channel"].startswith(("private-", "presence-")):
-                return {"type": "failed", "why": "client events need a private or presence channel"}
+            why = self.refuses(m["event"], m["channel"])
+            if why is not None:
+                return {"type": "failed", "why": why}
             if ws is None:
                 return {"type": "failed", "why": "not connected"}
-            await ws.send(
-                json.dumps({"event": m["event"], "channel": m["channel"], "data": m["data"]})
-            )
+            event = m["event"]
+            if self.broken == "strips-client-prefix":
+                event = event.removeprefix("client-")
+            await ws.send(json.dumps({"event": event, "channel": m["channel"], "data": m["data"]}))
         elif do == "signin":
             self.wants_signin = True
             if ws is not None:
@@ -307,8 +395,14 @@ class Client:
 
 async def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--break", dest="broken", choices=sorted(BREAKS))
-    broken = parser.parse_args().broken
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--break", dest="broken", metavar="MODE")
+    choice.add_argument("--variant", metavar="NAME")
+    args = parser.parse_args()
+    for kind, name in (("breaks", args.broken), ("variants", args.variant)):
+        if name is not None and name not in modes(kind):
+            parser.error(f"unknown {kind[:-1]} {name}; known: {', '.join(modes(kind))}")
+    broken = args.broken or args.variant
     out(
         {
             "type": "hello",
@@ -358,8 +452,6 @@ async def main() -> int:
         out({**reply, "re": m["id"]})
         if do == "quit":
             break
-    if client is not None:
-        await client.http.close()
     return 0
 
 

@@ -104,5 +104,34 @@ def test_withheld_pongs_and_auth_endpoints(tls: Tls) -> None:
     assert timeline.find(kind_is("recv", action="subscribe", auth_valid=True)) is not None
 
 
+def test_frames_sent_before_a_delayed_greeting_are_recorded_when_they_come(tls: Tls) -> None:
+    """CLIENT-CONN-02 judges a subscribe against the greeting: the server must read the
+    client's frames while it holds connection_established back, not after."""
+
+    async def scenario() -> Timeline:
+        timeline = Timeline("t")
+        server = ScriptedServer(timeline, tls=tls.server_context)
+        server.script.establish_delay = 0.5
+        await server.start()
+        url = f"ws://127.0.0.1:{server.ws_port}/app/{server.app.key}"
+        try:
+            async with connect(url) as ws:
+                await ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": "a"}}))
+                events = [json.loads(await ws.recv())["event"] for _ in range(2)]
+                assert "pusher:connection_established" in events
+        finally:
+            await server.stop()
+        return timeline
+
+    timeline = asyncio.run(scenario())
+    sub = timeline.find(kind_is("recv", action="subscribe"))
+    greeting = timeline.find(
+        lambda e: e.get("kind") == "send" and "connection_established" in str(e.get("text"))
+    )
+    assert sub is not None
+    assert greeting is not None
+    assert sub["t"] < greeting["t"] - 0.3
+
+
 def test_ca_file_is_pem(tls: Tls) -> None:
     assert Path(tls.ca_file).read_text().startswith("-----BEGIN CERTIFICATE-----")
