@@ -166,11 +166,27 @@ def tables(dom: str) -> list[tuple[str, list[list[str]]]]:
 
 
 def external_references(html: str) -> list[str]:
-    """What a page would fetch from the web: scripts, style sheets, fonts, images, imports."""
-    refs = re.findall(r"""(?:src|href)\s*=\s*["']?([^"'\s>]+)""", html)
+    """What a page would fetch from the web: scripts, style sheets, fonts, images, imports.
+    A link the reader may follow (``<a href>``, e.g. to the docs sentence a verdict rests on)
+    fetches nothing."""
+    refs = re.findall(r"""\bsrc\s*=\s*["']?([^"'\s>]+)""", html)
+    refs += re.findall(r"""<link\b[^>]*\bhref\s*=\s*["']?([^"'\s>]+)""", html, re.IGNORECASE)
     refs += re.findall(r"""url\(\s*["']?([^"')]+)""", html)
     refs += re.findall(r"""@import\s+["']([^"']+)""", html)
     return [r for r in refs if re.match(r"(?i)(https?:)?//", r)]
+
+
+def test_what_counts_as_a_fetch_from_the_web() -> None:
+    html = (
+        '<script src="https://cdn.example/x.js"></script><link rel="stylesheet" '
+        'href="//fonts.example/f.css"><img src=/local.png><style>a { background: '
+        'url("https://img.example/i.png") }</style><a href="https://pusher.com/docs/">docs</a>'
+    )
+    assert external_references(html) == [
+        "https://cdn.example/x.js",
+        "//fonts.example/f.css",
+        "https://img.example/i.png",
+    ]
 
 
 @dataclass(frozen=True)
