@@ -223,10 +223,27 @@ def regression_validator(specs_dir: Path | None = None) -> jsonschema.Draft20201
     return jsonschema.Draft202012Validator(_schema(directory, "regression.schema.json"))
 
 
+#: (schema, document) digests already found valid in this process. One run loads its specs
+#: several times (the CLI, the plugin, each report with a docs section), and the schema
+#: validation is most of a load's cost: the same bytes need not be judged twice.
+_FOUND_VALID: set[tuple[str, str]] = set()
+
+
+def _digest(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, default=repr, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def validation_error(validator: jsonschema.Draft202012Validator, data: Any) -> str | None:
     """The most relevant schema violation as "at PLACE: MESSAGE", or None if ``data`` is valid."""
+    key = (_digest(validator.schema), _digest(data))
+    if key in _FOUND_VALID:
+        return None
     error = _best_error(validator.iter_errors(data))
-    return None if error is None else f"at {_location(error)}: {error.message}"
+    if error is None:
+        _FOUND_VALID.add(key)
+        return None
+    return f"at {_location(error)}: {error.message}"
 
 
 def _location(error: jsonschema.ValidationError) -> str:

@@ -14,6 +14,7 @@ self-contained and takes no markup in.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
@@ -58,6 +59,18 @@ def report_outcomes(report: RunReport) -> dict[str, str | None]:
     return outcomes
 
 
+@functools.lru_cache(maxsize=4)
+def _whole_map(
+    specs_dir: Path, specs_sha256: str
+) -> tuple[tuple[DocsPage, ...], dict[str, Subject]]:
+    """The whole docs map and every subject's ids (id -> subject). Each report format shows
+    the docs section, and one load serves them all (``specs_sha256`` keys the run's specs)."""
+    subjects = {
+        r.id: f.subject for f in load_specs(specs_dir, subject=None).files for r in f.requirements
+    }
+    return load_docs_map(specs_dir, requirement_ids=subjects), subjects
+
+
 def _load(report: RunReport) -> tuple[tuple[DocsPage, ...], dict[str, Subject]]:
     """The pages to show for ``report`` and the ids another subject's command certifies (id ->
     subject). The map names every subject's requirements, so it is checked against all the
@@ -66,10 +79,7 @@ def _load(report: RunReport) -> tuple[tuple[DocsPage, ...], dict[str, Subject]]:
         return (), {}
     specs_dir: Path = report.specs.files[0].path.parent
     ours = {f.subject for f in report.specs.files}
-    subjects = {
-        r.id: f.subject for f in load_specs(specs_dir, subject=None).files for r in f.requirements
-    }
-    pages = load_docs_map(specs_dir, requirement_ids=subjects)
+    pages, subjects = _whole_map(specs_dir, report.specs.sha256)
     elsewhere = {rid: subject for rid, subject in subjects.items() if subject not in ours}
     if ours != {"server"}:
         # A client's or an auth endpoint's run: only the pages naming one of its requirements.
