@@ -11,6 +11,7 @@ import contextlib
 import os
 import secrets
 import threading
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
+from hypothesis.errors import HypothesisSideeffectWarning
 
 from .errors import UsageError
 
@@ -156,4 +158,8 @@ def prepare_hypothesis(cache_dir: str | None) -> None:
     def draw_once(_: str) -> None:
         pass
 
-    draw_once()
+    # Hypothesis warns that work done while pytest configures slows every test down; here that
+    # work is the point (done once, up front), and the warning would only alarm a user.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HypothesisSideeffectWarning)
+        draw_once()
