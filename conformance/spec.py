@@ -27,6 +27,7 @@ import yaml
 from .errors import SpecError
 from .provenance import Basis, Provenance, Variant, read_provenance
 from .spec_rules import cross_check, merge_models
+from .validation import validation_error
 
 __all__ = [
     "REGRESSIONS_SUBDIR",
@@ -221,39 +222,6 @@ def regression_validator(specs_dir: Path | None = None) -> jsonschema.Draft20201
     """The validator of regression case files (also used before saving one)."""
     directory = specs_dir or default_specs_dir()
     return jsonschema.Draft202012Validator(_schema(directory, "regression.schema.json"))
-
-
-#: (schema, document) digests already found valid in this process. One run loads its specs
-#: several times (the CLI, the plugin, each report with a docs section), and the schema
-#: validation is most of a load's cost: the same bytes need not be judged twice.
-_FOUND_VALID: set[tuple[str, str]] = set()
-
-
-def _digest(data: Any) -> str:
-    text = json.dumps(data, sort_keys=True, default=repr, ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def validation_error(validator: jsonschema.Draft202012Validator, data: Any) -> str | None:
-    """The most relevant schema violation as "at PLACE: MESSAGE", or None if ``data`` is valid."""
-    key = (_digest(validator.schema), _digest(data))
-    if key in _FOUND_VALID:
-        return None
-    error = _best_error(validator.iter_errors(data))
-    if error is None:
-        _FOUND_VALID.add(key)
-        return None
-    return f"at {_location(error)}: {error.message}"
-
-
-def _location(error: jsonschema.ValidationError) -> str:
-    parts = [str(p) for p in error.absolute_path]
-    return "/".join(parts) if parts else "(top level)"
-
-
-def _best_error(errors: Iterable[jsonschema.ValidationError]) -> jsonschema.ValidationError | None:
-    best: jsonschema.ValidationError | None = jsonschema.exceptions.best_match(errors)
-    return best
 
 
 def _parse_file(path: Path, data: Mapping[str, Any]) -> SpecFile:
