@@ -18,8 +18,11 @@ from typing import Any
 import pytest
 
 from . import __version__
-from .auth_endpoint.checks import check_names as auth_endpoint_check_names
-from .auth_endpoint.command import add_auth_endpoint_arguments, auth_endpoint_command
+from .auth_endpoint.command import (
+    add_auth_endpoint_arguments,
+    auth_endpoint_command,
+    load_auth_endpoint_specs,
+)
 from .baseline import load_baseline
 from .clients.command import add_client_arguments, client_command, load_client_specs
 from .diff import add_diff_arguments, diff_command
@@ -117,19 +120,11 @@ def _load(specs: str | None) -> SpecSet:
     return load_specs(Path(specs) if specs else None, known_properties=known_property_names())
 
 
-def _load_auth_endpoint(specs: str | None) -> SpecSet:
-    return load_specs(
-        Path(specs) if specs else None,
-        subject="auth-endpoint",
-        known_properties=auth_endpoint_check_names(),
-    )
-
-
 #: How each subject loads its specs, held to the checks its command knows.
 _LOADERS: dict[Subject, Callable[[str | None], SpecSet]] = {
     "server": _load,
     "client": load_client_specs,
-    "auth-endpoint": _load_auth_endpoint,
+    "auth-endpoint": load_auth_endpoint_specs,
 }
 
 
@@ -241,7 +236,10 @@ def _validate(args: argparse.Namespace) -> int:
     subjects = _load_subjects(args.specs)
     specs = subjects["server"]
     # A docs rule may name the requirements of any subject.
-    pages = _load_docs_map(args, load_specs(Path(args.specs) if args.specs else None, subject=None))
+    pages = load_docs_map(
+        Path(args.specs) if args.specs else None,
+        requirement_ids=(r.id for loaded in subjects.values() for r in loaded.requirements),
+    )
     active = [r for r in specs.requirements if r.status == "active"]
     counts = MapCounts.of(pages)
     docs = (

@@ -120,7 +120,7 @@ def client_command(args: argparse.Namespace) -> int:
     if not command:
         raise UsageError(
             "client: give the driver command after --, e.g. conformance client -- "
-            "node drivers/pusher-js/driver.mjs"
+            "node drivers/pusher-js.mjs"
         )
     if args.parallel < 1:
         raise UsageError("client: --parallel must be at least 1")
