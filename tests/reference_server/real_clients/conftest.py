@@ -150,12 +150,14 @@ class NodeSession:
     steps: dict[str, Any] = field(default_factory=dict, repr=False)
     auth_requests: list[dict[str, str]] = field(default_factory=list, repr=False)
     output: str = field(default="", repr=False)
+    #: Why the script did not end normally (timed out, or its exit status), if it did not.
+    problem: str | None = None
 
     def observed(self, scenario: str) -> dict[str, Any]:
         """The scenario's observations; a scenario that did not finish fails here (the
         report adds the script's and the server's output)."""
         result = self.results.get(scenario)
-        assert result is not None, f"scenario {scenario} never reported"
+        assert result is not None, f"scenario {scenario} never reported ({self.problem})"
         assert result["ok"], f"scenario {scenario}: {result.get('error')}"
         observed: dict[str, Any] = result["observed"]
         return observed
@@ -187,9 +189,8 @@ async def _auth_endpoint(server_port: int) -> AsyncIterator[tuple[AuthEndpoint, 
     endpoint = AuthEndpoint(server_port)
     runner = web.AppRunner(endpoint.routes())
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
     try:
         yield endpoint, f"http://127.0.0.1:{port}/pusher"
     finally:
@@ -222,9 +223,11 @@ async def run_scenarios(
                 await asyncio.wait_for(
                     _talk(node, steps(server, endpoint), session), SESSION_SECONDS
                 )
-                await asyncio.wait_for(node.wait(), STOP_SECONDS)
+                status = await asyncio.wait_for(node.wait(), STOP_SECONDS)
+                if status != 0:
+                    session.problem = f"the script exited with status {status}"
             except TimeoutError:
-                session.results.setdefault("(session)", {"ok": False, "error": "timed out"})
+                session.problem = f"the script did not finish within {SESSION_SECONDS:.0f} s"
             session.auth_requests = endpoint.requests
     finally:
         if node is not None and node.returncode is None:

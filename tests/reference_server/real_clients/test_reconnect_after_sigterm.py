@@ -49,6 +49,8 @@ def test_pusher_js_is_told_4200_and_reconnects_with_a_new_socket_id(
     # The drain's pusher:error and close; failed attempts while no server listens report
     # no Pusher code.
     assert [code for code in seen["errors"] if code is not None] == [4200]
+    # 4200 is "reconnect now": straight back to connecting, not disconnected.
+    assert seen["states"][:3] == ["connecting", "connected", "connecting"], seen["states"]
     assert seen["states"][-1] == "connected"
     first, *_, last = seen["socket_ids"]
     assert first == before["socket_id"]
