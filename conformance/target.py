@@ -106,6 +106,11 @@ class Target:
     #: reports say so, since nothing about its TLS was then certified.
     insecure: bool = False
 
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Where the suite reaches it: the WebSocket base, then the HTTP API's, once each."""
+        return tuple(dict.fromkeys((self.ws_url, self.http_url)))
+
     def client_tls(self) -> ssl.SSLContext | None:
         """The TLS context every connection to this target uses (``None``: the defaults)."""
         return client_context(self.ca_file, insecure=self.insecure)
@@ -350,6 +355,8 @@ def with_trust(target: Target, ca_file: str | None, insecure: bool) -> Target:
     (checked) with ``--ca-file``, nothing at all with ``--insecure`` (both: a usage error)."""
     refuse_both_trust_choices(ca_file, insecure)
     if insecure:
+        if not any(urlsplit(url).scheme in ("wss", "https") for url in target.urls):
+            raise UsageError(f"--insecure is for a wss:// target, not {target.ws_url}")
         return dataclasses.replace(target, ca_file=None, insecure=True)
     if ca_file:
         return dataclasses.replace(target, ca_file=check_ca_file(ca_file))
@@ -365,8 +372,8 @@ def _host_port(url: str) -> tuple[str, int]:
 def check_reachable(target: Target, timeout: float = 3.0) -> None:
     """Fail fast, with one line, when nothing listens at the target's addresses or, for
     ``wss://`` and ``https://``, when its certificate is not trusted."""
-    check_listening((target.ws_url, target.http_url), "target", timeout)
-    for url in dict.fromkeys((target.ws_url, target.http_url)):
+    check_listening(target.urls, "target", timeout)
+    for url in target.urls:
         check_trusted(url, target.client_tls(), timeout)
 
 

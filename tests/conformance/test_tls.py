@@ -303,6 +303,16 @@ def test_insecure_needs_a_tls_target(
     assert says in capsys.readouterr().err
 
 
+def test_insecure_on_a_plain_target_file_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fields = {"ws_url": "ws://127.0.0.1:1", "http_url": "http://127.0.0.1:1", "app_id": "1"}
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(fields | {"key": "k", "secret": "s"}))
+    assert main(["run", "--target", str(tmp_path / "t.yaml"), "--insecure"]) == 2
+    err = capsys.readouterr().err
+    assert err == "conformance: error: --insecure is for a wss:// target, not ws://127.0.0.1:1\n"
+
+
 def test_an_untrusted_certificate_ends_the_run_at_the_preflight(
     untrusted: tuple[BundledServer, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

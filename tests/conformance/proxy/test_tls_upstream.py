@@ -89,7 +89,7 @@ async def test_a_reset_reaches_the_tls_server(tls_upstream: TlsSetup) -> None:
 async def test_an_untrusted_certificate_is_logged_and_the_client_dropped(
     tls_upstream: TlsSetup,
 ) -> None:
-    """Verification is never off: without the CA file the system store does not know the
+    """Verification is on unless --insecure: without the CA file the system store does not know the
     test CA, and the client is dropped as for an unreachable upstream."""
     upstream, url, _ = tls_upstream
     log: list[dict[str, Any]] = []
