@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import json
 import time
 from collections.abc import Coroutine, Mapping
@@ -25,7 +26,7 @@ from .httpclient import ApiClient
 from .restart import Restarter
 from .signing import channel_auth, hmac_sha256_hex
 from .spec import Check
-from .target import Target
+from .target import OtherApp, Target
 from .templates import nonce, unique_channel
 from .transcript import Transcript
 from .webhooks import WebhookClient
@@ -43,6 +44,9 @@ class Runner(Protocol):
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T: ...
 
+
+#: A step's ``app:`` -> the target file's field that declares that app.
+APP_FIELD_OF_STEP = {"second": "second_app", "disabled": "disabled_app", "quota": "quota_app"}
 
 #: Recommended pong timeout of the protocol, used when a target does not declare its own.
 DEFAULT_PONG_TIMEOUT = 30.0
@@ -141,6 +145,10 @@ class CheckContext:
         #: Webhooks that arrived since this check began (earlier ones belong to others).
         self._started_wall = time.time()
         self._webhooks: WebhookClient | None = None
+        #: Connection name -> the app (a step's ``app:``) it was opened to; absent: the main app.
+        self._app_of: dict[str, str] = {}
+        #: HTTP API clients of the target's other apps, made on first use.
+        self._other_apis: dict[str, ApiClient] = {}
 
     # -- running -----------------------------------------------------------------------------
 
@@ -151,6 +159,8 @@ class CheckContext:
     async def aclose(self) -> None:
         await self.connections.aclose()
         await self.api.aclose()
+        for api in self._other_apis.values():
+            await api.aclose()
         if self.restarting is not None:
             # A check that ended early still leaves the target restarted for the next one.
             with contextlib.suppress(Exception):
@@ -174,6 +184,51 @@ class CheckContext:
                 since=self._started_wall - 1.0,
             )
         return self._webhooks
+
+    # -- the target's apps --------------------------------------------------------------------
+
+    def other_app(self, app: str) -> OtherApp:
+        """The app a step's ``app:`` names (``second``, ``disabled``, ``quota``).
+
+        Raises:
+            PreconditionFailed: the target file does not declare it (a check that needs it
+                names it in ``capabilities`` and is skipped before it gets here).
+        """
+        field_name = APP_FIELD_OF_STEP.get(app)
+        if field_name is None:
+            raise UsageError(f"{self.check.full_id}: unknown app {app!r}")
+        found = self.target.other_apps.get(field_name)
+        if found is None:
+            raise PreconditionFailed(f"the target declares no {field_name}")
+        return found
+
+    def app_target(self, app: str | None) -> Target:
+        """The target as seen through one of its apps: the same server, that app's
+        credentials (an app declared without an id or secret keeps the main app's, which
+        its checks never use)."""
+        if app is None:
+            return self.target
+        other = self.other_app(app)
+        return dataclasses.replace(
+            self.target,
+            key=other.key,
+            app_id=other.app_id or self.target.app_id,
+            secret=other.secret or self.target.secret,
+        )
+
+    def api_for(self, app: str | None) -> ApiClient:
+        """The HTTP API client signing as ``app`` (``None``: the main app, ``api``)."""
+        if app is None:
+            return self.api
+        if app not in self._other_apis:
+            self._other_apis[app] = ApiClient(
+                self.app_target(app), self.transcript, self.response_timeout
+            )
+        return self._other_apis[app]
+
+    def _credentials(self, name: str) -> Target:
+        """The target through the app connection ``name`` was opened to, for signing."""
+        return self.app_target(self._app_of.get(name))
 
     # -- time --------------------------------------------------------------------------------
 
@@ -243,7 +298,13 @@ class CheckContext:
         auto_pong: bool = True,
         local_address: str | None = None,
         via_proxy: bool = False,
+        app: str | None = None,
     ) -> RawConnection:
+        """``app``: connect to that app of the target (its key, unless ``key`` is given)."""
+        self._forget_app(name)
+        if app is not None:
+            key = key if key is not None else self.other_app(app).key
+            self._app_of[name] = app
         return await self.connections.connect(
             name,
             key=key,
@@ -261,14 +322,24 @@ class CheckContext:
         auto_pong: bool = True,
         via_proxy: bool = False,
         local_address: str | None = None,
+        app: str | None = None,
     ) -> RawConnection:
-        """Connect and wait for ``pusher:connection_established`` (a precondition); its
-        ``socket_id`` and ``activity_timeout`` become ``${name.…}``."""
+        """Connect (to ``app``, default the main one) and wait for
+        ``pusher:connection_established`` (a precondition); its ``socket_id`` and
+        ``activity_timeout`` become ``${name.…}``."""
+        self._forget_app(name)
+        key = None
+        if app is not None:
+            key = self.other_app(app).key
+            self._app_of[name] = app
         conn, greeting = await self.connections.open(
-            name, auto_pong=auto_pong, via_proxy=via_proxy, local_address=local_address
+            name, auto_pong=auto_pong, via_proxy=via_proxy, local_address=local_address, key=key
         )
         self.variables[name] = greeting
         return conn
+
+    def _forget_app(self, name: str) -> None:
+        self._app_of.pop(name, None)
 
     async def barrier(self, name: str, marker_channel: str | None = None) -> None:
         await self.connections.barrier(name, marker_channel)
@@ -291,9 +362,8 @@ class CheckContext:
         """A valid channel auth for connection ``name`` (which must be open)."""
         socket_id = self._socket_id(name)
         data_text = self.channel_data_text(channel_data)
-        auth = channel_auth(
-            self.target.key, self.target.secret, socket_id, channel, data_text or ""
-        )
+        app = self._credentials(name)
+        auth = channel_auth(app.key, app.secret, socket_id, channel, data_text or "")
         signed = {"auth": auth}
         if data_text is not None:
             signed["channel_data"] = data_text
@@ -302,8 +372,9 @@ class CheckContext:
     def sign_user(self, name: str, user_data: Any) -> dict[str, str]:
         """A valid ``pusher:signin`` payload for connection ``name``."""
         text = self.channel_data_text(user_data) or ""
-        signature = hmac_sha256_hex(self.target.secret, f"{self._socket_id(name)}::user::{text}")
-        return {"auth": f"{self.target.key}:{signature}", "user_data": text}
+        app = self._credentials(name)
+        signature = hmac_sha256_hex(app.secret, f"{self._socket_id(name)}::user::{text}")
+        return {"auth": f"{app.key}:{signature}", "user_data": text}
 
     def _socket_id(self, name: str) -> str:
         info = self.variables.get(name)
@@ -377,9 +448,11 @@ class CheckContext:
         channel: str | None = None,
         channels: list[str] | None = None,
         socket_id: str | None = None,
+        app: str | None = None,
     ) -> None:
-        """Publish through the HTTP API (a precondition: it must answer 200)."""
-        response = await self.api.trigger(
+        """Publish through the HTTP API of ``app`` (default the main one); a precondition: it
+        must answer 200."""
+        response = await self.api_for(app).trigger(
             name, data, channel=channel, channels=channels, socket_id=socket_id
         )
         if response.status != 200:

@@ -79,7 +79,12 @@ class WebSocketEndpoint:
         peer.transport = request.transport
         self.fanout.add(peer)
         protocol = protocol_version(request.query.get("protocol"))
-        connection.open(request.match_info["key"], loop.time(), protocol=protocol)
+        connection.open(
+            request.match_info["key"],
+            loop.time(),
+            protocol=protocol,
+            open_connections=len(self.fanout.established),
+        )
         socket_id = connection.socket_id
         if socket_id is not None:
             self.fanout.established[socket_id] = peer
