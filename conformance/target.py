@@ -131,7 +131,7 @@ class Target:
     #: top of the system store (``tls.py``); ``None``: the system store only.
     ca_file: str | None = None
     #: The target file's ``second_app``, ``disabled_app`` and ``quota_app`` (``TARGET_APP_FIELDS``).
-    other_apps: Mapping[str, OtherApp] = field(default_factory=dict)
+    other_apps: Mapping[str, OtherApp] = field(default_factory=dict, hash=False)
 
     def declares(self, name: str) -> bool:
         """Whether the target declares this capability or app field (``TARGET_APP_FIELDS``)."""

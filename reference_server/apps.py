@@ -20,6 +20,7 @@ from .config import ServerConfig
 from .http_endpoints import MAX_READ_BYTES
 from .protocol.socket_ids import RandomSource
 from .responses import Handler, json_errors
+from .serves import serves
 
 __all__ = ["AppsServer", "build_apps_server"]
 
@@ -61,10 +62,19 @@ class AppsServer:
         return app
 
     def for_key(self, key: str) -> ReferenceServer:
-        return self.by_key.get(key, self._fallback)
+        return self._pick(self.by_key, key)
 
     def for_app_id(self, app_id: str) -> ReferenceServer:
-        return self.by_id.get(app_id, self._fallback)
+        return self._pick(self.by_id, app_id)
+
+    def _pick(self, table: dict[str, ReferenceServer], name: str) -> ReferenceServer:
+        """The app ``name`` belongs to, whose own state alone serves the request: this is
+        where one app's traffic is kept from every other app's."""
+        server = table.get(name)
+        if server is None:
+            return self._fallback
+        serves("DELIV-07")
+        return server
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         return await self.for_key(request.match_info["key"]).websocket.handle(request)
