@@ -128,7 +128,14 @@ class ReferenceServer:
         serves("RECON-13")
         self.fanout.draining = True
         peers = list(self.fanout.open)
-        log(logging.INFO, "draining", connections=len(peers), spread=spread, timeout=timeout)
+        log(
+            logging.INFO,
+            "draining",
+            app_id=self.config.app_id,
+            connections=len(peers),
+            spread=spread,
+            timeout=timeout,
+        )
         loop = asyncio.get_running_loop()
         started = loop.time()
         await self._close_for_drain(peers, spread)
@@ -139,6 +146,7 @@ class ReferenceServer:
         log(
             logging.INFO,
             "drained",
+            app_id=self.config.app_id,
             connections=len(peers),
             dropped_after_timeout=0 if closed else len(unfinished),
             seconds=round(loop.time() - started, 3),
