@@ -12,7 +12,6 @@ import base64
 import contextlib
 import json
 import os
-import secrets
 import selectors
 import shutil
 import signal
@@ -28,7 +27,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import HarnessError
-from .target import OtherApp, Target, Timings
+from .target import Target, Timings
+from .target_apps import bundled_apps
 from .tls import client_context
 
 __all__ = [
@@ -259,12 +259,14 @@ def start_bundled(
     ``serves_file`` it counts its requirement marks and appends them there when it exits (an
     old file is removed first, so the file holds this server's lines only); with ``tls`` it
     serves wss:// and https://, and the target trusts the CA that signed its certificate."""
-    apps = _generated_apps()
-    main = apps["main"]
-    app_id, key, secret = str(main["id"]), str(main["key"]), str(main["secret"])
+    apps, other_apps = bundled_apps(BUNDLED_QUOTA)
+    main = apps["apps"][0]
+    app_id, key, secret = main["id"], main["key"], main["secret"]
+    # A private folder: the file holds secrets. It lives as long as the server (a restart
+    # reads it again) and goes at the stop.
     apps_dir = Path(tempfile.mkdtemp(prefix="pusher-conformance-apps-"))
     apps_file = apps_dir / "apps.json"
-    apps_file.write_text(json.dumps({"apps": list(apps.values())}), encoding="utf-8")
+    apps_file.write_text(json.dumps(apps), encoding="utf-8")
     command = [
         sys.executable, "-m", "reference_server",
         "--host", "127.0.0.1", "--port", "0",
@@ -302,15 +304,7 @@ def start_bundled(
         bundled=True,
         webhook_listen=webhook_url,
         ca_file=str(tls.ca_file) if tls is not None else None,
-        other_apps={
-            "second_app": OtherApp(
-                key=str(apps["second"]["key"]),
-                app_id=str(apps["second"]["id"]),
-                secret=str(apps["second"]["secret"]),
-            ),
-            "disabled_app": OtherApp(key=str(apps["disabled"]["key"])),
-            "quota_app": OtherApp(key=str(apps["quota"]["key"]), max_connections=BUNDLED_QUOTA),
-        },
+        other_apps=other_apps,
     )
     plain_url = ready.get("plain_url")
     return BundledServer(
@@ -323,30 +317,6 @@ def start_bundled(
         plain_url if isinstance(plain_url, str) else None,
         apps_dir,
     )
-
-
-def _generated_apps() -> dict[str, dict[str, Any]]:
-    """The bundled server's apps, with fresh credentials: the main one the checks use, a
-    second one for cross-app isolation (DELIV-07), a disabled one and one with a small
-    connection quota (PROTO-CONN-11). Every app relays client events, as the main one always
-    has for the client-event checks."""
-    first_id = secrets.randbelow(900000) + 100000
-
-    def app(offset: int, **extra: Any) -> dict[str, Any]:
-        return {
-            "id": str(first_id + offset),
-            "key": secrets.token_hex(10),
-            "secret": secrets.token_hex(16),
-            "client_events": True,
-            **extra,
-        }
-
-    return {
-        "main": app(0),
-        "second": app(1),
-        "disabled": app(2, enabled=False),
-        "quota": app(3, max_connections=BUNDLED_QUOTA),
-    }
 
 
 def _launch(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import dataclasses
 import json
 import time
 from collections.abc import Coroutine, Mapping
@@ -20,13 +19,15 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from . import templates
+from .app_clients import CheckApps
 from .connections import DEFAULT_QUERY, Connections
 from .errors import CheckFailed, PreconditionFailed, UsageError
 from .httpclient import ApiClient
 from .restart import Restarter
 from .signing import channel_auth, hmac_sha256_hex
 from .spec import Check
-from .target import OtherApp, Target
+from .target import Target
+from .target_apps import OtherApp
 from .templates import nonce, unique_channel
 from .transcript import Transcript
 from .webhooks import WebhookClient
@@ -44,9 +45,6 @@ class Runner(Protocol):
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T: ...
 
-
-#: A step's ``app:`` -> the target file's field that declares that app.
-APP_FIELD_OF_STEP = {"second": "second_app", "disabled": "disabled_app", "quota": "quota_app"}
 
 #: Recommended pong timeout of the protocol, used when a target does not declare its own.
 DEFAULT_PONG_TIMEOUT = 30.0
@@ -145,10 +143,8 @@ class CheckContext:
         #: Webhooks that arrived since this check began (earlier ones belong to others).
         self._started_wall = time.time()
         self._webhooks: WebhookClient | None = None
-        #: Connection name -> the app (a step's ``app:``) it was opened to; absent: the main app.
-        self._app_of: dict[str, str] = {}
-        #: HTTP API clients of the target's other apps, made on first use.
-        self._other_apis: dict[str, ApiClient] = {}
+        #: The target's other apps (a step's ``app:``) as this check uses them.
+        self.apps = CheckApps(target, self.api, self.transcript)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -159,8 +155,7 @@ class CheckContext:
     async def aclose(self) -> None:
         await self.connections.aclose()
         await self.api.aclose()
-        for api in self._other_apis.values():
-            await api.aclose()
+        await self.apps.aclose()
         if self.restarting is not None:
             # A check that ended early still leaves the target restarted for the next one.
             with contextlib.suppress(Exception):
@@ -185,50 +180,14 @@ class CheckContext:
             )
         return self._webhooks
 
-    # -- the target's apps --------------------------------------------------------------------
+    # -- the target's apps (see ``app_clients``) ---------------------------------------------
 
     def other_app(self, app: str) -> OtherApp:
-        """The app a step's ``app:`` names (``second``, ``disabled``, ``quota``).
-
-        Raises:
-            PreconditionFailed: the target file does not declare it (a check that needs it
-                names it in ``capabilities`` and is skipped before it gets here).
-        """
-        field_name = APP_FIELD_OF_STEP.get(app)
-        if field_name is None:
-            raise UsageError(f"{self.check.full_id}: unknown app {app!r}")
-        found = self.target.other_apps.get(field_name)
-        if found is None:
-            raise PreconditionFailed(f"the target declares no {field_name}")
-        return found
-
-    def app_target(self, app: str | None) -> Target:
-        """The target as seen through one of its apps: the same server, that app's
-        credentials (an app declared without an id or secret keeps the main app's, which
-        its checks never use)."""
-        if app is None:
-            return self.target
-        other = self.other_app(app)
-        return dataclasses.replace(
-            self.target,
-            key=other.key,
-            app_id=other.app_id or self.target.app_id,
-            secret=other.secret or self.target.secret,
-        )
+        return self.apps.other(app)
 
     def api_for(self, app: str | None) -> ApiClient:
         """The HTTP API client signing as ``app`` (``None``: the main app, ``api``)."""
-        if app is None:
-            return self.api
-        if app not in self._other_apis:
-            self._other_apis[app] = ApiClient(
-                self.app_target(app), self.transcript, self.response_timeout
-            )
-        return self._other_apis[app]
-
-    def _credentials(self, name: str) -> Target:
-        """The target through the app connection ``name`` was opened to, for signing."""
-        return self.app_target(self._app_of.get(name))
+        return self.apps.api(app, self.response_timeout)
 
     # -- time --------------------------------------------------------------------------------
 
@@ -301,10 +260,8 @@ class CheckContext:
         app: str | None = None,
     ) -> RawConnection:
         """``app``: connect to that app of the target (its key, unless ``key`` is given)."""
-        self._forget_app(name)
-        if app is not None:
-            key = key if key is not None else self.other_app(app).key
-            self._app_of[name] = app
+        app_key = self.apps.opened(name, app)
+        key = key if key is not None else app_key
         return await self.connections.connect(
             name,
             key=key,
@@ -327,19 +284,12 @@ class CheckContext:
         """Connect (to ``app``, default the main one) and wait for
         ``pusher:connection_established`` (a precondition); its ``socket_id`` and
         ``activity_timeout`` become ``${name.…}``."""
-        self._forget_app(name)
-        key = None
-        if app is not None:
-            key = self.other_app(app).key
-            self._app_of[name] = app
+        key = self.apps.opened(name, app)
         conn, greeting = await self.connections.open(
             name, auto_pong=auto_pong, via_proxy=via_proxy, local_address=local_address, key=key
         )
         self.variables[name] = greeting
         return conn
-
-    def _forget_app(self, name: str) -> None:
-        self._app_of.pop(name, None)
 
     async def barrier(self, name: str, marker_channel: str | None = None) -> None:
         await self.connections.barrier(name, marker_channel)
@@ -362,7 +312,7 @@ class CheckContext:
         """A valid channel auth for connection ``name`` (which must be open)."""
         socket_id = self._socket_id(name)
         data_text = self.channel_data_text(channel_data)
-        app = self._credentials(name)
+        app = self.apps.of_connection(name)
         auth = channel_auth(app.key, app.secret, socket_id, channel, data_text or "")
         signed = {"auth": auth}
         if data_text is not None:
@@ -372,7 +322,7 @@ class CheckContext:
     def sign_user(self, name: str, user_data: Any) -> dict[str, str]:
         """A valid ``pusher:signin`` payload for connection ``name``."""
         text = self.channel_data_text(user_data) or ""
-        app = self._credentials(name)
+        app = self.apps.of_connection(name)
         signature = hmac_sha256_hex(app.secret, f"{self._socket_id(name)}::user::{text}")
         return {"auth": f"{app.key}:{signature}", "user_data": text}
 

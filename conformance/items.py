@@ -30,7 +30,8 @@ from .restart_steps import RESTART_STEP
 from .results import CheckResult, RunReport
 from .runner import CheckRun, Job, RunHealth, budget_for, execute_check
 from .spec import Check, Requirement, SpecSet
-from .target import TARGET_APP_FIELDS, Target
+from .target import Target
+from .target_apps import TARGET_APP_FIELDS
 
 RESULT_PROPERTY = "conformance_result"
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from .errors import TargetUnreachable, UsageError
+from .target_apps import TARGET_APP_FIELDS, OtherApp, parse_other_apps
 from .tls import check_ca_file
 from .webhooks import parse_listen_url
 
@@ -25,8 +26,6 @@ __all__ = [
     "CONNECTION_FIELDS",
     "DEFAULT_MAX_EVENT_BYTES",
     "KNOWN_CAPABILITIES",
-    "TARGET_APP_FIELDS",
-    "OtherApp",
     "Target",
     "Timings",
     "check_listening",
@@ -53,18 +52,6 @@ KNOWN_CAPABILITIES = frozenset(
     }
 )
 
-#: Other apps a target file may declare on the same server, each for the checks that need
-#: one (cross-app isolation, a disabled app, a connection quota). A check or requirement names
-#: one where it names a capability, and is skipped (OPTIONAL_ABSENT) unless it is declared.
-TARGET_APP_FIELDS = ("second_app", "disabled_app", "quota_app")
-
-#: Each app field's own fields, all required.
-_APP_FIELD_KEYS = {
-    "second_app": ("app_id", "key", "secret"),
-    "disabled_app": ("key",),
-    "quota_app": ("key", "max_connections"),
-}
-
 #: What a target cannot do without: where it is and its app credentials (also the target flags).
 CONNECTION_FIELDS = ("ws_url", "http_url", "app_id", "key", "secret")
 
@@ -83,21 +70,6 @@ _TARGET_KEYS = {
     "ca_file",
     *TARGET_APP_FIELDS,
 }
-
-
-@dataclass(frozen=True)
-class OtherApp:
-    """An app of the target's server other than its main one. Only what its field declares
-    is set: a disabled app has only a key (nothing can be signed for it), a quota app a key
-    and its quota."""
-
-    key: str
-    app_id: str | None = None
-    secret: str | None = None
-    max_connections: int | None = None
-
-    def wire(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -130,11 +102,11 @@ class Target:
     #: A PEM file of the CA that signed a wss:// or https:// target's certificate, trusted on
     #: top of the system store (``tls.py``); ``None``: the system store only.
     ca_file: str | None = None
-    #: The target file's ``second_app``, ``disabled_app`` and ``quota_app`` (``TARGET_APP_FIELDS``).
+    #: The target file's ``second_app``, ``disabled_app`` and ``quota_app`` (``target_apps``).
     other_apps: Mapping[str, OtherApp] = field(default_factory=dict, hash=False)
 
     def declares(self, name: str) -> bool:
-        """Whether the target declares this capability or app field (``TARGET_APP_FIELDS``)."""
+        """Whether the target declares this capability or app field (``target_apps``)."""
         return name in self.capabilities or name in self.other_apps
 
     def public(self) -> dict[str, Any]:
@@ -153,10 +125,7 @@ class Target:
             "restart_command": self.restart_command,
             "restart_within": self.restart_within,
             "ca_file": self.ca_file,
-            "other_apps": {
-                name: {k: v for k, v in app.wire().items() if k != "secret"}
-                for name, app in sorted(self.other_apps.items())
-            },
+            "other_apps": {name: app.public() for name, app in sorted(self.other_apps.items())},
         }
 
     def to_wire(self) -> str:
@@ -186,36 +155,6 @@ class Target:
             ca_file=data["ca_file"],
             other_apps={name: OtherApp(**app) for name, app in data["other_apps"].items()},
         )
-
-
-def _other_app(name: str, value: object) -> OtherApp:
-    """One of ``TARGET_APP_FIELDS``, checked: exactly its own fields, of the right types."""
-    keys = _APP_FIELD_KEYS[name]
-    if not isinstance(value, Mapping) or set(value) != set(keys):
-        raise UsageError(f"{name} must be a mapping with {', '.join(keys)}, got {value!r}")
-    fields: dict[str, Any] = {}
-    for key in keys:
-        item = value[key]
-        if key == "max_connections":
-            if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= 50:
-                raise UsageError(
-                    f"{name}.max_connections must be an integer from 1 to 50 (the check opens "
-                    f"that many connections), got {item!r}"
-                )
-            fields[key] = item
-        else:
-            fields[key] = _text(item, f"{name}.{key}")
-    return OtherApp(**fields)
-
-
-def _other_apps(data: Mapping[str, Any]) -> dict[str, OtherApp]:
-    apps = {name: _other_app(name, data[name]) for name in TARGET_APP_FIELDS if name in data}
-    keys = [data.get("key"), *(app.key for app in apps.values())]
-    if len(set(keys)) != len(keys):
-        raise UsageError(
-            "the main app, second_app, disabled_app and quota_app must each have their own key"
-        )
-    return apps
 
 
 def _restart(value: object) -> tuple[str | None, float]:
@@ -329,7 +268,7 @@ def target_from_mapping(
         restart_command=restart_command,
         restart_within=restart_within,
         ca_file=ca_file,
-        other_apps=_other_apps(data),
+        other_apps=parse_other_apps(data),
     )
 
 

@@ -9,16 +9,7 @@ from pathlib import Path
 import pytest
 
 from conformance.errors import TargetUnreachable, UsageError
-from conformance.items import undeclared_need
-from conformance.spec import Check, Requirement
-from conformance.target import (
-    TARGET_APP_FIELDS,
-    OtherApp,
-    Target,
-    check_reachable,
-    load_target_file,
-    target_from_mapping,
-)
+from conformance.target import Target, check_reachable, load_target_file, target_from_mapping
 
 GOOD = {
     "name": "x",
@@ -112,63 +103,3 @@ def test_unreachable_fails_fast() -> None:
     with pytest.raises(TargetUnreachable, match=f"nothing answers at 127.0.0.1:{port}"):
         check_reachable(target)
     assert time.monotonic() - started < 5
-
-
-OTHER_APPS = {
-    "second_app": {"app_id": 124, "key": "k2", "secret": "s2"},
-    "disabled_app": {"key": "k3"},
-    "quota_app": {"key": "k4", "max_connections": 3},
-}
-
-
-def test_other_apps_are_declared_travel_on_the_wire_and_never_show_their_secrets() -> None:
-    target = target_from_mapping({**GOOD, **OTHER_APPS})
-    assert target.other_apps["second_app"] == OtherApp(key="k2", app_id="124", secret="s2")
-    assert target.other_apps["quota_app"].max_connections == 3
-    assert all(target.declares(name) for name in TARGET_APP_FIELDS)
-    assert target.declares("client_events")
-    assert not target.declares("webhooks")
-    assert Target.from_wire(target.to_wire()) == target
-    assert "s2" not in str(target.public())
-    assert target.public()["other_apps"]["second_app"] == {
-        "key": "k2",
-        "app_id": "124",
-        "max_connections": None,
-    }
-    assert not target_from_mapping(GOOD).declares("second_app")
-
-
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ({"second_app": {"app_id": "1", "key": "k2"}}, "second_app must be a mapping with app_id"),
-        ({"second_app": {**OTHER_APPS["second_app"], "secret": ""}}, "second_app.secret must be"),
-        ({"disabled_app": "k3"}, "disabled_app must be a mapping with key"),
-        ({"quota_app": {"key": "k4", "max_connections": 0}}, "from 1 to 50"),
-        ({"quota_app": {"key": "k4", "max_connections": "3"}}, "from 1 to 50"),
-        ({"disabled_app": {"key": "k"}}, "must each have their own key"),
-    ],
-)
-def test_bad_other_apps(change: dict[str, object], message: str) -> None:
-    with pytest.raises(UsageError, match=message):
-        target_from_mapping({**GOOD, **change})
-
-
-def test_a_check_needing_an_undeclared_app_or_capability_is_named_for_its_skip() -> None:
-    requirement = Requirement(
-        id="DELIV-07",
-        area="delivery",
-        level="MUST",
-        title="t",
-        statement="s",
-        source="x",
-        status="active",
-        checks=(),
-        capability="second_app",
-    )
-    check = Check("DELIV-07", "c", "t", "exchange", {}, capabilities=("client_events",))
-    bare = target_from_mapping({**GOOD, "capabilities": []})
-    assert undeclared_need(bare, requirement, check) == "target field 'second_app'"
-    with_app = target_from_mapping({**GOOD, "capabilities": [], **OTHER_APPS})
-    assert undeclared_need(with_app, requirement, check) == "capability 'client_events'"
-    assert undeclared_need(target_from_mapping({**GOOD, **OTHER_APPS}), requirement, check) is None
