@@ -60,3 +60,17 @@ async def test_quota_ignored_greets_past_the_quota_while_the_real_server_refuses
         await established(first)
         assert (await recv(second))["data"]["code"] == 4004
         assert await closed_with(second) == 4004
+
+
+@pytest.mark.asyncio
+async def test_apps_share_channels_still_counts_each_apps_quota_on_its_own() -> None:
+    """The fault breaks isolation alone: PROTO-CONN-11 must keep its outcome under it."""
+    async with (
+        serving(Fault.APPS_SHARE_CHANNELS, apps=APPS) as server,
+        client(server) as elsewhere,
+        client(server, key="small-key") as first,
+        client(server, key="small-key") as second,
+    ):
+        await established(elsewhere)
+        await established(first)
+        assert (await recv(second))["data"]["code"] == 4004
