@@ -224,11 +224,13 @@ class Connections(Mapping[str, RawConnection]):
         auto_pong: bool = True,
         via_proxy: bool = False,
         local_address: str | None = None,
+        key: str | None = None,
     ) -> tuple[RawConnection, dict[str, Any]]:
-        """Connect and wait for ``pusher:connection_established`` (a precondition); the
-        connection and what the greeting told (``{"socket_id", "activity_timeout"}``)."""
+        """Connect (with ``key``, default the target's) and wait for
+        ``pusher:connection_established`` (a precondition); the connection and what the
+        greeting told (``{"socket_id", "activity_timeout"}``)."""
         conn = await self.connect(
-            name, auto_pong=auto_pong, via_proxy=via_proxy, local_address=local_address
+            name, key=key, auto_pong=auto_pong, via_proxy=via_proxy, local_address=local_address
         )
         if conn.closed is not None:
             raise PreconditionFailed(f"could not open {name}: {conn.closed.describe()}")

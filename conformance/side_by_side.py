@@ -11,7 +11,7 @@ import dataclasses
 import pytest
 
 from .errors import ConformanceError, HarnessError, TargetUnreachable
-from .items import CheckItem, RunState
+from .items import CheckItem, RunState, undeclared_need
 from .preflight import TargetProbe, greets, probe_target
 from .profiles import profile, shrinking_capped
 from .progress import make_progress
@@ -71,12 +71,11 @@ def run_selected(session: pytest.Session, state: RunState) -> None:
     """Run every selected check the target has the capability for, side by side, and keep
     each one's outcome for its item to report."""
     config = session.config
-    declared = state.target.capabilities
     items = [
         i
         for i in session.items
         if isinstance(i, CheckItem)
-        and (not i.requirement.capability or i.requirement.capability in declared)
+        and undeclared_need(state.target, i.requirement, i.check) is None
     ]
     by_job = {item.job(state): item for item in items}
     capture = config.pluginmanager.getplugin("capturemanager")

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from .errors import TargetUnreachable, UsageError
+from .target_apps import TARGET_APP_FIELDS, OtherApp, parse_other_apps
 from .tls import check_ca_file, check_trusted, client_context, refuse_both_trust_choices
 from .webhooks import parse_listen_url
 
@@ -69,6 +70,7 @@ _TARGET_KEYS = {
     "webhooks",
     "restart",
     "ca_file",
+    *TARGET_APP_FIELDS,
 }
 
 
@@ -105,6 +107,8 @@ class Target:
     #: ``--insecure``: the target's TLS certificate is not verified at all (``tls.py``); the
     #: reports say so, since nothing about its TLS was then certified.
     insecure: bool = False
+    #: The target file's ``second_app``, ``disabled_app`` and ``quota_app`` (``target_apps``).
+    other_apps: Mapping[str, OtherApp] = field(default_factory=dict, hash=False)
 
     @property
     def urls(self) -> tuple[str, ...]:
@@ -114,6 +118,10 @@ class Target:
     def client_tls(self) -> ssl.SSLContext | None:
         """The TLS context every connection to this target uses (``None``: the defaults)."""
         return client_context(self.ca_file, insecure=self.insecure)
+
+    def declares(self, name: str) -> bool:
+        """Whether the target declares this capability or app field (``target_apps``)."""
+        return name in self.capabilities or name in self.other_apps
 
     def public(self) -> dict[str, Any]:
         """What a report may show: everything but the secret."""
@@ -132,12 +140,14 @@ class Target:
             "restart_within": self.restart_within,
             "ca_file": self.ca_file,
             "insecure": self.insecure,
+            "other_apps": {name: app.public() for name, app in sorted(self.other_apps.items())},
         }
 
     def to_wire(self) -> str:
         """JSON for a pytest-xdist worker, which must reach the same server with the same
-        credentials: unlike ``public()``, it carries the secret, so it is never written out."""
-        return json.dumps({**self.public(), "secret": self.secret})
+        credentials: unlike ``public()``, it carries the secrets, so it is never written out."""
+        other_apps = {name: app.wire() for name, app in self.other_apps.items()}
+        return json.dumps({**self.public(), "secret": self.secret, "other_apps": other_apps})
 
     @classmethod
     def from_wire(cls, text: str) -> Target:
@@ -159,6 +169,7 @@ class Target:
             restart_within=data["restart_within"],
             ca_file=data["ca_file"],
             insecure=data["insecure"],
+            other_apps={name: OtherApp(**app) for name, app in data["other_apps"].items()},
         )
 
 
@@ -273,6 +284,7 @@ def target_from_mapping(
         restart_command=restart_command,
         restart_within=restart_within,
         ca_file=ca_file,
+        other_apps=parse_other_apps(data),
     )
 
 
