@@ -1,7 +1,9 @@
 """What every test package shares: test certificates for TLS (``tls_files``), nginx
 terminating TLS in front of a server (``nginx_front``), and the mutation self-test's summary
 (how many fault switches the suite killed, how many with exactly their named requirements, and
-which faults took longest: the tier's cost)."""
+which faults took longest: the tier's cost). The run's spec-validation cache lives in a
+directory of its own (``PUSHER_CONFORMANCE_CACHE``), shared with every ``conformance`` process
+the tests start and removed at the end, so no test reads or writes the user's cache."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,6 +25,23 @@ from conformance.bundled import BundledTls
 
 #: How many of the slowest faults the summary names.
 SLOWEST_SHOWN = 5
+#: The cache directory this session made (and removes), if it made one.
+_OWN_CACHE = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Set in the controlling process before xdist starts its workers, which inherit it.
+    if "PUSHER_CONFORMANCE_CACHE" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="pusher-conformance-cache-")
+        os.environ["PUSHER_CONFORMANCE_CACHE"] = folder
+        config.stash[_OWN_CACHE] = folder
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = config.stash.get(_OWN_CACHE, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        del os.environ["PUSHER_CONFORMANCE_CACHE"]
 
 
 def _make_tls(folder: Path, *, plain_port: bool = False) -> BundledTls:
