@@ -244,14 +244,22 @@ def start_bundled(
     webhook_url: str | None = None,
     serves_file: Path | None = None,
     tls: BundledTls | None = None,
+    credentials: tuple[str, str, str] | None = None,
+    extra_args: Sequence[str] = (),
+    faults: str | None = None,
 ) -> BundledServer:
     """Start the server; with ``webhook_url`` it posts webhooks there and declares them; with
     ``serves_file`` it counts its requirement marks and appends them there when it exits (an
     old file is removed first, so the file holds this server's lines only); with ``tls`` it
-    serves wss:// and https://, and the target trusts the CA that signed its certificate."""
-    app_id = str(secrets.randbelow(900000) + 100000)
-    key = secrets.token_hex(10)
-    secret = secrets.token_hex(16)
+    serves wss:// and https://, and the target trusts the CA that signed its certificate.
+    ``credentials`` (app id, key, secret; default: generated), ``extra_args`` and ``faults``
+    (``PUSHER_REF_FAULTS``; default: the suite's own environment's) let a cluster's nodes
+    share one app and differ in their faults (``bundled_cluster.py``)."""
+    app_id, key, secret = credentials or (
+        str(secrets.randbelow(900000) + 100000),
+        secrets.token_hex(10),
+        secrets.token_hex(16),
+    )
     command = [
         sys.executable, "-m", "reference_server",
         "--host", "127.0.0.1", "--port", "0",
@@ -270,7 +278,10 @@ def start_bundled(
         command += ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
         if tls.plain_port:
             command += ["--plain-port", "0"]
-    process, ready = _launch(command, log_path, startup_timeout)
+    command += extra_args
+    faults = os.environ.get("PUSHER_REF_FAULTS", "") if faults is None else faults
+    environ = {**os.environ, "PUSHER_REF_FAULTS": faults}
+    process, ready = _launch(command, log_path, startup_timeout, environ)
     port = int(ready["port"])
     secure = "s" if tls is not None else ""
     target = Target(
@@ -291,7 +302,7 @@ def start_bundled(
         process,
         target,
         log_path,
-        os.environ.get("PUSHER_REF_FAULTS", ""),
+        faults,
         tuple(command),
         serves_file,
         plain_url if isinstance(plain_url, str) else None,

@@ -16,7 +16,7 @@ import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from . import templates
 from .connections import DEFAULT_QUERY, Connections
@@ -30,6 +30,9 @@ from .templates import nonce, unique_channel
 from .transcript import Transcript
 from .webhooks import WebhookClient
 from .wsclient import Frame, RawConnection
+
+if TYPE_CHECKING:
+    from .cluster_steps import NodeStopper
 
 # ``DEFAULT_QUERY``, ``nonce`` and ``unique_channel`` live in ``connections`` and ``templates``;
 # they stay importable from here for code written before the split.
@@ -68,6 +71,8 @@ class RunSettings:
     answers_pusher_ping: bool = True
     #: What restarts the target for the shutdown checks (``restart.py``), when something can.
     restarter: Restarter | None = field(default=None, compare=False, repr=False)
+    #: What stops a cluster's last node for the dead-node check (``cluster_steps.py``).
+    node_stopper: NodeStopper | None = field(default=None, compare=False, repr=False)
 
 
 class CheckContext:
@@ -119,6 +124,8 @@ class CheckContext:
         #: greeting under the connection's name (``${alice.socket_id}``).
         self.variables: dict[str, Any] = templates.target_variables(target)
         self.api = ApiClient(target, self.transcript, self.response_timeout)
+        #: The API clients of a cluster's nodes, opened as checks name them (``api_on``).
+        self._node_apis: dict[int, ApiClient] = {}
         self.connections = Connections(
             target,
             self.transcript,
@@ -151,6 +158,8 @@ class CheckContext:
     async def aclose(self) -> None:
         await self.connections.aclose()
         await self.api.aclose()
+        for api in self._node_apis.values():
+            await api.aclose()
         if self.restarting is not None:
             # A check that ended early still leaves the target restarted for the next one.
             with contextlib.suppress(Exception):
@@ -243,6 +252,7 @@ class CheckContext:
         auto_pong: bool = True,
         local_address: str | None = None,
         via_proxy: bool = False,
+        node: int | None = None,
     ) -> RawConnection:
         return await self.connections.connect(
             name,
@@ -252,6 +262,7 @@ class CheckContext:
             auto_pong=auto_pong,
             local_address=local_address,
             via_proxy=via_proxy,
+            node_url=self._node_ws_url(node),
         )
 
     async def open(
@@ -261,17 +272,48 @@ class CheckContext:
         auto_pong: bool = True,
         via_proxy: bool = False,
         local_address: str | None = None,
+        node: int | None = None,
     ) -> RawConnection:
         """Connect and wait for ``pusher:connection_established`` (a precondition); its
         ``socket_id`` and ``activity_timeout`` become ``${name.…}``."""
         conn, greeting = await self.connections.open(
-            name, auto_pong=auto_pong, via_proxy=via_proxy, local_address=local_address
+            name,
+            auto_pong=auto_pong,
+            via_proxy=via_proxy,
+            local_address=local_address,
+            node_url=self._node_ws_url(node),
         )
         self.variables[name] = greeting
         return conn
 
-    async def barrier(self, name: str, marker_channel: str | None = None) -> None:
-        await self.connections.barrier(name, marker_channel)
+    async def barrier(
+        self, name: str, marker_channel: str | None = None, *, node: int | None = None
+    ) -> None:
+        """``node``: publish the marker through that cluster node (see ``api_on``)."""
+
+        async def publish(token: str, channel: str) -> None:
+            await self.trigger("conformance-marker", token, channel=channel, node=node)
+
+        await self.connections.barrier(
+            name, marker_channel, publish=publish if node is not None else None
+        )
+
+    # -- cluster nodes (see ``nodes``) -------------------------------------------------------
+
+    def _node_ws_url(self, node: int | None) -> str | None:
+        return None if node is None else self.target.on_node(node).ws_url
+
+    def api_on(self, node: int | None) -> ApiClient:
+        """The HTTP API client of cluster node ``node`` (modulo the number of nodes); ``None``:
+        the target's own (``api``)."""
+        if node is None:
+            return self.api
+        number = node % max(1, len(self.target.nodes))
+        if number not in self._node_apis:
+            self._node_apis[number] = ApiClient(
+                self.target.on_node(number), self.transcript, self.response_timeout
+            )
+        return self._node_apis[number]
 
     async def ping_barrier(self, name: str) -> None:
         await self.connections.ping_barrier(name)
@@ -377,9 +419,11 @@ class CheckContext:
         channel: str | None = None,
         channels: list[str] | None = None,
         socket_id: str | None = None,
+        node: int | None = None,
     ) -> None:
-        """Publish through the HTTP API (a precondition: it must answer 200)."""
-        response = await self.api.trigger(
+        """Publish through the HTTP API (a precondition: it must answer 200); ``node``:
+        through that cluster node."""
+        response = await self.api_on(node).trigger(
             name, data, channel=channel, channels=channels, socket_id=socket_id
         )
         if response.status != 200:

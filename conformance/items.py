@@ -19,7 +19,9 @@ import pytest
 
 from .baseline import Baseline
 from .bundled import BundledServer
+from .cluster_steps import STOP_NODE_STEP
 from .context import CheckContext, RunSettings
+from .nodes import capability_met
 from .options import (
     selected,
 )
@@ -115,7 +117,7 @@ class CheckItem(pytest.Item):
         state = self.config.stash[STATE]
         started = time.monotonic()
         capability = self.requirement.capability
-        if capability and capability not in state.target.capabilities:
+        if not capability_met(capability, state.target.capabilities):
             self._finish(
                 state,
                 CheckOutcome.SKIPPED,
@@ -149,7 +151,9 @@ class CheckItem(pytest.Item):
         budget = budget_for(
             state.target, state.settings, self.check, examples, waits_on_timers=timers
         )
-        alone = any(RESTART_STEP in step for step in self.check.exchange or ())
+        alone = any(
+            RESTART_STEP in step or STOP_NODE_STEP in step for step in self.check.exchange or ()
+        )
         if alone:
             budget += state.target.restart_within * state.settings.timeout_multiplier
         return Job(

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import pytest
 
 from .errors import UsageError
+from .nodes import refuse_declared
 from .profiles import PROFILES
 from .spec import REGRESSIONS_SUBDIR, Check, Requirement, SpecSet
 from .target import CONNECTION_FIELDS, KNOWN_CAPABILITIES, webhook_listen_url
@@ -80,6 +81,10 @@ def _whole_number(text: str) -> int:
 
 
 def _capability(text: str) -> str:
+    try:
+        refuse_declared([text])
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if text not in KNOWN_CAPABILITIES:
         raise argparse.ArgumentTypeError(
             f"unknown capability: {text} (known: {', '.join(sorted(KNOWN_CAPABILITIES))})"
@@ -180,6 +185,11 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     _target(
         "ca_file", "--ca-file", metavar="PEM",
         help="trust this CA (PEM) for a wss:// or https:// target, on top of the system store",
+    ),
+    _target(
+        "bundled_nodes", "--bundled-nodes", parse=positive_int, metavar="N",
+        help="start redis-server and N bundled reference-server nodes sharing it, and certify "
+        "them as one cluster (2 to 5; PUSHER_REF_FAULTS then breaks node 1 only)",
     ),
     RunOption("report_dir", ("--report-dir",), default="conformance-report", metavar="DIR"),
     RunOption(
@@ -287,6 +297,7 @@ class RunOptions:
     max_event_bytes: int | None = None
     webhook_listen: str | None = None
     ca_file: str | None = None
+    bundled_nodes: int | None = None
     report_dir: str = "conformance-report"
     baseline: str | None = None
     strict: bool = False
@@ -316,6 +327,11 @@ class RunOptions:
         if self.target_flags_given and missing:
             raise UsageError(f"a target given by flags also needs {', '.join(missing)}")
         _refuse_both_saving_choices(self.regressions_dir, self.no_save_regressions)
+        if self.bundled_nodes is not None and (self.target_file or self.target_flags_given):
+            raise UsageError(
+                "--bundled-nodes starts a cluster of its own: give it without --target or "
+                "the target flags"
+            )
 
     @classmethod
     def from_values(cls, value_of: Callable[[RunOption], Any]) -> RunOptions:
@@ -371,6 +387,8 @@ class RunOptions:
             add("--app-id", self.app_id)
             add("--key", self.key)
             words += ["--secret", "$SECRET"]
+        elif self.bundled_nodes:
+            add("--bundled-nodes", str(self.bundled_nodes))
         for capability in self.capabilities:
             add("--capability", capability)
         if self.webhook_listen:

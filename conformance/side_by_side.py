@@ -12,6 +12,7 @@ import pytest
 
 from .errors import ConformanceError, HarnessError, TargetUnreachable
 from .items import CheckItem, RunState
+from .nodes import capability_met
 from .preflight import TargetProbe, greets, probe_target
 from .profiles import profile, shrinking_capped
 from .progress import make_progress
@@ -72,8 +73,7 @@ def run_selected(session: pytest.Session, state: RunState) -> None:
     items = [
         i
         for i in session.items
-        if isinstance(i, CheckItem)
-        and (not i.requirement.capability or i.requirement.capability in declared)
+        if isinstance(i, CheckItem) and capability_met(i.requirement.capability, declared)
     ]
     by_job = {item.job(state): item for item in items}
     capture = config.pluginmanager.getplugin("capturemanager")

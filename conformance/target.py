@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from .errors import TargetUnreachable, UsageError
+from .nodes import Node, derived_capabilities, node_at, parse_nodes, refuse_declared
 from .tls import check_ca_file
 from .webhooks import parse_listen_url
 
@@ -67,6 +68,7 @@ _TARGET_KEYS = {
     "webhooks",
     "restart",
     "ca_file",
+    "nodes",
 }
 
 
@@ -100,6 +102,14 @@ class Target:
     #: A PEM file of the CA that signed a wss:// or https:// target's certificate, trusted on
     #: top of the system store (``tls.py``); ``None``: the system store only.
     ca_file: str | None = None
+    #: The servers of a cluster (``nodes.py``); empty for a single server. ``ws_url`` and
+    #: ``http_url`` are then the first node's: the ordinary checks run there.
+    nodes: tuple[Node, ...] = ()
+
+    def on_node(self, number: int) -> Target:
+        """This target reached through node ``number`` (modulo the number of nodes)."""
+        node = node_at(self.nodes, number)
+        return dataclasses.replace(self, ws_url=node.ws_url, http_url=node.http_url)
 
     def public(self) -> dict[str, Any]:
         """What a report may show: everything but the secret."""
@@ -117,6 +127,7 @@ class Target:
             "restart_command": self.restart_command,
             "restart_within": self.restart_within,
             "ca_file": self.ca_file,
+            "nodes": [node.public() for node in self.nodes],
         }
 
     def to_wire(self) -> str:
@@ -143,6 +154,7 @@ class Target:
             restart_command=data["restart_command"],
             restart_within=data["restart_within"],
             ca_file=data["ca_file"],
+            nodes=tuple(Node(**node) for node in data["nodes"]),
         )
 
 
@@ -207,12 +219,22 @@ def target_from_mapping(
             f"unknown target field(s): {', '.join(sorted(unknown))} "
             f"(known: {', '.join(sorted(_TARGET_KEYS))})"
         )
+    nodes = parse_nodes(data.get("nodes"), _url)
+    if nodes:
+        given = [name for name in ("ws_url", "http_url") if name in data]
+        if given:
+            raise UsageError(
+                f"a target with nodes: gives {' and '.join(given)} in each node only "
+                "(the first node is where the ordinary checks run)"
+            )
+        data = {**data, "ws_url": nodes[0].ws_url, "http_url": nodes[0].http_url}
     for required in CONNECTION_FIELDS:
         if data.get(required) in (None, ""):
             raise UsageError(f"target is missing {required!r}")
     capabilities = data.get("capabilities") or []
     if not isinstance(capabilities, list) or not all(isinstance(c, str) for c in capabilities):
         raise UsageError(f"capabilities must be a list of names, got {capabilities!r}")
+    refuse_declared(capabilities)
     unknown_caps = set(capabilities) - KNOWN_CAPABILITIES
     if unknown_caps:
         raise UsageError(
@@ -246,7 +268,8 @@ def target_from_mapping(
         app_id=_text(data["app_id"], "app_id"),
         key=_text(data["key"], "key"),
         secret=_text(data["secret"], "secret"),
-        capabilities=frozenset(capabilities),
+        capabilities=frozenset(capabilities)
+        | derived_capabilities(nodes, suite_controls_nodes=bundled),
         timings=Timings(
             activity_timeout=_seconds(timings.get("activity_timeout"), "activity_timeout"),
             pong_timeout=_seconds(timings.get("pong_timeout"), "pong_timeout"),
@@ -257,6 +280,7 @@ def target_from_mapping(
         restart_command=restart_command,
         restart_within=restart_within,
         ca_file=ca_file,
+        nodes=nodes,
     )
 
 
@@ -341,7 +365,9 @@ def _host_port(url: str) -> tuple[str, int]:
 
 def check_reachable(target: Target, timeout: float = 3.0) -> None:
     """Fail fast, with one line, when nothing listens at the target's addresses."""
-    check_listening((target.ws_url, target.http_url), "target", timeout)
+    urls = [target.ws_url, target.http_url]
+    urls += [url for node in target.nodes for url in (node.ws_url, node.http_url)]
+    check_listening(urls, "target", timeout)
 
 
 def check_listening(urls: Iterable[str], what: str, timeout: float = 3.0) -> None:
