@@ -150,11 +150,9 @@ class HttpEndpoints:
         user_id = request.match_info["user_id"]
         serves("HTTP-USER-01")
         targets = self.queries.terminate_targets(user_id)
-        for socket_id in targets:
-            peer = self.fanout.established.get(socket_id)
-            if peer is not None:
-                peer.connection.terminate()
-                self.fanout.flush(peer)
+        self.fanout.terminate(targets)
+        if self.fanout.cluster is not None:
+            self.fanout.cluster.terminate_elsewhere(user_id)
         log(logging.DEBUG, "terminate_connections", user_id=user_id, connections=len(targets))
         return web.json_response({})
 
