@@ -23,6 +23,7 @@ from reference_server.protocol.cluster import (
 from reference_server.protocol.http_events import TriggerEvent
 from reference_server.protocol.http_publish import Publisher
 from reference_server.protocol.presence import Member
+from reference_server.protocol.webhooks import WebhookEvent, channel_vacated, member_removed
 
 
 class RecordingFanout(Fanout):
@@ -32,6 +33,7 @@ class RecordingFanout(Fanout):
         super().__init__(None)
         self.routed: list[Delivery] = []
         self.terminated: list[str] = []
+        self.webhooks: list[WebhookEvent] = []
 
     def route(self, outgoing: list[Delivery]) -> int:
         self.routed += outgoing
@@ -39,6 +41,9 @@ class RecordingFanout(Fanout):
 
     def terminate(self, socket_ids: Iterable[str]) -> None:
         self.terminated += socket_ids
+
+    def submit_webhooks(self, events: list[WebhookEvent]) -> None:
+        self.webhooks += events
 
 
 class Node:
@@ -161,3 +166,21 @@ def test_a_silent_node_is_given_up_and_a_leaving_one_forgotten_at_once() -> None
     node.link.receive(Goodbye("n2"))
     assert node.link.state.nodes == ()
     assert len(node.events()) == 2
+
+
+def test_the_smallest_live_node_sends_the_webhooks_of_a_dead_node() -> None:
+    for name, speaks in (("a", True), ("z", False)):
+        node = Node(name)
+        node.registry.subscribe("presence-p", "1.1")
+        node.registry.presence.join("presence-p", "1.1", Member("bob"))
+        alice = (RemoteMember(Member("alice"), 1),)
+        node.link.receive(Hello("n1"))
+        node.link.receive(ChannelState("n1", "presence-p", 1, alice))
+        node.link.receive(ChannelState("n1", "lonely", 2))
+        node.link.receive(Hello("m"))
+        node.now += 5.0
+        node.link.receive(Heartbeat("m"))  # m lives on; n1 is silent
+        node.link.tick()
+        assert node.link.state.nodes == ("m",)
+        expected = [member_removed("presence-p", "alice"), channel_vacated("lonely")]
+        assert node.fanout.webhooks == (expected if speaks else [])

@@ -7,12 +7,14 @@ import asyncio
 import contextlib
 import json
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from websockets.asyncio.client import connect
 
 from reference_server.app import RunningServer
@@ -37,7 +39,9 @@ START_TIMEOUT = 15.0
 
 
 @contextlib.asynccontextmanager
-async def node_process(redis_url: str, node_id: str, log: Path) -> AsyncIterator[tuple[Any, str]]:
+async def node_process(
+    redis_url: str, node_id: str, log: Path, *extra: str
+) -> AsyncIterator[tuple[Any, str]]:
     """A node in a process of its own; yields it and its ws:// URL; killed (by PID) after."""
     with log.open("w") as stderr:
         process = await asyncio.create_subprocess_exec(
@@ -49,6 +53,7 @@ async def node_process(redis_url: str, node_id: str, log: Path) -> AsyncIterator
             f"--node-id={node_id}",
             f"--node-timeout={NODE_TIMEOUT}",
             "--drain-timeout=1",
+            *extra,
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,
         )
@@ -65,9 +70,34 @@ async def node_process(redis_url: str, node_id: str, log: Path) -> AsyncIterator
 
 
 @contextlib.asynccontextmanager
-async def in_process_node(redis_url: str) -> AsyncIterator[RunningServer]:
-    async with serving(redis_url=redis_url, node_id="survivor", node_timeout=NODE_TIMEOUT) as node:
+async def in_process_node(redis_url: str, **settings: Any) -> AsyncIterator[RunningServer]:
+    async with serving(
+        redis_url=redis_url, node_id="survivor", node_timeout=NODE_TIMEOUT, **settings
+    ) as node:
         yield node
+
+
+@contextlib.asynccontextmanager
+async def webhook_receiver() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
+    """A loopback webhook endpoint; yields its URL and the events it has received."""
+    events: list[dict[str, Any]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        events.extend((await request.json())["events"])
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/hooks", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        site = web.SockSite(runner, sock)
+        await site.start()
+        try:
+            yield f"http://127.0.0.1:{sock.getsockname()[1]}/hooks", events
+        finally:
+            await runner.cleanup()
 
 
 async def test_a_killed_node_has_its_members_removed_by_the_others(
@@ -132,3 +162,29 @@ async def test_a_stopping_node_closes_its_clients_with_4200_and_the_others_carry
         while not await alone() and loop.time() < deadline:
             await asyncio.sleep(0.05)
         assert await alone()
+
+
+async def test_webhooks_go_once_for_the_cluster_even_for_a_killed_node(
+    redis_server: str, tmp_path: Path
+) -> None:
+    async with webhook_receiver() as (url, events):
+        hooks = ("--webhook-delay=0", f"--webhook-url={url}")
+        async with (
+            in_process_node(redis_server, webhook_url=url, webhook_delay=0.0) as survivor,
+            node_process(redis_server, "doomed", tmp_path / "doomed.log", *hooks) as (doomed, ws),
+            client(survivor) as alice,
+            connect(f"{ws}/app/app-key?protocol=7", ping_interval=None) as bob,
+        ):
+            await subscribe(alice, await established(alice), "presence-w", '{"user_id":"alice"}')
+            await subscribe(bob, await established(bob), "presence-w", '{"user_id":"bob"}')
+            assert (await recv(alice))["event"] == "pusher_internal:member_added"
+            doomed.send_signal(signal.SIGKILL)
+            assert (await recv(alice, timeout=NODE_TIMEOUT * 3 + 1))["event"].endswith("removed")
+            await asyncio.sleep(0.5)  # the webhook's own trip
+            names = sorted((e["name"], e.get("user_id")) for e in events)
+        assert names == [
+            ("channel_occupied", None),
+            ("member_added", "alice"),
+            ("member_added", "bob"),
+            ("member_removed", "bob"),
+        ]

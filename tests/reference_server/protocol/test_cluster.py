@@ -114,10 +114,11 @@ def test_silent_nodes_expire_and_their_members_leave() -> None:
     cluster.apply(state("n1", "presence-a", 1, (ALICE, 1)), 0.0, nobody)
     cluster.apply(state("n2", "presence-a", 1, (BOB, 1)), 0.0, nobody)
     cluster.heard("n2", 4.0)
-    dead, changes = cluster.expire(5.0, 5.0, nobody)
-    assert dead == ["n1"]
-    assert changes == [MemberChange("presence-a", ALICE, added=False)]
+    assert cluster.silent(5.0, 5.0) == ["n1"]
+    assert cluster.held("n1") == ["presence-a"]
+    assert cluster.forget("n1", nobody) == [MemberChange("presence-a", ALICE, added=False)]
     assert cluster.nodes == ("n2",)
+    assert cluster.held("n1") == []
     assert cluster.subscription_count("presence-a") == 1
     assert cluster.forget("n2", nobody) == [MemberChange("presence-a", BOB, added=False)]
     assert cluster.forget("n2", nobody) == []
@@ -127,6 +128,15 @@ def test_heard_says_whether_a_node_is_new() -> None:
     cluster = ClusterState("me")
     assert cluster.heard("n1", 0.0)
     assert not cluster.heard("n1", 1.0)
+
+
+def test_the_smallest_live_node_id_speaks_for_the_departed() -> None:
+    assert ClusterState("b").sends_for_the_departed()
+    cluster = ClusterState("b")
+    cluster.heard("c", 0.0)
+    assert cluster.sends_for_the_departed()
+    cluster.heard("a", 0.0)
+    assert not cluster.sends_for_the_departed()
 
 
 def test_a_registry_in_a_cluster_answers_for_every_node() -> None:
