@@ -179,9 +179,12 @@ def two_servers(tmp_path: Path) -> Iterator[tuple[BundledServer, BundledServer]]
         second.stop()
 
 
-def target_file(folder: Path, first: BundledServer, nodes: list[dict[str, str]]) -> Path:
+def target_file(
+    folder: Path, first: BundledServer, nodes: list[dict[str, str]], **more: Any
+) -> Path:
     path = folder / "cluster.yaml"
     data = {
+        **more,
         "name": "a cluster under test",
         "app_id": first.target.app_id,
         "key": first.target.key,
@@ -236,3 +239,44 @@ def test_two_servers_that_share_nothing_pass_no_cluster_requirement(
     _, verdicts, _ = certify(tmp_path / "report", "--target", str(file), "--check", "CLUSTER-*")
     assert set(verdicts) == CLUSTER_REQUIREMENTS
     assert "PASS" not in verdicts.values(), verdicts
+
+
+@pytest.mark.cluster
+def test_a_cluster_that_never_notices_a_dead_node_fails_cluster_08(
+    redis_server: str, tmp_path: Path
+) -> None:
+    """Two nodes on one Redis that wait 10 minutes before they call a silent node dead: the
+    killed node's member outlives the bound (activity + pong timeout + 30 s = 38 s here)."""
+    sluggish = ("--redis-url", redis_server, "--node-timeout", "600")
+    first = start_bundled(tmp_path / "a.log", faults="", extra_args=(*sluggish, "--node-id", "a"))
+    try:
+        credentials = (first.target.app_id, first.target.key, first.target.secret)
+        second = start_bundled(
+            tmp_path / "b.log",
+            faults="",
+            credentials=credentials,
+            extra_args=(*sluggish, "--node-id", "b"),
+        )
+        try:
+            file = target_file(
+                tmp_path,
+                first,
+                [
+                    {"ws_url": first.target.ws_url, "http_url": first.target.http_url},
+                    {
+                        "ws_url": second.target.ws_url,
+                        "http_url": second.target.http_url,
+                        "stop": f"kill -9 {second.process.pid}",
+                    },
+                ],
+                timings={"activity_timeout": 3, "pong_timeout": 5},
+            )
+            _, verdicts, checks = certify(
+                tmp_path / "report", "--target", str(file), "--check", "CLUSTER-08*"
+            )
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+    assert checks == {"CLUSTER-08/dead-node-members-removed": "failed"}
+    assert verdicts == {"CLUSTER-08": "DISPUTED"}
