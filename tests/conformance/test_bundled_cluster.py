@@ -102,8 +102,8 @@ def test_the_cluster_spec_passes_against_sound_bundled_nodes(nodes: int, tmp_pat
     code, verdicts, checks = certify(
         tmp_path, "--bundled-nodes", str(nodes), "--check", "CLUSTER-*"
     )
-    assert verdicts == dict.fromkeys(CLUSTER_REQUIREMENTS, "PASS")
-    assert set(checks.values()) == {"passed"}
+    assert verdicts == dict.fromkeys(CLUSTER_REQUIREMENTS, "PASS"), checks
+    assert set(checks.values()) == {"passed"}, checks
     assert checks["CLUSTER-08/dead-node-members-removed"] == "passed"  # ran, not skipped
     assert code == 0
 
@@ -148,16 +148,16 @@ def test_a_node_that_forwards_twice_fails_exactly_once_and_nothing_else(tmp_path
         "--check", "CHAN-PRES-*", faults="cluster_double_forward",
     )  # fmt: skip
     failed = {check for check, outcome in checks.items() if outcome == "failed"}
-    assert failed == THROUGH_NODE_1
+    assert failed == THROUGH_NODE_1, checks
     assert {check for check, outcome in checks.items() if outcome != "failed"} == {
         check for check in checks if check not in THROUGH_NODE_1
     }
-    assert set(checks.values()) == {"passed", "failed"}
+    assert set(checks.values()) == {"passed", "failed"}, checks
     assert {r for r, v in verdicts.items() if v != "PASS"} == {
         "CLUSTER-01", "CLUSTER-04", "CLUSTER-05",
-    }  # fmt: skip
+    }, verdicts  # fmt: skip
     # Every cluster rule is inferred: DISPUTED, which fails the run only with --strict.
-    assert code == 0
+    assert code == 0, verdicts
 
 
 # -- a target file's nodes: (marker cluster; no Redis needed) -----------------------------------
