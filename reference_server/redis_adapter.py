@@ -149,8 +149,11 @@ class RedisCluster:
             log(logging.WARNING, "redis_unavailable", url=self.url, node=self.node)
 
     async def stop(self) -> None:
-        """Say Goodbye (so the others drop this node at once), then disconnect."""
+        """Take in our own last messages, say Goodbye (so the others drop this node at
+        once), then disconnect."""
         if self.connected:
+            # Our last states (the drain's) come back first: their webhooks are ours.
+            await self.caught_up()
             self.link.goodbye()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), STOP_WAIT)

@@ -20,6 +20,13 @@ The design, in short:
   own subscribers and sends it to the others, which route it to theirs. Messages carry the
   sender's node id and a node ignores its own, so each subscriber gets it exactly once;
   one sender's messages keep their order on the bus, so publisher order holds.
+- *Occupancy and membership webhooks follow the bus's order.* Redis hands every node the
+  messages in one and the same order, a node's own included. Each node replays all channel
+  states in that order (``ClusterState.ordered``) and sends ``channel_occupied``,
+  ``channel_vacated``, ``member_added`` and ``member_removed`` only for the transitions its
+  own messages make there; so exactly one node sends each, even when two nodes change
+  the same channel at the same moment. (The core's own decision, made before the others
+  could know, is not used in a cluster: ``bus_decides``.)
 - *Liveness*: every node sends ``Heartbeat`` regularly; a node not heard of for the node
   timeout is dead (``ClusterState.expire``): its state is dropped and its members leave.
   A node starting (or reconnecting) sends ``Hello``, and every node answers by sending its
@@ -33,6 +40,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import webhooks
 from .presence import Member
 
 __all__ = [
@@ -48,6 +56,7 @@ __all__ = [
     "RemoteMember",
     "Sync",
     "Terminate",
+    "bus_decides",
     "decode",
     "encode",
 ]
@@ -214,6 +223,43 @@ class MemberChange:
     added: bool
 
 
+#: The webhooks a cluster sends from the bus's order of channel states, not from the core.
+_BUS_ORDERED = frozenset(
+    {
+        webhooks.CHANNEL_OCCUPIED,
+        webhooks.CHANNEL_VACATED,
+        webhooks.MEMBER_ADDED,
+        webhooks.MEMBER_REMOVED,
+    }
+)
+
+
+def bus_decides(event: webhooks.WebhookEvent) -> bool:
+    """Whether, in a cluster, ``event`` is sent from the bus's order (``ClusterState
+    .ordered``) rather than as the core decided it."""
+    return event.name in _BUS_ORDERED
+
+
+def _transitions(
+    channel: str,
+    before: tuple[int, dict[str, Member]],
+    after: tuple[int, dict[str, Member]],
+) -> list[webhooks.WebhookEvent]:
+    """Occupancy and membership webhooks between two whole-cluster views of a channel, in
+    the order one server sends them (occupied first, vacated last)."""
+    (count_before, members_before), (count_after, members_after) = before, after
+    events = []
+    if not count_before and count_after:
+        events.append(webhooks.channel_occupied(channel))
+    events += [
+        webhooks.member_removed(channel, k) for k in members_before if k not in members_after
+    ]
+    events += [webhooks.member_added(channel, k) for k in members_after if k not in members_before]
+    if count_before and not count_after:
+        events.append(webhooks.channel_vacated(channel))
+    return events
+
+
 @dataclass
 class _Node:
     last_heard: float
@@ -234,6 +280,32 @@ class ClusterState:
     def __init__(self, node: str) -> None:
         self.node = node
         self._nodes: dict[str, _Node] = {}
+        #: Every node's channel states, this node's own included, applied in the bus's
+        #: order: node -> channel -> state.
+        self._ordered: dict[str, dict[str, ChannelState]] = {}
+
+    def ordered(self, state: ChannelState) -> list[webhooks.WebhookEvent]:
+        """Apply a state (any node's, this node's own echo included) in the bus's order;
+        return the webhooks this node must send: those its own message causes."""
+        channel = state.channel
+        before = self._cluster_view(channel)
+        held = self._ordered.setdefault(state.node, {})
+        if state.subscriptions or state.members:
+            held[channel] = state
+        else:
+            held.pop(channel, None)
+        after = self._cluster_view(channel)
+        return _transitions(channel, before, after) if state.node == self.node else []
+
+    def _cluster_view(self, channel: str) -> tuple[int, dict[str, Member]]:
+        count, members = 0, dict[str, Member]()
+        for held in self._ordered.values():
+            state = held.get(channel)
+            if state is not None:
+                count += state.subscriptions
+                for remote in state.members:
+                    members.setdefault(remote.member.key, remote.member)
+        return count, members
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -262,6 +334,18 @@ class ClusterState:
             channels.pop(channel, None)
         return self._changes(channel, before, self._present(channel, local))
 
+    def forget_ordered(self, node: str) -> list[webhooks.WebhookEvent]:
+        """Drop a departed node from the bus-ordered view; return the webhooks it can no
+        longer send (``channel_vacated``, ``member_removed``), for one node to send
+        (``sends_for_the_departed``)."""
+        channels = list(self._ordered.get(node, {}))
+        before = {channel: self._cluster_view(channel) for channel in channels}
+        self._ordered.pop(node, None)
+        events = []
+        for channel in channels:
+            events += _transitions(channel, before[channel], self._cluster_view(channel))
+        return events
+
     def forget(self, node: str, local: LocalMembers) -> list[MemberChange]:
         """Drop a node (gone or dead) and everything it held."""
         entry = self._nodes.get(node)
@@ -277,11 +361,6 @@ class ClusterState:
     def silent(self, now: float, timeout: float) -> list[str]:
         """The nodes not heard of for ``timeout`` seconds: dead, to be forgotten."""
         return [node for node, entry in self._nodes.items() if now - entry.last_heard >= timeout]
-
-    def held(self, node: str) -> list[str]:
-        """The channels ``node`` has subscribers on."""
-        entry = self._nodes.get(node)
-        return [] if entry is None else [c for c, s in entry.channels.items() if s.subscriptions]
 
     def sends_for_the_departed(self) -> bool:
         """Whether this node sends the webhooks a departed node can no longer send: the
