@@ -16,15 +16,14 @@ from .logs import log
 from .peers import Fanout
 from .protocol import frames
 from .protocol.channels import Cached, ChannelRegistry, Delivery, Relay, Touched
-from .protocol.cluster import (
+from .protocol.cluster import ClusterState, MemberChange
+from .protocol.cluster_messages import (
     CacheStore,
     ChannelState,
     ClusterMessage,
-    ClusterState,
     Goodbye,
     Heartbeat,
     Hello,
-    MemberChange,
     RelayFrame,
     RemoteMember,
     Sync,

@@ -2,7 +2,7 @@
 processes given the same ``--redis-url`` serve one app as one server.
 
 Each app has one pub/sub channel, ``pusher-ref:<app id>:bus``; every node publishes its
-``ClusterMessage`` values there (JSON, ``protocol/cluster.py``) and applies the others'
+``ClusterMessage`` values there (JSON, ``protocol/cluster_messages.py``) and applies the others'
 through its ``ClusterLink``. Redis delivers one connection's messages in the order they
 were published, so one writer task publishes them all, in order, in pipelined batches.
 
@@ -33,7 +33,7 @@ from .cluster_link import ClusterLink
 from .logs import log
 from .peers import Fanout
 from .protocol.channels import ChannelRegistry
-from .protocol.cluster import ClusterMessage, Sync, decode, encode
+from .protocol.cluster_messages import ClusterMessage, Sync, decode, encode
 
 __all__ = ["BUS_PREFIX", "RedisCluster"]
 

@@ -1,7 +1,8 @@
-"""Several nodes, one server: what a node knows of the others, and the messages between them.
+"""Several nodes, one server: what a node knows of the others, and what their messages mean.
 
-Nodes share nothing but a message bus (Redis pub/sub, ``redis_adapter.py``). Each node keeps
-its own connections in its ``ChannelRegistry`` and tells the others about them; this module
+Nodes share nothing but a message bus (Redis pub/sub, ``redis_adapter.py``) and its
+messages (``cluster_messages.py``). Each node keeps its own connections in its
+``ChannelRegistry`` and tells the others about them; this module
 holds what it has heard from the others (``ClusterState``, the registry's ``Elsewhere``)
 and decides what each message changes for this node's own clients. Pure: the clock and the
 node's own presence members are passed in, nothing here does I/O.
@@ -28,189 +29,21 @@ The design, in short:
   the same channel at the same moment. (The core's own decision, made before the others
   could know, is not used in a cluster: ``bus_decides``.)
 - *Liveness*: every node sends ``Heartbeat`` regularly; a node not heard of for the node
-  timeout is dead (``ClusterState.expire``): its state is dropped and its members leave.
+  timeout is dead (``ClusterState.silent``): its state is dropped and its members leave.
   A node starting (or reconnecting) sends ``Hello``, and every node answers by sending its
-  whole state (``Resync``) so the newcomer sees existing rosters, counts and cached events.
+  whole state again, so the newcomer sees existing rosters, counts and cached events.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from . import webhooks
+from .cluster_messages import ChannelState
 from .presence import Member
 
-__all__ = [
-    "CacheStore",
-    "ChannelState",
-    "ClusterMessage",
-    "ClusterState",
-    "Goodbye",
-    "Heartbeat",
-    "Hello",
-    "MemberChange",
-    "RelayFrame",
-    "RemoteMember",
-    "Sync",
-    "Terminate",
-    "bus_decides",
-    "decode",
-    "encode",
-]
-
-
-@dataclass(frozen=True)
-class RemoteMember:
-    """A presence member connected to another node, with how many connections it has there."""
-
-    member: Member
-    connections: int
-
-
-@dataclass(frozen=True)
-class ChannelState:
-    """Everything one node holds on one channel; zero and no members means it left it."""
-
-    node: str
-    channel: str
-    subscriptions: int
-    members: tuple[RemoteMember, ...] = ()
-
-
-@dataclass(frozen=True)
-class RelayFrame:
-    """A frame for every node's recipients on ``channel`` except ``exclude`` (a socket id)."""
-
-    node: str
-    channel: str
-    text: str
-    exclude: str | None = None
-
-
-@dataclass(frozen=True)
-class CacheStore:
-    """A cache channel's last event, stored ``age`` seconds before it was sent."""
-
-    node: str
-    channel: str
-    name: str
-    data: str
-    age: float = 0.0
-
-
-@dataclass(frozen=True)
-class Terminate:
-    """``terminate_connections`` for ``user_id``: every node closes that user's sockets."""
-
-    node: str
-    user_id: str
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    node: str
-
-
-@dataclass(frozen=True)
-class Hello:
-    """A node has (re)joined and knows nothing: every node sends its whole state."""
-
-    node: str
-
-
-@dataclass(frozen=True)
-class Goodbye:
-    """A node is stopping: forget it now rather than after the node timeout."""
-
-    node: str
-
-
-@dataclass(frozen=True)
-class Sync:
-    """A node's marker to itself: once it comes back, every message Redis took before it
-    has reached every node (see ``RedisCluster.caught_up``); the other nodes ignore it."""
-
-    node: str
-    token: str
-
-
-ClusterMessage = (
-    ChannelState | RelayFrame | CacheStore | Terminate | Heartbeat | Hello | Goodbye | Sync
-)
-
-_KINDS: dict[str, type[ClusterMessage]] = {
-    "state": ChannelState,
-    "relay": RelayFrame,
-    "cache": CacheStore,
-    "terminate": Terminate,
-    "heartbeat": Heartbeat,
-    "hello": Hello,
-    "goodbye": Goodbye,
-    "sync": Sync,
-}
-_KIND_OF = {kind: name for name, kind in _KINDS.items()}
-
-
-def encode(message: ClusterMessage) -> str:
-    """The message as one JSON text, its kind under ``k``."""
-    body: dict[str, Any] = {"k": _KIND_OF[type(message)], **message.__dict__}
-    if isinstance(message, ChannelState):
-        body["members"] = [
-            [m.member.user_id, m.member.user_info, m.connections] for m in message.members
-        ]
-    return json.dumps(body, separators=(",", ":"))
-
-
-def _text(body: Mapping[str, Any], name: str, *, optional: bool = False) -> Any:
-    value = body.get(name)
-    if value is None and optional:
-        return None
-    if not isinstance(value, str):
-        raise ValueError(f"cluster message field {name!r} must be a string")
-    return value
-
-
-def decode(text: str | bytes) -> ClusterMessage:
-    """Parse what ``encode`` wrote.
-
-    Raises:
-        ValueError: not a cluster message (the adapter logs it and goes on).
-    """
-    try:
-        body = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cluster message is not JSON: {exc}") from None
-    if not isinstance(body, dict) or body.get("k") not in _KINDS:
-        raise ValueError("cluster message without a known kind")
-    kind = _KINDS[body["k"]]
-    node = _text(body, "node")
-    if kind is ChannelState:
-        count, raw = body.get("subscriptions"), body.get("members", [])
-        if not isinstance(count, int) or count < 0 or not isinstance(raw, list):
-            raise ValueError("cluster state needs a count and a member list")
-        members = []
-        for item in raw:
-            if not (isinstance(item, list) and len(item) == 3 and isinstance(item[2], int)):
-                raise ValueError("cluster state member must be [user_id, user_info, connections]")
-            members.append(RemoteMember(Member(item[0], item[1]), item[2]))
-        return ChannelState(node, _text(body, "channel"), count, tuple(members))
-    if kind is RelayFrame:
-        exclude = _text(body, "exclude", optional=True)
-        return RelayFrame(node, _text(body, "channel"), _text(body, "text"), exclude)
-    if kind is CacheStore:
-        age = body.get("age", 0.0)
-        if not isinstance(age, int | float) or age < 0:
-            raise ValueError("cluster cache age must be a non-negative number")
-        name, data = _text(body, "name"), _text(body, "data")
-        return CacheStore(node, _text(body, "channel"), name, data, float(age))
-    if kind is Terminate:
-        return Terminate(node, _text(body, "user_id"))
-    if kind is Sync:
-        return Sync(node, _text(body, "token"))
-    return kind(node)  # type: ignore[call-arg]
+__all__ = ["ClusterState", "LocalMembers", "MemberChange", "bus_decides"]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from reference_server.cluster_link import ClusterLink
 from reference_server.peers import Fanout
 from reference_server.protocol.channels import ChannelRegistry, Delivery
-from reference_server.protocol.cluster import (
+from reference_server.protocol.cluster_messages import (
     CacheStore,
     ChannelState,
     ClusterMessage,

@@ -7,19 +7,17 @@ import pytest
 
 from reference_server.protocol import webhooks
 from reference_server.protocol.channels import Cached, ChannelRegistry, Relay, Touched
-from reference_server.protocol.cluster import (
+from reference_server.protocol.cluster import ClusterState, MemberChange, bus_decides
+from reference_server.protocol.cluster_messages import (
     CacheStore,
     ChannelState,
-    ClusterState,
     Goodbye,
     Heartbeat,
     Hello,
-    MemberChange,
     RelayFrame,
     RemoteMember,
     Sync,
     Terminate,
-    bus_decides,
     decode,
     encode,
 )
