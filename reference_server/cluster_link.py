@@ -14,19 +14,19 @@ from collections.abc import Callable, Collection
 
 from .logs import log
 from .peers import Fanout
-from .protocol import frames, webhooks
+from .protocol import frames
 from .protocol.channels import Cached, ChannelRegistry, Delivery, Relay, Touched
-from .protocol.cluster import (
+from .protocol.cluster import ClusterState, MemberChange
+from .protocol.cluster_messages import (
     CacheStore,
     ChannelState,
     ClusterMessage,
-    ClusterState,
     Goodbye,
     Heartbeat,
     Hello,
-    MemberChange,
     RelayFrame,
     RemoteMember,
+    Sync,
     Terminate,
 )
 
@@ -113,6 +113,9 @@ class ClusterLink:
     def receive(self, message: ClusterMessage) -> None:
         """Apply one message; this node's own (the bus echoes them) are ignored."""
         if message.node == self.node:
+            if isinstance(message, ChannelState):
+                # Our own state, in the bus's order: the webhooks are ours to send.
+                self.fanout.submit_webhooks(self.state.ordered(message))
             return
         now = self._clock()
         if isinstance(message, Goodbye):
@@ -128,6 +131,7 @@ class ClusterLink:
             case Hello():
                 self.send_everything()
             case ChannelState():
+                self.state.ordered(message)
                 self._announce(self.state.apply(message, now, self._local_members))
             case RelayFrame(_, channel, text, exclude):
                 targets = self.registry.relay_targets(channel, exclude)
@@ -137,7 +141,7 @@ class ClusterLink:
                 self.registry.cache.store(channel, name, data, now - age)
             case Terminate(_, user_id):
                 self.fanout.terminate(self.registry.users.sockets_of(user_id))
-            case Heartbeat():
+            case Heartbeat() | Sync():
                 pass
 
     def tick(self) -> None:
@@ -153,22 +157,10 @@ class ClusterLink:
         """Forget a node that left or died: its members leave this node's rosters, and one
         node sends the webhooks the departed one cannot (``member_removed`` for its
         members, ``channel_vacated`` for the channels nobody is left on)."""
-        held = self.state.held(node)
-        changes = self.state.forget(node, self._local_members)
-        self._announce(changes)
-        if not self.state.sends_for_the_departed():
-            return
-        events = [
-            webhooks.member_removed(change.channel, change.member.key)
-            for change in changes
-            if not change.added
-        ]
-        events += [
-            webhooks.channel_vacated(channel)
-            for channel in held
-            if not self.registry.subscription_count(channel)
-        ]
-        self.fanout.submit_webhooks(events)
+        self._announce(self.state.forget(node, self._local_members))
+        events = self.state.forget_ordered(node)
+        if self.state.sends_for_the_departed():
+            self.fanout.submit_webhooks(events)
 
     def _local_members(self, channel: str) -> Collection[str]:
         return self.registry.presence.local(channel).members.keys()
