@@ -4,15 +4,18 @@ It only moves bytes and fires timers. Every protocol decision is made in ``proto
 WebSocket side is ``websocket_endpoint.py``, the HTTP API ``http_endpoints.py``, and both
 reach connections through ``peers.Fanout``. When ``PUSHER_REF_FAULTS`` names any fault,
 ``build_server`` builds the variant in ``faults/server.py`` instead; nothing here knows what
-the faults do.
+the faults do. With ``--redis-url`` the server is one node of a cluster: its
+``RedisCluster`` (``redis_adapter.py``, imported only then) keeps it in step with the others.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
+import secrets
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -42,6 +45,7 @@ from .websocket_endpoint import WebSocketEndpoint
 
 if TYPE_CHECKING:
     from .apps import AppsServer
+    from .redis_adapter import RedisCluster
 
 __all__ = ["ReferenceServer", "RunningServer", "build_server", "log", "run_server"]
 
@@ -89,6 +93,19 @@ class ReferenceServer:
         self.fanout = self._new_fanout()
         self.websocket = self._new_websocket_endpoint()
         self.http = self._new_http_endpoints()
+        #: This node's name among the nodes sharing ``--redis-url``.
+        self.node_id = config.node_id or secrets.token_hex(6)
+        #: The link to the other nodes; ``None`` without ``--redis-url``.
+        self.cluster = self._new_cluster() if config.redis_url is not None else None
+        if self.cluster is not None:
+            self.fanout.cluster = self.cluster
+
+    def ready(self) -> list[str]:
+        """Why the server should not be sent new clients now; empty when it is ready."""
+        reasons = ["draining"] if self.fanout.draining else []
+        if self.cluster is not None:
+            reasons += self.cluster.not_ready_reasons()
+        return reasons
 
     def make_app(self) -> web.Application:
         app = web.Application(
@@ -111,6 +128,11 @@ class ReferenceServer:
             sender = self.webhooks
             app.on_startup.append(lambda _app: sender.start())
             app.on_cleanup.append(lambda _app: sender.stop())
+        if self.cluster is not None:
+            cluster = self.cluster
+            app.on_startup.append(lambda _app: cluster.start())
+            # Stopped before the webhook sender: its last states' webhooks are sent by it.
+            app.on_cleanup.insert(0, lambda _app: cluster.stop())
 
     async def _on_shutdown(self, app: web.Application) -> None:
         self.fanout.shutdown()
@@ -183,6 +205,20 @@ class ReferenceServer:
             "wall_clock": self._wall_clock,
         }
 
+    def _new_cluster(self) -> RedisCluster:
+        config = self.config
+        assert config.redis_url is not None
+        args = (config.redis_url, self.node_id, config.app_id, self.registry, self.fanout)
+        if config.cluster_faults:
+            from .faults.cluster import FaultyRedisCluster
+
+            return FaultyRedisCluster(
+                *args, node_timeout=config.node_timeout, faults=config.cluster_faults
+            )
+        from .redis_adapter import RedisCluster
+
+        return RedisCluster(*args, node_timeout=config.node_timeout)
+
     def _new_webhook_sender(self) -> WebhookSender:
         assert self.config.webhook_url is not None
         return WebhookSender(self.config.webhook_url, **self._webhook_options())
@@ -227,6 +263,8 @@ class RunningServer:
     tls: bool = False
     #: With TLS, the port that redirects plain requests to ``port``, if any.
     plain_port: int | None = None
+    #: With ``--redis-url``, this node's name in the cluster.
+    node_id: str | None = None
 
     def _netloc(self, port: int) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -255,6 +293,8 @@ class RunningServer:
         if self.plain_port is not None:
             line["plain_port"] = self.plain_port
             line["plain_url"] = f"http://{self._netloc(self.plain_port)}"
+        if self.node_id is not None:
+            line["node_id"] = self.node_id
         return line
 
 
@@ -290,6 +330,9 @@ async def run_server(
         if config.tls_cert is not None and config.tls_key is not None
         else None
     )
+    if config.redis_url is not None and config.node_id is None:
+        # One name per process, shared by its apps: the nodes know each other by it.
+        config = dataclasses.replace(config, node_id=secrets.token_hex(6))
     server: ReferenceServer | AppsServer
     if config.apps:
         from .apps import build_apps_server
@@ -326,7 +369,8 @@ async def run_server(
             await plain[1].setup()
             await web.SockSite(plain[1], plain[0]).start()
             plain_port = plain[0].getsockname()[1]
-        yield RunningServer(server, host, port, ssl_context is not None, plain_port)
+        node_id = config.node_id if config.redis_url is not None else None
+        yield RunningServer(server, host, port, ssl_context is not None, plain_port, node_id)
     finally:
         if plain is not None:
             await plain[1].cleanup()

@@ -16,7 +16,7 @@ from typing import NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 from .apps_file import AppEntry, AppsFileError, load_apps_file
-from .faults import FaultSet, parse_faults
+from .faults import ClusterFaultSet, FaultSet, split_faults
 
 __all__ = ["LOG_LEVELS", "ConfigError", "ServerConfig", "load_config"]
 
@@ -72,6 +72,14 @@ class ServerConfig:
     max_connections: int | None = None
     #: ``--apps-file``: the apps this server serves; empty: the one app of ``app_id``/``key``.
     apps: tuple[AppEntry, ...] = ()
+    #: Redis shared by the nodes of a cluster (``redis_adapter.py``); ``None``: one process.
+    redis_url: str | None = None
+    #: This node's name in the cluster; ``None``: a random one is drawn at start.
+    node_id: str | None = None
+    #: Seconds after which a node not heard of is taken for dead.
+    node_timeout: float = 5.0
+    #: Test-only faults of the cluster link (``faults/cluster.py``), apart from ``faults``.
+    cluster_faults: ClusterFaultSet = frozenset()
 
     @property
     def tls(self) -> bool:
@@ -139,6 +147,9 @@ def _parser() -> argparse.ArgumentParser:
         ("--tls-key", "PUSHER_REF_TLS_KEY", "PEM private key of --tls-cert"),
         ("--plain-port", "PUSHER_REF_PLAIN_PORT", "with TLS: plain port that redirects to it"),
         ("--apps-file", "PUSHER_REF_APPS_FILE", "YAML or JSON file listing several apps"),
+        ("--redis-url", "PUSHER_REF_REDIS_URL", "redis:// URL shared by the nodes of a cluster"),
+        ("--node-id", "PUSHER_REF_NODE_ID", "this node's name in the cluster (default random)"),
+        ("--node-timeout", "PUSHER_REF_NODE_TIMEOUT", "seconds before a silent node is dead"),
     ):
         parser.add_argument(flag, metavar="VALUE", help=f"{what} (env {env})")
     parser.add_argument(
@@ -215,6 +226,27 @@ def _http_url(text: str) -> str:
     except ValueError:
         raise ValueError("has an invalid port") from None
     return text.strip()
+
+
+def _redis_url(text: str) -> str:
+    """Checked here so that a typo is named with its flag; whether Redis answers there is
+    found out at start (a node keeps retrying and reports itself not ready meanwhile)."""
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ValueError("needs a host")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    return text.strip()
+
+
+def _node_id(text: str) -> str:
+    if not text or len(text) > 64 or not text.isprintable() or " " in text:
+        raise ValueError("must be 1 to 64 printable characters without spaces")
+    return text
 
 
 def _readable_file(text: str) -> str:
@@ -294,7 +326,7 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> ServerConfig
             raise ConfigError(f"bad value {value!r} for {source}: {exc}") from None
 
     try:
-        faults = parse_faults(environ.get("PUSHER_REF_FAULTS", ""))
+        faults, cluster_faults = split_faults(environ.get("PUSHER_REF_FAULTS", ""))
     except ValueError as exc:
         raise ConfigError(f"bad PUSHER_REF_FAULTS: {exc}") from None
 
@@ -384,4 +416,10 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> ServerConfig
         tls_cert=tls_cert,
         tls_key=tls_key,
         plain_port=plain_port,
+        redis_url=pick("--redis-url", "PUSHER_REF_REDIS_URL", _redis_url, None),
+        node_id=pick("--node-id", "PUSHER_REF_NODE_ID", _node_id, None),
+        node_timeout=pick(
+            "--node-timeout", "PUSHER_REF_NODE_TIMEOUT", _seconds, defaults.node_timeout
+        ),
+        cluster_faults=cluster_faults,
     )

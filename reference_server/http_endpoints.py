@@ -3,6 +3,10 @@
 Every endpoint authenticates the request first (``RequestAuthenticator``); bodies up to
 ``MAX_READ_BYTES`` are read whole so that the documented check order (auth before size)
 holds. Publishing hands the core's deliveries to ``Fanout``.
+
+In a cluster a publish (and ``terminate_connections``) answers once its messages have
+reached every node, and a query first takes in what reached this node before it
+(``ClusterOutlet.caught_up``): a client that was answered on one node can act on another.
 """
 
 from __future__ import annotations
@@ -125,10 +129,17 @@ class HttpEndpoints:
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    async def _caught_up(self) -> None:
+        """In a cluster, wait until what the other nodes did before now has arrived here (a
+        bounded wait; alone, nothing to wait for)."""
+        if self.fanout.cluster is not None:
+            await self.fanout.cluster.caught_up()
+
     async def _channel(self, request: web.Request) -> web.Response:
         http_request = _http_request(request)
         try:
             self._validate(request, http_request)
+            await self._caught_up()
             body = self.queries.channel_info(
                 request.match_info["channel"], http_request, asyncio.get_running_loop().time()
             )
@@ -139,6 +150,7 @@ class HttpEndpoints:
     async def _users(self, request: web.Request) -> web.Response:
         try:
             self._validate(request, _http_request(request))
+            await self._caught_up()
             body = self.queries.channel_users(request.match_info["channel"])
         except HttpApiError as exc:
             return json_error(exc.status, exc.message)
@@ -148,6 +160,7 @@ class HttpEndpoints:
         http_request = _http_request(request)
         try:
             self._validate(request, http_request)
+            await self._caught_up()
             body = self.queries.list_channels(http_request)
         except HttpApiError as exc:
             return json_error(exc.status, exc.message)
@@ -161,11 +174,10 @@ class HttpEndpoints:
         user_id = request.match_info["user_id"]
         serves("HTTP-USER-01")
         targets = self.queries.terminate_targets(user_id)
-        for socket_id in targets:
-            peer = self.fanout.established.get(socket_id)
-            if peer is not None:
-                peer.connection.terminate()
-                self.fanout.flush(peer)
+        self.fanout.terminate(targets)
+        if self.fanout.cluster is not None:
+            self.fanout.cluster.terminate_elsewhere(user_id)
+            await self._caught_up()
         log(logging.DEBUG, "terminate_connections", user_id=user_id, connections=len(targets))
         return web.json_response({})
 
@@ -178,8 +190,11 @@ class HttpEndpoints:
             log(logging.DEBUG, "trigger_refused", status=exc.status, error=exc.message)
             return json_error(exc.status, exc.message)
         serves("HTTP-AUTH-02", "HTTP-EVT-04")
+        if event.info:
+            await self._caught_up()
         reply = self.publisher.trigger_reply(event)
         self._publish_trigger(request, event)
+        await self._caught_up()
         return web.json_response(reply)
 
     async def _batch(self, request: web.Request) -> web.Response:
@@ -190,9 +205,12 @@ class HttpEndpoints:
             return json_error(exc.status, exc.message)
         plan = self.events.batch(http_request.body)
         serves("HTTP-BATCH-01")
+        if any(event.info for event in plan.events):
+            await self._caught_up()
         reply = self.publisher.batch_reply(plan.events)
         for event in plan.events:
             self.publish(event)
+        await self._caught_up()
         if plan.error is not None:
             log(logging.DEBUG, "batch_refused", status=plan.error.status, error=plan.error.message)
             return json_error(plan.error.status, plan.error.message)

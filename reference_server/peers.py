@@ -3,7 +3,8 @@
 Each ``Peer`` owns one writer task fed by an unbounded queue: queueing never blocks, so a
 slow or dead subscriber delays nobody else, and a write error ends only that peer's writer.
 ``Fanout`` knows the established peers by socket id and hands each one what the protocol
-core wants written to it, to the others and to the webhook sender.
+core wants written to it, to the others and to the webhook sender. In a cluster it also
+passes what the core noted for the other nodes to the node's ``ClusterLink``.
 """
 
 from __future__ import annotations
@@ -11,16 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable
+from typing import Protocol
 
 from aiohttp import web
 
 from .logs import log
 from .protocol.channels import Delivery
+from .protocol.cluster import bus_decides
 from .protocol.connection import Close, Connection, Output, SendBinary, SendPong, SendText
+from .protocol.webhooks import WebhookEvent
 from .serves import serves
 from .webhook_sender import WebhookSender
 
-__all__ = ["CLOSE_TIMEOUT", "Fanout", "Peer"]
+__all__ = ["CLOSE_TIMEOUT", "ClusterOutlet", "Fanout", "Peer"]
 
 #: Seconds to wait for the client's close frame after ours (aiohttp's default is 10).
 CLOSE_TIMEOUT = 2.0
@@ -147,11 +152,23 @@ class Peer:
             self._give_up.cancel()
 
 
+class ClusterOutlet(Protocol):
+    """Where a clustered node's changes go (``cluster_link.ClusterLink``)."""
+
+    def flush(self) -> None: ...
+
+    def terminate_elsewhere(self, user_id: str) -> None: ...
+
+    async def caught_up(self) -> None: ...
+
+
 class Fanout:
     """Every open peer, the established ones by socket id, and the routes between them."""
 
     def __init__(self, webhooks: WebhookSender | None) -> None:
         self._webhooks = webhooks
+        #: The link to the other nodes; ``None`` when this process is the whole server.
+        self.cluster: ClusterOutlet | None = None
         #: Established connections by socket id: the fan-out targets.
         self.established: dict[str, Peer] = {}
         #: Every open WebSocket, including refused ones, so shutdown can close them all;
@@ -193,7 +210,19 @@ class Fanout:
                 if peer is not None:
                     peer.send(output, fanout)
                     queued += 1
+        if self.cluster is not None:
+            # Every change of state ends up here (a connection's input, its release, a
+            # publish), so this is where the other nodes are told, in the same order.
+            self.cluster.flush()
         return queued
+
+    def terminate(self, socket_ids: Iterable[str]) -> None:
+        """Close these connections with 4009 (``terminate_connections``)."""
+        for socket_id in socket_ids:
+            peer = self.established.get(socket_id)
+            if peer is not None:
+                peer.connection.terminate()
+                self.flush(peer)
 
     def flush(self, peer: Peer) -> None:
         """Queue what the core wants written to this peer, then to the others."""
@@ -204,6 +233,12 @@ class Fanout:
     def report_webhooks(self, connection: Connection) -> None:
         """Hand the webhook events the core produced to the sender (never blocks)."""
         events = connection.webhooks_to_send()
+        if self.cluster is not None:
+            # Occupancy and membership are decided cluster-wide, in the bus's order.
+            events = [event for event in events if not bus_decides(event)]
+        self.submit_webhooks(events)
+
+    def submit_webhooks(self, events: list[WebhookEvent]) -> None:
         if self._webhooks is not None:
             self._webhooks.submit(events)
 

@@ -1,5 +1,6 @@
 """What every test package shares: test certificates for TLS (``tls_files``), nginx
-terminating TLS in front of a server (``nginx_front``), and the mutation self-test's summary
+terminating TLS in front of a server (``nginx_front``), a private Redis for the cluster tests
+(``redis_server``), and the mutation self-test's summary
 (how many fault switches the suite killed, how many with exactly their named requirements, and
 which faults took longest: the tier's cost). The run's spec-validation cache lives in a
 directory of its own (``PUSHER_CONFORMANCE_CACHE``), shared with every ``conformance`` process
@@ -214,6 +215,58 @@ def nginx_front(tmp_path: Path) -> Iterator[Callable[[str, BundledTls], NginxFro
     yield start
     for front in started:
         _stop_nginx(front)
+
+
+#: Seconds a test Redis gets to start answering.
+REDIS_START_TIMEOUT = 10.0
+
+
+def _redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[str]:
+    """A Redis of the test's own on a free 127.0.0.1 port, nothing saved, in a temporary
+    directory; yields its URL ``redis://127.0.0.1:PORT/0`` and stops it (by its PID).
+
+    Skips when ``redis-server`` is not installed, unless ``CONFORMANCE_DEPLOY_REQUIRED=1``
+    (CI), which makes that a failure.
+    """
+    binary = shutil.which("redis-server")
+    if binary is None:
+        message = "redis-server is not installed"
+        if os.environ.get("CONFORMANCE_DEPLOY_REQUIRED") == "1":
+            pytest.fail(message + " (CONFORMANCE_DEPLOY_REQUIRED=1)")
+        pytest.skip(message)
+    folder = tmp_path / "redis"
+    folder.mkdir()
+    port = _free_port()
+    args = ["--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+    process = subprocess.Popen(
+        [binary, *args, "--dir", str(folder)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + REDIS_START_TIMEOUT
+        while not _redis_answers(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"redis-server did not start on 127.0.0.1:{port}")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

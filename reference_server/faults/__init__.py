@@ -11,6 +11,6 @@ the protocol core are loaded.
 
 from __future__ import annotations
 
-from .catalogue import Fault, FaultSet, parse_faults
+from .catalogue import ClusterFault, ClusterFaultSet, Fault, FaultSet, parse_faults, split_faults
 
-__all__ = ["Fault", "FaultSet", "parse_faults"]
+__all__ = ["ClusterFault", "ClusterFaultSet", "Fault", "FaultSet", "parse_faults", "split_faults"]

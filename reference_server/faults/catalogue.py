@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 
-__all__ = ["Fault", "FaultSet", "parse_faults"]
+__all__ = ["ClusterFault", "ClusterFaultSet", "Fault", "FaultSet", "parse_faults", "split_faults"]
 
 
 class Fault(enum.StrEnum):
@@ -163,6 +163,24 @@ FaultSet = frozenset[Fault]
 """The faults switched on for one server; empty in every real use."""
 
 
+class ClusterFault(enum.StrEnum):
+    """One deliberate bug of a node's cluster link (``faults/cluster.py``).
+
+    Kept apart from ``Fault``: those are the single-server self-test's faults, listed in
+    ``fixtures/faults.yaml`` with the requirements each must turn red; these only show
+    against several nodes sharing Redis (the cluster certification), so that list does not
+    carry them and the single-server self-test never runs them.
+    """
+
+    #: The node sends nothing to the other nodes (no relays, no state, no heartbeats).
+    CLUSTER_NO_FORWARD = "cluster_no_forward"
+    #: The node sends every message to the other nodes twice.
+    CLUSTER_DOUBLE_FORWARD = "cluster_double_forward"
+
+
+ClusterFaultSet = frozenset[ClusterFault]
+
+
 def parse_faults(text: str | Iterable[str]) -> FaultSet:
     """Parse a comma-separated list of fault names.
 
@@ -182,3 +200,16 @@ def parse_faults(text: str | Iterable[str]) -> FaultSet:
         except ValueError:
             raise ValueError(f"unknown fault name {name!r}") from None
     return frozenset(faults)
+
+
+def split_faults(text: str) -> tuple[FaultSet, ClusterFaultSet]:
+    """Parse ``PUSHER_REF_FAULTS`` into the server's faults and its cluster link's faults.
+
+    Raises:
+        ValueError: naming the first name that is neither.
+    """
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    cluster = {name for name in names if name in {fault.value for fault in ClusterFault}}
+    return parse_faults(n for n in names if n not in cluster), frozenset(
+        ClusterFault(name) for name in cluster
+    )

@@ -6,6 +6,7 @@ channel is occupied; only events published through the HTTP API are cached.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 __all__ = ["CACHE_TTL", "CachedEvent", "EventCache"]
@@ -41,3 +42,10 @@ class EventCache:
 
     def __len__(self) -> int:
         return len(self._events)
+
+    def live(self, now: float) -> Iterator[tuple[str, CachedEvent]]:
+        """Every channel's live cached event (for a node joining a cluster)."""
+        for channel in list(self._events):
+            event = self.get(channel, now)
+            if event is not None:
+                yield channel, event

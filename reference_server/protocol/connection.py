@@ -18,7 +18,7 @@ from typing import Any
 from ..serves import serves
 from . import frames, webhooks
 from .auth import check_channel_auth, check_signin
-from .channels import ChannelRegistry
+from .channels import ChannelRegistry, Relay
 from .errors import (
     ClientEventRateLimited,
     ClientEventRefused,
@@ -148,7 +148,7 @@ class Connection(ConnectionLifecycle):
             # Server-to-user publishes go by signed-in user, never by subscription.
             self._registry.subscribe(channel, self.socket_id)
             self._report(
-                webhooks.after_subscribe(channel, len(self._registry.subscribers(channel)))
+                webhooks.after_subscribe(channel, self._registry.subscription_count(channel))
             )
         joined = None
         if member is not None:
@@ -299,14 +299,15 @@ class Connection(ConnectionLifecycle):
         """Stop delivering the channel's events to this connection."""
         assert self.socket_id is not None
         self._registry.unsubscribe(channel, self.socket_id)
-        self._report(webhooks.after_unsubscribe(channel, len(self._registry.subscribers(channel))))
+        count = self._registry.subscription_count(channel)
+        self._report(webhooks.after_unsubscribe(channel, count))
 
     def _leave_everything(self) -> None:
         assert self.socket_id is not None
         for left_channel in self._registry.remove_socket(self.socket_id):
             self._report(
                 webhooks.after_unsubscribe(
-                    left_channel, len(self._registry.subscribers(left_channel))
+                    left_channel, self._registry.subscription_count(left_channel)
                 )
             )
         for channel in list(self._presence):
@@ -377,12 +378,11 @@ class Connection(ConnectionLifecycle):
             raise ClientEventRateLimited("Client event rejected due to rate limit")
         serves("CEVT-09")
         member = self._presence.get(channel)
-        # Serialised once, whatever the number of subscribers.
-        self._deliver(
-            self._client_event_frame(event, channel, data, member),
-            self._client_event_recipients(channel),
-        )
+        # Serialised once, whatever the number of subscribers (on every node).
+        frame = self._client_event_frame(event, channel, data, member)
+        self._deliver(frame, self._client_event_recipients(channel))
         assert self.socket_id is not None
+        self._registry.note(Relay(channel, frame, exclude=self.socket_id))
         self._report(
             webhooks.after_client_event(
                 channel, event, data, self.socket_id, member.key if member is not None else None

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..serves import serves
 from . import frames
-from .channels import ChannelRegistry, Delivery
+from .channels import Cached, ChannelRegistry, Delivery, Relay
 from .http_events import TriggerEvent
 from .names import ChannelType, channel_type, is_cache_channel, server_to_user_id
 
@@ -32,7 +32,7 @@ def channel_attributes(
         if attribute == "user_count" and presence:
             body["user_count"] = len(registry.presence.get(channel))
         elif attribute == "subscription_count" and not presence:
-            body["subscription_count"] = len(registry.subscribers(channel))
+            body["subscription_count"] = registry.subscription_count(channel)
     return body
 
 
@@ -49,6 +49,7 @@ class Publisher:
             if is_cache_channel(channel) and self._caches(channel):
                 serves("CHAN-CACHE-02")
                 self.registry.cache.store(channel, event.name, event.data, now)
+                self.registry.note(Cached(channel, event.name, event.data))
 
     def deliveries(self, event: TriggerEvent) -> list[Delivery]:
         """One frame per channel somebody gets, with its recipients, in request order."""
@@ -62,8 +63,11 @@ class Publisher:
             else:
                 serves("AUTH-USER-05")
                 targets = self._user_targets(user_id, exclude)
+            frame = self._frame(event, channel)
             if targets:
-                deliveries.append(Delivery(self._frame(event, channel), targets))
+                deliveries.append(Delivery(frame, targets))
+            # The other nodes of a cluster route the same frame to their own recipients.
+            self.registry.note(Relay(channel, frame, exclude))
         return deliveries
 
     def trigger_reply(self, event: TriggerEvent) -> dict[str, Any]:

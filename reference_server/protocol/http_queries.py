@@ -53,7 +53,7 @@ class ChannelQueries:
         registry = self.registry
         presence = channel_type(channel) is ChannelType.PRESENCE
         serves("HTTP-CHAN-02", "DELIV-06")
-        body: dict[str, Any] = {"occupied": bool(registry.subscribers(channel))}
+        body: dict[str, Any] = {"occupied": registry.subscription_count(channel) > 0}
         for attribute in _info_attributes(request):
             if attribute == "user_count":
                 if not presence:
@@ -66,7 +66,7 @@ class ChannelQueries:
                         "subscription_count is not available for presence channels"
                     )
                     continue
-                body["subscription_count"] = len(registry.subscribers(channel))
+                body["subscription_count"] = registry.subscription_count(channel)
             elif attribute == "cache":
                 if not is_cache_channel(channel):
                     self._not_applicable("cache is only available for cache channels")
@@ -142,10 +142,10 @@ class ChannelQueries:
     ) -> dict[str, dict[str, Any]]:
         """Occupied channels named ``prefix...``, users' own channels left out."""
         channels: dict[str, dict[str, Any]] = {}
-        for entry in self.registry:
-            if not entry.name.startswith(prefix) or not self.registry.subscribers(entry.name):
+        for name in self.registry.occupied():
+            if not name.startswith(prefix) or not self.registry.subscription_count(name):
                 continue
-            if server_to_user_id(entry.name) is not None:
+            if server_to_user_id(name) is not None:
                 continue
-            channels[entry.name] = channel_attributes(entry.name, attributes, self.registry)
+            channels[name] = channel_attributes(name, attributes, self.registry)
         return channels

@@ -9,7 +9,7 @@ what changed and the connection turns that into frames.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,18 +161,47 @@ class PresenceChannel:
         return len(self.members)
 
 
-class PresenceRegistry:
-    """Every presence channel of the app; empty channels are dropped."""
+def _nobody_elsewhere(channel: str) -> Mapping[str, Member]:
+    return {}
 
-    def __init__(self) -> None:
+
+class PresenceRegistry:
+    """Every presence channel of the app; empty channels are dropped.
+
+    In a cluster (``protocol/cluster.py``) ``elsewhere`` names the members connected to the
+    other nodes: a user already there is not "first" when it joins here, nor "last" when
+    it leaves here, and rosters and counts include them. Alone, nobody is elsewhere.
+    """
+
+    def __init__(
+        self, elsewhere: Callable[[str], Mapping[str, Member]] = _nobody_elsewhere
+    ) -> None:
         self._channels: dict[str, PresenceChannel] = {}
+        self.elsewhere = elsewhere
 
     def get(self, channel: str) -> PresenceChannel:
-        """The channel's members; an empty, unregistered one if nobody is there."""
+        """The channel's members; an empty, unregistered one if nobody is there.
+
+        With members on other nodes, a copy that lists them too (their connections are
+        not known here), to read rosters and counts from.
+        """
+        local = self._channels.get(channel) or PresenceChannel()
+        remote = self.elsewhere(channel)
+        if not remote:
+            return local
+        members = {**local.members}
+        members.update((key, member) for key, member in remote.items() if key not in members)
+        return PresenceChannel(dict(local.connections), members, dict(local.by_socket))
+
+    def local(self, channel: str) -> PresenceChannel:
+        """The members connected to this node only."""
         return self._channels.get(channel) or PresenceChannel()
 
     def join(self, channel: str, socket_id: str, member: Member) -> Joined:
-        return self._channels.setdefault(channel, PresenceChannel()).join(socket_id, member)
+        joined = self._channels.setdefault(channel, PresenceChannel()).join(socket_id, member)
+        if joined.first and joined.member.key in self.elsewhere(channel):
+            return Joined(joined.member, first=False)
+        return joined
 
     def leave(self, channel: str, socket_id: str) -> Left | None:
         entry = self._channels.get(channel)
@@ -181,6 +210,8 @@ class PresenceRegistry:
         left = entry.leave(socket_id)
         if not entry:
             del self._channels[channel]
+        if left is not None and left.last and left.member.key in self.elsewhere(channel):
+            return Left(left.member, last=False)
         return left
 
     def __iter__(self) -> Iterator[str]:
