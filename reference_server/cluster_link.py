@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection
 
 from .logs import log
 from .peers import Fanout
-from .protocol import frames
+from .protocol import frames, webhooks
 from .protocol.channels import Cached, ChannelRegistry, Delivery, Relay, Touched
 from .protocol.cluster import (
     CacheStore,
@@ -117,7 +117,7 @@ class ClusterLink:
         now = self._clock()
         if isinstance(message, Goodbye):
             log(logging.INFO, "cluster_node_left", node=message.node)
-            self._announce(self.state.forget(message.node, self._local_members))
+            self._drop(message.node)
             return
         if self.state.heard(message.node, now):
             log(logging.INFO, "cluster_node_joined", node=message.node)
@@ -143,12 +143,32 @@ class ClusterLink:
     def tick(self) -> None:
         """Send a heartbeat and give up on the nodes silent for the node timeout."""
         self._send(Heartbeat(self.node))
-        dead, changes = self.state.expire(self._clock(), self.node_timeout, self._local_members)
-        for node in dead:
+        for node in self.state.silent(self._clock(), self.node_timeout):
             log(logging.WARNING, "cluster_node_lost", node=node, timeout=self.node_timeout)
-        self._announce(changes)
+            self._drop(node)
 
     # Helpers.
+
+    def _drop(self, node: str) -> None:
+        """Forget a node that left or died: its members leave this node's rosters, and one
+        node sends the webhooks the departed one cannot (``member_removed`` for its
+        members, ``channel_vacated`` for the channels nobody is left on)."""
+        held = self.state.held(node)
+        changes = self.state.forget(node, self._local_members)
+        self._announce(changes)
+        if not self.state.sends_for_the_departed():
+            return
+        events = [
+            webhooks.member_removed(change.channel, change.member.key)
+            for change in changes
+            if not change.added
+        ]
+        events += [
+            webhooks.channel_vacated(channel)
+            for channel in held
+            if not self.registry.subscription_count(channel)
+        ]
+        self.fanout.submit_webhooks(events)
 
     def _local_members(self, channel: str) -> Collection[str]:
         return self.registry.presence.local(channel).members.keys()

@@ -20,6 +20,7 @@ from aiohttp import web
 from .logs import log
 from .protocol.channels import Delivery
 from .protocol.connection import Close, Connection, Output, SendBinary, SendPong, SendText
+from .protocol.webhooks import WebhookEvent
 from .serves import serves
 from .webhook_sender import WebhookSender
 
@@ -228,7 +229,9 @@ class Fanout:
 
     def report_webhooks(self, connection: Connection) -> None:
         """Hand the webhook events the core produced to the sender (never blocks)."""
-        events = connection.webhooks_to_send()
+        self.submit_webhooks(connection.webhooks_to_send())
+
+    def submit_webhooks(self, events: list[WebhookEvent]) -> None:
         if self._webhooks is not None:
             self._webhooks.submit(events)
 

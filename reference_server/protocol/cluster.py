@@ -259,16 +259,19 @@ class ClusterState:
             changes += self._changes(channel, present, self._present(channel, local))
         return changes
 
-    def expire(
-        self, now: float, timeout: float, local: LocalMembers
-    ) -> tuple[list[str], list[MemberChange]]:
-        """Forget the nodes not heard of for ``timeout`` seconds: return them and the
-        member events their departure makes due."""
-        dead = [node for node, entry in self._nodes.items() if now - entry.last_heard >= timeout]
-        changes: list[MemberChange] = []
-        for node in dead:
-            changes += self.forget(node, local)
-        return dead, changes
+    def silent(self, now: float, timeout: float) -> list[str]:
+        """The nodes not heard of for ``timeout`` seconds: dead, to be forgotten."""
+        return [node for node, entry in self._nodes.items() if now - entry.last_heard >= timeout]
+
+    def held(self, node: str) -> list[str]:
+        """The channels ``node`` has subscribers on."""
+        entry = self._nodes.get(node)
+        return [] if entry is None else [c for c, s in entry.channels.items() if s.subscriptions]
+
+    def sends_for_the_departed(self) -> bool:
+        """Whether this node sends the webhooks a departed node can no longer send: the
+        node with the smallest id among those alive does, so they go once."""
+        return self.node == min((self.node, *self._nodes))
 
     # Elsewhere: what the registry asks.
 

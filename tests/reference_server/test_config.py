@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from reference_server.config import ConfigError, ServerConfig, load_config
-from reference_server.faults import Fault
+from reference_server.faults import ClusterFault, Fault
 
 
 def test_defaults() -> None:
@@ -66,6 +66,25 @@ def test_shutdown_timings() -> None:
     assert (config.shutdown_spread, config.drain_timeout) == (1.5, 0.0)
 
 
+def test_cluster_settings() -> None:
+    defaults = ServerConfig()
+    assert (defaults.redis_url, defaults.node_id, defaults.node_timeout) == (None, None, 5.0)
+    config = load_config(
+        ["--node-id", "east-1"],
+        {
+            "PUSHER_REF_REDIS_URL": " redis://127.0.0.1:6379/0 ",
+            "PUSHER_REF_NODE_ID": "ignored",
+            "PUSHER_REF_NODE_TIMEOUT": "1.5",
+            "PUSHER_REF_FAULTS": "no_pong, cluster_double_forward",
+        },
+    )
+    assert config.redis_url == "redis://127.0.0.1:6379/0"
+    assert (config.node_id, config.node_timeout) == ("east-1", 1.5)
+    # Cluster faults are kept apart from the single server's.
+    assert config.faults == {Fault.NO_PONG}
+    assert config.cluster_faults == {ClusterFault.CLUSTER_DOUBLE_FORWARD}
+
+
 @pytest.mark.parametrize(
     ("argv", "env", "named"),
     [
@@ -83,6 +102,12 @@ def test_shutdown_timings() -> None:
         (["--port"], {}, "--port"),
         (["--drain-timeout", "-1"], {}, "--drain-timeout"),
         ([], {"PUSHER_REF_SHUTDOWN_SPREAD": "soon"}, "PUSHER_REF_SHUTDOWN_SPREAD"),
+        (["--redis-url", "http://127.0.0.1:6379"], {}, "--redis-url"),
+        (["--redis-url", "redis://"], {}, "needs a host"),
+        ([], {"PUSHER_REF_REDIS_URL": "redis://h:99999"}, "PUSHER_REF_REDIS_URL"),
+        (["--node-id", "a b"], {}, "--node-id"),
+        (["--node-timeout", "0"], {}, "--node-timeout"),
+        ([], {"PUSHER_REF_FAULTS": "cluster_no_forward,cluster_nope"}, "'cluster_nope'"),
     ],
 )
 def test_bad_values_are_named(argv: list[str], env: dict[str, str], named: str) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from reference_server.faults import Fault, parse_faults
+from reference_server.faults import ClusterFault, Fault, parse_faults, split_faults
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "reference-server.md"
 
@@ -17,6 +17,26 @@ def documented_faults() -> set[str]:
 
 def test_faults_are_exactly_the_documented_ones() -> None:
     assert {fault.value for fault in Fault} == documented_faults()
+
+
+def test_cluster_faults_are_documented_apart_from_the_self_test_faults() -> None:
+    """The single-server self-test runs the faults of fixtures/faults.yaml; the cluster
+    faults are documented with the cluster and listed nowhere it reads."""
+    text = DOC.read_text(encoding="utf-8")
+    cluster_section = text.split("## Running several nodes", 1)[1].split("\n## ", 1)[0]
+    for fault in ClusterFault:
+        assert f"`{fault.value}`" in cluster_section
+    assert not {fault.value for fault in ClusterFault} & documented_faults()
+
+
+def test_split_faults() -> None:
+    assert split_faults("") == (frozenset(), frozenset())
+    assert split_faults("cluster_no_forward, no_pong,") == (
+        {Fault.NO_PONG},
+        {ClusterFault.CLUSTER_NO_FORWARD},
+    )
+    with pytest.raises(ValueError, match="unknown fault name 'cluster_x'"):
+        split_faults("cluster_x")
 
 
 def test_parse_faults() -> None:
