@@ -36,8 +36,9 @@ SMALL: dict[str, Any] = {
         "settle_seconds": 2,
         "publish_per_second": 5,
         "incidents": [{"at": 4, "stop_node": 1}],
-        # 150 deliveries a second offered: a bar the run can test.
-        "thresholds": {"delivered_per_second": 50},
+        # 150 deliveries a second offered: a bar the run can test. The connect time is not
+        # what these runs are about, and a busy machine stretches it: a generous bar.
+        "thresholds": {"delivered_per_second": 50, "connect_p99_ms": 10_000},
     },
 }
 
