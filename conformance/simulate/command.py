@@ -84,38 +84,15 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
 def simulate_command(args: argparse.Namespace) -> int:
     scenario = load_sim_scenario(args.scenario).resized(args.users, args.tabs, args.duration)
     target = _target(args.target_file, args.ca_file)
-    if args.bundled_nodes is not None:
-        if target is not None:
-            raise UsageError(
-                "--bundled-nodes starts a cluster of its own: give it without --target-file"
-            )
-        if not 2 <= args.bundled_nodes <= MAX_BUNDLED_NODES:
-            raise UsageError(
-                f"--bundled-nodes must be 2 to {MAX_BUNDLED_NODES}, got {args.bundled_nodes}"
-            )
-    nodes = args.bundled_nodes or (len(target.nodes) if target is not None else 1)
-    if scenario.restarts and nodes > 1:
-        raise UsageError(
-            f"scenario {scenario.name!r} restarts the server, which a cluster does not have"
-            " one of: stop a node instead (stop_node: N; docs/simulate.md)"
-        )
-    stop_commands = (
-        {n: node.stop for n, node in enumerate(target.nodes) if node.stop}
-        if target is not None
-        else {}
-    )
-    check_stops(
-        scenario.name, scenario.stopped_nodes, nodes, stop_commands if target is not None else None
-    )
+    stop_commands = _check_cluster(scenario, target, args.bundled_nodes)
     if target is not None:
         if scenario.restarts and not target.restart_command:
             raise UsageError(
                 f"scenario {scenario.name!r} restarts the server: the target file must give"
                 " restart: {command: ..., within: SECONDS} (docs/simulate.md)"
             )
-        check_reachable(target)
-        for node in target.nodes[1:]:  # the first node is the target's own address
-            check_reachable(dataclasses.replace(target, ws_url=node.ws_url, http_url=node.http_url))
+        for number in range(max(1, len(target.nodes))):
+            check_reachable(target.on_node(number) if target.nodes else target)
     report_dir = Path(args.report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     _raise_file_limit()
@@ -175,6 +152,35 @@ def simulate_command(args: argparse.Namespace) -> int:
         " and the evidence to simulation-evidence.jsonl"
     )
     return result.readiness.exit_code
+
+
+def _check_cluster(
+    scenario: SimScenario, target: Target | None, bundled_nodes: int | None
+) -> dict[int, str]:
+    """Refuse, before anything starts, a cluster the scenario cannot run on; return the target
+    file's stop commands by node (none for the bundled nodes: the suite stops its own)."""
+    if bundled_nodes is not None:
+        if target is not None:
+            raise UsageError(
+                "--bundled-nodes starts a cluster of its own: give it without --target-file"
+            )
+        if not 2 <= bundled_nodes <= MAX_BUNDLED_NODES:
+            raise UsageError(
+                f"--bundled-nodes must be 2 to {MAX_BUNDLED_NODES}, got {bundled_nodes}"
+            )
+    nodes = bundled_nodes or (len(target.nodes) if target is not None else 1)
+    if scenario.restarts and nodes > 1:
+        raise UsageError(
+            f"scenario {scenario.name!r} restarts the server, which a cluster does not have"
+            " one of: stop a node instead (stop_node: N; docs/simulate.md)"
+        )
+    stops = (
+        {n: node.stop for n, node in enumerate(target.nodes) if node.stop}
+        if target is not None
+        else {}
+    )
+    check_stops(scenario.name, scenario.stopped_nodes, nodes, stops if target is not None else None)
+    return stops
 
 
 def _target(target_file: str | None, ca_file: str | None) -> Target | None:
