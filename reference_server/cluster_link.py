@@ -27,6 +27,7 @@ from .protocol.cluster import (
     MemberChange,
     RelayFrame,
     RemoteMember,
+    Sync,
     Terminate,
 )
 
@@ -137,7 +138,7 @@ class ClusterLink:
                 self.registry.cache.store(channel, name, data, now - age)
             case Terminate(_, user_id):
                 self.fanout.terminate(self.registry.users.sockets_of(user_id))
-            case Heartbeat():
+            case Heartbeat() | Sync():
                 pass
 
     def tick(self) -> None:

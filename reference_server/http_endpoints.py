@@ -3,6 +3,10 @@
 Every endpoint authenticates the request first (``RequestAuthenticator``); bodies up to
 ``MAX_READ_BYTES`` are read whole so that the documented check order (auth before size)
 holds. Publishing hands the core's deliveries to ``Fanout``.
+
+In a cluster a publish (and ``terminate_connections``) answers once its messages have
+reached every node, and a query first takes in what reached this node before it
+(``ClusterOutlet.caught_up``): a client that was answered on one node can act on another.
 """
 
 from __future__ import annotations
@@ -114,10 +118,17 @@ class HttpEndpoints:
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    async def _caught_up(self) -> None:
+        """In a cluster, wait until what the other nodes did before now has arrived here (a
+        bounded wait; alone, nothing to wait for)."""
+        if self.fanout.cluster is not None:
+            await self.fanout.cluster.caught_up()
+
     async def _channel(self, request: web.Request) -> web.Response:
         http_request = _http_request(request)
         try:
             self._validate(request, http_request)
+            await self._caught_up()
             body = self.queries.channel_info(
                 request.match_info["channel"], http_request, asyncio.get_running_loop().time()
             )
@@ -128,6 +139,7 @@ class HttpEndpoints:
     async def _users(self, request: web.Request) -> web.Response:
         try:
             self._validate(request, _http_request(request))
+            await self._caught_up()
             body = self.queries.channel_users(request.match_info["channel"])
         except HttpApiError as exc:
             return json_error(exc.status, exc.message)
@@ -137,6 +149,7 @@ class HttpEndpoints:
         http_request = _http_request(request)
         try:
             self._validate(request, http_request)
+            await self._caught_up()
             body = self.queries.list_channels(http_request)
         except HttpApiError as exc:
             return json_error(exc.status, exc.message)
@@ -153,6 +166,7 @@ class HttpEndpoints:
         self.fanout.terminate(targets)
         if self.fanout.cluster is not None:
             self.fanout.cluster.terminate_elsewhere(user_id)
+            await self._caught_up()
         log(logging.DEBUG, "terminate_connections", user_id=user_id, connections=len(targets))
         return web.json_response({})
 
@@ -165,8 +179,11 @@ class HttpEndpoints:
             log(logging.DEBUG, "trigger_refused", status=exc.status, error=exc.message)
             return json_error(exc.status, exc.message)
         serves("HTTP-AUTH-02", "HTTP-EVT-04")
+        if event.info:
+            await self._caught_up()
         reply = self.publisher.trigger_reply(event)
         self._publish_trigger(request, event)
+        await self._caught_up()
         return web.json_response(reply)
 
     async def _batch(self, request: web.Request) -> web.Response:
@@ -177,9 +194,12 @@ class HttpEndpoints:
             return json_error(exc.status, exc.message)
         plan = self.events.batch(http_request.body)
         serves("HTTP-BATCH-01")
+        if any(event.info for event in plan.events):
+            await self._caught_up()
         reply = self.publisher.batch_reply(plan.events)
         for event in plan.events:
             self.publish(event)
+        await self._caught_up()
         if plan.error is not None:
             log(logging.DEBUG, "batch_refused", status=plan.error.status, error=plan.error.message)
             return json_error(plan.error.status, plan.error.message)

@@ -158,6 +158,8 @@ class ClusterOutlet(Protocol):
 
     def terminate_elsewhere(self, user_id: str) -> None: ...
 
+    async def caught_up(self) -> None: ...
+
 
 class Fanout:
     """Every open peer, the established ones by socket id, and the routes between them."""

@@ -33,7 +33,7 @@ from .cluster_link import ClusterLink
 from .logs import log
 from .peers import Fanout
 from .protocol.channels import ChannelRegistry
-from .protocol.cluster import ClusterMessage, decode, encode
+from .protocol.cluster import ClusterMessage, Sync, decode, encode
 
 __all__ = ["BUS_PREFIX", "RedisCluster"]
 
@@ -49,6 +49,8 @@ BACKOFF = (0.1, 2.0)
 SETTLE = 0.3
 #: Seconds the start waits for Redis at all before listening anyway (not ready).
 CONNECT_WAIT = 3.0
+#: Seconds ``caught_up`` waits for its marker at most.
+SYNC_WAIT = 1.0
 #: Seconds the stop waits for queued messages (its Goodbye last) to be published.
 STOP_WAIT = 1.0
 
@@ -86,6 +88,9 @@ class RedisCluster:
         self._synced = asyncio.Event()
         self._dropped = 0
         self._client: aioredis.Redis | None = None
+        #: ``caught_up`` markers on their way: token -> its waiter.
+        self._syncs: dict[str, asyncio.Future[None]] = {}
+        self._sync_tokens = 0
         self._tasks: list[asyncio.Task[None]] = []
 
     # ClusterOutlet: what Fanout calls.
@@ -98,6 +103,30 @@ class RedisCluster:
 
     def not_ready_reasons(self) -> list[str]:
         return [] if self.connected else ["redis not connected"]
+
+    async def caught_up(self) -> None:
+        """Return once every message this node has queued, and every message any node had
+        published before, has reached every node's Redis connection.
+
+        The node sends a ``Sync`` marker to itself: Redis hands messages to subscribers in
+        the order it took them, so when the marker is back, everything before it has been
+        handed to every node. A publish answers only then, so that a client told "200"
+        can count on subscribers elsewhere getting the event, not on one subscribing
+        meanwhile; a query waits for it so that it sees what other nodes did before it.
+        Bounded by ``SYNC_WAIT``; without Redis it returns at once.
+        """
+        if not self.connected:
+            return
+        self._sync_tokens += 1
+        token = str(self._sync_tokens)
+        waiter = self._syncs[token] = asyncio.get_running_loop().create_future()
+        self._enqueue(Sync(self.node, token))
+        try:
+            await asyncio.wait_for(waiter, SYNC_WAIT)
+        except TimeoutError:
+            log(logging.WARNING, "cluster_sync_timeout", node=self.node, seconds=SYNC_WAIT)
+        finally:
+            self._syncs.pop(token, None)
 
     # Lifecycle.
 
@@ -178,6 +207,11 @@ class RedisCluster:
                 decoded = decode(message["data"])
             except ValueError as exc:
                 log(logging.WARNING, "cluster_message_refused", error=str(exc))
+                continue
+            if isinstance(decoded, Sync) and decoded.node == self.node:
+                waiter = self._syncs.get(decoded.token)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
                 continue
             self.link.receive(decoded)
 

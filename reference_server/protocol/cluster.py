@@ -46,6 +46,7 @@ __all__ = [
     "MemberChange",
     "RelayFrame",
     "RemoteMember",
+    "Sync",
     "Terminate",
     "decode",
     "encode",
@@ -118,7 +119,18 @@ class Goodbye:
     node: str
 
 
-ClusterMessage = ChannelState | RelayFrame | CacheStore | Terminate | Heartbeat | Hello | Goodbye
+@dataclass(frozen=True)
+class Sync:
+    """A node's marker to itself: once it comes back, every message Redis took before it
+    has reached every node (see ``RedisCluster.caught_up``); the other nodes ignore it."""
+
+    node: str
+    token: str
+
+
+ClusterMessage = (
+    ChannelState | RelayFrame | CacheStore | Terminate | Heartbeat | Hello | Goodbye | Sync
+)
 
 _KINDS: dict[str, type[ClusterMessage]] = {
     "state": ChannelState,
@@ -128,6 +140,7 @@ _KINDS: dict[str, type[ClusterMessage]] = {
     "heartbeat": Heartbeat,
     "hello": Hello,
     "goodbye": Goodbye,
+    "sync": Sync,
 }
 _KIND_OF = {kind: name for name, kind in _KINDS.items()}
 
@@ -186,6 +199,8 @@ def decode(text: str | bytes) -> ClusterMessage:
         return CacheStore(node, _text(body, "channel"), name, data, float(age))
     if kind is Terminate:
         return Terminate(node, _text(body, "user_id"))
+    if kind is Sync:
+        return Sync(node, _text(body, "token"))
     return kind(node)  # type: ignore[call-arg]
 
 

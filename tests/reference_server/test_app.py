@@ -186,3 +186,22 @@ async def test_shutdown_closes_clients_with_4200() -> None:
         await established(ws)
     assert await closed_with(ws) == 4200
     assert ws.close_reason
+
+
+def test_a_single_server_never_loads_redis() -> None:
+    """Without --redis-url the server is one process and redis-py is not even imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from reference_server.app import build_server\n"
+        "from reference_server.config import ServerConfig\n"
+        "server = build_server(ServerConfig())\n"
+        "assert server.cluster is None and server.ready() == []\n"
+        "print(sorted(m for m in sys.modules if m == 'redis' or m.startswith('redis.')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -60,7 +60,6 @@ class Node:
             send=self.sent.append,
             clock=lambda: self.now,
         )
-        self.fanout.cluster = self.link
 
     def events(self) -> list[tuple[str, str | None, tuple[str, ...]]]:
         return [
@@ -75,7 +74,7 @@ def test_local_changes_become_one_state_per_channel_then_relays_in_order() -> No
     node.registry.presence.join("presence-a", "1.1", Member("alice"))
     node.registry.subscribe("presence-a", "1.2")
     node.registry.presence.join("presence-a", "1.2", Member("alice"))
-    node.fanout.route([])
+    node.link.flush()
     assert node.sent == [
         ChannelState("me", "presence-a", 2, (RemoteMember(Member("alice"), 2),)),
     ]
@@ -87,6 +86,7 @@ def test_a_publish_and_a_cache_store_are_relayed() -> None:
     event = TriggerEvent("e", "d", ("cache-a", "b"), socket_id="1.9")
     publisher.store_in_cache(event, 0.0)
     node.fanout.route(publisher.deliveries(event))
+    node.link.flush()
     assert node.sent == [
         CacheStore("me", "cache-a", "e", "d"),
         RelayFrame("me", "cache-a", '{"event":"e","channel":"cache-a","data":"d"}', "1.9"),

@@ -16,6 +16,7 @@ from reference_server.protocol.cluster import (
     MemberChange,
     RelayFrame,
     RemoteMember,
+    Sync,
     Terminate,
     decode,
     encode,
@@ -46,6 +47,7 @@ def state(node: str, channel: str, count: int, *members: tuple[Member, int]) -> 
         Heartbeat("n1"),
         Hello("n1"),
         Goodbye("n1"),
+        Sync("n1", "7"),
     ],
 )
 def test_messages_survive_the_wire(message: object) -> None:
