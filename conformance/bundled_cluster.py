@@ -180,9 +180,12 @@ def start_bundled_cluster(
         redis.stop()
         raise
     first = nodes[0].target
+    faults = nodes[FAULTY_NODE].faults
     target = dataclasses.replace(
         first,
-        name=f"reference-server cluster ({count} bundled nodes on Redis)",
+        # Node 0's own record of faults is empty, so the name is where the reports show them.
+        name=f"reference-server cluster ({count} bundled nodes on Redis"
+        + (f"; node {FAULTY_NODE} WITH FAULTS: {faults})" if faults else ")"),
         nodes=tuple(Node(n.target.ws_url, n.target.http_url) for n in nodes),
         capabilities=first.capabilities | {"cluster", "node_control"},
     )

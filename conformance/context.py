@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from . import templates
 from .connections import DEFAULT_QUERY, Connections
 from .errors import CheckFailed, PreconditionFailed, UsageError
-from .httpclient import ApiClient
+from .httpclient import ApiClient, NodeApiClients
 from .restart import Restarter
 from .signing import channel_auth, hmac_sha256_hex
 from .spec import Check
@@ -123,9 +123,8 @@ class CheckContext:
         #: The ``${...}`` names this check's steps may use; ``open`` adds each connection's
         #: greeting under the connection's name (``${alice.socket_id}``).
         self.variables: dict[str, Any] = templates.target_variables(target)
-        self.api = ApiClient(target, self.transcript, self.response_timeout)
-        #: The API clients of a cluster's nodes, opened as checks name them (``api_on``).
-        self._node_apis: dict[int, ApiClient] = {}
+        self._apis = NodeApiClients(target, self.transcript, self.response_timeout)
+        self.api = self._apis.on(None)
         self.connections = Connections(
             target,
             self.transcript,
@@ -157,9 +156,7 @@ class CheckContext:
 
     async def aclose(self) -> None:
         await self.connections.aclose()
-        await self.api.aclose()
-        for api in self._node_apis.values():
-            await api.aclose()
+        await self._apis.aclose()
         if self.restarting is not None:
             # A check that ended early still leaves the target restarted for the next one.
             with contextlib.suppress(Exception):
@@ -304,16 +301,8 @@ class CheckContext:
         return None if node is None else self.target.on_node(node).ws_url
 
     def api_on(self, node: int | None) -> ApiClient:
-        """The HTTP API client of cluster node ``node`` (modulo the number of nodes); ``None``:
-        the target's own (``api``)."""
-        if node is None:
-            return self.api
-        number = node % max(1, len(self.target.nodes))
-        if number not in self._node_apis:
-            self._node_apis[number] = ApiClient(
-                self.target.on_node(number), self.transcript, self.response_timeout
-            )
-        return self._node_apis[number]
+        """The HTTP API client of cluster node ``node``; ``None``: ``api``, the target's own."""
+        return self._apis.on(node)
 
     async def ping_barrier(self, name: str) -> None:
         await self.connections.ping_barrier(name)
