@@ -102,6 +102,9 @@ class StoppedNode:
 
     node: int
     stopped_at: float
+    #: Seconds from being told to stop to down (its process exited, or its stop command
+    #: returned); None: not by the end of the run.
+    down_after: float | None
     #: Tabs with an established connection through the node at the moment it was stopped.
     tabs: int
     #: Of those, the tabs whose connection ended with close 4200.
@@ -126,9 +129,15 @@ class StoppedNode:
 
 
 def stopped_node_figures(
-    lives: Iterable[Life], *, node: int, stopped_at: float, slots: Sequence[str]
+    lives: Iterable[Life],
+    *,
+    node: int,
+    stopped_at: float,
+    down_at: float | None,
+    slots: Sequence[str],
 ) -> StoppedNode:
-    """The figures of the tabs that were on ``node`` when it was stopped at ``stopped_at``."""
+    """The figures of the tabs that were on ``node`` when it was stopped at ``stopped_at``
+    (and down at ``down_at``, if it went down before the run ended)."""
     by_tab: dict[str, list[Life]] = {}
     for life in lives:
         by_tab.setdefault(life.tab, []).append(life)
@@ -167,6 +176,7 @@ def stopped_node_figures(
     return StoppedNode(
         node=node,
         stopped_at=stopped_at,
+        down_after=None if down_at is None else down_at - stopped_at,
         tabs=tabs,
         closed_4200=closed,
         came_back=back,

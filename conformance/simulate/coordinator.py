@@ -238,8 +238,9 @@ async def simulate(
     publisher = Publisher(
         target, plans[0]["channels"], scenario.alerts, scenario.publish_per_second, via=via
     )
-    #: Node -> when it was told to stop.
+    #: Node -> when it was told to stop, and when it was down.
     stopped_at: dict[int, float] = {}
+    down_at: dict[int, float] = {}
     timeline: list[str] = []
     #: What went wrong on the harness's side during the run: the verdict cannot be trusted.
     problems: list[str] = []
@@ -274,7 +275,8 @@ async def simulate(
             problems.append(f"stopping node {node} failed: {exc}")
             note(f"stopping node {node} failed: {exc}")
             return
-        note(f"node {node} stopped")
+        down_at[node] = time.time()
+        note(f"node {node} down")
 
     async def incident_notes() -> None:
         for incident in sorted(scenario.incidents, key=lambda i: i.at):
@@ -350,7 +352,9 @@ async def simulate(
     )
     slots = list(scenario.channels)
     stopped = tuple(
-        stopped_node_figures(lives, node=node, stopped_at=at, slots=slots)
+        stopped_node_figures(
+            lives, node=node, stopped_at=at, down_at=down_at.get(node), slots=slots
+        )
         for node, at in sorted(stopped_at.items())
     )
     generator = Generator.from_samples(

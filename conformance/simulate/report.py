@@ -84,7 +84,9 @@ def _cluster_rows(result: SimulationResult) -> list[tuple[str, str]]:
     ]
     for s in result.stopped:
         through = ", ".join(f"node {n} x{count:,}" for n, count in s.back_through.items())
+        down = "not by the end of the run" if s.down_after is None else f"{s.down_after:.1f} s"
         rows += [
+            (f"stopped node {s.node}: down after", down),
             (f"stopped node {s.node}: tabs on it", f"{s.tabs:,}"),
             (f"stopped node {s.node}: closed with 4200", f"{s.closed_4200:,} / {s.tabs:,}"),
             (
@@ -151,6 +153,7 @@ def to_json(result: SimulationResult) -> dict[str, Any]:
                 {
                     "node": s.node,
                     "stopped_at": s.stopped_at,
+                    "down_after": s.down_after,
                     "tabs": s.tabs,
                     "closed_4200": s.closed_4200,
                     "came_back": s.came_back,

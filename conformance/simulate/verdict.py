@@ -94,8 +94,9 @@ def judge(
     that is below the throughput bar, the run cannot tell whether the server reaches it.
     ``problems``: what went wrong on the harness's side (a restart command that failed): then
     nothing missed can be laid at the server's door, and the verdict is inconclusive.
-    ``stopped``: the tabs of each node a scenario stopped, every one of which must have been
-    told 4200 and have come back through another node (none on it: not tested)."""
+    ``stopped``: each node a scenario stopped, which must have gone down (a node that never
+    exits holds up a deploy) and whose every tab must have been told 4200 and have come back
+    through another node (no tab on it: not tested)."""
     connect_p99 = percentile(figures.connect_ms, 99)
     rate = figures.delivered_per_second
     throughput: bool | None = rate >= bar.delivered_per_second
@@ -148,9 +149,16 @@ def judge(
     return Readiness(verdict, criteria, note)
 
 
-def _stopped_node_criteria(node: StoppedNode) -> tuple[Criterion, Criterion]:
+def _stopped_node_criteria(node: StoppedNode) -> tuple[Criterion, Criterion, Criterion]:
     tested = node.tabs > 0
+    down = node.down_after
     return (
+        Criterion(
+            f"node {node.node} down after the stop",
+            "not by the end of the run" if down is None else f"in {down:.1f} s",
+            "by the end of the run",
+            down is not None,
+        ),
         Criterion(
             f"node {node.node}'s tabs closed with 4200",
             f"{node.closed_4200}/{node.tabs}",

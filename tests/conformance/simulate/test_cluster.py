@@ -60,8 +60,8 @@ def moved(
     ]
 
 
-def figures(lives: list[Life]) -> StoppedNode:
-    return stopped_node_figures(lives, node=1, stopped_at=STOPPED_AT, slots=SLOTS)
+def figures(lives: list[Life], down_at: float | None = STOPPED_AT + 0.8) -> StoppedNode:
+    return stopped_node_figures(lives, node=1, stopped_at=STOPPED_AT, down_at=down_at, slots=SLOTS)
 
 
 # -- where tabs go --------------------------------------------------------------------------------
@@ -138,6 +138,7 @@ def test_tabs_told_4200_and_back_through_other_nodes_are_counted_per_node() -> N
     ]
     s = figures(lives)
     assert (s.node, s.stopped_at) == (1, STOPPED_AT)
+    assert s.down_after == pytest.approx(0.8)
     assert (s.tabs, s.closed_4200, s.came_back) == (3, 3, 3)
     assert s.back_through == {0: 1, 2: 2}
     assert sorted(round(ms) for ms in s.reconnect_ms) == [200, 300, 400]
@@ -211,3 +212,7 @@ def test_the_first_connection_after_the_close_that_subscribed_is_the_one_that_co
     s = figures(lives)
     assert (s.came_back, s.back_through) == (1, {0: 1})
     assert [round(ms) for ms in s.reconnect_ms] == [1200]  # 10.5 -> subscribed at 11.7
+
+
+def test_a_node_not_down_by_the_end_has_no_down_time() -> None:
+    assert figures(moved("u1.t0", to=2), down_at=None).down_after is None

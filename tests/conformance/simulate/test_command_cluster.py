@@ -183,7 +183,8 @@ def test_every_tab_of_the_stopped_node_told_4200_and_back_elsewhere_nothing_lost
     assert set(figures["per_node"]) == {"0", "1", "2"}
     assert figures["recovered_users"] == 15
     assert data["readiness"]["verdict"] == "ready"
-    assert any("node 1 stopped" in line for line in data["timeline"])
+    assert any("node 1 down" in line for line in data["timeline"])
+    assert 0 < node["down_after"] < 10
     assert "Traceback" not in capsys.readouterr().err
     markdown = (report / "simulation.md").read_text(encoding="utf-8")
     assert f"| stopped node 1: back through another node | {node['tabs']} / " in markdown

@@ -1,6 +1,7 @@
 """Stopping a node for a ``stop_node`` incident: a bundled node's process gets SIGTERM and is
-waited for; a target file's node runs its stop command, bounded, and a command that fails or
-hangs is one line naming the node and the command."""
+waited for, bounded; a target file's node runs its stop command, bounded, and a command that
+fails or hangs is one line naming the node and the command; a run that ends first cancels the
+stop and leaves nothing running."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import asyncio
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -21,14 +24,21 @@ DRAINS = (
     "print('up', flush=True)\n"
     "time.sleep(30)\n"
 )
+#: A child that hears SIGTERM and stays (as a node that hangs in its shutdown).
+HANGS = (
+    "import signal, time\n"
+    "signal.signal(signal.SIGTERM, lambda *_: None)\n"
+    "print('up', flush=True)\n"
+    "time.sleep(30)\n"
+)
 
 
 class ChildNode:
     """A real child process standing for a bundled node: what ``BundledServer`` offers."""
 
-    def __init__(self) -> None:
+    def __init__(self, code: str = DRAINS) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-c", DRAINS], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True
         )
         assert self.process.stdout is not None
         assert self.process.stdout.readline().strip() == "up"
@@ -36,8 +46,11 @@ class ChildNode:
     def terminate(self) -> None:
         self.process.send_signal(signal.SIGTERM)
 
-    def wait_stopped(self, timeout: float = 10.0) -> int:
-        return self.process.wait(timeout=timeout)
+    def end(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=5)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
 
 
 def test_a_bundled_node_gets_sigterm_and_is_waited_for() -> None:
@@ -50,10 +63,49 @@ def test_a_bundled_node_gets_sigterm_and_is_waited_for() -> None:
         assert nodes[0].process.poll() is None  # the other node is left alone
     finally:
         for node in nodes:
-            node.process.kill()
-            node.process.wait(timeout=5)
-            assert node.process.stdout is not None
-            node.process.stdout.close()
+            node.end()
+
+
+def test_a_bundled_node_that_does_not_exit_is_one_line() -> None:
+    node = ChildNode(HANGS)
+    try:
+        with pytest.raises(HarnessError) as caught:
+            asyncio.run(BundledNodeStopper([node], within=0.3).stop(0))
+        assert str(caught.value) == "bundled node 0 did not exit within 0.3s of SIGTERM"
+        assert node.process.poll() is None  # it heard SIGTERM and stayed
+    finally:
+        node.end()
+
+
+def test_a_run_that_ends_first_cancels_the_stop_and_its_command(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    command = f"sleep 30 & echo $! > {pid_file}; wait"
+
+    async def end_early() -> None:
+        stopping = asyncio.ensure_future(CommandNodeStopper({1: command}).stop(1))
+        for _ in range(100):  # until the command has started its child (at most 5 s)
+            if pid_file.exists() and pid_file.read_text().strip():
+                break
+            await asyncio.sleep(0.05)
+        stopping.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await stopping
+
+    asyncio.run(end_early())
+    child = int(pid_file.read_text())
+    for _ in range(100):  # the group was killed: the child goes (at most 5 s)
+        if not Path(f"/proc/{child}").exists() or "Z" in _state(child):
+            break
+        time.sleep(0.05)
+    assert not Path(f"/proc/{child}").exists() or "Z" in _state(child)
+
+
+def _state(pid: int) -> str:
+    """The process's state letter from /proc (Z: a zombie, gone but not yet reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"
 
 
 def test_a_stop_command_that_succeeds() -> None:

@@ -241,7 +241,7 @@ def test_a_ready_run_reads_ready_everywhere() -> None:
 
 
 STOPPED = StoppedNode(
-    node=1, stopped_at=1_700_000_020.0, tabs=3, closed_4200=2, came_back=3,
+    node=1, stopped_at=1_700_000_020.0, down_after=None, tabs=3, closed_4200=2, came_back=3,
     back_through={0: 1, 2: 2}, reconnect_ms=[30.0, 40.0, 900.0],
     not_closed_examples=["u00002.t1: dropped without a close frame"],
 )  # fmt: skip
@@ -264,6 +264,7 @@ def test_a_cluster_shows_each_node_and_the_stopped_nodes_tabs() -> None:
     assert rows["node 2"] == (
         "4 connections, delivered / owed 28 / 28, lost 0, duplicated 3, out of order 4"
     )
+    assert rows["stopped node 1: down after"] == "not by the end of the run"
     assert rows["stopped node 1: tabs on it"] == "3"
     assert rows["stopped node 1: closed with 4200"] == "2 / 3"
     assert rows["stopped node 1: back through another node"] == "3 / 3 (node 0 x1, node 2 x2)"
@@ -278,14 +279,20 @@ def test_a_cluster_shows_each_node_and_the_stopped_nodes_tabs() -> None:
     }  # fmt: skip
     assert data["stopped_nodes"] == [
         {
-            "node": 1, "stopped_at": 1_700_000_020.0, "tabs": 3, "closed_4200": 2,
-            "came_back": 3, "back_through": {"0": 1, "2": 2},
+            "node": 1, "stopped_at": 1_700_000_020.0, "down_after": None, "tabs": 3,
+            "closed_4200": 2, "came_back": 3, "back_through": {"0": 1, "2": 2},
             "reconnect_ms": {"p50": 40.0, "p99": 900.0, "count": 3},
             "not_closed_examples": ["u00002.t1: dropped without a close frame"],
             "not_back_examples": [],
         }
     ]  # fmt: skip
     assert "| stopped node 1: closed with 4200 | 2 / 3 |" in to_markdown(clustered)
+    assert (
+        dict(figure_rows(result(stopped=(dataclasses.replace(STOPPED, down_after=0.84),))))[
+            "stopped node 1: down after"
+        ]
+        == "0.8 s"
+    )
 
 
 def test_a_single_server_shows_no_node_rows() -> None:

@@ -202,9 +202,12 @@ def test_a_harness_problem_makes_the_verdict_inconclusive() -> None:
 # -- a stopped node of a cluster ------------------------------------------------------------------
 
 
-def stopped(tabs: int = 100, closed: int = 100, back: int = 100) -> StoppedNode:
+def stopped(
+    tabs: int = 100, closed: int = 100, back: int = 100, down_after: float | None = 0.8
+) -> StoppedNode:
     return StoppedNode(
-        node=1, stopped_at=50.0, tabs=tabs, closed_4200=closed, came_back=back,
+        node=1, stopped_at=50.0, down_after=down_after, tabs=tabs, closed_4200=closed,
+        came_back=back,
         back_through={2: back}, reconnect_ms=[40.0] * back,
     )  # fmt: skip
 
@@ -217,9 +220,11 @@ def test_every_tab_of_the_stopped_node_told_4200_and_back_elsewhere_is_ready() -
     r = with_stop(stopped())
     assert r.verdict == "ready"
     shown = {c.name: (c.measured, c.bar, c.met) for c in r.criteria}
+    assert shown["node 1 down after the stop"] == ("in 0.8 s", "by the end of the run", True)
     assert shown["node 1's tabs closed with 4200"] == ("100/100", "all", True)
     assert shown["node 1's tabs back through another node"] == ("100/100", "all", True)
-    assert [c.name for c in r.criteria][-2:] == [
+    assert [c.name for c in r.criteria][-3:] == [
+        "node 1 down after the stop",
         "node 1's tabs closed with 4200",
         "node 1's tabs back through another node",
     ]
@@ -230,6 +235,7 @@ def test_every_tab_of_the_stopped_node_told_4200_and_back_elsewhere_is_ready() -
     [
         (stopped(closed=99), "node 1's tabs closed with 4200"),
         (stopped(back=99), "node 1's tabs back through another node"),
+        (stopped(down_after=None), "node 1 down after the stop"),
     ],
 )
 def test_one_tab_not_told_4200_or_not_back_is_not_ready(node: StoppedNode, missed: str) -> None:
