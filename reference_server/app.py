@@ -116,7 +116,8 @@ class ReferenceServer:
         if self.cluster is not None:
             cluster = self.cluster
             app.on_startup.append(lambda _app: cluster.start())
-            app.on_cleanup.append(lambda _app: cluster.stop())
+            # Stopped before the webhook sender: its last states' webhooks are sent by it.
+            app.on_cleanup.insert(0, lambda _app: cluster.stop())
         return app
 
     async def _on_shutdown(self, app: web.Application) -> None:

@@ -14,17 +14,16 @@ from collections.abc import Callable, Collection
 
 from .logs import log
 from .peers import Fanout
-from .protocol import frames, webhooks
+from .protocol import frames
 from .protocol.channels import Cached, ChannelRegistry, Delivery, Relay, Touched
-from .protocol.cluster import (
+from .protocol.cluster import ClusterState, MemberChange
+from .protocol.cluster_messages import (
     CacheStore,
     ChannelState,
     ClusterMessage,
-    ClusterState,
     Goodbye,
     Heartbeat,
     Hello,
-    MemberChange,
     RelayFrame,
     RemoteMember,
     Sync,
@@ -103,6 +102,7 @@ class ClusterLink:
 
     def hello(self) -> None:
         """(Re)joined: ask every node for its state, and give ours."""
+        self.state.rejoined(self._clock())
         self._send(Hello(self.node))
         self.send_everything()
 
@@ -114,6 +114,9 @@ class ClusterLink:
     def receive(self, message: ClusterMessage) -> None:
         """Apply one message; this node's own (the bus echoes them) are ignored."""
         if message.node == self.node:
+            if isinstance(message, ChannelState):
+                # Our own state, in the bus's order: the webhooks are ours to send.
+                self.fanout.submit_webhooks(self.state.ordered(message))
             return
         now = self._clock()
         if isinstance(message, Goodbye):
@@ -129,6 +132,7 @@ class ClusterLink:
             case Hello():
                 self.send_everything()
             case ChannelState():
+                self.state.ordered(message)
                 self._announce(self.state.apply(message, now, self._local_members))
             case RelayFrame(_, channel, text, exclude):
                 targets = self.registry.relay_targets(channel, exclude)
@@ -154,22 +158,10 @@ class ClusterLink:
         """Forget a node that left or died: its members leave this node's rosters, and one
         node sends the webhooks the departed one cannot (``member_removed`` for its
         members, ``channel_vacated`` for the channels nobody is left on)."""
-        held = self.state.held(node)
-        changes = self.state.forget(node, self._local_members)
-        self._announce(changes)
-        if not self.state.sends_for_the_departed():
-            return
-        events = [
-            webhooks.member_removed(change.channel, change.member.key)
-            for change in changes
-            if not change.added
-        ]
-        events += [
-            webhooks.channel_vacated(channel)
-            for channel in held
-            if not self.registry.subscription_count(channel)
-        ]
-        self.fanout.submit_webhooks(events)
+        self._announce(self.state.forget(node, self._local_members))
+        events = self.state.forget_ordered(node)
+        if self.state.sends_for_the_departed():
+            self.fanout.submit_webhooks(events)
 
     def _local_members(self, channel: str) -> Collection[str]:
         return self.registry.presence.local(channel).members.keys()

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from .logs import log
 from .protocol.channels import Delivery
+from .protocol.cluster import bus_decides
 from .protocol.connection import Close, Connection, Output, SendBinary, SendPong, SendText
 from .protocol.webhooks import WebhookEvent
 from .serves import serves
@@ -231,7 +232,11 @@ class Fanout:
 
     def report_webhooks(self, connection: Connection) -> None:
         """Hand the webhook events the core produced to the sender (never blocks)."""
-        self.submit_webhooks(connection.webhooks_to_send())
+        events = connection.webhooks_to_send()
+        if self.cluster is not None:
+            # Occupancy and membership are decided cluster-wide, in the bus's order.
+            events = [event for event in events if not bus_decides(event)]
+        self.submit_webhooks(events)
 
     def submit_webhooks(self, events: list[WebhookEvent]) -> None:
         if self._webhooks is not None:

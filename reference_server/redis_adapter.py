@@ -2,7 +2,7 @@
 processes given the same ``--redis-url`` serve one app as one server.
 
 Each app has one pub/sub channel, ``pusher-ref:<app id>:bus``; every node publishes its
-``ClusterMessage`` values there (JSON, ``protocol/cluster.py``) and applies the others'
+``ClusterMessage`` values there (JSON, ``protocol/cluster_messages.py``) and applies the others'
 through its ``ClusterLink``. Redis delivers one connection's messages in the order they
 were published, so one writer task publishes them all, in order, in pipelined batches.
 
@@ -33,7 +33,7 @@ from .cluster_link import ClusterLink
 from .logs import log
 from .peers import Fanout
 from .protocol.channels import ChannelRegistry
-from .protocol.cluster import ClusterMessage, Sync, decode, encode
+from .protocol.cluster_messages import ClusterMessage, Sync, decode, encode
 
 __all__ = ["BUS_PREFIX", "RedisCluster"]
 
@@ -149,8 +149,11 @@ class RedisCluster:
             log(logging.WARNING, "redis_unavailable", url=self.url, node=self.node)
 
     async def stop(self) -> None:
-        """Say Goodbye (so the others drop this node at once), then disconnect."""
+        """Take in our own last messages, say Goodbye (so the others drop this node at
+        once), then disconnect."""
         if self.connected:
+            # Our last states (the drain's) come back first: their webhooks are ours.
+            await self.caught_up()
             self.link.goodbye()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), STOP_WAIT)
@@ -265,7 +268,12 @@ class RedisCluster:
                 await pubsub.aclose()
 
     async def _beat(self) -> None:
-        """Heartbeats out, silent nodes given up on, for as long as the node runs."""
+        """Heartbeats out, silent nodes given up on, for as long as the node runs.
+
+        Not while Redis is unreachable: then it is this node that is cut off, and giving
+        the others up would send their members' ``member_removed`` webhooks for nothing.
+        """
         while True:
             await asyncio.sleep(self.heartbeat_interval)
-            self.link.tick()
+            if self.connected:
+                self.link.tick()

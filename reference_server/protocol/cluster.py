@@ -1,7 +1,8 @@
-"""Several nodes, one server: what a node knows of the others, and the messages between them.
+"""Several nodes, one server: what a node knows of the others, and what their messages mean.
 
-Nodes share nothing but a message bus (Redis pub/sub, ``redis_adapter.py``). Each node keeps
-its own connections in its ``ChannelRegistry`` and tells the others about them; this module
+Nodes share nothing but a message bus (Redis pub/sub, ``redis_adapter.py``) and its
+messages (``cluster_messages.py``). Each node keeps its own connections in its
+``ChannelRegistry`` and tells the others about them; this module
 holds what it has heard from the others (``ClusterState``, the registry's ``Elsewhere``)
 and decides what each message changes for this node's own clients. Pure: the clock and the
 node's own presence members are passed in, nothing here does I/O.
@@ -20,188 +21,29 @@ The design, in short:
   own subscribers and sends it to the others, which route it to theirs. Messages carry the
   sender's node id and a node ignores its own, so each subscriber gets it exactly once;
   one sender's messages keep their order on the bus, so publisher order holds.
+- *Occupancy and membership webhooks follow the bus's order.* Redis hands every node the
+  messages in one and the same order, a node's own included. Each node replays all channel
+  states in that order (``ClusterState.ordered``) and sends ``channel_occupied``,
+  ``channel_vacated``, ``member_added`` and ``member_removed`` only for the transitions its
+  own messages make there; so exactly one node sends each, even when two nodes change
+  the same channel at the same moment. (The core's own decision, made before the others
+  could know, is not used in a cluster: ``bus_decides``.)
 - *Liveness*: every node sends ``Heartbeat`` regularly; a node not heard of for the node
-  timeout is dead (``ClusterState.expire``): its state is dropped and its members leave.
+  timeout is dead (``ClusterState.silent``): its state is dropped and its members leave.
   A node starting (or reconnecting) sends ``Hello``, and every node answers by sending its
-  whole state (``Resync``) so the newcomer sees existing rosters, counts and cached events.
+  whole state again, so the newcomer sees existing rosters, counts and cached events.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from . import webhooks
+from .cluster_messages import ChannelState
 from .presence import Member
 
-__all__ = [
-    "CacheStore",
-    "ChannelState",
-    "ClusterMessage",
-    "ClusterState",
-    "Goodbye",
-    "Heartbeat",
-    "Hello",
-    "MemberChange",
-    "RelayFrame",
-    "RemoteMember",
-    "Sync",
-    "Terminate",
-    "decode",
-    "encode",
-]
-
-
-@dataclass(frozen=True)
-class RemoteMember:
-    """A presence member connected to another node, with how many connections it has there."""
-
-    member: Member
-    connections: int
-
-
-@dataclass(frozen=True)
-class ChannelState:
-    """Everything one node holds on one channel; zero and no members means it left it."""
-
-    node: str
-    channel: str
-    subscriptions: int
-    members: tuple[RemoteMember, ...] = ()
-
-
-@dataclass(frozen=True)
-class RelayFrame:
-    """A frame for every node's recipients on ``channel`` except ``exclude`` (a socket id)."""
-
-    node: str
-    channel: str
-    text: str
-    exclude: str | None = None
-
-
-@dataclass(frozen=True)
-class CacheStore:
-    """A cache channel's last event, stored ``age`` seconds before it was sent."""
-
-    node: str
-    channel: str
-    name: str
-    data: str
-    age: float = 0.0
-
-
-@dataclass(frozen=True)
-class Terminate:
-    """``terminate_connections`` for ``user_id``: every node closes that user's sockets."""
-
-    node: str
-    user_id: str
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    node: str
-
-
-@dataclass(frozen=True)
-class Hello:
-    """A node has (re)joined and knows nothing: every node sends its whole state."""
-
-    node: str
-
-
-@dataclass(frozen=True)
-class Goodbye:
-    """A node is stopping: forget it now rather than after the node timeout."""
-
-    node: str
-
-
-@dataclass(frozen=True)
-class Sync:
-    """A node's marker to itself: once it comes back, every message Redis took before it
-    has reached every node (see ``RedisCluster.caught_up``); the other nodes ignore it."""
-
-    node: str
-    token: str
-
-
-ClusterMessage = (
-    ChannelState | RelayFrame | CacheStore | Terminate | Heartbeat | Hello | Goodbye | Sync
-)
-
-_KINDS: dict[str, type[ClusterMessage]] = {
-    "state": ChannelState,
-    "relay": RelayFrame,
-    "cache": CacheStore,
-    "terminate": Terminate,
-    "heartbeat": Heartbeat,
-    "hello": Hello,
-    "goodbye": Goodbye,
-    "sync": Sync,
-}
-_KIND_OF = {kind: name for name, kind in _KINDS.items()}
-
-
-def encode(message: ClusterMessage) -> str:
-    """The message as one JSON text, its kind under ``k``."""
-    body: dict[str, Any] = {"k": _KIND_OF[type(message)], **message.__dict__}
-    if isinstance(message, ChannelState):
-        body["members"] = [
-            [m.member.user_id, m.member.user_info, m.connections] for m in message.members
-        ]
-    return json.dumps(body, separators=(",", ":"))
-
-
-def _text(body: Mapping[str, Any], name: str, *, optional: bool = False) -> Any:
-    value = body.get(name)
-    if value is None and optional:
-        return None
-    if not isinstance(value, str):
-        raise ValueError(f"cluster message field {name!r} must be a string")
-    return value
-
-
-def decode(text: str | bytes) -> ClusterMessage:
-    """Parse what ``encode`` wrote.
-
-    Raises:
-        ValueError: not a cluster message (the adapter logs it and goes on).
-    """
-    try:
-        body = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cluster message is not JSON: {exc}") from None
-    if not isinstance(body, dict) or body.get("k") not in _KINDS:
-        raise ValueError("cluster message without a known kind")
-    kind = _KINDS[body["k"]]
-    node = _text(body, "node")
-    if kind is ChannelState:
-        count, raw = body.get("subscriptions"), body.get("members", [])
-        if not isinstance(count, int) or count < 0 or not isinstance(raw, list):
-            raise ValueError("cluster state needs a count and a member list")
-        members = []
-        for item in raw:
-            if not (isinstance(item, list) and len(item) == 3 and isinstance(item[2], int)):
-                raise ValueError("cluster state member must be [user_id, user_info, connections]")
-            members.append(RemoteMember(Member(item[0], item[1]), item[2]))
-        return ChannelState(node, _text(body, "channel"), count, tuple(members))
-    if kind is RelayFrame:
-        exclude = _text(body, "exclude", optional=True)
-        return RelayFrame(node, _text(body, "channel"), _text(body, "text"), exclude)
-    if kind is CacheStore:
-        age = body.get("age", 0.0)
-        if not isinstance(age, int | float) or age < 0:
-            raise ValueError("cluster cache age must be a non-negative number")
-        name, data = _text(body, "name"), _text(body, "data")
-        return CacheStore(node, _text(body, "channel"), name, data, float(age))
-    if kind is Terminate:
-        return Terminate(node, _text(body, "user_id"))
-    if kind is Sync:
-        return Sync(node, _text(body, "token"))
-    return kind(node)  # type: ignore[call-arg]
+__all__ = ["ClusterState", "LocalMembers", "MemberChange", "bus_decides"]
 
 
 @dataclass(frozen=True)
@@ -212,6 +54,43 @@ class MemberChange:
     channel: str
     member: Member
     added: bool
+
+
+#: The webhooks a cluster sends from the bus's order of channel states, not from the core.
+_BUS_ORDERED = frozenset(
+    {
+        webhooks.CHANNEL_OCCUPIED,
+        webhooks.CHANNEL_VACATED,
+        webhooks.MEMBER_ADDED,
+        webhooks.MEMBER_REMOVED,
+    }
+)
+
+
+def bus_decides(event: webhooks.WebhookEvent) -> bool:
+    """Whether, in a cluster, ``event`` is sent from the bus's order (``ClusterState
+    .ordered``) rather than as the core decided it."""
+    return event.name in _BUS_ORDERED
+
+
+def _transitions(
+    channel: str,
+    before: tuple[int, dict[str, Member]],
+    after: tuple[int, dict[str, Member]],
+) -> list[webhooks.WebhookEvent]:
+    """Occupancy and membership webhooks between two whole-cluster views of a channel, in
+    the order one server sends them (occupied first, vacated last)."""
+    (count_before, members_before), (count_after, members_after) = before, after
+    events = []
+    if not count_before and count_after:
+        events.append(webhooks.channel_occupied(channel))
+    events += [
+        webhooks.member_removed(channel, k) for k in members_before if k not in members_after
+    ]
+    events += [webhooks.member_added(channel, k) for k in members_after if k not in members_before]
+    if count_before and not count_after:
+        events.append(webhooks.channel_vacated(channel))
+    return events
 
 
 @dataclass
@@ -234,6 +113,32 @@ class ClusterState:
     def __init__(self, node: str) -> None:
         self.node = node
         self._nodes: dict[str, _Node] = {}
+        #: Every node's channel states, this node's own included, applied in the bus's
+        #: order: node -> channel -> state.
+        self._ordered: dict[str, dict[str, ChannelState]] = {}
+
+    def ordered(self, state: ChannelState) -> list[webhooks.WebhookEvent]:
+        """Apply a state (any node's, this node's own echo included) in the bus's order;
+        return the webhooks this node must send: those its own message causes."""
+        channel = state.channel
+        before = self._cluster_view(channel)
+        held = self._ordered.setdefault(state.node, {})
+        if state.subscriptions or state.members:
+            held[channel] = state
+        else:
+            held.pop(channel, None)
+        after = self._cluster_view(channel)
+        return _transitions(channel, before, after) if state.node == self.node else []
+
+    def _cluster_view(self, channel: str) -> tuple[int, dict[str, Member]]:
+        count, members = 0, dict[str, Member]()
+        for held in self._ordered.values():
+            state = held.get(channel)
+            if state is not None:
+                count += state.subscriptions
+                for remote in state.members:
+                    members.setdefault(remote.member.key, remote.member)
+        return count, members
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -262,6 +167,18 @@ class ClusterState:
             channels.pop(channel, None)
         return self._changes(channel, before, self._present(channel, local))
 
+    def forget_ordered(self, node: str) -> list[webhooks.WebhookEvent]:
+        """Drop a departed node from the bus-ordered view; return the webhooks it can no
+        longer send (``channel_vacated``, ``member_removed``), for one node to send
+        (``sends_for_the_departed``)."""
+        channels = list(self._ordered.get(node, {}))
+        before = {channel: self._cluster_view(channel) for channel in channels}
+        self._ordered.pop(node, None)
+        events = []
+        for channel in channels:
+            events += _transitions(channel, before[channel], self._cluster_view(channel))
+        return events
+
     def forget(self, node: str, local: LocalMembers) -> list[MemberChange]:
         """Drop a node (gone or dead) and everything it held."""
         entry = self._nodes.get(node)
@@ -274,14 +191,15 @@ class ClusterState:
             changes += self._changes(channel, present, self._present(channel, local))
         return changes
 
+    def rejoined(self, now: float) -> None:
+        """This node is back on the bus after losing it: it heard nobody meanwhile, through
+        no fault of theirs, so every node gets a full timeout from now to be heard again."""
+        for entry in self._nodes.values():
+            entry.last_heard = now
+
     def silent(self, now: float, timeout: float) -> list[str]:
         """The nodes not heard of for ``timeout`` seconds: dead, to be forgotten."""
         return [node for node, entry in self._nodes.items() if now - entry.last_heard >= timeout]
-
-    def held(self, node: str) -> list[str]:
-        """The channels ``node`` has subscribers on."""
-        entry = self._nodes.get(node)
-        return [] if entry is None else [c for c, s in entry.channels.items() if s.subscriptions]
 
     def sends_for_the_departed(self) -> bool:
         """Whether this node sends the webhooks a departed node can no longer send: the

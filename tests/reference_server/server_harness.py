@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,6 +14,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
+from aiohttp import web
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -152,3 +154,26 @@ async def two_requests_on_one_connection(http_url: str) -> list[bytes]:
     finally:
         writer.close()
     return answers
+
+
+@contextlib.asynccontextmanager
+async def webhook_receiver() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
+    """A loopback webhook endpoint; yields its URL and the events it has received."""
+    events: list[dict[str, Any]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        events.extend((await request.json())["events"])
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/hooks", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        site = web.SockSite(runner, sock)
+        await site.start()
+        try:
+            yield f"http://127.0.0.1:{sock.getsockname()[1]}/hooks", events
+        finally:
+            await runner.cleanup()

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from reference_server.cluster_link import ClusterLink
 from reference_server.peers import Fanout
 from reference_server.protocol.channels import ChannelRegistry, Delivery
-from reference_server.protocol.cluster import (
+from reference_server.protocol.cluster_messages import (
     CacheStore,
     ChannelState,
     ClusterMessage,
@@ -23,7 +23,13 @@ from reference_server.protocol.cluster import (
 from reference_server.protocol.http_events import TriggerEvent
 from reference_server.protocol.http_publish import Publisher
 from reference_server.protocol.presence import Member
-from reference_server.protocol.webhooks import WebhookEvent, channel_vacated, member_removed
+from reference_server.protocol.webhooks import (
+    WebhookEvent,
+    channel_occupied,
+    channel_vacated,
+    member_added,
+    member_removed,
+)
 
 
 class RecordingFanout(Fanout):
@@ -60,6 +66,12 @@ class Node:
             send=self.sent.append,
             clock=lambda: self.now,
         )
+
+    def echo(self) -> None:
+        """What the bus does: hand this node its own messages back, in order."""
+        self.link.flush()
+        for message in list(self.sent):
+            self.link.receive(message)
 
     def events(self) -> list[tuple[str, str | None, tuple[str, ...]]]:
         return [
@@ -173,6 +185,8 @@ def test_the_smallest_live_node_sends_the_webhooks_of_a_dead_node() -> None:
         node = Node(name)
         node.registry.subscribe("presence-p", "1.1")
         node.registry.presence.join("presence-p", "1.1", Member("bob"))
+        node.echo()
+        node.fanout.webhooks.clear()
         alice = (RemoteMember(Member("alice"), 1),)
         node.link.receive(Hello("n1"))
         node.link.receive(ChannelState("n1", "presence-p", 1, alice))
@@ -184,3 +198,17 @@ def test_the_smallest_live_node_sends_the_webhooks_of_a_dead_node() -> None:
         assert node.link.state.nodes == ("m",)
         expected = [member_removed("presence-p", "alice"), channel_vacated("lonely")]
         assert node.fanout.webhooks == (expected if speaks else [])
+
+
+def test_occupancy_and_membership_webhooks_follow_the_bus_order() -> None:
+    for first_on_the_bus, sends in (("n1", False), ("me", True)):
+        node = Node()
+        node.registry.subscribe("presence-p", "1.1")
+        node.registry.presence.join("presence-p", "1.1", Member("bob"))
+        node.link.flush()
+        (mine,) = node.sent
+        theirs = ChannelState("n1", "presence-p", 1, (RemoteMember(Member("bob"), 1),))
+        for message in (theirs, mine) if first_on_the_bus == "n1" else (mine, theirs):
+            node.link.receive(message)
+        first = [channel_occupied("presence-p"), member_added("presence-p", "bob")]
+        assert node.fanout.webhooks == (first if sends else [])

@@ -27,6 +27,7 @@ from .server_harness import (
     serving,
     silent,
     trigger,
+    webhook_receiver,
 )
 from .server_harness import subscribe_authorised as subscribe
 
@@ -263,3 +264,25 @@ async def test_a_node_whose_redis_is_unreachable_says_so() -> None:
     async with serving(redis_url=f"redis://127.0.0.1:{port}/0") as lonely:
         assert lonely.server.ready() == ["redis not connected"]
         assert lonely.ready_line()["node_id"] == lonely.server.node_id
+
+
+async def test_simultaneous_changes_on_two_nodes_give_one_webhook_each(redis_server: str) -> None:
+    channels = [f"race-{number}" for number in range(10)]
+    async with webhook_receiver() as (url, events):
+        hooks = {"webhook_url": url, "webhook_delay": 0.0}
+        async with nodes(redis_server, 2, **hooks) as (a, b), client(a) as on_a, client(b) as on_b:
+            await established(on_a)
+            await established(on_b)
+            subscribes = [
+                json.dumps({"event": "pusher:subscribe", "data": {"channel": channel}})
+                for channel in channels
+            ]
+            unsubscribes = [s.replace("pusher:subscribe", "pusher:unsubscribe") for s in subscribes]
+            for batch in (subscribes, unsubscribes):
+                # Both nodes change every channel at the same moment.
+                await asyncio.gather(*(ws.send(text) for text in batch for ws in (on_a, on_b)))
+                await asyncio.sleep(0.5)
+            names = sorted((e["name"], e["channel"]) for e in events)
+    assert names == sorted(
+        [("channel_occupied", c) for c in channels] + [("channel_vacated", c) for c in channels]
+    )

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import pytest
 
+from reference_server.protocol import webhooks
 from reference_server.protocol.channels import Cached, ChannelRegistry, Relay, Touched
-from reference_server.protocol.cluster import (
+from reference_server.protocol.cluster import ClusterState, MemberChange, bus_decides
+from reference_server.protocol.cluster_messages import (
     CacheStore,
     ChannelState,
-    ClusterState,
     Goodbye,
     Heartbeat,
     Hello,
-    MemberChange,
     RelayFrame,
     RemoteMember,
     Sync,
@@ -117,10 +117,8 @@ def test_silent_nodes_expire_and_their_members_leave() -> None:
     cluster.apply(state("n2", "presence-a", 1, (BOB, 1)), 0.0, nobody)
     cluster.heard("n2", 4.0)
     assert cluster.silent(5.0, 5.0) == ["n1"]
-    assert cluster.held("n1") == ["presence-a"]
     assert cluster.forget("n1", nobody) == [MemberChange("presence-a", ALICE, added=False)]
     assert cluster.nodes == ("n2",)
-    assert cluster.held("n1") == []
     assert cluster.subscription_count("presence-a") == 1
     assert cluster.forget("n2", nobody) == [MemberChange("presence-a", BOB, added=False)]
     assert cluster.forget("n2", nobody) == []
@@ -196,3 +194,44 @@ def test_relayed_frames_go_to_subscribers_or_to_the_user() -> None:
     assert registry.relay_targets("a", "1.1") == ("1.2",)
     assert registry.relay_targets("#server-to-user-7", "1.4") == ("1.3",)
     assert registry.relay_targets("#server-to-user-8", None) == ()
+
+
+def test_each_webhook_goes_from_the_node_whose_message_made_the_change() -> None:
+    cluster = ClusterState("me")
+    mine = state("me", "presence-a", 1, (ALICE, 1))
+    theirs = state("n1", "presence-a", 1, (BOB, 1))
+    assert cluster.ordered(theirs) == []  # n1's own to send
+    assert cluster.ordered(mine) == [webhooks.member_added("presence-a", "alice")]
+    assert cluster.ordered(state("n1", "presence-a", 0)) == []
+    assert cluster.ordered(state("me", "presence-a", 0)) == [
+        webhooks.member_removed("presence-a", "alice"),
+        webhooks.channel_vacated("presence-a"),
+    ]
+    assert cluster.ordered(state("me", "b", 2)) == [webhooks.channel_occupied("b")]
+
+
+def test_a_departed_nodes_webhooks_are_computed_for_one_node_to_send() -> None:
+    cluster = ClusterState("me")
+    cluster.ordered(state("me", "presence-a", 1, (ALICE, 1)))
+    cluster.ordered(state("n1", "presence-a", 1, (BOB, 1), (ALICE, 1)))
+    cluster.ordered(state("n1", "b", 1))
+    assert cluster.forget_ordered("n1") == [
+        webhooks.member_removed("presence-a", "42"),
+        webhooks.channel_vacated("b"),
+    ]
+    assert cluster.forget_ordered("n1") == []
+
+
+def test_only_occupancy_and_membership_webhooks_follow_the_bus() -> None:
+    assert bus_decides(webhooks.channel_occupied("a"))
+    assert bus_decides(webhooks.member_removed("presence-a", "x"))
+    assert not bus_decides(webhooks.cache_miss("cache-a"))
+
+
+def test_a_node_back_on_the_bus_gives_every_node_a_full_timeout() -> None:
+    cluster = ClusterState("me")
+    cluster.heard("n1", 0.0)
+    assert cluster.silent(10.0, 5.0) == ["n1"]
+    cluster.rejoined(10.0)
+    assert cluster.silent(14.0, 5.0) == []
+    assert cluster.silent(15.0, 5.0) == ["n1"]
