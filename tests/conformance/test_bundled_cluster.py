@@ -102,8 +102,8 @@ def test_the_cluster_spec_passes_against_sound_bundled_nodes(nodes: int, tmp_pat
     code, verdicts, checks = certify(
         tmp_path, "--bundled-nodes", str(nodes), "--check", "CLUSTER-*"
     )
-    assert verdicts == dict.fromkeys(CLUSTER_REQUIREMENTS, "PASS")
-    assert set(checks.values()) == {"passed"}
+    assert verdicts == dict.fromkeys(CLUSTER_REQUIREMENTS, "PASS"), checks
+    assert set(checks.values()) == {"passed"}, checks
     assert checks["CLUSTER-08/dead-node-members-removed"] == "passed"  # ran, not skipped
     assert code == 0
 
@@ -148,16 +148,16 @@ def test_a_node_that_forwards_twice_fails_exactly_once_and_nothing_else(tmp_path
         "--check", "CHAN-PRES-*", faults="cluster_double_forward",
     )  # fmt: skip
     failed = {check for check, outcome in checks.items() if outcome == "failed"}
-    assert failed == THROUGH_NODE_1
+    assert failed == THROUGH_NODE_1, checks
     assert {check for check, outcome in checks.items() if outcome != "failed"} == {
         check for check in checks if check not in THROUGH_NODE_1
     }
-    assert set(checks.values()) == {"passed", "failed"}
+    assert set(checks.values()) == {"passed", "failed"}, checks
     assert {r for r, v in verdicts.items() if v != "PASS"} == {
         "CLUSTER-01", "CLUSTER-04", "CLUSTER-05",
-    }  # fmt: skip
+    }, verdicts  # fmt: skip
     # Every cluster rule is inferred: DISPUTED, which fails the run only with --strict.
-    assert code == 0
+    assert code == 0, verdicts
 
 
 # -- a target file's nodes: (marker cluster; no Redis needed) -----------------------------------
@@ -179,9 +179,12 @@ def two_servers(tmp_path: Path) -> Iterator[tuple[BundledServer, BundledServer]]
         second.stop()
 
 
-def target_file(folder: Path, first: BundledServer, nodes: list[dict[str, str]]) -> Path:
+def target_file(
+    folder: Path, first: BundledServer, nodes: list[dict[str, str]], **more: Any
+) -> Path:
     path = folder / "cluster.yaml"
     data = {
+        **more,
         "name": "a cluster under test",
         "app_id": first.target.app_id,
         "key": first.target.key,
@@ -236,3 +239,44 @@ def test_two_servers_that_share_nothing_pass_no_cluster_requirement(
     _, verdicts, _ = certify(tmp_path / "report", "--target", str(file), "--check", "CLUSTER-*")
     assert set(verdicts) == CLUSTER_REQUIREMENTS
     assert "PASS" not in verdicts.values(), verdicts
+
+
+@pytest.mark.cluster
+def test_a_cluster_that_never_notices_a_dead_node_fails_cluster_08(
+    redis_server: str, tmp_path: Path
+) -> None:
+    """Two nodes on one Redis that wait 10 minutes before they call a silent node dead: the
+    killed node's member outlives the bound (activity + pong timeout + 30 s = 38 s here)."""
+    sluggish = ("--redis-url", redis_server, "--node-timeout", "600")
+    first = start_bundled(tmp_path / "a.log", faults="", extra_args=(*sluggish, "--node-id", "a"))
+    try:
+        credentials = (first.target.app_id, first.target.key, first.target.secret)
+        second = start_bundled(
+            tmp_path / "b.log",
+            faults="",
+            credentials=credentials,
+            extra_args=(*sluggish, "--node-id", "b"),
+        )
+        try:
+            file = target_file(
+                tmp_path,
+                first,
+                [
+                    {"ws_url": first.target.ws_url, "http_url": first.target.http_url},
+                    {
+                        "ws_url": second.target.ws_url,
+                        "http_url": second.target.http_url,
+                        "stop": f"kill -9 {second.process.pid}",
+                    },
+                ],
+                timings={"activity_timeout": 3, "pong_timeout": 5},
+            )
+            _, verdicts, checks = certify(
+                tmp_path / "report", "--target", str(file), "--check", "CLUSTER-08*"
+            )
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+    assert checks == {"CLUSTER-08/dead-node-members-removed": "failed"}
+    assert verdicts == {"CLUSTER-08": "DISPUTED"}
