@@ -102,6 +102,7 @@ class ClusterLink:
 
     def hello(self) -> None:
         """(Re)joined: ask every node for its state, and give ours."""
+        self.state.rejoined(self._clock())
         self._send(Hello(self.node))
         self.send_everything()
 

@@ -268,7 +268,12 @@ class RedisCluster:
                 await pubsub.aclose()
 
     async def _beat(self) -> None:
-        """Heartbeats out, silent nodes given up on, for as long as the node runs."""
+        """Heartbeats out, silent nodes given up on, for as long as the node runs.
+
+        Not while Redis is unreachable: then it is this node that is cut off, and giving
+        the others up would send their members' ``member_removed`` webhooks for nothing.
+        """
         while True:
             await asyncio.sleep(self.heartbeat_interval)
-            self.link.tick()
+            if self.connected:
+                self.link.tick()

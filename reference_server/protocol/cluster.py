@@ -191,6 +191,12 @@ class ClusterState:
             changes += self._changes(channel, present, self._present(channel, local))
         return changes
 
+    def rejoined(self, now: float) -> None:
+        """This node is back on the bus after losing it: it heard nobody meanwhile, through
+        no fault of theirs, so every node gets a full timeout from now to be heard again."""
+        for entry in self._nodes.values():
+            entry.last_heard = now
+
     def silent(self, now: float, timeout: float) -> list[str]:
         """The nodes not heard of for ``timeout`` seconds: dead, to be forgotten."""
         return [node for node, entry in self._nodes.items() if now - entry.last_heard >= timeout]

@@ -226,3 +226,12 @@ def test_only_occupancy_and_membership_webhooks_follow_the_bus() -> None:
     assert bus_decides(webhooks.channel_occupied("a"))
     assert bus_decides(webhooks.member_removed("presence-a", "x"))
     assert not bus_decides(webhooks.cache_miss("cache-a"))
+
+
+def test_a_node_back_on_the_bus_gives_every_node_a_full_timeout() -> None:
+    cluster = ClusterState("me")
+    cluster.heard("n1", 0.0)
+    assert cluster.silent(10.0, 5.0) == ["n1"]
+    cluster.rejoined(10.0)
+    assert cluster.silent(14.0, 5.0) == []
+    assert cluster.silent(15.0, 5.0) == ["n1"]
