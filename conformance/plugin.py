@@ -33,7 +33,7 @@ from .options import (
 from .outcomes import CheckOutcome
 from .profiles import choose_seed, prepare_hypothesis
 from .properties import known_property_names
-from .receiver_process import ReceiverProcess, start_receiver_process
+from .receiver_process import ReceiverProcess, spawn_receiver_process, start_receiver_process
 from .restart import BundledRestarter, CommandRestarter, Restarter
 from .results import CheckResult, RunReport, build_report
 from .server_marks import MARKS_FILE, ServerMarks, read_marks
@@ -109,10 +109,10 @@ def _configure(config: pytest.Config) -> None:
         started_at = datetime.now(UTC).isoformat(timespec="seconds")
         user_target = target_from_options(options)
         if user_target is None:
-            # Receiver first (port 0: a free one), then the server that posts to it.
-            receiver = _start_receiver(BUNDLED_WEBHOOK_LISTEN)
+            # The receiver's address first (port 0: a free one), then the server that posts to
+            # it, starting while the receiver child does.
+            receiver = spawn_receiver_process(BUNDLED_WEBHOOK_LISTEN)
             config.add_cleanup(receiver.stop)
-            webhook_control = receiver.control_url
             if options.bundled_nodes:
                 cluster = start_bundled_cluster(
                     options.bundled_nodes,
@@ -131,6 +131,7 @@ def _configure(config: pytest.Config) -> None:
                 )
                 config.add_cleanup(bundled.stop)
                 bundled_target = bundled.target
+            webhook_control = receiver.wait_ready().control_url
             target = with_declared_capabilities(bundled_target, options)
         else:
             check_reachable(user_target)

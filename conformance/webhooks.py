@@ -49,6 +49,7 @@ __all__ = [
     "WebhookClient",
     "WebhookReceiver",
     "WebhookRecord",
+    "bind_listener",
     "parse_listen_url",
     "signature_problems",
     "webhook_signature",
@@ -91,6 +92,23 @@ def parse_listen_url(url: str) -> tuple[str, int, str]:
     if port is None:
         raise UsageError(f"webhook listen URL needs an explicit port: {url!r}")
     return host, port, parts.path or "/"
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """The receiver's listening socket on ``host``:``port`` (0: a free port).
+
+    Raises:
+        OSError: the address cannot be bound.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def webhook_signature(secret: str, body: bytes) -> str:
@@ -238,8 +256,11 @@ class WebhookReceiver:
     runs until ``stop``.
     """
 
-    def __init__(self, listen_url: str) -> None:
+    def __init__(self, listen_url: str, *, sock: socket.socket | None = None) -> None:
+        """``sock``: already bound to ``listen_url``'s address (by a parent process that had
+        to know the port before this receiver was ready); else ``start`` binds it."""
         self.host, self.port, self.path = parse_listen_url(listen_url)
+        self._sock = sock
         self.token = secrets.token_hex(12)
         self.state = ReceiverState()
         self._loop: LoopThread | None = None
@@ -277,13 +298,9 @@ class WebhookReceiver:
         app.router.add_route("*", "/{tail:.*}", self._receive)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((self.host, self.port))
+            sock = self._sock if self._sock is not None else bind_listener(self.host, self.port)
         except OSError:
-            sock.close()
             await self._runner.cleanup()
             raise
         self.port = sock.getsockname()[1]
