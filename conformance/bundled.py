@@ -12,13 +12,14 @@ import base64
 import contextlib
 import json
 import os
-import secrets
 import selectors
+import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from typing import IO, Any
 
 from .errors import HarnessError
 from .target import Target, Timings
+from .target_apps import bundled_apps
 from .tls import client_context
 
 __all__ = [
@@ -60,6 +62,10 @@ BUNDLED_WEBHOOK_LISTEN = "http://127.0.0.1:0/pusher/webhooks"
 #: default 3 s, like the short heartbeat timings: the webhook checks wait on the event, so a
 #: shorter hold only makes them quicker, and 1.5 s still leaves room for a "quick return".
 BUNDLED_WEBHOOK_DELAY = 1.5
+
+
+#: The connection quota of the bundled server's quota app (PROTO-CONN-11 opens this many).
+BUNDLED_QUOTA = 3
 
 
 #: Seconds a stopping server may take to drain and exit: its drain timeout (2 s), the close
@@ -104,9 +110,13 @@ class BundledServer:
     serves_file: Path | None = None
     #: With ``BundledTls.plain_port``: the plain port's URL (``http://127.0.0.1:PORT``).
     plain_url: str | None = None
+    #: The private folder of the generated apps file (it holds secrets), removed at the stop.
+    apps_dir: Path | None = None
 
     def stop(self) -> None:
         stop_child(self.process, self.process.terminate)
+        if self.apps_dir is not None:
+            shutil.rmtree(self.apps_dir, ignore_errors=True)
 
     def collect_marks(self, timeout: float = 5.0) -> Path | None:
         """Ask the running server to write its requirement marks now (SIGUSR1) and wait
@@ -249,13 +259,18 @@ def start_bundled(
     ``serves_file`` it counts its requirement marks and appends them there when it exits (an
     old file is removed first, so the file holds this server's lines only); with ``tls`` it
     serves wss:// and https://, and the target trusts the CA that signed its certificate."""
-    app_id = str(secrets.randbelow(900000) + 100000)
-    key = secrets.token_hex(10)
-    secret = secrets.token_hex(16)
+    apps, other_apps = bundled_apps(BUNDLED_QUOTA)
+    main = apps["apps"][0]
+    app_id, key, secret = main["id"], main["key"], main["secret"]
+    # A private folder: the file holds secrets. It lives as long as the server (a restart
+    # reads it again) and goes at the stop.
+    apps_dir = Path(tempfile.mkdtemp(prefix="pusher-conformance-apps-"))
+    apps_file = apps_dir / "apps.json"
+    apps_file.write_text(json.dumps(apps), encoding="utf-8")
     command = [
         sys.executable, "-m", "reference_server",
         "--host", "127.0.0.1", "--port", "0",
-        "--app-id", app_id, "--key", key, "--secret", secret,
+        "--apps-file", str(apps_file),
         "--activity-timeout", str(BUNDLED_ACTIVITY_TIMEOUT),
         "--pong-timeout", str(BUNDLED_PONG_TIMEOUT),
         "--client-events",
@@ -270,7 +285,11 @@ def start_bundled(
         command += ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
         if tls.plain_port:
             command += ["--plain-port", "0"]
-    process, ready = _launch(command, log_path, startup_timeout)
+    try:
+        process, ready = _launch(command, log_path, startup_timeout)
+    except BaseException:
+        shutil.rmtree(apps_dir, ignore_errors=True)
+        raise
     port = int(ready["port"])
     secure = "s" if tls is not None else ""
     target = Target(
@@ -285,6 +304,7 @@ def start_bundled(
         bundled=True,
         webhook_listen=webhook_url,
         ca_file=str(tls.ca_file) if tls is not None else None,
+        other_apps=other_apps,
     )
     plain_url = ready.get("plain_url")
     return BundledServer(
@@ -295,6 +315,7 @@ def start_bundled(
         tuple(command),
         serves_file,
         plain_url if isinstance(plain_url, str) else None,
+        apps_dir,
     )
 
 

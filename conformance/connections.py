@@ -23,7 +23,6 @@ from .errors import CheckFailed, PreconditionFailed, UsageError
 from .proxy.server import FaultProxy
 from .target import Target
 from .templates import nonce
-from .tls import client_context
 from .transcript import Transcript
 from .wsclient import RawConnection
 
@@ -153,7 +152,10 @@ class Connections(Mapping[str, RawConnection]):
         check trusts (the target's CA file); the check's side of the proxy is plain loopback."""
         if self._proxy is None:
             self._proxy = FaultProxy(
-                self.target.ws_url, ca_file=self.target.ca_file, log=self._log_injection
+                self.target.ws_url,
+                ca_file=self.target.ca_file,
+                insecure=self.target.insecure,
+                log=self._log_injection,
             )
             await self._proxy.start()
             self.transcript.record("proxy_started", address=list(self._proxy.address))
@@ -210,7 +212,7 @@ class Connections(Mapping[str, RawConnection]):
             auto_pong=auto_pong,
             timeout=self.timeout,
             local_address=local_address,
-            ssl_context=client_context(self.target.ca_file),
+            ssl_context=self.target.client_tls(),
         )
         self._by_name[name] = conn
         return conn
@@ -222,11 +224,13 @@ class Connections(Mapping[str, RawConnection]):
         auto_pong: bool = True,
         via_proxy: bool = False,
         local_address: str | None = None,
+        key: str | None = None,
     ) -> tuple[RawConnection, dict[str, Any]]:
-        """Connect and wait for ``pusher:connection_established`` (a precondition); the
-        connection and what the greeting told (``{"socket_id", "activity_timeout"}``)."""
+        """Connect (with ``key``, default the target's) and wait for
+        ``pusher:connection_established`` (a precondition); the connection and what the
+        greeting told (``{"socket_id", "activity_timeout"}``)."""
         conn = await self.connect(
-            name, auto_pong=auto_pong, via_proxy=via_proxy, local_address=local_address
+            name, key=key, auto_pong=auto_pong, via_proxy=via_proxy, local_address=local_address
         )
         if conn.closed is not None:
             raise PreconditionFailed(f"could not open {name}: {conn.closed.describe()}")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from . import templates
+from .app_clients import CheckApps
 from .connections import DEFAULT_QUERY, Connections
 from .errors import CheckFailed, PreconditionFailed, UsageError
 from .httpclient import ApiClient
@@ -26,6 +27,7 @@ from .restart import Restarter
 from .signing import channel_auth, hmac_sha256_hex
 from .spec import Check
 from .target import Target
+from .target_apps import OtherApp
 from .templates import nonce, unique_channel
 from .transcript import Transcript
 from .webhooks import WebhookClient
@@ -141,6 +143,8 @@ class CheckContext:
         #: Webhooks that arrived since this check began (earlier ones belong to others).
         self._started_wall = time.time()
         self._webhooks: WebhookClient | None = None
+        #: The target's other apps (a step's ``app:``) as this check uses them.
+        self.apps = CheckApps(target, self.api, self.transcript)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -151,6 +155,7 @@ class CheckContext:
     async def aclose(self) -> None:
         await self.connections.aclose()
         await self.api.aclose()
+        await self.apps.aclose()
         if self.restarting is not None:
             # A check that ended early still leaves the target restarted for the next one.
             with contextlib.suppress(Exception):
@@ -174,6 +179,15 @@ class CheckContext:
                 since=self._started_wall - 1.0,
             )
         return self._webhooks
+
+    # -- the target's apps (see ``app_clients``) ---------------------------------------------
+
+    def other_app(self, app: str) -> OtherApp:
+        return self.apps.other(app)
+
+    def api_for(self, app: str | None) -> ApiClient:
+        """The HTTP API client signing as ``app`` (``None``: the main app, ``api``)."""
+        return self.apps.api(app, self.response_timeout)
 
     # -- time --------------------------------------------------------------------------------
 
@@ -243,7 +257,11 @@ class CheckContext:
         auto_pong: bool = True,
         local_address: str | None = None,
         via_proxy: bool = False,
+        app: str | None = None,
     ) -> RawConnection:
+        """``app``: connect to that app of the target (its key, unless ``key`` is given)."""
+        app_key = self.apps.opened(name, app)
+        key = key if key is not None else app_key
         return await self.connections.connect(
             name,
             key=key,
@@ -261,11 +279,14 @@ class CheckContext:
         auto_pong: bool = True,
         via_proxy: bool = False,
         local_address: str | None = None,
+        app: str | None = None,
     ) -> RawConnection:
-        """Connect and wait for ``pusher:connection_established`` (a precondition); its
-        ``socket_id`` and ``activity_timeout`` become ``${name.…}``."""
+        """Connect (to ``app``, default the main one) and wait for
+        ``pusher:connection_established`` (a precondition); its ``socket_id`` and
+        ``activity_timeout`` become ``${name.…}``."""
+        key = self.apps.opened(name, app)
         conn, greeting = await self.connections.open(
-            name, auto_pong=auto_pong, via_proxy=via_proxy, local_address=local_address
+            name, auto_pong=auto_pong, via_proxy=via_proxy, local_address=local_address, key=key
         )
         self.variables[name] = greeting
         return conn
@@ -291,9 +312,8 @@ class CheckContext:
         """A valid channel auth for connection ``name`` (which must be open)."""
         socket_id = self._socket_id(name)
         data_text = self.channel_data_text(channel_data)
-        auth = channel_auth(
-            self.target.key, self.target.secret, socket_id, channel, data_text or ""
-        )
+        app = self.apps.of_connection(name)
+        auth = channel_auth(app.key, app.secret, socket_id, channel, data_text or "")
         signed = {"auth": auth}
         if data_text is not None:
             signed["channel_data"] = data_text
@@ -302,8 +322,9 @@ class CheckContext:
     def sign_user(self, name: str, user_data: Any) -> dict[str, str]:
         """A valid ``pusher:signin`` payload for connection ``name``."""
         text = self.channel_data_text(user_data) or ""
-        signature = hmac_sha256_hex(self.target.secret, f"{self._socket_id(name)}::user::{text}")
-        return {"auth": f"{self.target.key}:{signature}", "user_data": text}
+        app = self.apps.of_connection(name)
+        signature = hmac_sha256_hex(app.secret, f"{self._socket_id(name)}::user::{text}")
+        return {"auth": f"{app.key}:{signature}", "user_data": text}
 
     def _socket_id(self, name: str) -> str:
         info = self.variables.get(name)
@@ -377,9 +398,11 @@ class CheckContext:
         channel: str | None = None,
         channels: list[str] | None = None,
         socket_id: str | None = None,
+        app: str | None = None,
     ) -> None:
-        """Publish through the HTTP API (a precondition: it must answer 200)."""
-        response = await self.api.trigger(
+        """Publish through the HTTP API of ``app`` (default the main one); a precondition: it
+        must answer 200."""
+        response = await self.api_for(app).trigger(
             name, data, channel=channel, channels=channels, socket_id=socket_id
         )
         if response.status != 200:

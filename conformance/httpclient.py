@@ -19,7 +19,6 @@ from yarl import URL
 from .errors import TargetError
 from .signing import api_auth_params, sign_api_request
 from .target import Target
-from .tls import client_context
 from .transcript import Transcript
 
 __all__ = ["NOT_JSON_BODY", "ApiClient", "ApiResponse", "QueryPairs"]
@@ -104,7 +103,7 @@ class ApiClient:
             "http_request", method=method, url=str(url), body=body.decode("utf-8", "replace")
         )
         if self._session is None:
-            context = client_context(self.target.ca_file)
+            context = self.target.client_tls()
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 connector=aiohttp.TCPConnector(ssl=context) if context is not None else None,

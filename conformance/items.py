@@ -31,6 +31,7 @@ from .results import CheckResult, RunReport
 from .runner import CheckRun, Job, RunHealth, budget_for, execute_check
 from .spec import Check, Requirement, SpecSet
 from .target import Target
+from .target_apps import TARGET_APP_FIELDS
 
 RESULT_PROPERTY = "conformance_result"
 
@@ -88,6 +89,17 @@ class RequirementCollector(pytest.Collector):
                 )
 
 
+def undeclared_need(target: Target, requirement: Requirement, check: Check) -> str | None:
+    """What the check needs that the target does not declare, as the skip names it
+    (``capability 'webhooks'``, ``target field 'second_app'``); ``None``: it can run."""
+    needs = ([requirement.capability] if requirement.capability else []) + list(check.capabilities)
+    for need in needs:
+        if not target.declares(need):
+            kind = "target field" if need in TARGET_APP_FIELDS else "capability"
+            return f"{kind} {need!r}"
+    return None
+
+
 class _Reported(Exception):
     """Carries a finished check's failure text to ``repr_failure``."""
 
@@ -114,16 +126,10 @@ class CheckItem(pytest.Item):
     def runtest(self) -> None:
         state = self.config.stash[STATE]
         started = time.monotonic()
-        capability = self.requirement.capability
-        if capability and capability not in state.target.capabilities:
-            self._finish(
-                state,
-                CheckOutcome.SKIPPED,
-                f"capability {capability!r} not declared",
-                started,
-                None,
-            )
-            pytest.skip(f"OPTIONAL_ABSENT: capability {capability!r} not declared by the target")
+        missing = undeclared_need(state.target, self.requirement, self.check)
+        if missing is not None:
+            self._finish(state, CheckOutcome.SKIPPED, f"{missing} not declared", started, None)
+            pytest.skip(f"OPTIONAL_ABSENT: {missing} not declared by the target")
         run = state.runs.pop(self.check.full_id, None) or self.execute(state)
         outcome, message, ctx = run.outcome, run.message, run.ctx
         self._finish(state, outcome, message, run.started, ctx, run.duration)

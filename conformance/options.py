@@ -24,6 +24,7 @@ from .errors import UsageError
 from .profiles import PROFILES
 from .spec import REGRESSIONS_SUBDIR, Check, Requirement, SpecSet
 from .target import CONNECTION_FIELDS, KNOWN_CAPABILITIES, webhook_listen_url
+from .tls import refuse_both_trust_choices
 
 __all__ = [
     "LEVELS",
@@ -181,6 +182,11 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         "ca_file", "--ca-file", metavar="PEM",
         help="trust this CA (PEM) for a wss:// or https:// target, on top of the system store",
     ),
+    _target(
+        "insecure", "--insecure", form="switch",
+        help="do not verify the target's TLS certificate at all (warned about, and the report "
+        "says so); not with --ca-file",
+    ),
     RunOption("report_dir", ("--report-dir",), default="conformance-report", metavar="DIR"),
     RunOption(
         "baseline", ("--baseline",), metavar="FILE",
@@ -287,6 +293,7 @@ class RunOptions:
     max_event_bytes: int | None = None
     webhook_listen: str | None = None
     ca_file: str | None = None
+    insecure: bool = False
     report_dir: str = "conformance-report"
     baseline: str | None = None
     strict: bool = False
@@ -316,6 +323,7 @@ class RunOptions:
         if self.target_flags_given and missing:
             raise UsageError(f"a target given by flags also needs {', '.join(missing)}")
         _refuse_both_saving_choices(self.regressions_dir, self.no_save_regressions)
+        refuse_both_trust_choices(self.ca_file, self.insecure)
 
     @classmethod
     def from_values(cls, value_of: Callable[[RunOption], Any]) -> RunOptions:
@@ -377,6 +385,8 @@ class RunOptions:
             add("--webhook-listen", self.webhook_listen)
         if self.ca_file:
             add("--ca-file", self.ca_file)
+        if self.insecure:
+            words.append("--insecure")
         if self.specs_dir:
             add("--specs", self.specs_dir)
         return " ".join(words)

@@ -12,13 +12,13 @@ it up front, they use a WebSocket ping alone.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import statistics
 import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from .errors import TargetError
-from .tls import client_context
 from .transcript import Transcript
 from .wsclient import Frame, RawConnection
 
@@ -67,7 +67,9 @@ def _established(frame: Frame) -> bool:
     return frame.event == "pusher:connection_established"
 
 
-async def greets(ws_url: str, key: str, timeout: float, *, ca_file: str | None = None) -> bool:
+async def greets(
+    ws_url: str, key: str, timeout: float, *, tls: ssl.SSLContext | None = None
+) -> bool:
     """Whether a new connection is greeted with ``pusher:connection_established``: the sign
     of life a run asks for after a check fails (a server that still takes TCP but closes
     every newcomer, as one stuck shutting down does, is not alive)."""
@@ -78,7 +80,7 @@ async def greets(ws_url: str, key: str, timeout: float, *, ca_file: str | None =
             Transcript("alive"),
             auto_pong=True,
             timeout=timeout,
-            ssl_context=client_context(ca_file),
+            ssl_context=tls,
         )
     except (TargetError, OSError):
         return False
@@ -89,7 +91,7 @@ async def greets(ws_url: str, key: str, timeout: float, *, ca_file: str | None =
 
 
 async def probe_target(
-    ws_url: str, key: str, timeout: float, *, ca_file: str | None = None
+    ws_url: str, key: str, timeout: float, *, tls: ssl.SSLContext | None = None
 ) -> TargetProbe:
     """Open ``HANDSHAKES`` connections one after another (timing each), ping on the first."""
     transcript = Transcript("preflight")
@@ -105,7 +107,7 @@ async def probe_target(
                 transcript,
                 auto_pong=True,
                 timeout=timeout,
-                ssl_context=client_context(ca_file),
+                ssl_context=tls,
             )
         except TargetError:
             break

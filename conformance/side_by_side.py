@@ -11,13 +11,14 @@ import dataclasses
 import pytest
 
 from .errors import ConformanceError, HarnessError, TargetUnreachable
-from .items import CheckItem, RunState
+from .items import CheckItem, RunState, undeclared_need
 from .preflight import TargetProbe, greets, probe_target
 from .profiles import profile, shrinking_capped
 from .progress import make_progress
 from .restart import restart
 from .scheduling import run_side_by_side
 from .target import check_reachable
+from .tls import insecure_warning
 
 
 def _alive(state: RunState) -> bool:
@@ -35,7 +36,7 @@ def _alive(state: RunState) -> bool:
     # and a false death costs a restart and the disturbed checks' time.
     timeout = 10.0 * state.settings.timeout_multiplier
     target = state.target
-    return asyncio.run(greets(target.ws_url, target.key, timeout, ca_file=target.ca_file))
+    return asyncio.run(greets(target.ws_url, target.key, timeout, tls=target.client_tls()))
 
 
 def _revive(state: RunState) -> str | None:
@@ -59,7 +60,9 @@ def _probe(state: RunState) -> TargetProbe:
     timeout = state.settings.response_timeout * state.settings.timeout_multiplier
     try:
         target = state.target
-        return asyncio.run(probe_target(target.ws_url, target.key, timeout, ca_file=target.ca_file))
+        return asyncio.run(
+            probe_target(target.ws_url, target.key, timeout, tls=target.client_tls())
+        )
     except (OSError, ConformanceError):
         return TargetProbe((), answers_pusher_ping=True)
 
@@ -68,16 +71,17 @@ def run_selected(session: pytest.Session, state: RunState) -> None:
     """Run every selected check the target has the capability for, side by side, and keep
     each one's outcome for its item to report."""
     config = session.config
-    declared = state.target.capabilities
     items = [
         i
         for i in session.items
         if isinstance(i, CheckItem)
-        and (not i.requirement.capability or i.requirement.capability in declared)
+        and undeclared_need(state.target, i.requirement, i.check) is None
     ]
     by_job = {item.job(state): item for item in items}
     capture = config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        if state.target.insecure:
+            print(f"conformance: {insecure_warning(state.target.ws_url)}", flush=True)
         state.probe = _probe(state)
         state.settings = dataclasses.replace(
             state.settings, answers_pusher_ping=state.probe.answers_pusher_ping

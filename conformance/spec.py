@@ -69,6 +69,9 @@ class Check:
     params: Mapping[str, Any] | None = None
     #: The regression case file this check comes from (None: a check of a spec file).
     regression_file: Path | None = None
+    #: What the target must declare for this check, on top of its requirement's capability:
+    #: capabilities or app fields (``target.TARGET_APP_FIELDS``); else it is skipped.
+    capabilities: tuple[str, ...] = ()
 
     @property
     def full_id(self) -> str:
@@ -238,6 +241,7 @@ def _parse_file(path: Path, data: Mapping[str, Any]) -> SpecFile:
                 exchange=tuple(c.get("exchange", ())),
                 property_name=c.get("property"),
                 params=c.get("params", {}) if "property" in c else None,
+                capabilities=tuple(c.get("capabilities", ())),
             )
             for c in raw.get("checks", ())
         )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import SpecError
 
 if TYPE_CHECKING:
-    from .spec import SpecFile
+    from .spec import Check, SpecFile
 
 __all__ = ["cross_check", "id_prefix", "id_sort_key", "merge_models"]
 
@@ -95,6 +95,8 @@ def _check_ids_and_checks(
                     f"{', '.join(sorted(duplicates))}"
                 )
             for check in requirement.checks:
+                if spec_file.subject == "server":
+                    _check_needs(spec_file.path.name, requirement.capability, check)
                 if (
                     check.property_name is not None
                     and known_properties
@@ -105,6 +107,21 @@ def _check_ids_and_checks(
                         f"{spec_file.path.name}: {check.full_id} names unknown property "
                         f"{check.property_name!r} (known: {', '.join(sorted(known_properties))})"
                     )
+
+
+def _check_needs(file_name: str, capability: str | None, check: Check) -> None:
+    """A server check may need only what a target can declare: a misspelt name would skip the
+    check against every target, silently."""
+    from .target import KNOWN_CAPABILITIES
+    from .target_apps import TARGET_APP_FIELDS
+
+    known = KNOWN_CAPABILITIES | set(TARGET_APP_FIELDS)
+    for need in ([capability] if capability else []) + list(check.capabilities):
+        if need not in known:
+            raise SpecError(
+                f"{file_name}: {check.full_id} needs {need!r}, which no target can declare "
+                f"(known: {', '.join(sorted(known))})"
+            )
 
 
 def _check_layout(files: Sequence[SpecFile]) -> None:

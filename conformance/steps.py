@@ -138,6 +138,7 @@ async def _connect(ctx: CheckContext, args: Mapping[str, Any]) -> None:
         auto_pong=args.get("auto_pong", True),
         via_proxy=args.get("via") == "proxy",
         local_address=_source(ctx, args),
+        app=args.get("app"),
     )
 
 
@@ -156,6 +157,7 @@ async def _open(ctx: CheckContext, args: Mapping[str, Any]) -> None:
         auto_pong=args.get("auto_pong", True),
         via_proxy=args.get("via") == "proxy",
         local_address=_source(ctx, args),
+        app=args.get("app"),
     )
 
 
@@ -319,6 +321,7 @@ async def _trigger(ctx: CheckContext, args: Mapping[str, Any]) -> None:
         channel=args.get("channel"),
         channels=args.get("channels"),
         socket_id=args.get("socket_id"),
+        app=args.get("app"),
     )
 
 
@@ -348,7 +351,7 @@ async def _http_once(ctx: CheckContext, args: Mapping[str, Any]) -> None:
         body = str(args.get("body", "")).encode()
     query = {k: str(v) for k, v in (args.get("query") or {}).items()}
     auth = {k: (None if v is None else str(v)) for k, v in (args.get("auth") or {}).items()}
-    response = await ctx.api.request(
+    response = await ctx.api_for(args.get("app")).request(
         args["method"],
         args["path"],
         body=body,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
+import ssl
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -15,7 +16,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from .errors import TargetUnreachable, UsageError
-from .tls import check_ca_file
+from .target_apps import TARGET_APP_FIELDS, OtherApp, parse_other_apps
+from .tls import check_ca_file, check_trusted, client_context, refuse_both_trust_choices
 from .webhooks import parse_listen_url
 
 if TYPE_CHECKING:
@@ -33,6 +35,7 @@ __all__ = [
     "target_from_mapping",
     "target_from_options",
     "with_declared_capabilities",
+    "with_trust",
 ]
 
 DEFAULT_MAX_EVENT_BYTES = 10240
@@ -67,6 +70,7 @@ _TARGET_KEYS = {
     "webhooks",
     "restart",
     "ca_file",
+    *TARGET_APP_FIELDS,
 }
 
 
@@ -100,6 +104,24 @@ class Target:
     #: A PEM file of the CA that signed a wss:// or https:// target's certificate, trusted on
     #: top of the system store (``tls.py``); ``None``: the system store only.
     ca_file: str | None = None
+    #: ``--insecure``: the target's TLS certificate is not verified at all (``tls.py``); the
+    #: reports say so, since nothing about its TLS was then certified.
+    insecure: bool = False
+    #: The target file's ``second_app``, ``disabled_app`` and ``quota_app`` (``target_apps``).
+    other_apps: Mapping[str, OtherApp] = field(default_factory=dict, hash=False)
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Where the suite reaches it: the WebSocket base, then the HTTP API's, once each."""
+        return tuple(dict.fromkeys((self.ws_url, self.http_url)))
+
+    def client_tls(self) -> ssl.SSLContext | None:
+        """The TLS context every connection to this target uses (``None``: the defaults)."""
+        return client_context(self.ca_file, insecure=self.insecure)
+
+    def declares(self, name: str) -> bool:
+        """Whether the target declares this capability or app field (``target_apps``)."""
+        return name in self.capabilities or name in self.other_apps
 
     def public(self) -> dict[str, Any]:
         """What a report may show: everything but the secret."""
@@ -117,12 +139,15 @@ class Target:
             "restart_command": self.restart_command,
             "restart_within": self.restart_within,
             "ca_file": self.ca_file,
+            "insecure": self.insecure,
+            "other_apps": {name: app.public() for name, app in sorted(self.other_apps.items())},
         }
 
     def to_wire(self) -> str:
         """JSON for a pytest-xdist worker, which must reach the same server with the same
-        credentials: unlike ``public()``, it carries the secret, so it is never written out."""
-        return json.dumps({**self.public(), "secret": self.secret})
+        credentials: unlike ``public()``, it carries the secrets, so it is never written out."""
+        other_apps = {name: app.wire() for name, app in self.other_apps.items()}
+        return json.dumps({**self.public(), "secret": self.secret, "other_apps": other_apps})
 
     @classmethod
     def from_wire(cls, text: str) -> Target:
@@ -143,6 +168,8 @@ class Target:
             restart_command=data["restart_command"],
             restart_within=data["restart_within"],
             ca_file=data["ca_file"],
+            insecure=data["insecure"],
+            other_apps={name: OtherApp(**app) for name, app in data["other_apps"].items()},
         )
 
 
@@ -257,6 +284,7 @@ def target_from_mapping(
         restart_command=restart_command,
         restart_within=restart_within,
         ca_file=ca_file,
+        other_apps=parse_other_apps(data),
     )
 
 
@@ -320,16 +348,30 @@ def target_from_options(options: RunOptions) -> Target | None:
             {"name": "command-line target", **flags, "timings": timings, "limits": limits}
         )
     else:
-        if options.ca_file:
-            raise UsageError("--ca-file is for a wss:// target; the bundled server speaks ws://")
+        refuse_both_trust_choices(options.ca_file, options.insecure)
+        if options.ca_file or options.insecure:
+            flag = "--ca-file" if options.ca_file else "--insecure"
+            raise UsageError(f"{flag} is for a wss:// target; the bundled server speaks ws://")
         return None
     target = with_declared_capabilities(target, options)
-    if options.ca_file:
-        target = dataclasses.replace(target, ca_file=check_ca_file(options.ca_file))
+    target = with_trust(target, options.ca_file, options.insecure)
     if options.webhook_listen:
         target = dataclasses.replace(target, webhook_listen=options.webhook_listen)
     listen = target.webhook_listen
     webhook_listen_url({"listen": listen} if listen else None, target.capabilities)
+    return target
+
+
+def with_trust(target: Target, ca_file: str | None, insecure: bool) -> Target:
+    """The target trusting what the command line says, over its file's ``ca_file``: that CA
+    (checked) with ``--ca-file``, nothing at all with ``--insecure`` (both: a usage error)."""
+    refuse_both_trust_choices(ca_file, insecure)
+    if insecure:
+        if not any(urlsplit(url).scheme in ("wss", "https") for url in target.urls):
+            raise UsageError(f"--insecure is for a wss:// target, not {target.ws_url}")
+        return dataclasses.replace(target, ca_file=None, insecure=True)
+    if ca_file:
+        return dataclasses.replace(target, ca_file=check_ca_file(ca_file))
     return target
 
 
@@ -340,8 +382,11 @@ def _host_port(url: str) -> tuple[str, int]:
 
 
 def check_reachable(target: Target, timeout: float = 3.0) -> None:
-    """Fail fast, with one line, when nothing listens at the target's addresses."""
-    check_listening((target.ws_url, target.http_url), "target", timeout)
+    """Fail fast, with one line, when nothing listens at the target's addresses or, for
+    ``wss://`` and ``https://``, when its certificate is not trusted."""
+    check_listening(target.urls, "target", timeout)
+    for url in target.urls:
+        check_trusted(url, target.client_tls(), timeout)
 
 
 def check_listening(urls: Iterable[str], what: str, timeout: float = 3.0) -> None:

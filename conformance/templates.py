@@ -9,6 +9,7 @@ are random so that concurrent runs against one server never share a channel.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 import string
@@ -46,13 +47,19 @@ def nonce() -> str:
 
 def target_variables(target: Target) -> dict[str, Any]:
     """What every exchange may name before it defines anything: ``${target.…}``."""
-    return {
-        "target": {
-            "key": target.key,
-            "app_id": target.app_id,
-            "max_event_bytes": target.max_event_bytes,
-        }
+    variables: dict[str, Any] = {
+        "key": target.key,
+        "app_id": target.app_id,
+        "max_event_bytes": target.max_event_bytes,
     }
+    # The other apps the target declares (second_app, ...), without their secrets.
+    for name, app in target.other_apps.items():
+        variables[name] = {
+            field: value
+            for field, value in dataclasses.asdict(app).items()
+            if value is not None and field != "secret"
+        }
+    return {"target": variables}
 
 
 def define(variables: MutableMapping[str, Any], let: Mapping[str, Any], *, where: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import secrets
@@ -22,11 +23,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from .config import ConfigError, ServerConfig
 from .http_endpoints import MAX_READ_BYTES, HttpEndpoints
 from .logs import log
 from .peers import Fanout, Peer
+from .protocol.admission import Admission
 from .protocol.channels import ChannelRegistry
 from .protocol.connection import ConnectionSettings
 from .protocol.http_events import EventParser
@@ -41,6 +44,7 @@ from .webhook_sender import WebhookSender
 from .websocket_endpoint import WebSocketEndpoint
 
 if TYPE_CHECKING:
+    from .apps import AppsServer
     from .redis_adapter import RedisCluster
 
 __all__ = ["ReferenceServer", "RunningServer", "build_server", "log", "run_server"]
@@ -80,12 +84,13 @@ class ReferenceServer:
             pong_timeout=config.pong_timeout,
             app_secret=config.secret,
             client_events=config.client_events,
+            admission=Admission(config.enabled, config.max_connections),
         )
         self.credentials = AppCredentials(config.app_id, config.key, config.secret)
         self.limits = ApiLimits(max_event_bytes=config.max_event_bytes)
         #: ``None`` unless ``--webhook-url`` is set.
         self.webhooks = self._new_webhook_sender() if config.webhook_url is not None else None
-        self.fanout = Fanout(self.webhooks)
+        self.fanout = self._new_fanout()
         self.websocket = self._new_websocket_endpoint()
         self.http = self._new_http_endpoints()
         #: This node's name among the nodes sharing ``--redis-url``.
@@ -104,10 +109,20 @@ class ReferenceServer:
 
     def make_app(self) -> web.Application:
         app = web.Application(
-            middlewares=[json_errors, *self.http.middlewares()], client_max_size=MAX_READ_BYTES
+            middlewares=[json_errors, *self.middlewares()], client_max_size=MAX_READ_BYTES
         )
         app.router.add_get("/app/{key}", self.websocket.handle)
         self.http.add_routes(app)
+        self.attach(app)
+        return app
+
+    def middlewares(self) -> list[Middleware]:
+        """The middlewares this app needs around every request (a variant adds its own)."""
+        return self.http.middlewares()
+
+    def attach(self, app: web.Application) -> None:
+        """Tie this app's background parts (webhook sender, writers) to ``app``'s life, the
+        application that serves it alone or several apps together (``apps.py``)."""
         app.on_shutdown.append(self._on_shutdown)
         if self.webhooks is not None:
             sender = self.webhooks
@@ -118,7 +133,6 @@ class ReferenceServer:
             app.on_startup.append(lambda _app: cluster.start())
             # Stopped before the webhook sender: its last states' webhooks are sent by it.
             app.on_cleanup.insert(0, lambda _app: cluster.stop())
-        return app
 
     async def _on_shutdown(self, app: web.Application) -> None:
         self.fanout.shutdown()
@@ -136,7 +150,14 @@ class ReferenceServer:
         serves("RECON-13")
         self.fanout.draining = True
         peers = list(self.fanout.open)
-        log(logging.INFO, "draining", connections=len(peers), spread=spread, timeout=timeout)
+        log(
+            logging.INFO,
+            "draining",
+            app_id=self.config.app_id,
+            connections=len(peers),
+            spread=spread,
+            timeout=timeout,
+        )
         loop = asyncio.get_running_loop()
         started = loop.time()
         await self._close_for_drain(peers, spread)
@@ -147,6 +168,7 @@ class ReferenceServer:
         log(
             logging.INFO,
             "drained",
+            app_id=self.config.app_id,
             connections=len(peers),
             dropped_after_timeout=0 if closed else len(unfinished),
             seconds=round(loop.time() - started, 3),
@@ -168,6 +190,9 @@ class ReferenceServer:
 
     def _new_socket_ids(self, random_source: RandomSource) -> SocketIdAllocator:
         return SocketIdAllocator(random_source)
+
+    def _new_fanout(self) -> Fanout:
+        return Fanout(self.webhooks)
 
     def _webhook_options(self) -> dict[str, Any]:
         config = self.config
@@ -230,7 +255,8 @@ def build_server(
 class RunningServer:
     """Where a started server listens."""
 
-    server: ReferenceServer
+    #: One app's server, or with an apps file the apps served together (``apps.AppsServer``).
+    server: ReferenceServer | AppsServer
     host: str
     port: int
     #: Whether ``port`` speaks TLS (wss:// and https://) rather than plain ws:// and http://.
@@ -304,7 +330,16 @@ async def run_server(
         if config.tls_cert is not None and config.tls_key is not None
         else None
     )
-    server = build_server(config, random_source=random_source, wall_clock=wall_clock)
+    if config.redis_url is not None and config.node_id is None:
+        # One name for the node, whichever of its apps' buses it speaks on.
+        config = dataclasses.replace(config, node_id=secrets.token_hex(6))
+    server: ReferenceServer | AppsServer
+    if config.apps:
+        from .apps import build_apps_server
+
+        server = build_apps_server(config, random_source=random_source, wall_clock=wall_clock)
+    else:
+        server = build_server(config, random_source=random_source, wall_clock=wall_clock)
     sock = bind(config.host, config.port)
     runner = web.AppRunner(
         server.make_app(),
@@ -334,7 +369,7 @@ async def run_server(
             await plain[1].setup()
             await web.SockSite(plain[1], plain[0]).start()
             plain_port = plain[0].getsockname()[1]
-        node_id = server.node_id if server.cluster is not None else None
+        node_id = config.node_id if config.redis_url is not None else None
         yield RunningServer(server, host, port, ssl_context is not None, plain_port, node_id)
     finally:
         if plain is not None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NoReturn, TypeVar
 from urllib.parse import urlsplit
 
+from .apps_file import AppEntry, AppsFileError, load_apps_file
 from .faults import ClusterFaultSet, FaultSet, split_faults
 
 __all__ = ["LOG_LEVELS", "ConfigError", "ServerConfig", "load_config"]
@@ -73,10 +74,44 @@ class ServerConfig:
     node_timeout: float = 5.0
     #: Test-only faults of the cluster link (``faults/cluster.py``), apart from ``faults``.
     cluster_faults: ClusterFaultSet = frozenset()
+    #: This app's enabled flag: a disabled app refuses every connection with 4003.
+    enabled: bool = True
+    #: This app's connection quota (4004 beyond it); ``None``: no quota.
+    max_connections: int | None = None
+    #: ``--apps-file``: the apps this server serves; empty: the one app of ``app_id``/``key``.
+    apps: tuple[AppEntry, ...] = ()
 
     @property
     def tls(self) -> bool:
         return self.tls_cert is not None
+
+    def app_configs(self) -> tuple[ServerConfig, ...]:
+        """One configuration per app: each app's own settings over the server-wide ones.
+
+        Without an apps file that is this configuration alone, so a one-app server is
+        built exactly as before apps files existed.
+        """
+        if not self.apps:
+            return (self,)
+        return tuple(
+            replace(
+                self,
+                app_id=app.app_id,
+                key=app.key,
+                secret=app.secret,
+                enabled=app.enabled,
+                max_connections=app.max_connections,
+                client_events=(
+                    self.client_events if app.client_events is None else app.client_events
+                ),
+                webhook_url=self.webhook_url if app.webhook_url is None else app.webhook_url,
+                max_event_bytes=(
+                    self.max_event_bytes if app.max_event_bytes is None else app.max_event_bytes
+                ),
+                apps=(),
+            )
+            for app in self.apps
+        )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -114,6 +149,7 @@ def _parser() -> argparse.ArgumentParser:
         ("--redis-url", "PUSHER_REF_REDIS_URL", "redis:// URL shared by the nodes of a cluster"),
         ("--node-id", "PUSHER_REF_NODE_ID", "this node's name in the cluster (default random)"),
         ("--node-timeout", "PUSHER_REF_NODE_TIMEOUT", "seconds before a silent node is dead"),
+        ("--apps-file", "PUSHER_REF_APPS_FILE", "YAML or JSON file listing several apps"),
     ):
         parser.add_argument(flag, metavar="VALUE", help=f"{what} (env {env})")
     parser.add_argument(
@@ -234,6 +270,39 @@ def _log_level(text: str) -> str:
     return lowered
 
 
+#: The one-app flags an apps file replaces, with their environment variables.
+_ONE_APP_FLAGS = (
+    ("--app-id", "PUSHER_REF_APP_ID"),
+    ("--key", "PUSHER_REF_APP_KEY"),
+    ("--secret", "PUSHER_REF_APP_SECRET"),
+)
+
+
+def _apps(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[AppEntry, ...]:
+    """The apps of ``--apps-file`` (or its variable); empty without one. Credentials given
+    both ways would leave one of them silently unused, so that is refused."""
+    path: str | None = args.apps_file
+    source = "--apps-file"
+    if path is None:
+        path, source = environ.get("PUSHER_REF_APPS_FILE"), "PUSHER_REF_APPS_FILE"
+    if path is None:
+        return ()
+    if not path.strip():
+        raise ConfigError(f"bad value {path!r} for {source}: must not be empty")
+    for flag, env in _ONE_APP_FLAGS:
+        given = flag if getattr(args, flag[2:].replace("-", "_")) is not None else None
+        given = given or (env if env in environ else None)
+        if given is not None:
+            raise ConfigError(
+                f"{source} lists the apps: {given} cannot be used with it "
+                "(put the app's credentials in the file)"
+            )
+    try:
+        return load_apps_file(path)
+    except AppsFileError as exc:
+        raise ConfigError(f"{source} {exc}") from None
+
+
 def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> ServerConfig:
     """Build the configuration from ``argv`` (without the program name) and ``environ``.
 
@@ -288,7 +357,10 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> ServerConfig
     if plain_port is not None and plain_port == port and port != 0:
         raise ConfigError(f"--plain-port {plain_port} is the TLS port itself; pick another")
 
+    apps = _apps(args, environ)
+
     return ServerConfig(
+        apps=apps,
         host=pick("--host", "PUSHER_REF_HOST", _non_empty, defaults.host),
         port=port,
         app_id=pick("--app-id", "PUSHER_REF_APP_ID", _non_empty, defaults.app_id),

@@ -25,7 +25,7 @@ from .protocol.http_events import EventParser, TriggerEvent
 from .protocol.http_publish import Publisher
 from .protocol.http_queries import ChannelQueries
 from .protocol.http_requests import HttpRequest, RequestAuthenticator
-from .responses import json_error
+from .responses import Handler, json_error
 from .serves import serves
 
 __all__ = ["MAX_READ_BYTES", "HttpEndpoints"]
@@ -76,13 +76,24 @@ class HttpEndpoints:
         self._wall_clock = wall_clock
 
     def add_routes(self, app: web.Application) -> None:
+        self.add_server_routes(app)
+        for method, path, handler in self.api_routes():
+            app.router.add_route(method, path, handler)
+
+    def add_server_routes(self, app: web.Application) -> None:
+        """The routes about the server as a whole, served once however many apps it has."""
         app.router.add_get("/health", self._health)
-        app.router.add_post("/apps/{app_id}/events", self._trigger)
-        app.router.add_post("/apps/{app_id}/batch_events", self._batch)
-        app.router.add_get("/apps/{app_id}/channels", self._channels)
-        app.router.add_get("/apps/{app_id}/channels/{channel}", self._channel)
-        app.router.add_get("/apps/{app_id}/channels/{channel}/users", self._users)
-        app.router.add_post("/apps/{app_id}/users/{user_id}/terminate_connections", self._terminate)
+
+    def api_routes(self) -> list[tuple[str, str, Handler]]:
+        """This app's HTTP API: (method, path, handler), every path under ``/apps/{app_id}``."""
+        return [
+            ("POST", "/apps/{app_id}/events", self._trigger),
+            ("POST", "/apps/{app_id}/batch_events", self._batch),
+            ("GET", "/apps/{app_id}/channels", self._channels),
+            ("GET", "/apps/{app_id}/channels/{channel}", self._channel),
+            ("GET", "/apps/{app_id}/channels/{channel}/users", self._users),
+            ("POST", "/apps/{app_id}/users/{user_id}/terminate_connections", self._terminate),
+        ]
 
     def middlewares(self) -> list[Middleware]:
         """Middlewares this API adds to the application's own."""

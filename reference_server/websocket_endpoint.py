@@ -64,6 +64,9 @@ class WebSocketEndpoint:
         self.registry = registry
         self.socket_ids = socket_ids
         self.fanout = fanout
+        #: This app's established connections, the count its connection quota is held to.
+        #: Its own, not the fan-out's: the fan-out is the routing, which may be shared.
+        self.admitted: set[Peer] = set()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         ws = self._new_websocket()
@@ -79,9 +82,15 @@ class WebSocketEndpoint:
         peer.transport = request.transport
         self.fanout.add(peer)
         protocol = protocol_version(request.query.get("protocol"))
-        connection.open(request.match_info["key"], loop.time(), protocol=protocol)
+        connection.open(
+            request.match_info["key"],
+            loop.time(),
+            protocol=protocol,
+            open_connections=len(self.admitted),
+        )
         socket_id = connection.socket_id
         if socket_id is not None:
+            self.admitted.add(peer)
             self.fanout.established[socket_id] = peer
             log(logging.DEBUG, "connection_opened", socket_id=socket_id)
         else:
@@ -103,6 +112,7 @@ class WebSocketEndpoint:
             self._ended(peer, remote)
             heartbeat.cancel()
             connection.receive_eof()
+            self.admitted.discard(peer)
             if socket_id is not None and self.fanout.established.get(socket_id) is peer:
                 del self.fanout.established[socket_id]
             # E.g. member_removed for the presence channels this connection was in.

@@ -95,6 +95,13 @@ def test_the_fault_catalogue_matches_the_server() -> None:
     assert all(not set(UNTESTABLE[f]) & set(FAULTS[f]) for f in UNTESTABLE)
 
 
+def _declared(data: dict[str, Any]) -> set[str]:
+    """What the target declares: its capabilities and the other apps it names (second_app,
+    ...), which requirements name as they name a capability."""
+    target = data["target"]
+    return set(target["capabilities"]) | set(target.get("other_apps") or {})
+
+
 def _clean_outcomes(requirement: dict[str, Any], declared: set[str]) -> set[str]:
     """What the clean server may score: PASS on every MUST and SHOULD whose capability it
     declares; OPTIONAL_ABSENT where it lacks the capability, and on a MAY it leaves out."""
@@ -106,7 +113,7 @@ def _clean_outcomes(requirement: dict[str, Any], declared: set[str]) -> set[str]
 
 def test_the_clean_server_passes_everything(tmp_path: Path) -> None:
     data = _run_suite(tmp_path, "")
-    declared = set(data["target"]["capabilities"])
+    declared = _declared(data)
     wrong = {
         r["id"]: r["outcome"]
         for r in data["requirements"]
@@ -122,7 +129,7 @@ def _assert_caught_exactly(
 ) -> None:
     started = time.monotonic()
     data = _run_suite(tmp_path, fault, None if whole_suite else _file_mates(FAULTS[fault]))
-    declared = set(data["target"]["capabilities"])
+    declared = _declared(data)
     levels = {r["id"]: r["level"] for r in data["requirements"]}
     by_id = {r["id"]: r for r in data["requirements"]}
     broken = {req: _broken(by_id[req]) for req in FAULTS[fault]}

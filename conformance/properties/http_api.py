@@ -17,7 +17,6 @@ from ..context import CheckContext
 from ..errors import CheckFailed, PreconditionFailed, UsageError
 from ..signing import body_md5
 from ..templates import nonce, unique_channel
-from ..tls import client_context
 from .registry import assert_no_event, explore, prop
 
 # -- HTTP API ------------------------------------------------------------------------------
@@ -228,9 +227,7 @@ def http_keep_alive(ctx: CheckContext, params: Mapping[str, Any]) -> None:
                 asyncio.open_connection(
                     host,
                     port,
-                    ssl=(client_context(ctx.target.ca_file) or True)
-                    if url.scheme == "https"
-                    else None,
+                    ssl=(ctx.target.client_tls() or True) if url.scheme == "https" else None,
                 ),
                 ctx.response_timeout,
             )

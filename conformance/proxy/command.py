@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import UsageError
 from ..options import positive_float
 from ..target import load_target_file
-from ..tls import check_ca_file
+from ..tls import check_ca_file, insecure_warning, refuse_both_trust_choices
 from .schedule import Schedule, load_schedule
 from .server import FaultProxy, Upstream, parse_upstream, require_loopback
 
@@ -37,6 +37,12 @@ def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PEM",
         help="trust this CA for a wss:// upstream, on top of the system store"
         " (default: the target file's ca_file)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="do not verify a wss:// upstream's certificate at all (warned about); not with"
+        " --ca-file",
     )
     parser.add_argument(
         "--listen",
@@ -63,9 +69,14 @@ def proxy_command(args: argparse.Namespace) -> int:
     target = load_target_file(args.target) if args.target else None
     upstream_url: str = target.ws_url if target is not None else args.upstream
     upstream = parse_upstream(upstream_url)
-    if args.ca_file and not upstream.tls:
-        raise UsageError(f"--ca-file is for a wss:// upstream, not {upstream_url}")
+    refuse_both_trust_choices(args.ca_file, args.insecure)
+    if (args.ca_file or args.insecure) and not upstream.tls:
+        flag = "--ca-file" if args.ca_file else "--insecure"
+        raise UsageError(f"{flag} is for a wss:// upstream, not {upstream_url}")
     ca_file = check_ca_file(args.ca_file) if args.ca_file else target.ca_file if target else None
+    if args.insecure:
+        ca_file = None
+        print(f"proxy: {insecure_warning(upstream_url)}", file=sys.stderr, flush=True)
     host, port = parse_listen(args.listen)
     schedule = load_schedule(args.schedule, seed=args.seed) if args.schedule else None
     return asyncio.run(_serve(upstream, upstream_url, host, port, schedule, ca_file, args))
@@ -89,6 +100,7 @@ async def _serve(
         listen_host=host,
         listen_port=port,
         ca_file=ca_file,
+        insecure=args.insecure,
         schedule=schedule,
         seed=args.seed,
         log=_emit,

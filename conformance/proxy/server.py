@@ -100,7 +100,8 @@ class FaultProxy:
     """A TCP proxy from a loopback port to ``upstream`` that injects faults on command.
 
     ``upstream``: a URL (``parse_upstream``), an ``Upstream`` or a plain ``(host, port)`` pair.
-    ``ca_file``: a PEM CA to trust for a TLS upstream, on top of the system store.
+    ``ca_file``: a PEM CA to trust for a TLS upstream, on top of the system store;
+    ``insecure``: trust any certificate there instead (``--insecure``).
     ``schedule``: run for every connection from its accept time. ``seed``: for the random
     draws (overrides the schedule's; default the schedule's, else 0). ``log``: receives one
     dict per injection and per error.
@@ -113,6 +114,7 @@ class FaultProxy:
         listen_host: str = "127.0.0.1",
         listen_port: int = 0,
         ca_file: str | None = None,
+        insecure: bool = False,
         schedule: Schedule | None = None,
         seed: int | None = None,
         log: LogCallback | None = None,
@@ -124,7 +126,9 @@ class FaultProxy:
         self.upstream = upstream
         #: The client side of TLS to the upstream, or ``None`` for plain TCP.
         self.upstream_ssl: ssl.SSLContext | None = (
-            (client_context(ca_file) or ssl.create_default_context()) if upstream.tls else None
+            (client_context(ca_file, insecure=insecure) or ssl.create_default_context())
+            if upstream.tls
+            else None
         )
         self.listen_host = require_loopback(listen_host)
         self.listen_port = listen_port

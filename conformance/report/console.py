@@ -17,6 +17,7 @@ from .tables import (
     figure_summary,
     figure_table,
     provenance,
+    unverified_tls,
 )
 
 __all__ = ["render"]
@@ -85,7 +86,7 @@ def render(report: RunReport) -> str:
     head = (
         f"pusher-conformance {__version__}: target {report.target.get('name')} "
         f"({report.target.get('ws_url')}), profile {report.run.get('profile')}, "
-        f"seed {report.run.get('seed')}"
+        f"seed {report.run.get('seed')}{unverified_tls(report.target)}"
         if client is None
         else f"pusher-conformance {__version__}: {report.target.get('name')}, {client}"
     )

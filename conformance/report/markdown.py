@@ -18,6 +18,7 @@ from .tables import (
     figure_summary,
     figure_table,
     provenance,
+    unverified_tls,
 )
 
 __all__ = ["FILE_NAME", "render", "write"]
@@ -96,7 +97,8 @@ def render(report: RunReport) -> str:
     where = (
         [
             f"- Target: `{target.get('ws_url')}` / `{target.get('http_url')}`, "
-            f"capabilities: {', '.join(target.get('capabilities') or []) or 'none'}",
+            f"capabilities: {', '.join(target.get('capabilities') or []) or 'none'}"
+            + unverified_tls(target),
             f"- Profile `{run.get('profile')}`, seed `{run.get('seed')}`, "
             f"started {run.get('started_at')}",
         ]

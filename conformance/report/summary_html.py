@@ -21,6 +21,7 @@ from .tables import (
     figure_summary,
     figure_table,
     provenance,
+    unverified_tls,
 )
 
 __all__ = ["FILE_NAME", "render", "write"]
@@ -59,7 +60,8 @@ def _head(report: RunReport) -> list[str]:
         *(
             [
                 f"target <code>{escape(str(target.get('ws_url')))}</code>, capabilities: "
-                f"{escape(', '.join(target.get('capabilities') or []) or 'none')}<br>",
+                f"{escape(', '.join(target.get('capabilities') or []) or 'none')}"
+                f"{escape(unverified_tls(target))}<br>",
                 f"profile {escape(str(run.get('profile')))}, "
                 f"seed {escape(str(run.get('seed')))}, "
                 f"started {escape(str(run.get('started_at')))}<br>",

@@ -23,6 +23,7 @@ __all__ = [
     "figure_table",
     "provenance",
     "shown_as",
+    "unverified_tls",
     "variant_text",
 ]
 
@@ -57,6 +58,13 @@ def by_area_and_level(report: RunReport) -> Table:
         for (area, level), counts in sorted(grouped.items())
     ]
     return Table(["area", "level", *columns], rows)
+
+
+def unverified_tls(target: Mapping[str, Any]) -> str:
+    """What the report heads add when the run did not verify the target's certificate
+    (``--insecure``): empty otherwise. Said wherever the target is, so that no reader takes
+    the run for a certification of the deployment's TLS."""
+    return "; TLS certificate NOT verified (--insecure)" if target.get("insecure") else ""
 
 
 def certified_target(target: Mapping[str, Any]) -> str | None:

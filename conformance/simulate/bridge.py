@@ -217,7 +217,7 @@ class Swarm:
                 f"{user}.t{k}", user, url=self.url, key=self.plan.target.key,
                 secret=self.plan.target.secret, channels=self.channels, behaviour=behaviour,
                 counters=self.counters, rng=random.Random(f"{self.plan.seed}/{user}.t{k}"),
-                watcher=self._watcher, ca_file=self.plan.target.ca_file,
+                watcher=self._watcher, tls=self.plan.target.client_tls(),
             )
             for k in range(self.plan.tabs)
         ]  # fmt: skip

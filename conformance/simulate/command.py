@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import resource
 import secrets
+import sys
 import time
 from pathlib import Path
 
@@ -25,8 +25,8 @@ from ..errors import UsageError
 from ..options import positive_float, positive_int
 from ..report.simulation_section import HTML_FILE, MARKDOWN_FILE, attach
 from ..restart import BundledRestarter, CommandRestarter, Restarter
-from ..target import Target, check_reachable, load_target_file
-from ..tls import check_ca_file
+from ..target import Target, check_reachable, load_target_file, with_trust
+from ..tls import insecure_warning, refuse_both_trust_choices
 from .coordinator import Progress, SimulationResult, default_workers, simulate
 from .report import evidence_lines, figure_rows, to_html, to_json, to_markdown
 from .scenario import SimScenario, load_sim_scenario
@@ -46,6 +46,10 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         "--ca-file", metavar="PEM",
         help="trust this CA for a wss:// target, on top of the system store"
         " (default: the target file's ca_file)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--insecure", action="store_true",
+        help="do not verify the target's TLS certificate at all (warned about); not with --ca-file",
     )  # fmt: skip
     parser.add_argument(
         "--users", type=positive_int, metavar="N", help="virtual users (default: the scenario's)"
@@ -74,7 +78,7 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def simulate_command(args: argparse.Namespace) -> int:
     scenario = load_sim_scenario(args.scenario).resized(args.users, args.tabs, args.duration)
-    target = _target(args.target_file, args.ca_file)
+    target = _target(args.target_file, args.ca_file, args.insecure)
     if target is not None:
         if scenario.restarts and not target.restart_command:
             raise UsageError(
@@ -126,18 +130,19 @@ def simulate_command(args: argparse.Namespace) -> int:
     return result.readiness.exit_code
 
 
-def _target(target_file: str | None, ca_file: str | None) -> Target | None:
-    """The target file's server, trusting ``--ca-file`` over the file's own ``ca_file``;
-    ``None`` for the bundled server, which speaks plain ws:// (a CA file is a mistake then)."""
+def _target(target_file: str | None, ca_file: str | None, insecure: bool) -> Target | None:
+    """The target file's server, trusting ``--ca-file`` over the file's own ``ca_file`` (or
+    nothing, ``--insecure``); ``None`` for the bundled server, which speaks plain ws:// (a
+    trust option is a mistake then)."""
+    refuse_both_trust_choices(ca_file, insecure)
     if target_file is None:
-        if ca_file:
-            raise UsageError(
-                "--ca-file is for a wss:// target file; the bundled server speaks ws://"
-            )
+        if ca_file or insecure:
+            flag = "--ca-file" if ca_file else "--insecure"
+            raise UsageError(f"{flag} is for a wss:// target file; the bundled server speaks ws://")
         return None
-    target = load_target_file(target_file)
-    if ca_file:
-        target = dataclasses.replace(target, ca_file=check_ca_file(ca_file))
+    target = with_trust(load_target_file(target_file), ca_file, insecure)
+    if target.insecure:
+        print(f"simulate: {insecure_warning(target.ws_url)}", file=sys.stderr, flush=True)
     return target
 
 

@@ -120,6 +120,7 @@ def plan_workers(
                 ],
                 upstream=target.ws_url,
                 ca_file=target.ca_file,
+                insecure=target.insecure,
                 path=socket_path(target.key),
                 key=target.key,
                 secret=target.secret,

@@ -16,7 +16,6 @@ import aiohttp
 
 from ..signing import api_auth_params, sign_api_request
 from ..target import Target
-from ..tls import client_context
 from .ledger import Publication
 
 __all__ = ["Publisher"]
@@ -45,7 +44,7 @@ class Publisher:
         next one early (no bursts to catch up)."""
         path = f"/apps/{self.target.app_id}/events"
         timeout = aiohttp.ClientTimeout(total=PUBLISH_TIMEOUT)
-        context = client_context(self.target.ca_file)
+        context = self.target.client_tls()
         connector = aiohttp.TCPConnector(ssl=context) if context is not None else None
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             seq = 0

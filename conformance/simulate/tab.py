@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import random
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,7 +23,6 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from ..signing import channel_auth
-from ..tls import client_context
 from .ledger import Life
 from .policy import retry_delay
 from .scenario import ClientBehaviour
@@ -93,7 +93,7 @@ class Tab:
         rng: random.Random,
         clock: Callable[[], float] = time.time,
         watcher: TabWatcher | None = None,
-        ca_file: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.tab_id = tab_id
         self.user = user
@@ -108,10 +108,9 @@ class Tab:
         self.clock = clock
         self.watcher = watcher
         #: Whom to trust for a wss:// ``url`` (a tab that connects straight to a TLS target,
-        #: not through a worker's proxy): the system store, plus ``ca_file``.
-        self.tls: dict[str, Any] = (
-            {"ssl": client_context(ca_file)} if ca_file and url.startswith("wss:") else {}
-        )
+        #: not through a worker's proxy): the target's context (``Target.client_tls``), else
+        #: the system store.
+        self.tls: dict[str, Any] = {"ssl": tls} if tls and url.startswith("wss:") else {}
         self.lives: list[Life] = []
         #: The source port of the current connection (how the worker finds it in the proxy).
         self.local_port: int | None = None

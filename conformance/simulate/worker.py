@@ -46,6 +46,8 @@ class WorkerPlan(TypedDict):
     upstream: str
     #: The CA to trust for a wss:// upstream (the worker's proxy speaks TLS to it).
     ca_file: str | None
+    #: ``--insecure``: the upstream's certificate is not verified.
+    insecure: bool
     path: str
     key: str
     secret: str
@@ -108,6 +110,7 @@ class _Worker:
         proxy = FaultProxy(
             plan["upstream"],
             ca_file=plan["ca_file"],
+            insecure=plan["insecure"],
             schedule=_network_schedule(plan),
             seed=plan["seed"],
             log=self._logged,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -17,8 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import TargetUnreachable, UsageError
 from ..options import positive_float
-from ..target import Target, check_reachable, load_target_file, target_from_mapping
-from ..tls import check_ca_file
+from ..target import Target, check_listening, load_target_file, target_from_mapping, with_trust
+from ..tls import insecure_warning
 from .probe import SmokeSettings, run_smoke
 from .render import render_lines
 from .result import SmokeResult
@@ -47,6 +48,10 @@ def add_smoke_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ca-file", metavar="PEM", help="trust this CA too (a private CA's deployment)"
     )
+    parser.add_argument(
+        "--insecure", action="store_true",
+        help="do not verify the target's TLS certificate at all (warned about); not with --ca-file",
+    )  # fmt: skip
     parser.add_argument(
         "--plain-url", metavar="URL",
         help="where plain ws:// should be turned away (default: port 80 for a wss:// URL on"
@@ -107,8 +112,7 @@ def smoke_target(args: argparse.Namespace) -> Target:
         if not Path(given).is_file():
             raise UsageError(f"smoke: --target {given}: neither a URL nor a target file")
         target = load_target_file(given)
-    if args.ca_file:
-        target = replace(target, ca_file=check_ca_file(args.ca_file))
+    target = with_trust(target, args.ca_file, args.insecure)
     for what, url, schemes in (
         ("--health-url", args.health_url, ("http", "https")),
         ("--plain-url", args.plain_url, ("ws", "http")),
@@ -122,6 +126,8 @@ def smoke_target(args: argparse.Namespace) -> Target:
 
 def smoke_command(args: argparse.Namespace) -> int:
     target = smoke_target(args)
+    if target.insecure:
+        print(f"smoke: {insecure_warning(target.ws_url)}", file=sys.stderr, flush=True)
     settings = SmokeSettings(
         target=target,
         deadline=args.timeout,
@@ -131,7 +137,10 @@ def smoke_command(args: argparse.Namespace) -> int:
     )
     started = time.monotonic()
     try:
-        check_reachable(target, timeout=min(REACH_CAP, args.timeout / 3))
+        # Listening only: an untrusted certificate is the connect step's finding, not exit 3.
+        check_listening(
+            (target.ws_url, target.http_url), "target", min(REACH_CAP, args.timeout / 3)
+        )
     except TargetUnreachable as exc:
         result = SmokeResult(
             target=target.name,

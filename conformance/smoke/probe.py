@@ -27,7 +27,6 @@ from ..httpclient import ApiClient
 from ..signing import channel_auth
 from ..target import Target
 from ..templates import nonce
-from ..tls import client_context
 from ..transcript import Transcript
 from ..wsclient import Frame, RawConnection
 from .plain import classify, plain_url_for, probe_plain
@@ -75,7 +74,7 @@ class _Run:
         self.ends = started + settings.deadline
         self.transcript = Transcript("smoke")
         self.api = ApiClient(self.target, self.transcript, STEP_CAP)
-        self.ssl: ssl.SSLContext | None = client_context(self.target.ca_file)
+        self.ssl: ssl.SSLContext | None = self.target.client_tls()
         self.names = names_for(nonce()[:10])
         self.conns: list[RawConnection] = []
         self.users: dict[str, tuple[RawConnection, str]] = {}
@@ -145,7 +144,7 @@ class _Run:
     def _why_not_connected(self, error: TargetError) -> str:
         cause = error.__context__
         if isinstance(cause, ssl.SSLCertVerificationError):
-            hint = "" if self.target.ca_file else "; a private CA? give --ca-file"
+            hint = "" if self.target.ca_file else "; a private CA? give --ca-file (or --insecure)"
             return f"TLS certificate not trusted: {cause.verify_message.rstrip('.')}{hint}"
         if isinstance(cause, ssl.SSLError):
             return f"TLS handshake failed: {cause.reason or cause}"

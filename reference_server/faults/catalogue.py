@@ -153,6 +153,10 @@ class Fault(enum.StrEnum):
     SHUTDOWN_ACCEPTS_NEW_HANDSHAKES = "shutdown_accepts_new_handshakes"
     RESUBSCRIBER_GETS_EVENTS_TWICE = "resubscriber_gets_events_twice"
     ONLY_PONG_COUNTS_AS_LIFE = "only_pong_counts_as_life"
+    # Several apps on one server: isolation, the enabled flag and the connection quota.
+    APPS_SHARE_CHANNELS = "apps_share_channels"
+    DISABLED_APP_ACCEPTED = "disabled_app_accepted"
+    QUOTA_IGNORED = "quota_ignored"
 
 
 FaultSet = frozenset[Fault]

@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 
 from ..protocol import frames
-from ..protocol.errors import InvalidJson, InvalidMessage, ProtocolError
+from ..protocol.errors import (
+    AppDisabled,
+    InvalidJson,
+    InvalidMessage,
+    OverConnectionQuota,
+    ProtocolError,
+)
 from ..protocol.lifecycle import SendBinary, State
 from .catalogue import Fault
 from .connection import ConnectionWithFaults
@@ -17,7 +23,9 @@ class LifecycleFaults(ConnectionWithFaults):
     def _knows_app_key(self, app_key: str) -> bool:
         return self.has(Fault.UNKNOWN_KEY_ACCEPTED) or super()._knows_app_key(app_key)
 
-    def open(self, app_key: str, now: float, protocol: int | None = None) -> None:
+    def open(
+        self, app_key: str, now: float, protocol: int | None = None, open_connections: int = 0
+    ) -> None:
         if (
             self.has(Fault.UNKNOWN_KEY_CLOSE_4009)
             and self.state is State.CONNECTING
@@ -28,7 +36,17 @@ class LifecycleFaults(ConnectionWithFaults):
             self._send(frames.error(message, 4009))
             self._close(4009, message)
             return
-        super().open(app_key, now, protocol)
+        super().open(app_key, now, protocol, open_connections)
+
+    def _admission_refusal(self, open_connections: int) -> ProtocolError | None:
+        refusal = super()._admission_refusal(open_connections)
+        if isinstance(refusal, AppDisabled) and self.has(Fault.DISABLED_APP_ACCEPTED):
+            # A switched-off app greeted like any other.
+            return None
+        if isinstance(refusal, OverConnectionQuota) and self.has(Fault.QUOTA_IGNORED):
+            # The quota read but never enforced.
+            return None
+        return refusal
 
     def _supports_protocol(self, protocol: int | None) -> bool:
         # Protocols 1 to 3 greeted like any other.

@@ -182,11 +182,10 @@ class FaultyReferenceServer(ReferenceServer):
             return DotlessSocketIdAllocator(random_source)
         return ReclaimableSocketIdAllocator(random_source)
 
-    def make_app(self) -> web.Application:
-        app = super().make_app()
+    def middlewares(self) -> list[Middleware]:
         if Fault.ANY_PATH_UPGRADES in self.faults:
-            app.middlewares.append(self._any_path_upgrade)
-        return app
+            return [*super().middlewares(), self._any_path_upgrade]
+        return super().middlewares()
 
     @web.middleware
     async def _any_path_upgrade(self, request: web.Request, handler: Handler) -> web.StreamResponse:

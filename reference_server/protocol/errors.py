@@ -5,6 +5,8 @@
     PusherError
     ├── ProtocolError               WebSocket side: ``code`` for pusher:error, ``close_code``
     │   ├── UnknownAppKey           4001, closes
+    │   ├── AppDisabled             4003, closes (the app is switched off)
+    │   ├── OverConnectionQuota     4004, closes (the app's connection quota is full)
     │   ├── UnsupportedProtocol     4007, closes (protocol 1, 2 or 3)
     │   ├── PongTimeout             4201, closes
     │   ├── ServerShuttingDown      4200, closes (graceful shutdown: reconnect elsewhere)
@@ -35,6 +37,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "AppDisabled",
     "BadRequest",
     "ClientEventRateLimited",
     "ClientEventRefused",
@@ -45,6 +48,7 @@ __all__ = [
     "InvalidJson",
     "InvalidMessage",
     "NotFound",
+    "OverConnectionQuota",
     "PayloadTooLarge",
     "PongTimeout",
     "ProtocolError",
@@ -84,6 +88,19 @@ class ProtocolError(PusherError):
 class UnknownAppKey(ProtocolError):
     code = 4001
     close_code = 4001
+
+
+class AppDisabled(ProtocolError):
+    # Pusher protocol, error codes: "4003: Application disabled"; in the 4000-4099 range, so
+    # the client must not retry with the same parameters.
+    code = 4003
+    close_code = 4003
+
+
+class OverConnectionQuota(ProtocolError):
+    # Pusher protocol, error codes: "4004: Application is over connection quota".
+    code = 4004
+    close_code = 4004
 
 
 class UnsupportedProtocol(ProtocolError):

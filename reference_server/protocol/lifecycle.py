@@ -22,10 +22,11 @@ leaves (``_leave_everything``).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..serves import serves
 from . import frames
+from .admission import Admission, admission_refusal
 from .channels import Delivery
 from .errors import (
     InvalidMessage,
@@ -123,6 +124,8 @@ class ConnectionSettings:
     app_secret: str = ""
     #: Whether ``client-*`` events are relayed (off by default, as on hosted Pusher).
     client_events: bool = False
+    #: The app's enabled flag and connection quota.
+    admission: Admission = field(default_factory=Admission)
 
 
 def _truncate_reason(reason: str) -> str:
@@ -152,8 +155,11 @@ class ConnectionLifecycle:
 
     # Inputs.
 
-    def open(self, app_key: str, now: float, protocol: int | None = None) -> None:
-        """Run the handshake for ``/app/{app_key}?protocol={protocol}``."""
+    def open(
+        self, app_key: str, now: float, protocol: int | None = None, open_connections: int = 0
+    ) -> None:
+        """Run the handshake for ``/app/{app_key}?protocol={protocol}``; ``open_connections``
+        is how many established connections the app already has (the adapter counts them)."""
         if self.state is not State.CONNECTING:
             return
         self.protocol = protocol
@@ -164,6 +170,10 @@ class ConnectionLifecycle:
         if not self._supports_protocol(protocol):
             serves("PROTO-CONN-14")
             self._fail(UnsupportedProtocol(f"Unsupported protocol version {protocol}"))
+            return
+        refusal = self._admission_refusal(open_connections)
+        if refusal is not None:
+            self._fail(refusal)
             return
         serves("PROTO-CONN-01", "PROTO-CONN-05")
         self.socket_id = self._allocate_socket_id()
@@ -257,6 +267,9 @@ class ConnectionLifecycle:
 
     def _knows_app_key(self, app_key: str) -> bool:
         return app_key == self.settings.app_key
+
+    def _admission_refusal(self, open_connections: int) -> ProtocolError | None:
+        return admission_refusal(self.settings.admission, open_connections)
 
     def _supports_protocol(self, protocol: int | None) -> bool:
         """A missing or unreadable version is served as a current client: the docs' fallback

@@ -114,6 +114,15 @@ def test_unknown_property_is_refused(specs_copy: Path) -> None:
         load_specs(specs_copy, known_properties=known_property_names())
 
 
+def test_a_check_needing_what_no_target_can_declare_is_refused(specs_copy: Path) -> None:
+    path = specs_copy / "connection.yaml"
+    text = path.read_text()
+    assert "capabilities: [quota_app]" in text
+    path.write_text(text.replace("capabilities: [quota_app]", "capabilities: [quota_apps]"))
+    with pytest.raises(SpecError, match=r"PROTO-CONN-11/over-quota needs 'quota_apps', which no"):
+        load_specs(specs_copy, known_properties=known_property_names())
+
+
 def test_invalid_yaml_is_one_line(specs_copy: Path) -> None:
     (specs_copy / "broken.yaml").write_text("area: [unclosed\n")
     with pytest.raises(SpecError, match=r"^broken\.yaml: not valid YAML") as info:

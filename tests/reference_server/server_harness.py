@@ -73,11 +73,12 @@ async def trigger(
     *,
     secret: str = "app-secret",
     app_id: str = "app-id",
+    key: str = "app-key",
 ) -> tuple[int, Any]:
     raw = json.dumps(body).encode()
     path = f"/apps/{app_id}/events"
     params = {
-        "auth_key": "app-key",
+        "auth_key": key,
         "auth_timestamp": str(int(time.time())),
         "auth_version": "1.0",
         "body_md5": body_md5(raw),
@@ -108,17 +109,24 @@ async def subscribe_authorised(
 
 
 async def api(
-    server: RunningServer, method: str, path: str, body: bytes = b"", **params: str
+    server: RunningServer,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    *,
+    key: str = "app-key",
+    secret: str = SECRET,
+    **params: str,
 ) -> tuple[int, Any]:
     query = {
-        "auth_key": "app-key",
+        "auth_key": key,
         "auth_timestamp": str(int(time.time())),
         "auth_version": "1.0",
         **params,
     }
     if body:
         query["body_md5"] = body_md5(body)
-    query["auth_signature"] = sign_http_request(SECRET, method, path, query.items())
+    query["auth_signature"] = sign_http_request(secret, method, path, query.items())
     async with (
         aiohttp.ClientSession() as session,
         session.request(method, f"{server.http_url}{path}", params=query, data=body) as response,

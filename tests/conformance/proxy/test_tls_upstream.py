@@ -89,7 +89,7 @@ async def test_a_reset_reaches_the_tls_server(tls_upstream: TlsSetup) -> None:
 async def test_an_untrusted_certificate_is_logged_and_the_client_dropped(
     tls_upstream: TlsSetup,
 ) -> None:
-    """Verification is never off: without the CA file the system store does not know the
+    """Verification is on unless --insecure: without the CA file the system store does not know the
     test CA, and the client is dropped as for an unreachable upstream."""
     upstream, url, _ = tls_upstream
     log: list[dict[str, Any]] = []
@@ -100,3 +100,19 @@ async def test_an_untrusted_certificate_is_logged_and_the_client_dropped(
     assert entry["where"] == "connect upstream"
     assert "CERTIFICATE_VERIFY_FAILED" in entry["error"]
     assert upstream.received == []
+
+
+@pytest.mark.asyncio
+async def test_insecure_reaches_a_tls_server_whose_ca_it_was_not_given(
+    tls_upstream: TlsSetup,
+) -> None:
+    """``--insecure``: the certificate the previous test was dropped for is taken unverified."""
+    upstream, url, _ = tls_upstream
+    log: list[dict[str, Any]] = []
+    async with FaultProxy(url, insecure=True, log=log.append) as proxy:
+        client = await Client.open(proxy.address)
+        client.send(b"unverified")
+        assert await client.wait_until(lambda: client.data == b"unverified", 3)
+        assert upstream.received == [bytearray(b"unverified")]
+        client.close()
+    assert log == []

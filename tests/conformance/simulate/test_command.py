@@ -124,11 +124,19 @@ def test_every_tab_reset_and_every_tab_back(tmp_path: Path) -> None:
     assert any("reset on 100% of tabs" in line for line in data["timeline"])
 
 
+@pytest.mark.parametrize(
+    "trust", ["--ca-file", pytest.param("--insecure", marks=pytest.mark.nginx)]
+)
 def test_over_wss_with_a_private_ca(
-    tmp_path: Path, tls_files: Callable[..., BundledTls], capsys: pytest.CaptureFixture[str]
+    trust: str,
+    tmp_path: Path,
+    tls_files: Callable[..., BundledTls],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The workers' proxies speak TLS to the server and the publisher posts over https, both
-    trusting --ca-file: every tab is reset through its proxy and every tab comes back."""
+    trusting --ca-file, or trusting anything with --insecure (then warned about, and slow
+    enough to run with the TLS deployment tests): every tab is reset through its proxy and
+    every tab comes back."""
     server = start_bundled(tmp_path / "server.log", tls=tls_files(tmp_path / "certs"))
     try:
         t = server.target
@@ -139,16 +147,21 @@ def test_over_wss_with_a_private_ca(
         )  # fmt: skip
         report = tmp_path / "report"
         incident = {"at": 1, "fault": "reset", "share": 1.0}
-        args = ["--target-file", str(target), "--ca-file", t.ca_file]
+        args = ["--target-file", str(target), trust, *([t.ca_file] if trust == "--ca-file" else [])]
         assert simulate(scenario_file(tmp_path, incident), report, *args) == 3
     finally:
         server.stop()
     data = json.loads((report / "simulation.json").read_text())
     assert data["target"]["ws_url"].startswith("wss://")
-    assert data["target"]["ca_file"] == t.ca_file
+    assert data["target"]["ca_file"] == (t.ca_file if trust == "--ca-file" else None)
+    assert data["target"]["insecure"] is (trust == "--insecure")
     assert data["proxy_injections"] == {"reset": 4}
     assert_everyone_came_back(data)
-    assert "Traceback" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert ("simulate: warning: --insecure: the TLS certificate of wss://" in err) is (
+        trust == "--insecure"
+    )
 
 
 # -- usage mistakes: status 2, one line, nothing started ------------------------------------------

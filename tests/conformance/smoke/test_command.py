@@ -115,6 +115,18 @@ def test_an_untrusted_certificate_fails_connect_with_a_hint(
     assert connect.startswith("✗ connect")
     assert "TLS certificate not trusted" in connect
     assert "--ca-file" in connect
+    assert "--insecure" in connect
+
+
+def test_insecure_passes_an_untrusted_certificate_and_says_so(
+    tls_server: BundledServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, lines, _ = _smoke(capsys, *_flags(tls_server.target, "--insecure"))
+    assert code == 0, lines
+    (warning,) = [line for line in lines if "--insecure" in line]
+    assert warning.startswith("smoke: warning: --insecure: the TLS certificate of wss://")
+    assert "NOT verified" in warning
+    assert any(line.startswith("smoke: PASS") for line in lines), lines
 
 
 def test_a_plain_port_redirect_is_reported(
