@@ -175,16 +175,16 @@ class RedisCluster:
         if not self.connected:
             self._dropped += 1  # Our whole state goes again once reconnected.
             return
-        self._outgoing.extend(self._wire_texts(encode(message)))
+        self._outgoing.extend(self._wire_texts(message))
         while len(self._outgoing) > MAX_QUEUED:
             self._outgoing.popleft()
             self._dropped += 1
         self._idle.clear()
         self._pending.set()
 
-    def _wire_texts(self, text: str) -> list[str]:
+    def _wire_texts(self, message: ClusterMessage) -> list[str]:
         """What goes on the bus for one message (a test-only fault may change it)."""
-        return [text]
+        return [encode(message)]
 
     async def _write(self) -> None:
         assert self._client is not None

@@ -17,6 +17,7 @@ from reference_server.app import RunningServer
 from reference_server.apps_file import AppEntry
 from reference_server.faults import ClusterFault
 from reference_server.protocol.signing import sign_user
+from reference_server.redis_adapter import SYNC_WAIT
 
 from .server_harness import (
     SECRET,
@@ -222,7 +223,10 @@ async def test_a_node_that_does_not_forward_is_caught(redis_server: str) -> None
     async with nodes(redis_server, 2, fault) as (good, bad), client(good) as on_good:
         await subscribe(on_good, await established(on_good), "news")
         await asyncio.sleep(0.2)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         assert (await trigger(bad, {"name": "e", "channels": ["news"], "data": "x"}))[0] == 200
+        assert loop.time() - started < SYNC_WAIT / 2  # its marker to itself still goes
         await silent(on_good, 0.5)
 
 
