@@ -30,7 +30,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from .cluster_link import ClusterLink
-from .logs import log
+from .logs import log, logger
 from .peers import Fanout
 from .protocol.channels import ChannelRegistry
 from .protocol.cluster_messages import ClusterMessage, Sync, decode, encode
@@ -237,6 +237,8 @@ class RedisCluster:
                 )
                 if self.connected:
                     delay = BACKOFF[0]
+            except Exception:  # A bug of ours: logged, and the node starts afresh.
+                logger.exception("cluster_session_failed", extra={"fields": {"node": self.node}})
             self.connected = False
             self._outgoing.clear()
             self._idle.set()
@@ -276,4 +278,7 @@ class RedisCluster:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
             if self.connected:
-                self.link.tick()
+                try:
+                    self.link.tick()
+                except Exception:  # A bug of ours must not stop the heartbeats.
+                    logger.exception("cluster_tick_failed", extra={"fields": {"node": self.node}})
