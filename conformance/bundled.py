@@ -28,7 +28,7 @@ from typing import IO, Any
 
 from .errors import HarnessError
 from .target import Target, Timings
-from .target_apps import bundled_apps
+from .target_apps import OtherApp, bundled_apps
 from .tls import client_context
 
 __all__ = [
@@ -254,12 +254,19 @@ def start_bundled(
     webhook_url: str | None = None,
     serves_file: Path | None = None,
     tls: BundledTls | None = None,
+    shared_apps: tuple[dict[str, Any], dict[str, OtherApp]] | None = None,
+    extra_args: Sequence[str] = (),
+    faults: str | None = None,
 ) -> BundledServer:
     """Start the server; with ``webhook_url`` it posts webhooks there and declares them; with
     ``serves_file`` it counts its requirement marks and appends them there when it exits (an
     old file is removed first, so the file holds this server's lines only); with ``tls`` it
-    serves wss:// and https://, and the target trusts the CA that signed its certificate."""
-    apps, other_apps = bundled_apps(BUNDLED_QUOTA)
+    serves wss:// and https://, and the target trusts the CA that signed its certificate.
+    ``shared_apps`` (the apps file's content and the other apps as declared; default: generated),
+    ``extra_args`` and ``faults`` (``PUSHER_REF_FAULTS``; default: the suite's own
+    environment's) let a cluster's nodes share their apps and differ in their faults
+    (``bundled_cluster.py``)."""
+    apps, other_apps = shared_apps if shared_apps is not None else bundled_apps(BUNDLED_QUOTA)
     main = apps["apps"][0]
     app_id, key, secret = main["id"], main["key"], main["secret"]
     # A private folder: the file holds secrets. It lives as long as the server (a restart
@@ -285,8 +292,11 @@ def start_bundled(
         command += ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
         if tls.plain_port:
             command += ["--plain-port", "0"]
+    command += extra_args
+    faults = os.environ.get("PUSHER_REF_FAULTS", "") if faults is None else faults
+    environ = {**os.environ, "PUSHER_REF_FAULTS": faults}
     try:
-        process, ready = _launch(command, log_path, startup_timeout)
+        process, ready = _launch(command, log_path, startup_timeout, environ)
     except BaseException:
         shutil.rmtree(apps_dir, ignore_errors=True)
         raise
@@ -311,7 +321,7 @@ def start_bundled(
         process,
         target,
         log_path,
-        os.environ.get("PUSHER_REF_FAULTS", ""),
+        faults,
         tuple(command),
         serves_file,
         plain_url if isinstance(plain_url, str) else None,

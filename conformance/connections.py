@@ -193,13 +193,15 @@ class Connections(Mapping[str, RawConnection]):
         auto_pong: bool = True,
         local_address: str | None = None,
         via_proxy: bool = False,
+        node_url: str | None = None,
     ) -> RawConnection:
         """Open a WebSocket and nothing more (the server may refuse or close it: a check may
         be about exactly that). A connection of the same name is closed first. ``via_proxy``:
-        through the check's fault proxy, so that a step can stall, cut or reset its TCP."""
+        through the check's fault proxy, so that a step can stall, cut or reset its TCP;
+        ``node_url``: the ``ws_url`` of the cluster node to reach instead of the target's."""
         if name in self._by_name:
             await self._by_name[name].close()
-        base = None
+        base = node_url
         if via_proxy:
             proxy = await self.proxy()
             base = self._proxied_base(proxy)
@@ -225,12 +227,18 @@ class Connections(Mapping[str, RawConnection]):
         via_proxy: bool = False,
         local_address: str | None = None,
         key: str | None = None,
+        node_url: str | None = None,
     ) -> tuple[RawConnection, dict[str, Any]]:
         """Connect (with ``key``, default the target's) and wait for
         ``pusher:connection_established`` (a precondition); the connection and what the
         greeting told (``{"socket_id", "activity_timeout"}``)."""
         conn = await self.connect(
-            name, key=key, auto_pong=auto_pong, via_proxy=via_proxy, local_address=local_address
+            name,
+            key=key,
+            auto_pong=auto_pong,
+            via_proxy=via_proxy,
+            local_address=local_address,
+            node_url=node_url,
         )
         if conn.closed is not None:
             raise PreconditionFailed(f"could not open {name}: {conn.closed.describe()}")
@@ -259,16 +267,24 @@ class Connections(Mapping[str, RawConnection]):
 
     # -- barriers ----------------------------------------------------------------------------
 
-    async def barrier(self, name: str, marker_channel: str | None = None) -> None:
+    async def barrier(
+        self,
+        name: str,
+        marker_channel: str | None = None,
+        *,
+        publish: MarkerPublisher | None = None,
+    ) -> None:
         """Make sure the server has processed everything sent before: a marker event through the
         HTTP API (for asynchronous fan-out), then a ping round trip. A connection the server
-        has closed needs no barrier: nothing more can reach it."""
+        has closed needs no barrier: nothing more can reach it. ``publish``: how to publish the
+        marker, when not the usual way (a cluster check publishes it through a chosen node, so
+        that it queues behind that node's own events)."""
         conn = self.named(name)
         if conn.has_closed():
             return
         if marker_channel is not None:
             token = nonce()
-            await self._publish_marker(token, marker_channel)
+            await (publish or self._publish_marker)(token, marker_channel)
             frame = await conn.wait_for(
                 lambda f: (
                     f.event == "conformance-marker"

@@ -16,13 +16,13 @@ import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from . import templates
 from .app_clients import CheckApps
 from .connections import DEFAULT_QUERY, Connections
 from .errors import CheckFailed, PreconditionFailed, UsageError
-from .httpclient import ApiClient
+from .httpclient import ApiClient, NodeApiClients
 from .restart import Restarter
 from .signing import channel_auth, hmac_sha256_hex
 from .spec import Check
@@ -32,6 +32,9 @@ from .templates import nonce, unique_channel
 from .transcript import Transcript
 from .webhooks import WebhookClient
 from .wsclient import Frame, RawConnection
+
+if TYPE_CHECKING:
+    from .cluster_steps import NodeStopper
 
 # ``DEFAULT_QUERY``, ``nonce`` and ``unique_channel`` live in ``connections`` and ``templates``;
 # they stay importable from here for code written before the split.
@@ -70,6 +73,8 @@ class RunSettings:
     answers_pusher_ping: bool = True
     #: What restarts the target for the shutdown checks (``restart.py``), when something can.
     restarter: Restarter | None = field(default=None, compare=False, repr=False)
+    #: What stops a cluster's last node for the dead-node check (``cluster_steps.py``).
+    node_stopper: NodeStopper | None = field(default=None, compare=False, repr=False)
 
 
 class CheckContext:
@@ -120,7 +125,8 @@ class CheckContext:
         #: The ``${...}`` names this check's steps may use; ``open`` adds each connection's
         #: greeting under the connection's name (``${alice.socket_id}``).
         self.variables: dict[str, Any] = templates.target_variables(target)
-        self.api = ApiClient(target, self.transcript, self.response_timeout)
+        self._apis = NodeApiClients(target, self.transcript, self.response_timeout)
+        self.api = self._apis.on(None)
         self.connections = Connections(
             target,
             self.transcript,
@@ -154,7 +160,7 @@ class CheckContext:
 
     async def aclose(self) -> None:
         await self.connections.aclose()
-        await self.api.aclose()
+        await self._apis.aclose()
         await self.apps.aclose()
         if self.restarting is not None:
             # A check that ended early still leaves the target restarted for the next one.
@@ -258,6 +264,7 @@ class CheckContext:
         local_address: str | None = None,
         via_proxy: bool = False,
         app: str | None = None,
+        node: int | None = None,
     ) -> RawConnection:
         """``app``: connect to that app of the target (its key, unless ``key`` is given)."""
         app_key = self.apps.opened(name, app)
@@ -270,6 +277,7 @@ class CheckContext:
             auto_pong=auto_pong,
             local_address=local_address,
             via_proxy=via_proxy,
+            node_url=self._node_ws_url(node),
         )
 
     async def open(
@@ -280,19 +288,53 @@ class CheckContext:
         via_proxy: bool = False,
         local_address: str | None = None,
         app: str | None = None,
+        node: int | None = None,
     ) -> RawConnection:
         """Connect (to ``app``, default the main one) and wait for
         ``pusher:connection_established`` (a precondition); its ``socket_id`` and
         ``activity_timeout`` become ``${name.…}``."""
         key = self.apps.opened(name, app)
         conn, greeting = await self.connections.open(
-            name, auto_pong=auto_pong, via_proxy=via_proxy, local_address=local_address, key=key
+            name,
+            auto_pong=auto_pong,
+            via_proxy=via_proxy,
+            local_address=local_address,
+            key=key,
+            node_url=self._node_ws_url(node),
         )
         self.variables[name] = greeting
         return conn
 
-    async def barrier(self, name: str, marker_channel: str | None = None) -> None:
-        await self.connections.barrier(name, marker_channel)
+    async def barrier(
+        self, name: str, marker_channel: str | None = None, *, node: int | None = None
+    ) -> None:
+        """``node``: publish the marker through that cluster node (see ``api_on``)."""
+
+        async def publish(token: str, channel: str) -> None:
+            await self.trigger("conformance-marker", token, channel=channel, node=node)
+
+        await self.connections.barrier(
+            name, marker_channel, publish=publish if node is not None else None
+        )
+
+    # -- cluster nodes (see ``nodes``) -------------------------------------------------------
+
+    def _node_ws_url(self, node: int | None) -> str | None:
+        return None if node is None else self.target.on_node(node).ws_url
+
+    def api_on(self, node: int | None) -> ApiClient:
+        """The HTTP API client of cluster node ``node``; ``None``: ``api``, the target's own."""
+        return self._apis.on(node)
+
+    def api_via(self, app: str | None, node: int | None) -> ApiClient:
+        """The API client a step's ``app:`` or ``node:`` names (the main one: neither).
+
+        Raises:
+            UsageError: a step names both: the other apps are only declared for one address.
+        """
+        if app is not None and node is not None:
+            raise UsageError(f"a step names both app {app!r} and node {node}: name one")
+        return self.api_for(app) if app is not None else self.api_on(node)
 
     async def ping_barrier(self, name: str) -> None:
         await self.connections.ping_barrier(name)
@@ -399,10 +441,11 @@ class CheckContext:
         channels: list[str] | None = None,
         socket_id: str | None = None,
         app: str | None = None,
+        node: int | None = None,
     ) -> None:
-        """Publish through the HTTP API of ``app`` (default the main one); a precondition: it
-        must answer 200."""
-        response = await self.api_for(app).trigger(
+        """Publish through the HTTP API (a precondition: it must answer 200), signed as
+        ``app`` (default the main one) or through cluster node ``node``."""
+        response = await self.api_via(app, node).trigger(
             name, data, channel=channel, channels=channels, socket_id=socket_id
         )
         if response.status != 200:

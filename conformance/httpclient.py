@@ -178,3 +178,25 @@ class ApiClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+class NodeApiClients:
+    """The API clients of a cluster's nodes (``nodes.py``), opened as a check names them and
+    closed together; node ``None`` is the target's own address."""
+
+    def __init__(self, target: Target, transcript: Transcript, timeout: float) -> None:
+        self.target = target
+        self.transcript = transcript
+        self.timeout = timeout
+        self._by_node: dict[int | None, ApiClient] = {}
+
+    def on(self, node: int | None) -> ApiClient:
+        key = None if node is None else node % max(1, len(self.target.nodes))
+        if key not in self._by_node:
+            target = self.target if key is None else self.target.on_node(key)
+            self._by_node[key] = ApiClient(target, self.transcript, self.timeout)
+        return self._by_node[key]
+
+    async def aclose(self) -> None:
+        for client in self._by_node.values():
+            await client.aclose()

@@ -19,6 +19,7 @@ import pytest
 
 from .baseline import Baseline
 from .bundled import BundledServer
+from .cluster_steps import STOP_NODE_STEP
 from .context import CheckContext, RunSettings
 from .options import (
     selected,
@@ -92,7 +93,9 @@ class RequirementCollector(pytest.Collector):
 def undeclared_need(target: Target, requirement: Requirement, check: Check) -> str | None:
     """What the check needs that the target does not declare, as the skip names it
     (``capability 'webhooks'``, ``target field 'second_app'``); ``None``: it can run."""
-    needs = ([requirement.capability] if requirement.capability else []) + list(check.capabilities)
+    # A requirement's capability may join several with ``+`` (``cluster+client_events``).
+    joined = requirement.capability.split("+") if requirement.capability else []
+    needs = joined + list(check.capabilities)
     for need in needs:
         if not target.declares(need):
             kind = "target field" if need in TARGET_APP_FIELDS else "capability"
@@ -155,7 +158,9 @@ class CheckItem(pytest.Item):
         budget = budget_for(
             state.target, state.settings, self.check, examples, waits_on_timers=timers
         )
-        alone = any(RESTART_STEP in step for step in self.check.exchange or ())
+        alone = any(
+            RESTART_STEP in step or STOP_NODE_STEP in step for step in self.check.exchange or ()
+        )
         if alone:
             budget += state.target.restart_within * state.settings.timeout_multiplier
         return Job(

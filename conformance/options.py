@@ -21,6 +21,7 @@ from typing import Any, Literal
 import pytest
 
 from .errors import UsageError
+from .nodes import refuse_declared
 from .profiles import PROFILES
 from .spec import REGRESSIONS_SUBDIR, Check, Requirement, SpecSet
 from .target import CONNECTION_FIELDS, KNOWN_CAPABILITIES, webhook_listen_url
@@ -81,6 +82,10 @@ def _whole_number(text: str) -> int:
 
 
 def _capability(text: str) -> str:
+    try:
+        refuse_declared([text])
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if text not in KNOWN_CAPABILITIES:
         raise argparse.ArgumentTypeError(
             f"unknown capability: {text} (known: {', '.join(sorted(KNOWN_CAPABILITIES))})"
@@ -186,6 +191,11 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         "insecure", "--insecure", form="switch",
         help="do not verify the target's TLS certificate at all (warned about, and the report "
         "says so); not with --ca-file",
+    ),
+    _target(
+        "bundled_nodes", "--bundled-nodes", parse=positive_int, metavar="N",
+        help="start redis-server and N bundled reference-server nodes sharing it, and certify "
+        "them as one cluster (2 to 5; PUSHER_REF_FAULTS then breaks node 1 only)",
     ),
     RunOption("report_dir", ("--report-dir",), default="conformance-report", metavar="DIR"),
     RunOption(
@@ -294,6 +304,7 @@ class RunOptions:
     webhook_listen: str | None = None
     ca_file: str | None = None
     insecure: bool = False
+    bundled_nodes: int | None = None
     report_dir: str = "conformance-report"
     baseline: str | None = None
     strict: bool = False
@@ -324,6 +335,11 @@ class RunOptions:
             raise UsageError(f"a target given by flags also needs {', '.join(missing)}")
         _refuse_both_saving_choices(self.regressions_dir, self.no_save_regressions)
         refuse_both_trust_choices(self.ca_file, self.insecure)
+        if self.bundled_nodes is not None and (self.target_file or self.target_flags_given):
+            raise UsageError(
+                "--bundled-nodes starts a cluster of its own: give it without --target or "
+                "the target flags"
+            )
 
     @classmethod
     def from_values(cls, value_of: Callable[[RunOption], Any]) -> RunOptions:
@@ -379,6 +395,8 @@ class RunOptions:
             add("--app-id", self.app_id)
             add("--key", self.key)
             words += ["--secret", "$SECRET"]
+        elif self.bundled_nodes:
+            add("--bundled-nodes", str(self.bundled_nodes))
         for capability in self.capabilities:
             add("--capability", capability)
         if self.webhook_listen:

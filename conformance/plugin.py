@@ -18,6 +18,8 @@ import pytest
 from . import __version__
 from .baseline import load_baseline
 from .bundled import BUNDLED_WEBHOOK_LISTEN, start_bundled
+from .bundled_cluster import start_bundled_cluster
+from .cluster_steps import CommandNodeStopper, NodeStopper
 from .context import RunSettings
 from .errors import ConformanceError, HarnessError, TargetUnreachable, UsageError
 from .items import RESULT_PROPERTY, STATE, RunState, SpecFileCollector
@@ -95,6 +97,7 @@ def _configure(config: pytest.Config) -> None:
     prepare_hypothesis(options.cache_dir)
     report_dir = Path(options.report_dir).resolve()
     bundled = None
+    node_stopper: NodeStopper | None = None
     webhook_control: str | None = None
     if _is_worker(config):
         target = Target.from_wire(workerinput["conformance_target"])
@@ -110,13 +113,25 @@ def _configure(config: pytest.Config) -> None:
             receiver = _start_receiver(BUNDLED_WEBHOOK_LISTEN)
             config.add_cleanup(receiver.stop)
             webhook_control = receiver.control_url
-            bundled = start_bundled(
-                report_dir / "reference-server.log",
-                webhook_url=receiver.listen_url,
-                serves_file=report_dir / MARKS_FILE,
-            )
-            config.add_cleanup(bundled.stop)
-            target = with_declared_capabilities(bundled.target, options)
+            if options.bundled_nodes:
+                cluster = start_bundled_cluster(
+                    options.bundled_nodes,
+                    report_dir,
+                    webhook_url=receiver.listen_url,
+                    serves_file=report_dir / MARKS_FILE,
+                )
+                config.add_cleanup(cluster.stop)
+                node_stopper = cluster
+                bundled, bundled_target = cluster.nodes[0], cluster.target
+            else:
+                bundled = start_bundled(
+                    report_dir / "reference-server.log",
+                    webhook_url=receiver.listen_url,
+                    serves_file=report_dir / MARKS_FILE,
+                )
+                config.add_cleanup(bundled.stop)
+                bundled_target = bundled.target
+            target = with_declared_capabilities(bundled_target, options)
         else:
             check_reachable(user_target)
             target = user_target
@@ -124,6 +139,8 @@ def _configure(config: pytest.Config) -> None:
                 receiver = _start_receiver(target.webhook_listen)
                 config.add_cleanup(receiver.stop)
                 webhook_control = receiver.control_url
+    if node_stopper is None and len(target.nodes) > 1 and target.nodes[-1].stop is not None:
+        node_stopper = CommandNodeStopper(target.nodes[-1].stop)
     restarter: Restarter | None = None
     if bundled is not None:
         restarter = BundledRestarter(bundled)
@@ -131,6 +148,7 @@ def _configure(config: pytest.Config) -> None:
         restarter = CommandRestarter(target.restart_command, target.restart_within)
     settings = RunSettings(
         restarter=restarter,
+        node_stopper=None if _is_worker(config) else node_stopper,
         profile=options.profile,
         seed=seed,
         timeout_multiplier=options.timeout_multiplier,

@@ -110,16 +110,19 @@ def _check_ids_and_checks(
 
 
 def _check_needs(file_name: str, capability: str | None, check: Check) -> None:
-    """A server check may need only what a target can declare: a misspelt name would skip the
-    check against every target, silently."""
+    """A server check may need only what a target can declare, or what its ``nodes:`` give it
+    (``cluster``, ``node_control``): a misspelt name would skip the check against every target,
+    silently."""
+    from .nodes import DERIVED_CAPABILITIES
     from .target import KNOWN_CAPABILITIES
     from .target_apps import TARGET_APP_FIELDS
 
-    known = KNOWN_CAPABILITIES | set(TARGET_APP_FIELDS)
-    for need in ([capability] if capability else []) + list(check.capabilities):
+    known = KNOWN_CAPABILITIES | set(TARGET_APP_FIELDS) | DERIVED_CAPABILITIES
+    joined = capability.split("+") if capability else []
+    for need in joined + list(check.capabilities):
         if need not in known:
             raise SpecError(
-                f"{file_name}: {check.full_id} needs {need!r}, which no target can declare "
+                f"{file_name}: {check.full_id} needs {need!r}, which no target can have "
                 f"(known: {', '.join(sorted(known))})"
             )
 

@@ -121,7 +121,10 @@ async def _after_barrier(ctx: CheckContext, args: Mapping[str, Any]) -> RawConne
     """Run the step's barrier (``ping`` or ``{marker: CHANNEL}``) and return its connection."""
     conn = ctx.connection(args["on"])
     barrier = args.get("barrier", "ping")
-    await ctx.barrier(conn.name, barrier.get("marker") if isinstance(barrier, Mapping) else None)
+    if isinstance(barrier, Mapping):
+        await ctx.barrier(conn.name, barrier.get("marker"), node=barrier.get("node"))
+    else:
+        await ctx.barrier(conn.name)
     return conn
 
 
@@ -139,6 +142,7 @@ async def _connect(ctx: CheckContext, args: Mapping[str, Any]) -> None:
         via_proxy=args.get("via") == "proxy",
         local_address=_source(ctx, args),
         app=args.get("app"),
+        node=args.get("node"),
     )
 
 
@@ -158,6 +162,7 @@ async def _open(ctx: CheckContext, args: Mapping[str, Any]) -> None:
         via_proxy=args.get("via") == "proxy",
         local_address=_source(ctx, args),
         app=args.get("app"),
+        node=args.get("node"),
     )
 
 
@@ -322,6 +327,7 @@ async def _trigger(ctx: CheckContext, args: Mapping[str, Any]) -> None:
         channels=args.get("channels"),
         socket_id=args.get("socket_id"),
         app=args.get("app"),
+        node=args.get("node"),
     )
 
 
@@ -351,7 +357,7 @@ async def _http_once(ctx: CheckContext, args: Mapping[str, Any]) -> None:
         body = str(args.get("body", "")).encode()
     query = {k: str(v) for k, v in (args.get("query") or {}).items()}
     auth = {k: (None if v is None else str(v)) for k, v in (args.get("auth") or {}).items()}
-    response = await ctx.api_for(args.get("app")).request(
+    response = await ctx.api_via(args.get("app"), args.get("node")).request(
         args["method"],
         args["path"],
         body=body,
@@ -396,4 +402,4 @@ async def _await_frame(ctx: CheckContext, args: Mapping[str, Any]) -> None:
 
 
 # The steps of other modules register themselves here.
-from . import proxy_steps, restart_steps, webhook_steps  # noqa: E402, F401
+from . import cluster_steps, proxy_steps, restart_steps, webhook_steps  # noqa: E402, F401

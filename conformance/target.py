@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from .errors import TargetUnreachable, UsageError
+from .nodes import Node, derived_capabilities, node_at, parse_nodes, refuse_declared
 from .target_apps import TARGET_APP_FIELDS, OtherApp, parse_other_apps
 from .tls import check_ca_file, check_trusted, client_context, refuse_both_trust_choices
 from .webhooks import parse_listen_url
@@ -71,6 +72,7 @@ _TARGET_KEYS = {
     "restart",
     "ca_file",
     *TARGET_APP_FIELDS,
+    "nodes",
 }
 
 
@@ -109,11 +111,16 @@ class Target:
     insecure: bool = False
     #: The target file's ``second_app``, ``disabled_app`` and ``quota_app`` (``target_apps``).
     other_apps: Mapping[str, OtherApp] = field(default_factory=dict, hash=False)
+    #: The servers of a cluster (``nodes.py``); empty for a single server. ``ws_url`` and
+    #: ``http_url`` are then the first node's: the ordinary checks run there.
+    nodes: tuple[Node, ...] = ()
 
     @property
     def urls(self) -> tuple[str, ...]:
-        """Where the suite reaches it: the WebSocket base, then the HTTP API's, once each."""
-        return tuple(dict.fromkeys((self.ws_url, self.http_url)))
+        """Where the suite reaches it: the WebSocket base, then the HTTP API's, then every
+        cluster node's, once each."""
+        nodes = (url for node in self.nodes for url in (node.ws_url, node.http_url))
+        return tuple(dict.fromkeys((self.ws_url, self.http_url, *nodes)))
 
     def client_tls(self) -> ssl.SSLContext | None:
         """The TLS context every connection to this target uses (``None``: the defaults)."""
@@ -122,6 +129,11 @@ class Target:
     def declares(self, name: str) -> bool:
         """Whether the target declares this capability or app field (``target_apps``)."""
         return name in self.capabilities or name in self.other_apps
+
+    def on_node(self, number: int) -> Target:
+        """This target reached through node ``number`` (modulo the number of nodes)."""
+        node = node_at(self.nodes, number)
+        return dataclasses.replace(self, ws_url=node.ws_url, http_url=node.http_url)
 
     def public(self) -> dict[str, Any]:
         """What a report may show: everything but the secret."""
@@ -141,6 +153,7 @@ class Target:
             "ca_file": self.ca_file,
             "insecure": self.insecure,
             "other_apps": {name: app.public() for name, app in sorted(self.other_apps.items())},
+            "nodes": [node.public() for node in self.nodes],
         }
 
     def to_wire(self) -> str:
@@ -170,6 +183,7 @@ class Target:
             ca_file=data["ca_file"],
             insecure=data["insecure"],
             other_apps={name: OtherApp(**app) for name, app in data["other_apps"].items()},
+            nodes=tuple(Node(**node) for node in data["nodes"]),
         )
 
 
@@ -234,12 +248,22 @@ def target_from_mapping(
             f"unknown target field(s): {', '.join(sorted(unknown))} "
             f"(known: {', '.join(sorted(_TARGET_KEYS))})"
         )
+    nodes = parse_nodes(data.get("nodes"), _url)
+    if nodes:
+        given = [name for name in ("ws_url", "http_url") if name in data]
+        if given:
+            raise UsageError(
+                f"a target with nodes: gives {' and '.join(given)} in each node only "
+                "(the first node is where the ordinary checks run)"
+            )
+        data = {**data, "ws_url": nodes[0].ws_url, "http_url": nodes[0].http_url}
     for required in CONNECTION_FIELDS:
         if data.get(required) in (None, ""):
             raise UsageError(f"target is missing {required!r}")
     capabilities = data.get("capabilities") or []
     if not isinstance(capabilities, list) or not all(isinstance(c, str) for c in capabilities):
         raise UsageError(f"capabilities must be a list of names, got {capabilities!r}")
+    refuse_declared(capabilities)
     unknown_caps = set(capabilities) - KNOWN_CAPABILITIES
     if unknown_caps:
         raise UsageError(
@@ -273,7 +297,8 @@ def target_from_mapping(
         app_id=_text(data["app_id"], "app_id"),
         key=_text(data["key"], "key"),
         secret=_text(data["secret"], "secret"),
-        capabilities=frozenset(capabilities),
+        capabilities=frozenset(capabilities)
+        | derived_capabilities(nodes, suite_controls_nodes=bundled),
         timings=Timings(
             activity_timeout=_seconds(timings.get("activity_timeout"), "activity_timeout"),
             pong_timeout=_seconds(timings.get("pong_timeout"), "pong_timeout"),
@@ -285,6 +310,7 @@ def target_from_mapping(
         restart_within=restart_within,
         ca_file=ca_file,
         other_apps=parse_other_apps(data),
+        nodes=nodes,
     )
 
 

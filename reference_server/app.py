@@ -331,7 +331,7 @@ async def run_server(
         else None
     )
     if config.redis_url is not None and config.node_id is None:
-        # One name for the node, whichever of its apps' buses it speaks on.
+        # One name per process, shared by its apps: the nodes know each other by it.
         config = dataclasses.replace(config, node_id=secrets.token_hex(6))
     server: ReferenceServer | AppsServer
     if config.apps:

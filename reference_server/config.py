@@ -66,6 +66,12 @@ class ServerConfig:
     #: With TLS, a second port for plain traffic, answered with a redirect to the TLS port (a
     #: client that typed ws:// or http:// learns where to go instead of meeting a dead port).
     plain_port: int | None = None
+    #: This app's enabled flag: a disabled app refuses every connection with 4003.
+    enabled: bool = True
+    #: This app's connection quota (4004 beyond it); ``None``: no quota.
+    max_connections: int | None = None
+    #: ``--apps-file``: the apps this server serves; empty: the one app of ``app_id``/``key``.
+    apps: tuple[AppEntry, ...] = ()
     #: Redis shared by the nodes of a cluster (``redis_adapter.py``); ``None``: one process.
     redis_url: str | None = None
     #: This node's name in the cluster; ``None``: a random one is drawn at start.
@@ -74,12 +80,6 @@ class ServerConfig:
     node_timeout: float = 5.0
     #: Test-only faults of the cluster link (``faults/cluster.py``), apart from ``faults``.
     cluster_faults: ClusterFaultSet = frozenset()
-    #: This app's enabled flag: a disabled app refuses every connection with 4003.
-    enabled: bool = True
-    #: This app's connection quota (4004 beyond it); ``None``: no quota.
-    max_connections: int | None = None
-    #: ``--apps-file``: the apps this server serves; empty: the one app of ``app_id``/``key``.
-    apps: tuple[AppEntry, ...] = ()
 
     @property
     def tls(self) -> bool:
@@ -146,10 +146,10 @@ def _parser() -> argparse.ArgumentParser:
         ("--tls-cert", "PUSHER_REF_TLS_CERT", "PEM certificate chain: serve wss:// and https://"),
         ("--tls-key", "PUSHER_REF_TLS_KEY", "PEM private key of --tls-cert"),
         ("--plain-port", "PUSHER_REF_PLAIN_PORT", "with TLS: plain port that redirects to it"),
+        ("--apps-file", "PUSHER_REF_APPS_FILE", "YAML or JSON file listing several apps"),
         ("--redis-url", "PUSHER_REF_REDIS_URL", "redis:// URL shared by the nodes of a cluster"),
         ("--node-id", "PUSHER_REF_NODE_ID", "this node's name in the cluster (default random)"),
         ("--node-timeout", "PUSHER_REF_NODE_TIMEOUT", "seconds before a silent node is dead"),
-        ("--apps-file", "PUSHER_REF_APPS_FILE", "YAML or JSON file listing several apps"),
     ):
         parser.add_argument(flag, metavar="VALUE", help=f"{what} (env {env})")
     parser.add_argument(

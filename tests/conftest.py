@@ -1,10 +1,10 @@
 """What every test package shares: test certificates for TLS (``tls_files``), nginx
 terminating TLS in front of a server (``nginx_front``), a private Redis for the cluster tests
-(``redis_server``), and the mutation self-test's summary (how many fault switches the suite
-killed, how many with exactly their named requirements, and which faults took longest: the
-tier's cost). The run's spec-validation cache lives in a directory of its own
-(``PUSHER_CONFORMANCE_CACHE``), shared with every ``conformance`` process the tests start and
-removed at the end, so no test reads or writes the user's cache."""
+(``redis_server``), and the mutation self-test's summary
+(how many fault switches the suite killed, how many with exactly their named requirements, and
+which faults took longest: the tier's cost). The run's spec-validation cache lives in a
+directory of its own (``PUSHER_CONFORMANCE_CACHE``), shared with every ``conformance`` process
+the tests start and removed at the end, so no test reads or writes the user's cache."""
 
 from __future__ import annotations
 
@@ -115,19 +115,6 @@ def _listening(port: int) -> bool:
         return False
 
 
-#: Seconds a test Redis gets to start answering.
-REDIS_START_TIMEOUT = 10.0
-
-
-def _redis_answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-            conn.sendall(b"PING\r\n")
-            return conn.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 def _nginx_conf(folder: Path, port: int, upstream: str, tls: BundledTls) -> str:
     """The main configuration around the users' file: in the foreground, everything in
     ``folder``, listening on loopback only. ``user root;`` only when run as root: nginx would
@@ -228,6 +215,19 @@ def nginx_front(tmp_path: Path) -> Iterator[Callable[[str, BundledTls], NginxFro
     yield start
     for front in started:
         _stop_nginx(front)
+
+
+#: Seconds a test Redis gets to start answering.
+REDIS_START_TIMEOUT = 10.0
+
+
+def _redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
 
 
 @pytest.fixture
