@@ -44,8 +44,10 @@ UrlCheck = Callable[[object, str, Iterable[str]], str]
 
 @dataclass(frozen=True)
 class Node:
-    """One server of a cluster. ``stop``: a shell command that kills this node (like a crash:
-    no graceful drain needed) and returns once it is down; only the last node's is used."""
+    """One server of a cluster. ``stop``: a shell command that stops this node and returns
+    once it is down. The cluster checks use the last node's, and a crash will do for them; a
+    simulation's ``stop_node`` incident uses the stopped node's and judges its drain (close
+    4200 to every socket), so for that the command should stop it as a deploy does (SIGTERM)."""
 
     ws_url: str
     http_url: str

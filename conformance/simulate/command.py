@@ -21,13 +21,16 @@ from rich.live import Live
 from rich.table import Table
 
 from ..bundled import BundledServer, start_bundled
+from ..bundled_cluster import MAX_BUNDLED_NODES, BundledCluster, start_bundled_cluster
 from ..errors import UsageError
 from ..options import positive_float, positive_int
 from ..report.simulation_section import HTML_FILE, MARKDOWN_FILE, attach
 from ..restart import BundledRestarter, CommandRestarter, Restarter
 from ..target import Target, check_reachable, load_target_file, with_trust
 from ..tls import insecure_warning, refuse_both_trust_choices
+from .cluster import check_stops
 from .coordinator import Progress, SimulationResult, default_workers, simulate
+from .node_stop import BundledNodeStopper, CommandNodeStopper, NodeStopper
 from .report import evidence_lines, figure_rows, to_html, to_json, to_markdown
 from .scenario import SimScenario, load_sim_scenario
 
@@ -37,11 +40,17 @@ __all__ = ["add_simulate_arguments", "simulate_command"]
 def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scenario", required=True, metavar="NAME|FILE",
-        help="a bundled scenario (admin-alerts, restart-under-load, flaky-network) or a file",
+        help="a bundled scenario (admin-alerts, restart-under-load, flaky-network,"
+        " node-sigterm) or a file",
     )  # fmt: skip
     parser.add_argument(
         "--target-file", metavar="FILE", help="the server to load (default: the bundled server)"
     )
+    parser.add_argument(
+        "--bundled-nodes", type=positive_int, metavar="N",
+        help="start redis-server and N bundled reference-server nodes sharing it, and load them"
+        " as one cluster (2 to 5; PUSHER_REF_FAULTS then breaks node 1 only)",
+    )  # fmt: skip
     parser.add_argument(
         "--ca-file", metavar="PEM",
         help="trust this CA for a wss:// target, on top of the system store"
@@ -79,13 +88,15 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
 def simulate_command(args: argparse.Namespace) -> int:
     scenario = load_sim_scenario(args.scenario).resized(args.users, args.tabs, args.duration)
     target = _target(args.target_file, args.ca_file, args.insecure)
+    stop_commands = _check_cluster(scenario, target, args.bundled_nodes)
     if target is not None:
         if scenario.restarts and not target.restart_command:
             raise UsageError(
                 f"scenario {scenario.name!r} restarts the server: the target file must give"
                 " restart: {command: ..., within: SECONDS} (docs/simulate.md)"
             )
-        check_reachable(target)
+        for number in range(max(1, len(target.nodes))):
+            check_reachable(target.on_node(number) if target.nodes else target)
     report_dir = Path(args.report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     _raise_file_limit()
@@ -94,11 +105,23 @@ def simulate_command(args: argparse.Namespace) -> int:
     workers = args.workers or default_workers(total_tabs)
     console = Console(stderr=True)
     bundled: BundledServer | None = None
+    cluster: BundledCluster | None = None
     try:
-        if target is None:
+        if target is None and args.bundled_nodes:
+            # The nodes' and Redis's logs are part of the evidence: they go with the report.
+            cluster = start_bundled_cluster(args.bundled_nodes, report_dir)
+            target = cluster.target
+        elif target is None:
             # The server's log is part of the evidence: it goes with the report.
             bundled = start_bundled(report_dir / "reference-server.log")
             target = bundled.target
+        node_stopper: NodeStopper | None = (
+            BundledNodeStopper(cluster.nodes)
+            if cluster is not None
+            else CommandNodeStopper(stop_commands)
+            if stop_commands
+            else None
+        )
         restarter: Restarter | None = (
             BundledRestarter(bundled)
             if bundled is not None
@@ -106,14 +129,19 @@ def simulate_command(args: argparse.Namespace) -> int:
             if target.restart_command
             else None
         )
+        where = ", ".join(node.ws_url for node in target.nodes) if target.nodes else target.ws_url
         console.print(
-            f"simulate: {scenario.title} against {target.name} ({target.ws_url}):"
+            f"simulate: {scenario.title} against {target.name} ({where}):"
             f" {scenario.users:,} users x {scenario.tabs} tabs, {workers} worker(s), seed {seed}"
         )
-        result = _run(target, scenario, workers, seed, restarter, console, not args.no_progress)
+        result = _run(
+            target, scenario, workers, seed, restarter, node_stopper, console, not args.no_progress
+        )
     finally:
         if bundled is not None:
             bundled.stop()
+        if cluster is not None:
+            cluster.stop()
     (report_dir / "simulation.json").write_text(json.dumps(to_json(result), indent=2) + "\n")
     (report_dir / MARKDOWN_FILE).write_text(to_markdown(result), encoding="utf-8")
     (report_dir / HTML_FILE).write_text(to_html(result), encoding="utf-8")
@@ -128,6 +156,35 @@ def simulate_command(args: argparse.Namespace) -> int:
         " and the evidence to simulation-evidence.jsonl"
     )
     return result.readiness.exit_code
+
+
+def _check_cluster(
+    scenario: SimScenario, target: Target | None, bundled_nodes: int | None
+) -> dict[int, str]:
+    """Refuse, before anything starts, a cluster the scenario cannot run on; return the target
+    file's stop commands by node (none for the bundled nodes: the suite stops its own)."""
+    if bundled_nodes is not None:
+        if target is not None:
+            raise UsageError(
+                "--bundled-nodes starts a cluster of its own: give it without --target-file"
+            )
+        if not 2 <= bundled_nodes <= MAX_BUNDLED_NODES:
+            raise UsageError(
+                f"--bundled-nodes must be 2 to {MAX_BUNDLED_NODES}, got {bundled_nodes}"
+            )
+    nodes = bundled_nodes or (len(target.nodes) if target is not None else 1)
+    if scenario.restarts and nodes > 1:
+        raise UsageError(
+            f"scenario {scenario.name!r} restarts the server, which a cluster does not have"
+            " one of: stop a node instead (stop_node: N; docs/simulate.md)"
+        )
+    stops = (
+        {n: node.stop for n, node in enumerate(target.nodes) if node.stop}
+        if target is not None
+        else {}
+    )
+    check_stops(scenario.name, scenario.stopped_nodes, nodes, stops if target is not None else None)
+    return stops
 
 
 def _target(target_file: str | None, ca_file: str | None, insecure: bool) -> Target | None:
@@ -152,6 +209,7 @@ def _run(
     workers: int,
     seed: int,
     restarter: Restarter | None,
+    node_stopper: NodeStopper | None,
     console: Console,
     live: bool,
 ) -> SimulationResult:
@@ -164,6 +222,7 @@ def _run(
                     workers=workers,
                     seed=seed,
                     restarter=restarter,
+                    node_stopper=node_stopper,
                     on_progress=lambda p: display.update(_progress_table(p)),
                 )
             )
@@ -176,7 +235,13 @@ def _run(
 
     return asyncio.run(
         simulate(
-            target, scenario, workers=workers, seed=seed, restarter=restarter, on_progress=plain
+            target,
+            scenario,
+            workers=workers,
+            seed=seed,
+            restarter=restarter,
+            node_stopper=node_stopper,
+            on_progress=plain,
         )
     )
 

@@ -1,5 +1,6 @@
-"""Runs a simulation: plans who opens which tab when, starts the worker processes, publishes,
-restarts the server when the scenario says so, stops everyone, and tallies what they saw.
+"""Runs a simulation: plans who opens which tab when (and, against a cluster, through which
+node), starts the worker processes, publishes, restarts the server or stops a node when the
+scenario says so, stops everyone, and tallies what they saw.
 
 The timeline, in wall-clock time (every process reads the same clock):
 
@@ -26,7 +27,9 @@ from typing import Any
 from ..errors import HarnessError
 from ..restart import Restarter, restart
 from ..target import Target
+from .cluster import StoppedNode, first_node, publish_nodes, stopped_node_figures
 from .ledger import Figures, Life, Publication, tally
+from .node_stop import NodeStopper
 from .publisher import Publisher
 from .scenario import SimScenario
 from .verdict import Generator, Readiness, judge
@@ -82,6 +85,8 @@ class SimulationResult:
     #: The evidence behind the figures: every connection and every publish.
     lives: tuple[Life, ...] = ()
     publications: tuple[Publication, ...] = ()
+    #: Against a cluster: what the tabs of each node the scenario stopped went through.
+    stopped: tuple[StoppedNode, ...] = ()
 
 
 def default_workers(tabs: int) -> int:
@@ -102,23 +107,27 @@ def socket_path(key: str) -> str:
 def plan_workers(
     scenario: SimScenario, *, workers: int, seed: int, start: float, target: Target
 ) -> list[WorkerPlan]:
-    """Every worker's part: tabs spread evenly over the ramp and over the workers (tab ``i``
-    to worker ``i mod W``), and each fault incident's seeded choice of tabs."""
+    """Every worker's part: tabs spread evenly over the ramp, over the workers (tab ``i`` to
+    worker ``i mod W``) and over a cluster's nodes (tab ``i`` first to node ``i mod N``), and
+    each fault incident's seeded choice of tabs."""
     measure_from = start + scenario.ramp_seconds
     tabs = [
         (f"u{u:05d}.t{k}", f"u{u:05d}") for u in range(scenario.users) for k in range(scenario.tabs)
     ]
     step = scenario.ramp_seconds / len(tabs)
     channels = run_channels(scenario, seed)
+    upstreams = [node.ws_url for node in target.nodes] or [target.ws_url]
     plans: list[WorkerPlan] = []
     for w in range(workers):
         plans.append(
             WorkerPlan(
                 index=w,
                 tabs=[
-                    (t, u, start + i * step) for i, (t, u) in enumerate(tabs) if i % workers == w
+                    (t, u, start + i * step, first_node(i, len(upstreams)))
+                    for i, (t, u) in enumerate(tabs)
+                    if i % workers == w
                 ],
-                upstream=target.ws_url,
+                upstreams=upstreams,
                 ca_file=target.ca_file,
                 insecure=target.insecure,
                 path=socket_path(target.key),
@@ -172,10 +181,13 @@ async def simulate(
     workers: int,
     seed: int,
     restarter: Restarter | None,
+    node_stopper: NodeStopper | None = None,
     on_progress: Callable[[Progress], None] = lambda _: None,
 ) -> SimulationResult:
     if scenario.restarts and restarter is None:
         raise HarnessError("this scenario restarts the server, but no restart was provided")
+    if scenario.stopped_nodes and node_stopper is None:
+        raise HarnessError("this scenario stops a node, but no way to stop one was provided")
     started_at = time.time()
     start = started_at + STARTUP_SECONDS
     measure_from = start + scenario.ramp_seconds
@@ -219,9 +231,17 @@ async def simulate(
 
     for index, pipe in enumerate(pipes):
         loop.add_reader(pipe.fileno(), readable, index)
-    publisher = Publisher(
-        target, plans[0]["channels"], scenario.alerts, scenario.publish_per_second
+    via = (
+        [target.nodes[n].http_url for n in publish_nodes(len(target.nodes), scenario.stopped_nodes)]
+        if target.nodes
+        else []
     )
+    publisher = Publisher(
+        target, plans[0]["channels"], scenario.alerts, scenario.publish_per_second, via=via
+    )
+    #: Node -> when it was told to stop, and when it was down.
+    stopped_at: dict[int, float] = {}
+    down_at: dict[int, float] = {}
     timeline: list[str] = []
     #: What went wrong on the harness's side during the run: the verdict cannot be trusted.
     problems: list[str] = []
@@ -245,9 +265,23 @@ async def simulate(
             return
         note("server back")
 
+    async def stop_node_at(at: float, node: int) -> None:
+        assert node_stopper is not None
+        await asyncio.sleep(max(0.0, measure_from + at - time.time()))
+        note(f"node {node} told to stop")
+        stopped_at[node] = time.time()
+        try:
+            await node_stopper.stop(node)
+        except HarnessError as exc:
+            problems.append(f"stopping node {node} failed: {exc}")
+            note(f"stopping node {node} failed: {exc}")
+            return
+        down_at[node] = time.time()
+        note(f"node {node} down")
+
     async def incident_notes() -> None:
         for incident in sorted(scenario.incidents, key=lambda i: i.at):
-            if not incident.restart:
+            if not incident.restart and incident.stop_node is None:
                 await asyncio.sleep(max(0.0, measure_from + incident.at - time.time()))
                 note(incident.describe().split(" ", 1)[1])
 
@@ -255,6 +289,11 @@ async def simulate(
         asyncio.ensure_future(publisher.run(measure_from, measure_to)),
         asyncio.ensure_future(incident_notes()),
         *(asyncio.ensure_future(restart_at(i.at)) for i in scenario.incidents if i.restart),
+        *(
+            asyncio.ensure_future(stop_node_at(i.at, i.stop_node))
+            for i in scenario.incidents
+            if i.stop_node is not None
+        ),
     ]
     try:
         while time.time() < stop_at:
@@ -312,6 +351,13 @@ async def simulate(
         grace=scenario.delivery_grace_seconds,
         latency_ms=latency,
     )
+    slots = list(scenario.channels)
+    stopped = tuple(
+        stopped_node_figures(
+            lives, node=node, stopped_at=at, down_at=down_at.get(node), slots=slots
+        )
+        for node, at in sorted(stopped_at.items())
+    )
     generator = Generator.from_samples(
         len(plans),
         [body["cpu_shares"] for body in finished.values()],
@@ -333,6 +379,7 @@ async def simulate(
             generator,
             offered_per_second=scenario.offered_per_second,
             problems=problems,
+            stopped=stopped,
         ),
         injections=injections,
         publish_failures=dict(publisher.failures),
@@ -341,4 +388,5 @@ async def simulate(
         seconds=time.time() - started_at,
         lives=tuple(lives),
         publications=tuple(publisher.publications),
+        stopped=stopped,
     )

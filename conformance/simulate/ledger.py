@@ -31,7 +31,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Figures", "Life", "Publication", "UserFigures", "percentile", "tally"]
+__all__ = [
+    "Figures",
+    "Life",
+    "NodeFigures",
+    "Publication",
+    "UserFigures",
+    "percentile",
+    "tally",
+]
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,8 @@ class Life:
     #: When the simulation injected a network fault on it, if it did.
     faulted: float | None = None
     received: Mapping[str, Sequence[int]] = field(default_factory=dict)
+    #: The node of a cluster it went through (counted from 0); None: a single server.
+    node: int | None = None
 
     def ready_at(self, slots: Iterable[str]) -> float | None:
         """When it was subscribed to every channel, if it ever was."""
@@ -76,6 +86,7 @@ class Life:
             "established": self.established, "subscribed": dict(self.subscribed),
             "ended": self.ended, "how": self.how, "close_code": self.close_code,
             "faulted": self.faulted, "received": {k: list(v) for k, v in self.received.items()},
+            "node": self.node,
         }  # fmt: skip
 
     @classmethod
@@ -93,6 +104,19 @@ class UserFigures:
     duplicates: int
     out_of_order: int
     recovered: bool
+
+
+@dataclass(frozen=True)
+class NodeFigures:
+    """What the connections through one node of a cluster got: a node that forwards nothing,
+    or forwards twice, shows here even when the others hide it in the totals."""
+
+    connections: int = 0
+    owed: int = 0
+    lost: int = 0
+    #: A second copy that arrived on a connection through this node.
+    duplicates: int = 0
+    out_of_order: int = 0
 
 
 @dataclass(frozen=True)
@@ -118,6 +142,8 @@ class Figures:
     refused_tabs: int
     closes: Mapping[str, int]
     per_user: Sequence[UserFigures]
+    #: Node -> what its connections got; empty against a single server.
+    per_node: Mapping[int, NodeFigures] = field(default_factory=dict)
 
     @property
     def delivered_per_second(self) -> float:
@@ -192,6 +218,7 @@ def tally(
         refused_tabs=totals.refused,
         closes=dict(sorted(totals.closes.items())),
         per_user=per_user,
+        per_node={n: NodeFigures(**vars(c)) for n, c in sorted(totals.per_node.items())},
     )
 
 
@@ -208,6 +235,18 @@ class _Totals:
     connect_ms: list[float] = field(default_factory=list)
     reconnect_ms: list[float] = field(default_factory=list)
     closes: dict[str, int] = field(default_factory=dict)
+    per_node: dict[int, _NodeCount] = field(default_factory=dict)
+
+
+@dataclass
+class _NodeCount:
+    """``NodeFigures`` while the tally counts them."""
+
+    connections: int = 0
+    owed: int = 0
+    lost: int = 0
+    duplicates: int = 0
+    out_of_order: int = 0
 
 
 @dataclass
@@ -234,6 +273,13 @@ def _tab(
     down_since: float | None = None
     for life in lives:
         totals.connections += 1
+        # Against a single server the node figures are not kept: they would repeat the totals.
+        node = (
+            totals.per_node.setdefault(life.node, _NodeCount())
+            if life.node is not None
+            else _NodeCount()
+        )
+        node.connections += 1
         if life.established is not None and result.connect_ms is None:
             # A tab's connect time runs from its first attempt to its first handshake, failed
             # attempts included; what later connections take is its reconnect time.
@@ -263,9 +309,11 @@ def _tab(
             for seq in got:
                 if seq < highest:
                     result.out_of_order += 1
+                    node.out_of_order += 1
                 highest = max(highest, seq)
                 if (slot, seq) in seen:
                     result.duplicates += 1
+                    node.duplicates += 1
                 seen.add((slot, seq))
             since = life.subscribed.get(slot)
             if since is None:
@@ -278,8 +326,10 @@ def _tab(
                 if p.seq > last_seq and p.acked + grace > healthy:
                     continue
                 result.owed += 1
+                node.owed += 1
                 if p.seq not in got_set:
                     result.lost += 1
+                    node.lost += 1
     last = lives[-1]
     if last.how.startswith("refused"):
         totals.refused += 1

@@ -31,8 +31,13 @@ class Publisher:
         channels: Mapping[str, str],
         alerts: Sequence[tuple[str, str]],
         per_second: float,
+        *,
+        via: Sequence[str] = (),
     ) -> None:
         self.target = target
+        #: The HTTP API URLs to post through, in turn (a cluster's live nodes,
+        #: ``cluster.publish_nodes``); default the target's own.
+        self.via = tuple(via) or (target.http_url,)
         self.channels = channels
         self.alerts = alerts
         self.per_second = per_second
@@ -54,12 +59,19 @@ class Publisher:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 event, slot = self.alerts[seq % len(self.alerts)]
+                base = self.via[seq % len(self.via)]
                 seq += 1
-                await self._publish(session, path, seq, event, slot)
+                await self._publish(session, base, path, seq, event, slot)
                 next_at = max(next_at + 1 / self.per_second, time.time())
 
     async def _publish(
-        self, session: aiohttp.ClientSession, path: str, seq: int, event: str, slot: str
+        self,
+        session: aiohttp.ClientSession,
+        base: str,
+        path: str,
+        seq: int,
+        event: str,
+        slot: str,
     ) -> None:
         sent = time.time()
         data = json.dumps({"seq": seq, "t": round(sent * 1000, 3)})
@@ -70,7 +82,7 @@ class Publisher:
         acked: float | None = None
         try:
             async with session.post(
-                self.target.http_url.rstrip("/") + path,
+                base.rstrip("/") + path,
                 params=params,
                 data=raw,
                 headers={"Content-Type": "application/json"},

@@ -57,6 +57,7 @@ def figure_rows(result: SimulationResult) -> list[tuple[str, str]]:
                 + ("" if slowest.recovered else ", not recovered"),
             )
         )
+    rows += _cluster_rows(result)
     rows.append(("load generator", result.generator.explain()))
     injected = {k: v for k, v in result.injections.items() if not k.startswith("error")}
     errors = {k[7:]: v for k, v in result.injections.items() if k.startswith("error: ")}
@@ -68,6 +69,38 @@ def figure_rows(result: SimulationResult) -> list[tuple[str, str]]:
         rows.append(
             ("proxy could not", ", ".join(f"{k} x{v:,}" for k, v in sorted(errors.items())))
         )
+    return rows
+
+
+def _cluster_rows(result: SimulationResult) -> list[tuple[str, str]]:
+    """Each node's deliveries, and what the tabs of a stopped node went through."""
+    rows = [
+        (
+            f"node {n}",
+            f"{c.connections:,} connections, delivered / owed {c.owed - c.lost:,} / {c.owed:,},"
+            f" lost {c.lost:,}, duplicated {c.duplicates:,}, out of order {c.out_of_order:,}",
+        )
+        for n, c in result.figures.per_node.items()
+    ]
+    for s in result.stopped:
+        through = ", ".join(f"node {n} x{count:,}" for n, count in s.back_through.items())
+        down = "not by the end of the run" if s.down_after is None else f"{s.down_after:.1f} s"
+        rows += [
+            (f"stopped node {s.node}: down after", down),
+            (f"stopped node {s.node}: tabs on it", f"{s.tabs:,}"),
+            (f"stopped node {s.node}: closed with 4200", f"{s.closed_4200:,} / {s.tabs:,}"),
+            (
+                f"stopped node {s.node}: back through another node",
+                f"{s.came_back:,} / {s.tabs:,}" + (f" ({through})" if through else ""),
+            ),
+            (f"stopped node {s.node}: reconnect time p50 / p99", _spread(s.reconnect_ms)),
+        ]
+        if s.not_closed_examples:
+            rows.append(
+                (f"stopped node {s.node}: not closed with 4200", "; ".join(s.not_closed_examples))
+            )
+        if s.not_back_examples:
+            rows.append((f"stopped node {s.node}: not back", "; ".join(s.not_back_examples)))
     return rows
 
 
@@ -115,6 +148,22 @@ def to_json(result: SimulationResult) -> dict[str, Any]:
             "refused_tabs": f.refused_tabs,
             "connection_ends": dict(f.closes),
             "slowest_user": (u := f.slowest_user()) and u.__dict__,
+            "per_node": {str(n): c.__dict__ for n, c in f.per_node.items()},
+            "stopped_nodes": [
+                {
+                    "node": s.node,
+                    "stopped_at": s.stopped_at,
+                    "down_after": s.down_after,
+                    "tabs": s.tabs,
+                    "closed_4200": s.closed_4200,
+                    "came_back": s.came_back,
+                    "back_through": {str(n): c for n, c in s.back_through.items()},
+                    "reconnect_ms": spread(s.reconnect_ms),
+                    "not_closed_examples": list(s.not_closed_examples),
+                    "not_back_examples": list(s.not_back_examples),
+                }
+                for s in result.stopped
+            ],
         },
         "generator": {
             **result.generator.__dict__,

@@ -39,7 +39,7 @@ _LOAD_KEYS = {
 _CLIENT_KEYS = {"activity_timeout", "pong_timeout", "retry_jitter_seconds"}
 _NETWORK_KEYS = {"latency_ms", "jitter_ms", "bytes_per_second"}
 _THRESHOLD_KEYS = {"connect_p99_ms", "delivered_per_second", "recovered_share", "lost"}
-_INCIDENT_KEYS = {"at", "share", "fault", "for", "restart"}
+_INCIDENT_KEYS = {"at", "share", "fault", "for", "restart", "stop_node"}
 
 
 @dataclass(frozen=True)
@@ -69,11 +69,14 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class Incident:
-    """Something that happens ``at`` seconds into the measured phase: a server restart, or a
-    proxy fault on a seeded ``share`` of the tabs (lifted after ``lasts`` s for a stall)."""
+    """Something that happens ``at`` seconds into the measured phase: a server restart, the
+    stop of one node of a cluster (SIGTERM, not restarted: its tabs must move to the others),
+    or a proxy fault on a seeded ``share`` of the tabs (lifted after ``lasts`` s for a stall)."""
 
     at: float
     restart: bool = False
+    #: The node (counted from 0, in the target's ``nodes:``) that is stopped.
+    stop_node: int | None = None
     fault: Fault | None = None
     share: float = 0.0
     lasts: float | None = None
@@ -85,6 +88,8 @@ class Incident:
     def describe(self) -> str:
         if self.restart:
             return f"t+{self.at:g}s restart the server"
+        if self.stop_node is not None:
+            return f"t+{self.at:g}s stop node {self.stop_node}"
         assert self.fault is not None
         lasting = f" for {self.lasts:g}s" if self.lasts is not None else ""
         return f"t+{self.at:g}s {self.fault.name}{lasting} on {self.share:.0%} of tabs"
@@ -124,6 +129,12 @@ class SimScenario:
     @property
     def restarts(self) -> bool:
         return any(i.restart for i in self.incidents)
+
+    @property
+    def stopped_nodes(self) -> tuple[int, ...]:
+        """The nodes an incident stops, in the order they are stopped."""
+        timed = sorted((i.at, i.stop_node) for i in self.incidents if i.stop_node is not None)
+        return tuple(node for _, node in timed)
 
     def resized(self, users: int | None, tabs: int | None, duration: float | None) -> SimScenario:
         """The same scenario with the command line's sizes, checked like the file's."""
@@ -258,8 +269,16 @@ def sim_scenario_from_mapping(raw: object, *, source: str) -> SimScenario:
 
 def _incident(raw: object, where: str) -> Incident:
     if not isinstance(raw, Mapping):
-        raise UsageError(f"{where}: an incident is a mapping with at and restart or fault")
+        raise UsageError(
+            f"{where}: an incident is a mapping with at and restart, stop_node or fault"
+        )
     at = _seconds(raw.get("at"), f"{where}.at")
+    if "stop_node" in raw:
+        extra = sorted(str(k) for k in set(raw) - {"at", "stop_node"})
+        if extra:
+            raise UsageError(f"{where}: a stop_node takes only 'at' (not {', '.join(extra)})")
+        node = _count(raw["stop_node"], f"{where}.stop_node", 0, 99)
+        return Incident(at=at, stop_node=node)
     if raw.get("restart") is True:
         extra = sorted(str(k) for k in set(raw) - {"at", "restart"})
         if extra:
@@ -269,7 +288,9 @@ def _incident(raw: object, where: str) -> Incident:
         raise UsageError(f"{where}.restart must be true (or left out), got {raw['restart']!r}")
     name = raw.get("fault")
     if not isinstance(name, str):
-        raise UsageError(f"{where}: give 'restart: true' or a proxy 'fault' (docs/proxy.md)")
+        raise UsageError(
+            f"{where}: give 'restart: true', 'stop_node: N' or a proxy 'fault' (docs/proxy.md)"
+        )
     params = {str(k): v for k, v in raw.items() if k not in _INCIDENT_KEYS}
     try:
         fault = fault_from_params(name, params)

@@ -15,7 +15,7 @@ import json
 import random
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -94,10 +94,17 @@ class Tab:
         clock: Callable[[], float] = time.time,
         watcher: TabWatcher | None = None,
         tls: ssl.SSLContext | None = None,
+        route: Sequence[tuple[int, str]] = (),
     ) -> None:
         self.tab_id = tab_id
         self.user = user
         self.url = url
+        #: Against a cluster: (node, URL) in the order this tab tries them, each new
+        #: connection through the next one, as behind a load balancer (``cluster.py``);
+        #: empty for a single server at ``url``.
+        self.route = tuple(route)
+        #: The node the current (or next) connection goes through; None: a single server.
+        self.node: int | None = self.route[0][0] if self.route else None
         self.key = key
         self.secret = secret
         self.channels = dict(channels)
@@ -125,7 +132,11 @@ class Tab:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect and reconnect until ``stop`` is set (or the server refuses the tab)."""
+        attempt = 0
         while not stop.is_set():
+            if self.route:
+                self.node, self.url = self.route[attempt % len(self.route)]
+            attempt += 1
             record = _Recording(opened=self.clock())
             self._current = record
             try:
@@ -167,6 +178,7 @@ class Tab:
                 close_code=record.close_code,
                 faulted=record.faulted,
                 received=record.received,
+                node=self.node,
             )
         )
         if self.watcher is not None:

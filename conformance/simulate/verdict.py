@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .cluster import StoppedNode
 from .ledger import Figures, percentile
 from .scenario import Thresholds
 
@@ -87,17 +88,21 @@ def judge(
     *,
     offered_per_second: float,
     problems: Sequence[str] = (),
+    stopped: Sequence[StoppedNode] = (),
 ) -> Readiness:
     """``offered_per_second``: the deliveries per second the scenario asks of the server; if
     that is below the throughput bar, the run cannot tell whether the server reaches it.
     ``problems``: what went wrong on the harness's side (a restart command that failed): then
-    nothing missed can be laid at the server's door, and the verdict is inconclusive."""
+    nothing missed can be laid at the server's door, and the verdict is inconclusive.
+    ``stopped``: each node a scenario stopped, which must have gone down (a node that never
+    exits holds up a deploy) and whose every tab must have been told 4200 and have come back
+    through another node (no tab on it: not tested)."""
     connect_p99 = percentile(figures.connect_ms, 99)
     rate = figures.delivered_per_second
     throughput: bool | None = rate >= bar.delivered_per_second
     if offered_per_second < bar.delivered_per_second and not throughput:
         throughput = None
-    criteria = (
+    criteria: tuple[Criterion, ...] = (
         Criterion(
             "connect time p99",
             "no connection" if connect_p99 is None else f"{connect_p99:.0f} ms",
@@ -126,6 +131,7 @@ def judge(
         Criterion("delivered twice", str(figures.duplicates), "0", figures.duplicates == 0),
         Criterion("out of order", str(figures.out_of_order), "0", figures.out_of_order == 0),
     )
+    criteria += tuple(c for node in stopped for c in _stopped_node_criteria(node))
     failed = [c.name for c in criteria if c.met is False]
     untested = [c.name for c in criteria if c.met is None]
     if problems:
@@ -141,3 +147,28 @@ def judge(
     else:
         verdict, note = "not ready", f"missed: {', '.join(failed)}"
     return Readiness(verdict, criteria, note)
+
+
+def _stopped_node_criteria(node: StoppedNode) -> tuple[Criterion, Criterion, Criterion]:
+    tested = node.tabs > 0
+    down = node.down_after
+    return (
+        Criterion(
+            f"node {node.node} down after the stop",
+            "not by the end of the run" if down is None else f"in {down:.1f} s",
+            "by the end of the run",
+            down is not None,
+        ),
+        Criterion(
+            f"node {node.node}'s tabs closed with 4200",
+            f"{node.closed_4200}/{node.tabs}",
+            "all",
+            node.every_tab_closed if tested else None,
+        ),
+        Criterion(
+            f"node {node.node}'s tabs back through another node",
+            f"{node.came_back}/{node.tabs}",
+            "all",
+            node.every_tab_back if tested else None,
+        ),
+    )

@@ -1,5 +1,6 @@
-"""A load-generator process: its share of the tabs, behind its own fault proxy, on its own
-event loop, so the generator spreads over the machine's cores instead of being the bottleneck.
+"""A load-generator process: its share of the tabs, behind its own fault proxy (one per node
+of a cluster), on its own event loop, so the generator spreads over the machine's cores
+instead of being the bottleneck.
 
 It talks to the coordinator over a pipe: ``progress`` every half second (tabs ready, events
 received, its CPU share and event-loop lag, which say whether it kept up), then ``done`` with
@@ -21,6 +22,7 @@ from typing import Any, TypedDict
 from ..proxy.faults import Bandwidth, Fault, Latency, Resume, fault_from_params
 from ..proxy.schedule import Schedule, Step
 from ..proxy.server import FaultProxy
+from .cluster import node_turn
 from .scenario import ClientBehaviour
 from .tab import Tab, TabCounters, pause
 
@@ -41,9 +43,11 @@ class WorkerIncident(TypedDict):
 
 class WorkerPlan(TypedDict):
     index: int
-    #: (tab id, user id, wall time to open it)
-    tabs: list[tuple[str, str, float]]
-    upstream: str
+    #: (tab id, user id, wall time to open it, the node it connects to first)
+    tabs: list[tuple[str, str, float, int]]
+    #: The server's WebSocket URL, or each node's of a cluster (node ``n`` at ``n``): the
+    #: worker puts a fault proxy in front of each.
+    upstreams: list[str]
     #: The CA to trust for a wss:// upstream (the worker's proxy speaks TLS to it).
     ca_file: str | None
     #: ``--insecure``: the upstream's certificate is not verified.
@@ -107,27 +111,34 @@ class _Worker:
         plan = self.plan
         loop = asyncio.get_running_loop()
         loop.add_reader(self.pipe.fileno(), self._command)
-        proxy = FaultProxy(
-            plan["upstream"],
-            ca_file=plan["ca_file"],
-            insecure=plan["insecure"],
-            schedule=_network_schedule(plan),
-            seed=plan["seed"],
-            log=self._logged,
-        )
-        await proxy.start()
+        proxies = [
+            FaultProxy(
+                upstream,
+                ca_file=plan["ca_file"],
+                insecure=plan["insecure"],
+                schedule=_network_schedule(plan),
+                seed=plan["seed"],
+                log=self._logged,
+            )
+            for upstream in plan["upstreams"]
+        ]
+        for proxy in proxies:
+            await proxy.start()
         behaviour = ClientBehaviour(**plan["behaviour"])
-        for tab_id, user, _ in plan["tabs"]:
+        urls = [proxy.url + plan["path"] for proxy in proxies]
+        cluster = len(urls) > 1
+        for tab_id, user, _, first in plan["tabs"]:
+            route = [(n, urls[n]) for n in node_turn(first, len(urls))] if cluster else []
             self.tabs[tab_id] = Tab(
-                tab_id, user, url=proxy.url + plan["path"], key=plan["key"], secret=plan["secret"],
+                tab_id, user, url=urls[first], key=plan["key"], secret=plan["secret"],
                 channels=plan["channels"], behaviour=behaviour, counters=self.counters,
-                rng=random.Random(f"{plan['seed']}/{tab_id}"),
+                rng=random.Random(f"{plan['seed']}/{tab_id}"), route=route,
             )  # fmt: skip
-        tasks = [asyncio.ensure_future(self._tab(self.tabs[t], at)) for t, _, at in plan["tabs"]]
+        tasks = [asyncio.ensure_future(self._tab(self.tabs[t], at)) for t, _, at, _ in plan["tabs"]]
         helpers = [
             asyncio.ensure_future(self._progress()),
             asyncio.ensure_future(self._probe_lag()),
-            *(asyncio.ensure_future(self._incident(proxy, i)) for i in plan["incidents"]),
+            *(asyncio.ensure_future(self._incident(proxies, i)) for i in plan["incidents"]),
         ]
         await self.stop.wait()
         with contextlib.suppress(TimeoutError):
@@ -136,7 +147,8 @@ class _Worker:
         for task in [*tasks, *helpers]:
             task.cancel()
         await asyncio.gather(*tasks, *helpers, return_exceptions=True)
-        await proxy.aclose(timeout=2)
+        for proxy in proxies:
+            await proxy.aclose(timeout=2)
         loop.remove_reader(self.pipe.fileno())
         lives = [life.to_dict() for tab in self.tabs.values() for life in tab.lives]
         self.pipe.send(
@@ -176,21 +188,22 @@ class _Worker:
         """Sleep until ``wall``; False if the run stopped first."""
         return await pause(self.stop, wall - time.time())
 
-    async def _incident(self, proxy: FaultProxy, incident: WorkerIncident) -> None:
+    async def _incident(self, proxies: list[FaultProxy], incident: WorkerIncident) -> None:
         if not await self._sleep_until(incident["at"]):
             return
         fault = fault_from_params(incident["fault"], incident["params"])
-        hit: list[int] = []
+        hit: list[tuple[FaultProxy, int]] = []
         for tab_id in incident["tabs"]:
             tab = self.tabs[tab_id]
+            proxy = proxies[tab.node or 0]  # the proxy in front of the tab's current node
             index = proxy.index_of_client(tab.local_port) if tab.local_port else None
             if index is not None:
                 proxy.inject(fault, index)
                 tab.mark_faulted()
-                hit.append(index)
+                hit.append((proxy, index))
         lift_at = incident["lift_at"]
         if lift_at is not None and hit and await self._sleep_until(lift_at):
-            for index in hit:
+            for proxy, index in hit:
                 proxy.inject(Resume(), index)
 
     async def _progress(self) -> None:

@@ -181,7 +181,7 @@ def test_an_unknown_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert simulate(Path("no-such-scenario"), report) == 2
     assert one_line_error(capsys) == (
         "conformance: error: unknown scenario 'no-such-scenario'"
-        " (bundled: admin-alerts, flaky-network, restart-under-load)"
+        " (bundled: admin-alerts, flaky-network, node-sigterm, restart-under-load)"
     )
     assert not report.exists()
 

@@ -3,10 +3,12 @@ workers, channels tagged by the run, and each fault's seeded choice of tabs spli
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
 
+from conformance.nodes import Node
 from conformance.proxy.faults import Reset, Stall
 from conformance.simulate.coordinator import default_workers, plan_workers
 from conformance.simulate.scenario import Incident, SimScenario
@@ -48,19 +50,20 @@ def stalled(plans: list[WorkerPlan]) -> list[str]:
 def test_tabs_are_spread_over_the_ramp_and_the_workers() -> None:
     plans = plan()
     assert [p["index"] for p in plans] == [0, 1, 2]
-    opened = sorted((at, tab) for p in plans for tab, _, at in p["tabs"])
+    opened = sorted((at, tab) for p in plans for tab, _, at, _ in p["tabs"])
     assert len(opened) == 10
     assert opened[0] == (1000.0, "u00000.t0")
     assert opened[1] == (1001.0, "u00000.t1")  # 10 s of ramp over 10 tabs
     assert opened[-1] == (1009.0, "u00004.t1")
-    assert [t for t, _, _ in plans[1]["tabs"]] == ["u00000.t1", "u00002.t0", "u00003.t1"]
-    assert {u for p in plans for _, u, _ in p["tabs"]} == {f"u{n:05d}" for n in range(5)}
+    assert [t for t, _, _, _ in plans[1]["tabs"]] == ["u00000.t1", "u00002.t0", "u00003.t1"]
+    assert {u for p in plans for _, u, _, _ in p["tabs"]} == {f"u{n:05d}" for n in range(5)}
+    assert {node for p in plans for _, _, _, node in p["tabs"]} == {0}  # one server
 
 
 def test_every_worker_gets_the_same_run() -> None:
     for p in plan():
         assert p["channels"] == {"a": "private-a.ff", "b": "b.ff"}  # the seed, in hex
-        assert p["upstream"] == "ws://127.0.0.1:6001"
+        assert p["upstreams"] == ["ws://127.0.0.1:6001"]
         assert p["path"].startswith("/app/the-key?protocol=7&client=pusher-conformance-simulate")
         assert (p["key"], p["secret"], p["seed"]) == ("the-key", "the-secret", 255)
         assert (p["measure_from"], p["measure_to"]) == (1010.0, 1040.0)
@@ -80,7 +83,7 @@ def test_faults_go_to_a_seeded_share_of_the_tabs_split_by_owner() -> None:
     assert all(i["params"] == {"direction": "both"} for i in stall)
     assert all(i["at"] == 1014.0 and i["lift_at"] is None for i in reset)
     for p in plans:
-        mine = {t for t, _, _ in p["tabs"]}
+        mine = {t for t, _, _, _ in p["tabs"]}
         assert all(set(i["tabs"]) <= mine for i in p["incidents"])
     assert stalled(plans) == stalled(plan())  # the same seed, the same choice
     others = {tuple(stalled(plan(seed=seed))) for seed in range(20)}
@@ -100,3 +103,23 @@ def test_default_workers_is_at_most_one_per_core_and_eight(tabs: int) -> None:
 
 def test_a_few_tabs_get_one_worker() -> None:
     assert default_workers(1) == default_workers(250) == 1
+
+
+def test_against_a_cluster_tabs_start_on_the_nodes_round_robin() -> None:
+    cluster = dataclasses.replace(
+        TARGET,
+        nodes=tuple(
+            Node(f"ws://127.0.0.1:{port}", f"http://127.0.0.1:{port}")
+            for port in (7001, 7002, 7003)
+        ),
+    )
+    plans = plan_workers(SCENARIO, workers=2, seed=1, start=1000.0, target=cluster)
+    for p in plans:
+        assert p["upstreams"] == [
+            "ws://127.0.0.1:7001", "ws://127.0.0.1:7002", "ws://127.0.0.1:7003",
+        ]  # fmt: skip
+    first = {tab: node for p in plans for tab, _, _, node in p["tabs"]}
+    ordered = [first[f"u{u:05d}.t{k}"] for u in range(5) for k in range(2)]
+    assert ordered == [0, 1, 2, 0, 1, 2, 0, 1, 2, 0]
+    # The two tabs of one user are on two nodes: a user sees the cluster from both sides.
+    assert first["u00000.t0"] != first["u00000.t1"]

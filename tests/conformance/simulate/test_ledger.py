@@ -11,7 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conformance.simulate.ledger import Figures, Life, Publication, UserFigures, percentile, tally
+from conformance.simulate.ledger import (
+    Figures,
+    Life,
+    NodeFigures,
+    Publication,
+    UserFigures,
+    percentile,
+    tally,
+)
 
 SLOTS = ("a", "b")
 
@@ -372,9 +380,46 @@ def test_a_life_survives_the_trip_through_a_pipe() -> None:
     data = original.to_dict()
     assert data["received"] == {"a": [1, 2], "b": [3]}
     assert Life.from_dict(data) == original
+    through_a_node = dataclasses.replace(original, node=2)
+    assert through_a_node.to_dict()["node"] == 2
+    assert Life.from_dict(through_a_node.to_dict()) == through_a_node
     assert original.ready_at(SLOTS) == 0.2
     assert life(subscribed={"a": 1.0, "b": 3.0}).ready_at(SLOTS) == 3.0
     assert life(subscribed={"a": 1.0}).ready_at(SLOTS) is None
+
+
+# -- a cluster: each node's connections ---------------------------------------------------------
+
+
+def test_a_single_server_has_no_node_figures() -> None:
+    assert count([life(received={"a": [1]})], published(1)).per_node == {}
+
+
+def test_losses_duplicates_and_disorder_go_to_the_node_they_happened_on() -> None:
+    pubs = published(1, 2, 3, 4)  # sent at 1, 2, 3, 4
+    lives = [
+        # Node 0: 2 missing before 3 arrived (a gap), and 1 after 3 (out of order).
+        dataclasses.replace(life(tab="u1.t0", received={"a": [3, 1, 4]}), node=0),
+        # Node 1, then node 2: the tab reads 2 again through node 2 (a duplicate there).
+        dataclasses.replace(
+            life(0, tab="u2.t0", user="u2", ended=2.5, how="close 4200", close_code=4200,
+                 received={"a": [1, 2]}),
+            node=1,
+        ),
+        dataclasses.replace(
+            life(1, tab="u2.t0", user="u2", subscribed={"a": 2.6, "b": 2.6},
+                 received={"a": [2, 3, 4]}),
+            node=2,
+        ),
+    ]  # fmt: skip
+    figures = count(lives, pubs)
+    assert figures.per_node == {
+        0: NodeFigures(connections=1, owed=4, lost=1, duplicates=0, out_of_order=1),
+        1: NodeFigures(connections=1, owed=2, lost=0, duplicates=0, out_of_order=0),
+        2: NodeFigures(connections=1, owed=2, lost=0, duplicates=1, out_of_order=0),
+    }
+    assert (figures.lost, figures.duplicates, figures.out_of_order) == (1, 1, 1)
+    assert sum(n.owed for n in figures.per_node.values()) == figures.owed
 
 
 # -- percentile and the slowest user --------------------------------------------------------------

@@ -9,8 +9,9 @@ import json
 from typing import Any
 
 from conformance.proxy.faults import Reset
+from conformance.simulate.cluster import StoppedNode
 from conformance.simulate.coordinator import SimulationResult
-from conformance.simulate.ledger import Figures, UserFigures
+from conformance.simulate.ledger import Figures, NodeFigures, UserFigures
 from conformance.simulate.report import FORMAT_VERSION, figure_rows, to_html, to_json, to_markdown
 from conformance.simulate.scenario import Incident, SimScenario, Thresholds
 from conformance.simulate.verdict import Generator, judge
@@ -237,3 +238,65 @@ def test_a_ready_run_reads_ready_everywhere() -> None:
     assert "<strong>Production readiness: READY</strong> (every criterion met)" in to_html(r)
     assert 'class="missed"' not in to_html(r)
     assert "**no**" not in to_markdown(r)
+
+
+STOPPED = StoppedNode(
+    node=1, stopped_at=1_700_000_020.0, down_after=None, tabs=3, closed_4200=2, came_back=3,
+    back_through={0: 1, 2: 2}, reconnect_ms=[30.0, 40.0, 900.0],
+    not_closed_examples=["u00002.t1: dropped without a close frame"],
+)  # fmt: skip
+PER_NODE = {
+    0: NodeFigures(connections=3, owed=40, lost=0, duplicates=0, out_of_order=0),
+    1: NodeFigures(connections=2, owed=10, lost=1, duplicates=0, out_of_order=0),
+    2: NodeFigures(connections=4, owed=28, lost=0, duplicates=3, out_of_order=4),
+}
+
+
+def test_a_cluster_shows_each_node_and_the_stopped_nodes_tabs() -> None:
+    clustered = result(figures=dataclasses.replace(FIGURES, per_node=PER_NODE), stopped=(STOPPED,))
+    rows = dict(figure_rows(clustered))
+    assert rows["node 0"] == (
+        "3 connections, delivered / owed 40 / 40, lost 0, duplicated 0, out of order 0"
+    )
+    assert rows["node 1"] == (
+        "2 connections, delivered / owed 9 / 10, lost 1, duplicated 0, out of order 0"
+    )
+    assert rows["node 2"] == (
+        "4 connections, delivered / owed 28 / 28, lost 0, duplicated 3, out of order 4"
+    )
+    assert rows["stopped node 1: down after"] == "not by the end of the run"
+    assert rows["stopped node 1: tabs on it"] == "3"
+    assert rows["stopped node 1: closed with 4200"] == "2 / 3"
+    assert rows["stopped node 1: back through another node"] == "3 / 3 (node 0 x1, node 2 x2)"
+    assert rows["stopped node 1: reconnect time p50 / p99"] == "40 ms / 900 ms"
+    assert rows["stopped node 1: not closed with 4200"] == (
+        "u00002.t1: dropped without a close frame"
+    )
+    assert "stopped node 1: not back" not in rows
+    data = to_json(clustered)["figures"]
+    assert data["per_node"]["2"] == {
+        "connections": 4, "owed": 28, "lost": 0, "duplicates": 3, "out_of_order": 4,
+    }  # fmt: skip
+    assert data["stopped_nodes"] == [
+        {
+            "node": 1, "stopped_at": 1_700_000_020.0, "down_after": None, "tabs": 3,
+            "closed_4200": 2, "came_back": 3, "back_through": {"0": 1, "2": 2},
+            "reconnect_ms": {"p50": 40.0, "p99": 900.0, "count": 3},
+            "not_closed_examples": ["u00002.t1: dropped without a close frame"],
+            "not_back_examples": [],
+        }
+    ]  # fmt: skip
+    assert "| stopped node 1: closed with 4200 | 2 / 3 |" in to_markdown(clustered)
+    assert (
+        dict(figure_rows(result(stopped=(dataclasses.replace(STOPPED, down_after=0.84),))))[
+            "stopped node 1: down after"
+        ]
+        == "0.8 s"
+    )
+
+
+def test_a_single_server_shows_no_node_rows() -> None:
+    rows = dict(figure_rows(result()))
+    assert not [name for name in rows if name.startswith(("node ", "stopped node"))]
+    data = to_json(result())["figures"]
+    assert (data["per_node"], data["stopped_nodes"]) == ({}, [])

@@ -109,6 +109,29 @@ def test_flaky_network_has_its_four_faults() -> None:
     assert s.incidents[1].describe() == "t+12s reset on 5% of tabs"
 
 
+def test_node_sigterm_stops_node_1_of_a_cluster_mid_phase() -> None:
+    s = load_sim_scenario("node-sigterm")
+    assert (s.users, s.tabs, s.duration_seconds) == (150, 2, 30.0)
+    assert s.incidents == (Incident(at=12.0, stop_node=1),)
+    assert s.stopped_nodes == (1,)
+    assert not s.restarts
+    assert s.incidents[0].describe() == "t+12s stop node 1"
+    assert s.thresholds.lost == 0
+    # It offers more than its throughput bar, so that criterion is tested.
+    assert s.offered_per_second > s.thresholds.delivered_per_second
+
+
+def test_stopped_nodes_come_in_the_order_they_are_stopped() -> None:
+    s = scenario(
+        load={
+            "duration_seconds": 10,
+            "incidents": [{"at": 5, "stop_node": 2}, {"at": 1, "stop_node": 0}],
+        }
+    )
+    assert s.stopped_nodes == (0, 2)
+    assert scenario(load={}).stopped_nodes == ()
+
+
 def test_a_scenario_by_path_and_its_name_from_the_file(tmp_path: Path) -> None:
     raw = copy.deepcopy(GOOD)
     del raw["scenario"], raw["title"]
@@ -125,7 +148,8 @@ def test_an_unknown_scenario_lists_the_bundled_ones() -> None:
     with pytest.raises(UsageError) as raised:
         load_sim_scenario("nope")
     assert str(raised.value) == (
-        "unknown scenario 'nope' (bundled: admin-alerts, flaky-network, restart-under-load)"
+        "unknown scenario 'nope' (bundled: admin-alerts, flaky-network, node-sigterm,"
+        " restart-under-load)"
     )
 
 
@@ -270,8 +294,26 @@ def incident_refused(*incidents: Any, duration: float = 10) -> str:
         ),
         ({"at": 1, "restart": False}, "load.incidents[0].restart must be true (or left out), got"),
         ({"at": 1, "restart": "yes"}, "load.incidents[0].restart must be true"),
-        ({"at": 1}, "load.incidents[0]: give 'restart: true' or a proxy 'fault' (docs/proxy.md)"),
-        ({"at": 1, "fault": 7, "share": 1}, "load.incidents[0]: give 'restart: true' or a proxy"),
+        (
+            {"at": 1},
+            "load.incidents[0]: give 'restart: true', 'stop_node: N' or a proxy 'fault'"
+            " (docs/proxy.md)",
+        ),
+        ({"at": 1, "fault": 7, "share": 1}, "load.incidents[0]: give 'restart: true', 'stop_nod"),
+        (
+            {"at": 1, "stop_node": 1, "share": 0.5},
+            "load.incidents[0]: a stop_node takes only 'at' (not share)",
+        ),
+        (
+            {"at": 1, "stop_node": 1, "restart": True},
+            "load.incidents[0]: a stop_node takes only 'at' (not restart)",
+        ),
+        (
+            {"at": 1, "stop_node": -1},
+            "load.incidents[0].stop_node must be a whole number from 0 to 99, got -1",
+        ),
+        ({"at": 1, "stop_node": "one"}, "load.incidents[0].stop_node must be a whole number"),
+        ({"at": 1, "stop_node": True}, "load.incidents[0].stop_node must be a whole number"),
         ({"restart": True}, "load.incidents[0].at must be a number of at least 0, got None"),
         ({"at": -1, "restart": True}, "load.incidents[0].at must be a number of at least 0"),
         (
@@ -299,7 +341,10 @@ def incident_refused(*incidents: Any, duration: float = 10) -> str:
             "load.incidents[0]: stall: direction must be one of up, down, both",
         ),
         ({"at": 1, "fault": "reset", "share": 1.5}, "load.incidents[0].share must be a fraction"),
-        ("reset", "load.incidents[0]: an incident is a mapping with at and restart or fault"),
+        (
+            "reset",
+            "load.incidents[0]: an incident is a mapping with at and restart, stop_node or fault",
+        ),
     ],
 )
 def test_bad_incidents_name_the_incident(incident: Any, message: str) -> None:

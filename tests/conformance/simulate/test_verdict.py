@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from conformance.simulate.cluster import StoppedNode
 from conformance.simulate.ledger import Figures
 from conformance.simulate.scenario import Thresholds
 from conformance.simulate.verdict import (
@@ -196,3 +197,70 @@ def test_a_harness_problem_makes_the_verdict_inconclusive() -> None:
     assert missed.verdict == "inconclusive"
     assert missed.note == "the restart failed (lost for connected subscribers missed)"
     assert missed.exit_code == 3
+
+
+# -- a stopped node of a cluster ------------------------------------------------------------------
+
+
+def stopped(
+    tabs: int = 100, closed: int = 100, back: int = 100, down_after: float | None = 0.8
+) -> StoppedNode:
+    return StoppedNode(
+        node=1, stopped_at=50.0, down_after=down_after, tabs=tabs, closed_4200=closed,
+        came_back=back,
+        back_through={2: back}, reconnect_ms=[40.0] * back,
+    )  # fmt: skip
+
+
+def with_stop(node: StoppedNode, **changes: Any) -> Readiness:
+    return judge(figures(**changes), BAR, IDLE, offered_per_second=200.0, stopped=[node])
+
+
+def test_every_tab_of_the_stopped_node_told_4200_and_back_elsewhere_is_ready() -> None:
+    r = with_stop(stopped())
+    assert r.verdict == "ready"
+    shown = {c.name: (c.measured, c.bar, c.met) for c in r.criteria}
+    assert shown["node 1 down after the stop"] == ("in 0.8 s", "by the end of the run", True)
+    assert shown["node 1's tabs closed with 4200"] == ("100/100", "all", True)
+    assert shown["node 1's tabs back through another node"] == ("100/100", "all", True)
+    assert [c.name for c in r.criteria][-3:] == [
+        "node 1 down after the stop",
+        "node 1's tabs closed with 4200",
+        "node 1's tabs back through another node",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("node", "missed"),
+    [
+        (stopped(closed=99), "node 1's tabs closed with 4200"),
+        (stopped(back=99), "node 1's tabs back through another node"),
+        (stopped(down_after=None), "node 1 down after the stop"),
+    ],
+)
+def test_one_tab_not_told_4200_or_not_back_is_not_ready(node: StoppedNode, missed: str) -> None:
+    r = with_stop(node)
+    assert (r.verdict, r.note, r.exit_code) == ("not ready", f"missed: {missed}", 1)
+
+
+@pytest.mark.parametrize(
+    ("changes", "missed"),
+    [
+        ({"lost": 1, "delivered": 1199}, "lost for connected subscribers"),
+        ({"duplicates": 1}, "delivered twice"),
+        ({"out_of_order": 1}, "out of order"),
+    ],
+)
+def test_a_stop_with_anything_lost_or_doubled_is_not_ready(
+    changes: dict[str, int], missed: str
+) -> None:
+    r = with_stop(stopped(), **changes)
+    assert (r.verdict, r.note) == ("not ready", f"missed: {missed}")
+
+
+def test_a_stopped_node_that_had_no_tabs_proves_nothing() -> None:
+    r = with_stop(stopped(tabs=0, closed=0, back=0))
+    assert r.verdict == "inconclusive"
+    assert r.note == (
+        "not tested: node 1's tabs closed with 4200, node 1's tabs back through another node"
+    )
