@@ -30,7 +30,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from .cluster_link import ClusterLink
-from .logs import log
+from .logs import log, logger
 from .peers import Fanout
 from .protocol.channels import ChannelRegistry
 from .protocol.cluster_messages import ClusterMessage, Sync, decode, encode
@@ -175,16 +175,16 @@ class RedisCluster:
         if not self.connected:
             self._dropped += 1  # Our whole state goes again once reconnected.
             return
-        self._outgoing.extend(self._wire_texts(encode(message)))
+        self._outgoing.extend(self._wire_texts(message))
         while len(self._outgoing) > MAX_QUEUED:
             self._outgoing.popleft()
             self._dropped += 1
         self._idle.clear()
         self._pending.set()
 
-    def _wire_texts(self, text: str) -> list[str]:
+    def _wire_texts(self, message: ClusterMessage) -> list[str]:
         """What goes on the bus for one message (a test-only fault may change it)."""
-        return [text]
+        return [encode(message)]
 
     async def _write(self) -> None:
         assert self._client is not None
@@ -237,6 +237,8 @@ class RedisCluster:
                 )
                 if self.connected:
                     delay = BACKOFF[0]
+            except Exception:  # A bug of ours: logged, and the node starts afresh.
+                logger.exception("cluster_session_failed", extra={"fields": {"node": self.node}})
             self.connected = False
             self._outgoing.clear()
             self._idle.set()
@@ -276,4 +278,7 @@ class RedisCluster:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
             if self.connected:
-                self.link.tick()
+                try:
+                    self.link.tick()
+                except Exception:  # A bug of ours must not stop the heartbeats.
+                    logger.exception("cluster_tick_failed", extra={"fields": {"node": self.node}})

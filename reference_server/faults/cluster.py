@@ -2,13 +2,15 @@
 certification: switched on with ``PUSHER_REF_FAULTS`` on one node of several.
 
 Both live where the node hands its messages to the bus, so every kind of message (relayed
-frames, channel state, heartbeats) is affected alike.
+frames, channel state, heartbeats) is affected alike; all but the node's ``Sync`` marker to
+itself, which no other node reads.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..protocol.cluster_messages import ClusterMessage, Sync
 from ..redis_adapter import RedisCluster
 from .catalogue import ClusterFault, ClusterFaultSet
 
@@ -25,9 +27,14 @@ class FaultyRedisCluster(RedisCluster):
         super().__init__(*args, **kwargs)
         self.faults = faults
 
-    def _wire_texts(self, text: str) -> list[str]:
+    def _wire_texts(self, message: ClusterMessage) -> list[str]:
+        texts = super()._wire_texts(message)
+        if isinstance(message, Sync):
+            # The node's marker to itself, which the others ignore: kept, or every publish
+            # of the faulty node would wait out ``SYNC_WAIT`` for it.
+            return texts
         if ClusterFault.CLUSTER_NO_FORWARD in self.faults:
             return []
         if ClusterFault.CLUSTER_DOUBLE_FORWARD in self.faults:
-            return [text, text]
-        return super()._wire_texts(text)
+            return texts * 2
+        return texts

@@ -14,8 +14,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from reference_server.app import RunningServer
+from reference_server.apps_file import AppEntry
 from reference_server.faults import ClusterFault
 from reference_server.protocol.signing import sign_user
+from reference_server.redis_adapter import SYNC_WAIT
 
 from .server_harness import (
     SECRET,
@@ -221,7 +223,10 @@ async def test_a_node_that_does_not_forward_is_caught(redis_server: str) -> None
     async with nodes(redis_server, 2, fault) as (good, bad), client(good) as on_good:
         await subscribe(on_good, await established(on_good), "news")
         await asyncio.sleep(0.2)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         assert (await trigger(bad, {"name": "e", "channels": ["news"], "data": "x"}))[0] == 200
+        assert loop.time() - started < SYNC_WAIT / 2  # its marker to itself still goes
         await silent(on_good, 0.5)
 
 
@@ -286,3 +291,21 @@ async def test_simultaneous_changes_on_two_nodes_give_one_webhook_each(redis_ser
     assert names == sorted(
         [("channel_occupied", c) for c in channels] + [("channel_vacated", c) for c in channels]
     )
+
+
+async def test_each_app_of_an_apps_file_is_its_own_cluster(redis_server: str) -> None:
+    apps = (AppEntry("app-id", "app-key", "app-secret"), AppEntry("other", "other-key", "s2"))
+    async with (
+        nodes(redis_server, 2, apps=apps) as (a, b),
+        client(b) as first,
+        client(b, key="other-key") as second,
+    ):
+        await subscribe(first, await established(first), "news")
+        await established(second)
+        await second.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": "news"}}))
+        assert (await recv(second))["event"] == "pusher_internal:subscription_succeeded"
+        assert (a.node_id, b.node_id) == ("node-0", "node-1")
+        # Published to the first app on node a: only the first app's subscriber on b.
+        assert (await trigger(a, {"name": "e", "channels": ["news"], "data": "x"}))[0] == 200
+        assert await recv(first) == {"event": "e", "channel": "news", "data": "x"}
+        await silent(second, 0.5)
