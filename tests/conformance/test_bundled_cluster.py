@@ -22,9 +22,10 @@ from typing import Any
 import pytest
 import yaml
 
-from conformance.bundled import BundledServer, start_bundled
+from conformance.bundled import BUNDLED_QUOTA, BundledServer, start_bundled
 from conformance.bundled_cluster import start_bundled_cluster, start_redis
 from conformance.errors import UsageError
+from conformance.target_apps import bundled_apps
 
 CLUSTER_REQUIREMENTS = {f"CLUSTER-0{n}" for n in range(1, 9)}
 
@@ -166,12 +167,9 @@ def test_a_node_that_forwards_twice_fails_exactly_once_and_nothing_else(tmp_path
 @pytest.fixture
 def two_servers(tmp_path: Path) -> Iterator[tuple[BundledServer, BundledServer]]:
     """Two reference servers of one app that share nothing: a "cluster" that is not one."""
-    first = start_bundled(tmp_path / "a.log", faults="")
-    second = start_bundled(
-        tmp_path / "b.log",
-        faults="",
-        credentials=(first.target.app_id, first.target.key, first.target.secret),
-    )
+    apps = bundled_apps(BUNDLED_QUOTA)
+    first = start_bundled(tmp_path / "a.log", faults="", shared_apps=apps)
+    second = start_bundled(tmp_path / "b.log", faults="", shared_apps=apps)
     try:
         yield first, second
     finally:
@@ -248,13 +246,15 @@ def test_a_cluster_that_never_notices_a_dead_node_fails_cluster_08(
     """Two nodes on one Redis that wait 10 minutes before they call a silent node dead: the
     killed node's member outlives the bound (activity + pong timeout + 30 s = 38 s here)."""
     sluggish = ("--redis-url", redis_server, "--node-timeout", "600")
-    first = start_bundled(tmp_path / "a.log", faults="", extra_args=(*sluggish, "--node-id", "a"))
+    apps = bundled_apps(BUNDLED_QUOTA)
+    first = start_bundled(
+        tmp_path / "a.log", faults="", shared_apps=apps, extra_args=(*sluggish, "--node-id", "a")
+    )
     try:
-        credentials = (first.target.app_id, first.target.key, first.target.secret)
         second = start_bundled(
             tmp_path / "b.log",
             faults="",
-            credentials=credentials,
+            shared_apps=apps,
             extra_args=(*sluggish, "--node-id", "b"),
         )
         try:
