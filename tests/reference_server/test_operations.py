@@ -18,6 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from reference_server import observe, operations
 from reference_server.app import ReferenceServer, RunningServer, run_server
+from reference_server.apps import AppsServer
+from reference_server.apps_file import AppEntry
 from reference_server.config import ServerConfig
 from reference_server.metrics import Metrics
 
@@ -111,6 +113,18 @@ async def test_a_variant_adds_its_own_reasons() -> None:
         server.fanout.draining = True
         response = await http.get("/ready")
         assert (await response.json())["reasons"] == ["draining", "redis: not connected"]
+
+
+@pytest.mark.asyncio
+async def test_an_apps_server_is_ready_when_every_app_is() -> None:
+    apps = (AppEntry("app-id", "app-key", "app-secret"), AppEntry("b", "b-key", "b-secret"))
+    async with serving(apps=apps) as server:
+        assert isinstance(server.server, AppsServer)
+        assert await get(server, "/ready") == (200, {"ready": True})
+        await server.server.servers[1].drain()
+        assert await get(server, "/ready") == (503, {"ready": False, "reasons": ["draining"]})
+        await server.server.drain()
+        assert await get(server, "/ready") == (503, {"ready": False, "reasons": ["draining"]})
 
 
 # /metrics.
@@ -254,6 +268,24 @@ async def test_apps_of_one_process_share_a_registry() -> None:
         samples = await scrape(one)
     assert value(samples, "pusher_connections", app_id="first") == 0
     assert value(samples, "pusher_connections", app_id="second") == 1
+
+
+@pytest.mark.asyncio
+async def test_an_apps_server_counts_each_app_apart() -> None:
+    """One /metrics for the process; connections and API requests go to their own app."""
+    apps = (AppEntry("app-id", "app-key", "app-secret"), AppEntry("b", "b-key", "b-secret"))
+    async with serving(apps=apps) as server, client(server, key="b-key") as ws:
+        await established(ws)
+        body = {"name": "e", "channel": "x", "data": "1"}
+        await trigger(server, body, app_id="b", key="b-key", secret="b-secret")
+        await trigger(server, body, app_id="nobody")  # refused by the first app: 404
+        samples = await scrape(server)
+    assert value(samples, "pusher_connections", app_id="b") == 1
+    assert value(samples, "pusher_connections", app_id="app-id") == 0
+    assert value(samples, "pusher_http_api_requests_total", "b", endpoint="events", status="200")
+    assert value(
+        samples, "pusher_http_api_requests_total", "app-id", endpoint="events", status="404"
+    )
 
 
 @pytest.mark.asyncio

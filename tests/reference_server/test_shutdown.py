@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
+from reference_server.apps import AppsServer
+from reference_server.apps_file import AppEntry
 from reference_server.config import ConfigError, ServerConfig, load_config
 from reference_server.shutdown import exit_reserve, shut_down
 
@@ -52,6 +54,27 @@ async def test_held_back_webhooks_are_sent_before_shut_down_returns(
     assert (flushed["sent"], flushed["dropped"]) == (1, 0)
     assert not logged(caplog, "webhook_dropped")
     assert not logged(caplog, "shutdown_timeout")
+
+
+@pytest.mark.asyncio
+async def test_every_app_of_the_process_drains_and_sends_its_webhooks() -> None:
+    apps = (AppEntry("a", "a-key", "a-secret"), AppEntry("b", "b-key", "b-secret"))
+    async with (
+        receiving(Receiver()) as receiver,
+        serving(apps=apps, webhook_url=receiver.url, webhook_delay=LONG_DELAY) as server,
+        client(server, key="a-key") as a,
+        client(server, key="b-key") as b,
+    ):
+        assert isinstance(server.server, AppsServer)
+        for ws in (a, b):
+            await established(ws)
+            await subscribe(ws, "room")
+        await receiver.next(2)
+        await shut_down(server.server.servers, timeout=5.0, spread=0.0, drain_timeout=1.0)
+        assert [await closed_with(ws) for ws in (a, b)] == [4200, 4200]
+    keys = sorted(headers["X-Pusher-Key"] for headers, _ in receiver.requests)
+    assert keys == ["a-key", "a-key", "b-key", "b-key"]
+    assert [e["name"] for e in receiver.events()].count("channel_vacated") == 2
 
 
 @pytest.mark.asyncio
