@@ -22,11 +22,11 @@ from .logs import log, logger
 from .metrics import AppMetrics
 from .responses import Handler
 
-__all__ = ["API_PREFIX", "add_routes", "observe_requests"]
+__all__ = ["add_routes", "observe_requests"]
 
 #: Every HTTP API path starts so; the rest (``/health``, ``/ready``, ``/metrics``, WebSocket
 #: upgrades) is neither counted nor logged.
-API_PREFIX = "/apps/"
+_API_PREFIX = "/apps/"
 #: The route of every API endpoint starts so; the rest of it is the ``endpoint`` label.
 _API_ROUTE_PREFIX = "/apps/{app_id}/"
 
@@ -49,7 +49,7 @@ def add_routes(
 
 def _endpoint(request: web.Request) -> str:
     """The ``endpoint`` label: the route after ``/apps/{app_id}/`` (``events``,
-    ``channels/{channel_name}``, ...), or ``unknown`` for a path no route serves."""
+    ``channels/{channel}``, ...), or ``unknown`` for a path no route serves."""
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else ""
     if not route.startswith(_API_ROUTE_PREFIX):
@@ -77,7 +77,7 @@ def observe_requests(metrics_of: Callable[[web.Request], AppMetrics]) -> Middlew
 
     @web.middleware
     async def observed(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith(API_PREFIX):
+        if not request.path.startswith(_API_PREFIX):
             return await handler(request)
         started = time.perf_counter()
         try:

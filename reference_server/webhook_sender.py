@@ -136,9 +136,9 @@ class WebhookSender:
             await self._session.close()
 
     def shut_down(self, deadline: float) -> None:
-        """The server is stopping: from now on nothing is held back (what was is queued at
-        once) and no retry is planned after ``deadline`` (the loop's clock); retries already
-        due after it are dropped now. ``wait_sent`` then waits for the rest."""
+        """The server is stopping: from now on nothing is held back (what was held is queued
+        at once) and no retry is planned after ``deadline`` (the loop's clock); retries
+        already due after it are dropped now. ``wait_sent`` then waits for the rest."""
         self._deadline = deadline
         kept = []
         for retry in self._retries:
@@ -174,7 +174,7 @@ class WebhookSender:
             return
         now = asyncio.get_running_loop().time()
         ready = self._schedule.add(batch, now)
-        if self._deadline is not None:
+        if self._deadline is not None or self._stopped:
             ready += self._schedule.due(math.inf)  # Stopping: nothing is held back.
         if self._stopped:
             for request in self._requests(ready, int(self._wall_clock() * 1000)):

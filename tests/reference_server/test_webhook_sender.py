@@ -204,10 +204,10 @@ async def test_stop_drops_and_logs_whatever_waits(caplog: pytest.LogCaptureFixtu
         await receiver.next(1)
         assert metrics.webhooks_waiting() == {"queued": 2, "retrying": 0, "held": 1}
         await hooks.stop()
-        hooks.submit([channel_occupied("late")])
+        hooks.submit([channel_occupied("late"), channel_vacated("late-leave")])
     channels = [r["channels"][0] for r in logged(caplog, "webhook_dropped")]
-    assert channels == ["sending", "queued", "held", "late"]
-    assert metrics.webhooks_dropped == {"shutdown": 4}
+    assert channels == ["sending", "queued", "held", "late", "late-leave"]
+    assert metrics.webhooks_dropped == {"shutdown": 5}
     assert hooks.waiting() == {"queued": 0, "retrying": 0, "held": 0}
 
 
