@@ -13,8 +13,9 @@ Every name starts with ``pusher_``; docs/reference-server.md ("Operating it") li
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -87,97 +88,117 @@ class Metrics(Collector):
     def collect(self) -> Iterator[Metric]:
         return self._families(list(self._apps.values()))
 
-    def _families(self, apps: list[AppMetrics]) -> Iterator[Metric]:
-        app_id = ["app_id"]
-
-        def gauge(name: str, documentation: str, value: Callable[[AppMetrics], int]) -> Metric:
-            family = GaugeMetricFamily(name, documentation, labels=app_id)
+    @staticmethod
+    def _families(apps: list[AppMetrics]) -> Iterator[Metric]:
+        for kind, name, documentation, labels, samples in _FAMILIES:
+            family = kind(name, documentation, labels=["app_id", *labels])
             for app in apps:
-                family.add_metric([app.app_id], value(app))
-            return family
+                for values, value in samples(app):
+                    family.add_metric([app.app_id, *values], value)
+            yield family
 
-        def counter(name: str, documentation: str, value: Callable[[AppMetrics], int]) -> Metric:
-            family = CounterMetricFamily(name, documentation, labels=app_id)
-            for app in apps:
-                family.add_metric([app.app_id], value(app))
-            return family
 
-        yield gauge(
-            "pusher_connections",
-            "WebSocket connections open now (established: with a socket id).",
-            lambda app: app.connections,
-        )
-        yield counter(
-            "pusher_connections_opened",
-            "WebSocket connections established.",
-            lambda app: app.connections_opened,
-        )
-        closed = CounterMetricFamily(
-            "pusher_connections_closed",
-            "WebSocket connections closed, by close code (1006: no close frame).",
-            labels=["app_id", "code"],
-        )
-        for app in apps:
-            for code, count in sorted(app.connections_closed.items()):
-                closed.add_metric([app.app_id, str(code)], count)
-        yield closed
-        subscriptions = GaugeMetricFamily(
-            "pusher_subscriptions",
-            "Channel subscriptions open now, by channel type (every cache channel is cache).",
-            labels=["app_id", "type"],
-        )
-        for app in apps:
-            for kind in SUBSCRIPTION_TYPES:
-                subscriptions.add_metric([app.app_id, kind], app.subscriptions[kind])
-        yield subscriptions
-        yield counter(
-            "pusher_websocket_messages_received",
-            "WebSocket data messages received from clients.",
-            lambda app: app.messages_received,
-        )
-        yield counter(
-            "pusher_websocket_messages_sent",
-            "WebSocket data messages queued for clients (a broadcast counts each recipient).",
-            lambda app: app.messages_sent,
-        )
-        requests = CounterMetricFamily(
-            "pusher_http_api_requests",
-            "HTTP API requests answered, by endpoint and status.",
-            labels=["app_id", "endpoint", "status"],
-        )
-        for app in apps:
-            for (endpoint, status), count in sorted(app.api_requests.items()):
-                requests.add_metric([app.app_id, endpoint, str(status)], count)
-        yield requests
-        yield counter(
-            "pusher_client_events_relayed",
-            "Client events accepted and relayed to the channel's other subscribers.",
-            lambda app: app.client_events,
-        )
-        waiting = GaugeMetricFamily(
-            "pusher_webhook_queue_length",
-            "Webhook requests waiting: queued, waiting for a retry, or held back (vacated and"
-            " member_removed wait for a quick return).",
-            labels=["app_id", "state"],
-        )
-        for app in apps:
-            for state, count in app.webhooks_waiting().items():
-                waiting.add_metric([app.app_id, state], count)
-        yield waiting
-        yield counter(
-            "pusher_webhook_failures",
-            "Webhook POSTs that failed: a non-2xx answer, a timeout or a connection error.",
-            lambda app: app.webhook_failures,
-        )
-        dropped = CounterMetricFamily(
-            "pusher_webhooks_dropped",
-            "Webhook requests given up on, by reason (queue_full, retries_over, shutdown).",
-            labels=["app_id", "reason"],
-        )
-        for app in apps:
-            for reason, count in sorted(app.webhooks_dropped.items()):
-                dropped.add_metric([app.app_id, reason], count)
-        yield dropped
+#: An app's samples of one family: (values of the labels after ``app_id``, value) each.
+_Samples = Callable[[AppMetrics], Iterable[tuple[list[str], float]]]
+
+
+def _one(value: Callable[[AppMetrics], float]) -> _Samples:
+    """The family's one sample per app, labelled ``app_id`` alone."""
+    return lambda app: [([], value(app))]
+
+
+def _by(counts: Callable[[AppMetrics], Mapping[Any, int]]) -> _Samples:
+    """One sample per key of a count, in key order (the key is the one other label)."""
+    return lambda app: [([str(key)], count) for key, count in sorted(counts(app).items())]
+
+
+#: Every family: (kind, name, help, labels besides ``app_id``, samples). A counter's name is
+#: given without ``_total``, which prometheus_client adds.
+_FAMILIES: tuple[
+    tuple[type[GaugeMetricFamily] | type[CounterMetricFamily], str, str, list[str], _Samples], ...
+] = (
+    (
+        GaugeMetricFamily,
+        "pusher_connections",
+        "WebSocket connections open now (established: with a socket id).",
+        [],
+        _one(lambda app: app.connections),
+    ),
+    (
+        CounterMetricFamily,
+        "pusher_connections_opened",
+        "WebSocket connections established.",
+        [],
+        _one(lambda app: app.connections_opened),
+    ),
+    (
+        CounterMetricFamily,
+        "pusher_connections_closed",
+        "WebSocket connections closed, by close code (1006: no close frame).",
+        ["code"],
+        _by(lambda app: app.connections_closed),
+    ),
+    (
+        GaugeMetricFamily,
+        "pusher_subscriptions",
+        "Channel subscriptions open now, by channel type (every cache channel is cache).",
+        ["type"],
+        lambda app: [([kind], app.subscriptions[kind]) for kind in SUBSCRIPTION_TYPES],
+    ),
+    (
+        CounterMetricFamily,
+        "pusher_websocket_messages_received",
+        "WebSocket data messages received from clients.",
+        [],
+        _one(lambda app: app.messages_received),
+    ),
+    (
+        CounterMetricFamily,
+        "pusher_websocket_messages_sent",
+        "WebSocket data messages queued for clients (a broadcast counts each recipient).",
+        [],
+        _one(lambda app: app.messages_sent),
+    ),
+    (
+        CounterMetricFamily,
+        "pusher_http_api_requests",
+        "HTTP API requests answered, by endpoint and status.",
+        ["endpoint", "status"],
+        lambda app: [
+            ([endpoint, str(status)], count)
+            for (endpoint, status), count in sorted(app.api_requests.items())
+        ],
+    ),
+    (
+        CounterMetricFamily,
+        "pusher_client_events_relayed",
+        "Client events accepted and relayed to the channel's other subscribers.",
+        [],
+        _one(lambda app: app.client_events),
+    ),
+    (
+        GaugeMetricFamily,
+        "pusher_webhook_queue_length",
+        "Webhook requests waiting: queued, waiting for a retry, or held back (vacated and"
+        " member_removed wait for a quick return).",
+        ["state"],
+        lambda app: [([state], count) for state, count in app.webhooks_waiting().items()],
+    ),
+    (
+        CounterMetricFamily,
+        "pusher_webhook_failures",
+        "Webhook POSTs that failed: a non-2xx answer, a timeout or a connection error.",
+        [],
+        _one(lambda app: app.webhook_failures),
+    ),
+    (
+        CounterMetricFamily,
+        "pusher_webhooks_dropped",
+        "Webhook requests given up on, by reason (queue_full, retries_over, shutdown).",
+        ["reason"],
+        _by(lambda app: app.webhooks_dropped),
+    ),
+)
 
 
 def process_registry() -> CollectorRegistry:
