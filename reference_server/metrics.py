@@ -4,8 +4,8 @@ The adapters count into plain attributes of their app's ``AppMetrics`` (``metric
 and ``Metrics``, a prometheus_client collector, turns every app's numbers into samples
 labelled ``app_id`` only when ``GET /metrics`` is scraped. A prometheus_client ``Counter.inc``
 takes a lock (0.4 to 1 µs measured on a busy 2-core machine), an attribute increment tens of
-nanoseconds, and the WebSocket counters move on every message. Nothing here is thread-safe, nor needs to be: the counting
-and the scrape both happen on the event loop.
+nanoseconds, and the WebSocket counters move on every message. Nothing here is thread-safe,
+nor needs to be: the counting and the scrape both happen on the event loop.
 
 Every name starts with ``pusher_``; docs/reference-server.md ("Operating it") lists them.
 """
