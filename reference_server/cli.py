@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import serves
+from . import serves, shutdown
 from .config import ConfigError, ServerConfig, load_config
 
 __all__ = ["JsonFormatter", "main"]
@@ -81,6 +81,12 @@ async def serve(config: ServerConfig) -> None:
         await stop.wait()
         await running.server.drain(spread=config.shutdown_spread, timeout=config.drain_timeout)
         log(logging.INFO, "stopping")
+        serves_file = config.serves_file
+        shutdown.arm_exit_deadline(
+            before_exit=None if serves_file is None else lambda: serves.finish(serves_file)
+        )
+    # Here rather than in ``asyncio.run``, which waits for them without a bound.
+    await shutdown.end_leftover_tasks()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
