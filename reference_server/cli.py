@@ -2,7 +2,8 @@
 
 A stop signal drains the server first (``ReferenceServer.drain``): handshakes are refused
 with 503 and every WebSocket is closed with 4200 while the listener is still open, so a
-client can tell a deliberate restart from a crash.
+client can tell a deliberate restart from a crash. What follows the drain is bounded
+(``shutdown.py``): the process exits within ``shutdown.EXIT_LIMIT`` whatever is stuck.
 
 With ``--serves-file PATH`` the server counts its requirement marks (``serves.py``) and
 appends them to PATH on SIGUSR1 or, failing that, at exit.
