@@ -39,7 +39,7 @@ from .protocol.http_requests import ApiLimits, AppCredentials, RequestAuthentica
 from .protocol.socket_ids import RandomSource, SocketIdAllocator
 from .responses import json_errors
 from .serves import serves
-from .shutdown import STEP_LIMIT, bounded
+from .teardown import STEP_LIMIT, bounded
 from .tls import redirect_app, server_context
 from .webhook_sender import WebhookSender
 from .websocket_endpoint import WebSocketEndpoint

@@ -3,7 +3,7 @@
 A stop signal drains the server first (``ReferenceServer.drain``): handshakes are refused
 with 503 and every WebSocket is closed with 4200 while the listener is still open, so a
 client can tell a deliberate restart from a crash. What follows the drain is bounded
-(``shutdown.py``): the process exits within ``shutdown.EXIT_LIMIT`` whatever is stuck.
+(``teardown.py``): the process exits within ``teardown.EXIT_LIMIT`` whatever is stuck.
 
 With ``--serves-file PATH`` the server counts its requirement marks (``serves.py``) and
 appends them to PATH on SIGUSR1 or, failing that, at exit.
@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import serves, shutdown
+from . import serves, teardown
 from .config import ConfigError, ServerConfig, load_config
 
 __all__ = ["JsonFormatter", "main"]
@@ -83,11 +83,11 @@ async def serve(config: ServerConfig) -> None:
         await running.server.drain(spread=config.shutdown_spread, timeout=config.drain_timeout)
         log(logging.INFO, "stopping")
         serves_file = config.serves_file
-        shutdown.arm_exit_deadline(
+        teardown.arm_exit_deadline(
             before_exit=None if serves_file is None else lambda: serves.finish(serves_file)
         )
     # Here rather than in ``asyncio.run``, which waits for them without a bound.
-    await shutdown.end_leftover_tasks()
+    await teardown.end_leftover_tasks()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""The bounds on the stop after the drain (``reference_server/shutdown.py``)."""
+"""The bounds on the stop after the drain (``reference_server/teardown.py``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from reference_server.shutdown import bounded, end_leftover_tasks
+from reference_server.teardown import bounded, end_leftover_tasks
 
 pytestmark = pytest.mark.asyncio
 
@@ -90,7 +90,7 @@ async def test_the_exit_deadline_ends_a_process_its_teardown_would_keep_alive() 
         """
         import logging, sys, threading
         from reference_server.cli import JsonFormatter
-        from reference_server.shutdown import arm_exit_deadline
+        from reference_server.teardown import arm_exit_deadline
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
         logging.getLogger().addHandler(handler)
