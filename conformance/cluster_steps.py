@@ -10,15 +10,12 @@ in the target file. Without either the check is never run: its requirement needs
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import signal
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 from .context import CheckContext
 from .errors import HarnessError, PreconditionFailed
+from .shell_commands import run_command
 from .steps import step
 
 __all__ = ["STOP_NODE_STEP", "CommandNodeStopper", "NodeStopper"]
@@ -44,31 +41,7 @@ class CommandNodeStopper:
         self.within = within
 
     async def stop_last(self) -> None:
-        try:
-            process = await asyncio.create_subprocess_shell(
-                self.command,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,  # its own process group: the bound stops all it started
-            )
-        except OSError as exc:
-            raise HarnessError(f"could not run the stop command {self.command!r}: {exc}") from None
-        try:
-            _, stderr = await asyncio.wait_for(process.communicate(), self.within)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
-            raise HarnessError(
-                f"the stop command did not finish within {self.within:g}s: {self.command}"
-            ) from None
-        if process.returncode != 0:
-            tail = stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
-            raise HarnessError(
-                f"the stop command exited with {process.returncode}: {self.command}"
-                + (f" ({' / '.join(tail)})" if tail else "")
-            )
+        await run_command(self.command, "the stop command", self.within)
 
 
 @step(STOP_NODE_STEP, "action")

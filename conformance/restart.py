@@ -9,12 +9,10 @@ by the shell command its target file gives (``restart: {command: ..., within: SE
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
 from typing import Protocol
 
 from .errors import HarnessError
+from .shell_commands import finish_command, start_command
 
 __all__ = ["BundledRestarter", "CommandRestarter", "Restarter", "restart"]
 
@@ -68,38 +66,13 @@ class CommandRestarter:
         self._process: asyncio.subprocess.Process | None = None
 
     async def begin(self) -> None:
-        try:
-            self._process = await asyncio.create_subprocess_shell(
-                self.command,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,  # its own process group: a bound stops what it started
-            )
-        except OSError as exc:
-            raise HarnessError(
-                f"could not run the restart command {self.command!r}: {exc}"
-            ) from None
+        self._process = await start_command(self.command, "the restart command")
 
     async def finish(self) -> None:
         process = self._process
         if process is None:
             raise HarnessError("the restart command was never started")
-        try:
-            _, stderr = await asyncio.wait_for(process.communicate(), self.within)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
-            raise HarnessError(
-                f"the restart command did not finish within {self.within:g}s: {self.command}"
-            ) from None
-        if process.returncode != 0:
-            tail = stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
-            raise HarnessError(
-                f"the restart command exited with {process.returncode}: {self.command}"
-                + (f" ({' / '.join(tail)})" if tail else "")
-            )
+        await finish_command(process, self.command, "the restart command", self.within)
 
 
 async def restart(restarter: Restarter) -> None:

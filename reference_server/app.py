@@ -28,6 +28,8 @@ from aiohttp.typedefs import Middleware
 from .config import ConfigError, ServerConfig
 from .http_endpoints import MAX_READ_BYTES, HttpEndpoints
 from .logs import log
+from .metrics import Metrics
+from .operations import add_routes, observe_requests
 from .peers import Fanout, Peer
 from .protocol.admission import Admission
 from .protocol.channels import ChannelRegistry
@@ -64,6 +66,8 @@ class ReferenceServer:
         random_source: source of socket ids; ``random.SystemRandom()`` by default.
         wall_clock: Unix time, for ``auth_timestamp`` and webhooks' ``time_ms``; the
             heartbeat uses the loop's clock.
+        metrics: the process's metrics, shared by every app it serves; by default, a
+            registry of this server's own.
     """
 
     def __init__(
@@ -72,9 +76,14 @@ class ReferenceServer:
         *,
         random_source: RandomSource | None = None,
         wall_clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self._wall_clock = wall_clock
+        #: The process's metrics (``GET /metrics``), shared by every app it serves.
+        self.process_metrics = metrics if metrics is not None else Metrics()
+        #: This app's numbers, counted by its parts.
+        self.metrics = self.process_metrics.app(config.app_id)
         self.registry = self._new_registry()
         self.socket_ids = self._new_socket_ids(
             random_source if random_source is not None else random.SystemRandom()
@@ -102,7 +111,9 @@ class ReferenceServer:
             self.fanout.cluster = self.cluster
 
     def ready(self) -> list[str]:
-        """Why the server should not be sent new clients now; empty when it is ready."""
+        """Why the server should not be sent new clients now; empty when it is ready
+        (``GET /ready`` answers 503 with them). A variant with more to be ready for extends
+        the list: ``return [*super().ready(), *its_own_reasons]``."""
         reasons = ["draining"] if self.fanout.draining else []
         if self.cluster is not None:
             reasons += self.cluster.not_ready_reasons()
@@ -110,10 +121,16 @@ class ReferenceServer:
 
     def make_app(self) -> web.Application:
         app = web.Application(
-            middlewares=[json_errors, *self.middlewares()], client_max_size=MAX_READ_BYTES
+            middlewares=[
+                observe_requests(lambda _request: self.metrics),
+                json_errors,
+                *self.middlewares(),
+            ],
+            client_max_size=MAX_READ_BYTES,
         )
         app.router.add_get("/app/{key}", self.websocket.handle)
         self.http.add_routes(app)
+        add_routes(app, registry=self.process_metrics.registry, ready=self.ready)
         self.attach(app)
         return app
 
@@ -198,7 +215,7 @@ class ReferenceServer:
         return SocketIdAllocator(random_source)
 
     def _new_fanout(self) -> Fanout:
-        return Fanout(self.webhooks)
+        return Fanout(self.webhooks, self.metrics)
 
     def _webhook_options(self) -> dict[str, Any]:
         config = self.config
@@ -209,6 +226,7 @@ class ReferenceServer:
             "retry_for": config.webhook_retry_for,
             "queue_size": config.webhook_queue_size,
             "wall_clock": self._wall_clock,
+            "metrics": self.metrics,
         }
 
     def _new_cluster(self) -> RedisCluster:
@@ -248,13 +266,18 @@ def build_server(
     *,
     random_source: RandomSource | None = None,
     wall_clock: Callable[[], float] = time.time,
+    metrics: Metrics | None = None,
 ) -> ReferenceServer:
     """The server for ``config``: the real one, or with any fault on, the faulty variant."""
     if not config.faults:
-        return ReferenceServer(config, random_source=random_source, wall_clock=wall_clock)
+        return ReferenceServer(
+            config, random_source=random_source, wall_clock=wall_clock, metrics=metrics
+        )
     from .faults.server import FaultyReferenceServer
 
-    return FaultyReferenceServer(config, random_source=random_source, wall_clock=wall_clock)
+    return FaultyReferenceServer(
+        config, random_source=random_source, wall_clock=wall_clock, metrics=metrics
+    )
 
 
 @dataclass(frozen=True)
@@ -324,6 +347,7 @@ async def run_server(
     *,
     random_source: RandomSource | None = None,
     wall_clock: Callable[[], float] = time.time,
+    metrics: Metrics | None = None,
 ) -> AsyncIterator[RunningServer]:
     """Listen on ``config.host``/``config.port`` for the duration of the block (with TLS when
     configured, and then also on the plain redirect port if one is asked for).
@@ -343,9 +367,13 @@ async def run_server(
     if config.apps:
         from .apps import build_apps_server
 
-        server = build_apps_server(config, random_source=random_source, wall_clock=wall_clock)
+        server = build_apps_server(
+            config, random_source=random_source, wall_clock=wall_clock, metrics=metrics
+        )
     else:
-        server = build_server(config, random_source=random_source, wall_clock=wall_clock)
+        server = build_server(
+            config, random_source=random_source, wall_clock=wall_clock, metrics=metrics
+        )
     sock = bind(config.host, config.port)
     runner = web.AppRunner(
         server.make_app(),

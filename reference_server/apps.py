@@ -18,6 +18,8 @@ from aiohttp import web
 from .app import ReferenceServer, build_server
 from .config import ServerConfig
 from .http_endpoints import MAX_READ_BYTES
+from .metrics import AppMetrics, Metrics
+from .operations import add_routes, observe_requests
 from .protocol.socket_ids import RandomSource
 from .responses import Handler, json_errors
 from .serves import serves
@@ -51,15 +53,23 @@ class AppsServer:
         # Middlewares are the server's, not an app's: any app's set would do (faults are
         # switched on server-wide), and the fallback app is always there.
         app = web.Application(
-            middlewares=[json_errors, *fallback.middlewares()], client_max_size=MAX_READ_BYTES
+            middlewares=[observe_requests(self._metrics_of), json_errors, *fallback.middlewares()],
+            client_max_size=MAX_READ_BYTES,
         )
         app.router.add_get("/app/{key}", self._websocket)
         fallback.http.add_server_routes(app)
+        # The apps share one process's metrics (``build_apps_server``).
+        add_routes(app, registry=fallback.process_metrics.registry, ready=self.ready)
         for index, (method, path, _) in enumerate(fallback.http.api_routes()):
             app.router.add_route(method, path, self._api(index))
         for server in self.servers:
             server.attach(app)
         return app
+
+    def ready(self) -> list[str]:
+        """Every app's reasons not to be sent new clients, each once; empty when all are
+        ready."""
+        return list(dict.fromkeys(reason for server in self.servers for reason in server.ready()))
 
     def for_key(self, key: str) -> ReferenceServer:
         return self._pick(self.by_key, key)
@@ -75,6 +85,10 @@ class AppsServer:
             return self._fallback
         serves("DELIV-07")
         return server
+
+    def _metrics_of(self, request: web.Request) -> AppMetrics:
+        """The metrics of the app that serves ``request`` (the fallback's for an unknown id)."""
+        return self.by_id.get(request.match_info.get("app_id", ""), self._fallback).metrics
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         return await self.for_key(request.match_info["key"]).websocket.handle(request)
@@ -98,17 +112,24 @@ def build_apps_server(
     *,
     random_source: RandomSource | None = None,
     wall_clock: Callable[[], float] = time.time,
+    metrics: Metrics | None = None,
 ) -> AppsServer:
     """The apps of ``config`` (its apps file), each built as ``build_server`` builds one; with
-    a fault on, the faulty variants (``faults/apps.py``)."""
+    a fault on, the faulty variants (``faults/apps.py``). They count into one ``metrics``."""
     configs = config.app_configs()
+    if metrics is None:
+        metrics = Metrics()
     if config.faults:
         from .faults.apps import build_faulty_servers
 
-        servers = build_faulty_servers(configs, random_source=random_source, wall_clock=wall_clock)
+        servers = build_faulty_servers(
+            configs, random_source=random_source, wall_clock=wall_clock, metrics=metrics
+        )
     else:
         servers = [
-            build_server(app_config, random_source=random_source, wall_clock=wall_clock)
+            build_server(
+                app_config, random_source=random_source, wall_clock=wall_clock, metrics=metrics
+            )
             for app_config in configs
         ]
     return AppsServer(servers)

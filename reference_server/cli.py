@@ -2,8 +2,9 @@
 
 A stop signal drains the server first (``ReferenceServer.drain``): handshakes are refused
 with 503 and every WebSocket is closed with 4200 while the listener is still open, so a
-client can tell a deliberate restart from a crash. What follows the drain is bounded
-(``teardown.py``): the process exits within ``teardown.EXIT_LIMIT`` whatever is stuck.
+client can tell a deliberate restart from a crash. Then the webhooks still waiting are sent
+(``shutdown.py``); the process exits 0 at most ``--shutdown-timeout`` seconds after the signal,
+plus ``teardown.BACKSTOP_MARGIN`` should the loop itself not get there (``teardown.py``).
 
 With ``--serves-file PATH`` the server counts its requirement marks (``serves.py``) and
 appends them to PATH on SIGUSR1 or, failing that, at exit.
@@ -62,7 +63,10 @@ async def serve(config: ServerConfig) -> None:
     """Print the ready line once listening, then wait for a stop signal."""
     # Imported here so that bad configuration is refused before aiohttp loads.
     from .app import run_server
+    from .apps import AppsServer
     from .logs import log
+    from .metrics import Metrics, process_registry
+    from .shutdown import shut_down
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -70,22 +74,42 @@ async def serve(config: ServerConfig) -> None:
         loop.add_signal_handler(signum, stop.set)
     if config.serves_file is not None:
         loop.add_signal_handler(signal.SIGUSR1, serves.finish, config.serves_file)
-    async with run_server(config) as running:
-        print(json.dumps(running.ready_line()), flush=True)
-        log(
-            logging.INFO,
-            "listening",
-            host=running.host,
-            port=running.port,
-            faults=sorted(config.faults),
-        )
-        await stop.wait()
-        await running.server.drain(spread=config.shutdown_spread, timeout=config.drain_timeout)
-        log(logging.INFO, "stopping")
-        serves_file = config.serves_file
-        teardown.arm_exit_deadline(
-            before_exit=None if serves_file is None else lambda: serves.finish(serves_file)
-        )
+    metrics = Metrics(process_registry())
+    try:
+        # The bound is armed by the stop signal; it covers closing the listener too.
+        async with (
+            asyncio.timeout(None) as bound,
+            run_server(config, metrics=metrics) as running,
+        ):
+            print(json.dumps(running.ready_line()), flush=True)
+            log(
+                logging.INFO,
+                "listening",
+                host=running.host,
+                port=running.port,
+                faults=sorted(config.faults),
+            )
+            await stop.wait()
+            bound.reschedule(loop.time() + config.shutdown_timeout)
+            # A thread's deadline too: the bound above needs a loop that gets to it, and
+            # asyncio.run's own end waits for every task without one.
+            serves_file = config.serves_file
+            teardown.arm_exit_deadline(
+                config.shutdown_timeout + teardown.BACKSTOP_MARGIN,
+                before_exit=None if serves_file is None else lambda: serves.finish(serves_file),
+            )
+            server = running.server
+            await shut_down(
+                server.servers if isinstance(server, AppsServer) else [server],
+                timeout=config.shutdown_timeout,
+                spread=config.shutdown_spread,
+                drain_timeout=config.drain_timeout,
+            )
+            log(logging.INFO, "stopping")
+    except TimeoutError:
+        if not bound.expired():
+            raise
+        log(logging.WARNING, "shutdown_timeout", timeout=config.shutdown_timeout, phase="exit")
     # Here rather than in ``asyncio.run``, which waits for them without a bound.
     await teardown.end_leftover_tasks()
 

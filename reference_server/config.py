@@ -57,6 +57,8 @@ class ServerConfig:
     shutdown_spread: float = 0.0
     #: Seconds a stopping server waits for close handshakes before dropping the rest.
     drain_timeout: float = 2.0
+    #: Seconds from a stop signal to the exit, whatever is still draining or unsent by then.
+    shutdown_timeout: float = 10.0
     #: Where requirement marks' hit counts are appended at exit (``serves.py``); ``None``: off.
     serves_file: str | None = None
     #: PEM certificate chain and private key: with both, the one port speaks wss:// and https://
@@ -142,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
         ("--webhook-queue-size", "PUSHER_REF_WEBHOOK_QUEUE_SIZE", "webhook requests queued"),
         ("--shutdown-spread", "PUSHER_REF_SHUTDOWN_SPREAD", "seconds to spread shutdown closes"),
         ("--drain-timeout", "PUSHER_REF_DRAIN_TIMEOUT", "seconds to wait for close handshakes"),
+        ("--shutdown-timeout", "PUSHER_REF_SHUTDOWN_TIMEOUT", "seconds from SIGTERM to exit"),
         ("--serves-file", "PUSHER_REF_SERVES_FILE", "count requirement marks; append at exit"),
         ("--tls-cert", "PUSHER_REF_TLS_CERT", "PEM certificate chain: serve wss:// and https://"),
         ("--tls-key", "PUSHER_REF_TLS_KEY", "PEM private key of --tls-cert"),
@@ -411,6 +414,12 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> ServerConfig
             "PUSHER_REF_DRAIN_TIMEOUT",
             _non_negative_seconds,
             defaults.drain_timeout,
+        ),
+        shutdown_timeout=pick(
+            "--shutdown-timeout",
+            "PUSHER_REF_SHUTDOWN_TIMEOUT",
+            _seconds,
+            defaults.shutdown_timeout,
         ),
         serves_file=pick("--serves-file", "PUSHER_REF_SERVES_FILE", _non_empty, None),
         tls_cert=tls_cert,

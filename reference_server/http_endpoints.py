@@ -18,7 +18,7 @@ from collections.abc import Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from .logs import log
+from .logs import log, logger
 from .peers import Fanout
 from .protocol.errors import HttpApiError, PayloadTooLarge
 from .protocol.http_events import EventParser, TriggerEvent
@@ -108,14 +108,15 @@ class HttpEndpoints:
             now = asyncio.get_running_loop().time()
         self.publisher.store_in_cache(event, now)
         queued = self.fanout.route(self.publisher.deliveries(event))
-        log(
-            logging.DEBUG,
-            "trigger",
-            name=event.name,
-            channels=list(event.channels),
-            socket_id=event.socket_id,
-            frames=queued,
-        )
+        if logger.isEnabledFor(logging.DEBUG):  # Every publish: build the fields only if shown.
+            log(
+                logging.DEBUG,
+                "trigger",
+                name=event.name,
+                channels=list(event.channels),
+                socket_id=event.socket_id,
+                frames=queued,
+            )
         return queued
 
     def _validate(self, request: web.Request, http_request: HttpRequest) -> None:

@@ -3,8 +3,9 @@
 Each ``Peer`` owns one writer task fed by an unbounded queue: queueing never blocks, so a
 slow or dead subscriber delays nobody else, and a write error ends only that peer's writer.
 ``Fanout`` knows the established peers by socket id and hands each one what the protocol
-core wants written to it, to the others and to the webhook sender. In a cluster it also
-passes what the core noted for the other nodes to the node's ``ClusterLink``.
+core wants written to it, to the others and to the webhook sender, telling its ``Observer``
+(logs and metrics) as it goes. In a cluster it also passes what the core noted for the other
+nodes to the node's ``ClusterLink``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Protocol
 from aiohttp import web
 
 from .logs import log
+from .metrics import AppMetrics
+from .observe import Observer
 from .protocol.channels import Delivery
 from .protocol.cluster import bus_decides
 from .protocol.connection import Close, Connection, Output, SendBinary, SendPong, SendText
@@ -79,10 +82,12 @@ class Peer:
             log(logging.DEBUG, "close_overdue", socket_id=self.connection.socket_id)
             self.abort()
 
-    def flush(self) -> None:
-        """Queue everything the protocol core wants written."""
-        for output in self.connection.data_to_send():
+    def flush(self) -> list[Output]:
+        """Queue everything the protocol core wants written; return it."""
+        outputs = self.connection.data_to_send()
+        for output in outputs:
             self.send(output)
+        return outputs
 
     async def _write(self) -> None:
         while True:
@@ -165,10 +170,12 @@ class ClusterOutlet(Protocol):
 class Fanout:
     """Every open peer, the established ones by socket id, and the routes between them."""
 
-    def __init__(self, webhooks: WebhookSender | None) -> None:
+    def __init__(self, webhooks: WebhookSender | None, metrics: AppMetrics | None = None) -> None:
         self._webhooks = webhooks
         #: The link to the other nodes; ``None`` when this process is the whole server.
         self.cluster: ClusterOutlet | None = None
+        #: The app's logs and metrics of what goes through here.
+        self.observer = Observer(metrics if metrics is not None else AppMetrics(""))
         #: Established connections by socket id: the fan-out targets.
         self.established: dict[str, Peer] = {}
         #: Every open WebSocket, including refused ones, so shutdown can close them all;
@@ -214,6 +221,8 @@ class Fanout:
             # Every change of state ends up here (a connection's input, its release, a
             # publish), so this is where the other nodes are told, in the same order.
             self.cluster.flush()
+        if queued:
+            self.observer.routed(queued)
         return queued
 
     def terminate(self, socket_ids: Iterable[str]) -> None:
@@ -226,13 +235,18 @@ class Fanout:
 
     def flush(self, peer: Peer) -> None:
         """Queue what the core wants written to this peer, then to the others."""
-        peer.flush()
-        self.route(peer.connection.deliveries_to_send())
-        self.report_webhooks(peer.connection)
+        connection = peer.connection
+        self.observer.sent(connection, peer.flush())
+        self.observer.subscriptions_changed(connection)
+        self.route(connection.deliveries_to_send())
+        self.report_webhooks(connection)
 
     def report_webhooks(self, connection: Connection) -> None:
         """Hand the webhook events the core produced to the sender (never blocks)."""
         events = connection.webhooks_to_send()
+        if not events:
+            return
+        self.observer.reported(events)
         if self.cluster is not None:
             # Occupancy and membership are decided cluster-wide, in the bus's order.
             events = [event for event in events if not bus_decides(event)]

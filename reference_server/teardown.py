@@ -4,9 +4,11 @@ Once the drain is over (every client has had its 4200) the process only tears do
 closes its connections, each app's cleanup steps run (the cluster link's Goodbye and Redis
 disconnection, the webhook sender), then the tasks still running are cancelled. Each of those
 waits on code that is not ours (redis-py, aiohttp) and on peers that may not answer, so each
-gets a bound of its own, and the whole stop has one more as a backstop: past ``EXIT_LIMIT``
-the process exits anyway. Whatever a bound cuts short is logged at warning, with the stack of
-what was still waiting, so a hang shows where it came from instead of just taking longer.
+gets a bound of its own, within ``--shutdown-timeout`` (``cli.serve``); and as a backstop,
+should the event loop not get to that bound or ``asyncio.run``'s end hang, the process exits
+anyway ``BACKSTOP_MARGIN`` seconds after it. Whatever a bound cuts short is logged at
+warning, with the stack of what was still waiting, so a hang shows where it came from
+instead of just taking longer.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from .logs import log
 
 __all__ = [
-    "EXIT_LIMIT",
+    "BACKSTOP_MARGIN",
     "LEFTOVER_LIMIT",
     "STEP_LIMIT",
     "arm_exit_deadline",
@@ -36,10 +38,9 @@ __all__ = [
 STEP_LIMIT = 3.0
 #: Seconds the tasks still running once the server is closed get to end after a cancel.
 LEFTOVER_LIMIT = 1.0
-#: Seconds from the end of the drain to the exit, whatever is stuck. It covers aiohttp's own
-#: bound on its handlers (twice ``app.SHUTDOWN_TIMEOUT``), a few apps' cleanup steps and
-#: ``LEFTOVER_LIMIT``; a stop that runs as it should takes well under a second of it.
-EXIT_LIMIT = 15.0
+#: Seconds past ``--shutdown-timeout`` after which the process exits anyway: the leftover
+#: tasks' ``LEFTOVER_LIMIT`` and a margin. A stop that runs as it should never gets there.
+BACKSTOP_MARGIN = LEFTOVER_LIMIT + 1.0
 #: Seconds a cancelled step gets to unwind before it is left behind.
 _UNWIND = 0.5
 
@@ -104,7 +105,7 @@ async def end_leftover_tasks(seconds: float = LEFTOVER_LIMIT) -> list[asyncio.Ta
 
 
 def arm_exit_deadline(
-    seconds: float = EXIT_LIMIT, *, before_exit: Callable[[], None] | None = None
+    seconds: float, *, before_exit: Callable[[], None] | None = None
 ) -> threading.Timer:
     """Make sure the process is gone ``seconds`` from now.
 

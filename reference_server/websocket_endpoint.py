@@ -77,6 +77,7 @@ class WebSocketEndpoint:
             return refusal
         await ws.prepare(request)
         loop = asyncio.get_running_loop()
+        opened_at = loop.time()
         connection = self._new_connection()
         peer = self._new_peer(ws, connection)
         peer.transport = request.transport
@@ -84,20 +85,21 @@ class WebSocketEndpoint:
         protocol = protocol_version(request.query.get("protocol"))
         connection.open(
             request.match_info["key"],
-            loop.time(),
+            opened_at,
             protocol=protocol,
             open_connections=len(self.admitted),
         )
         socket_id = connection.socket_id
+        remote = request.remote or ""
+        observer = self.fanout.observer
         if socket_id is not None:
             self.admitted.add(peer)
             self.fanout.established[socket_id] = peer
-            log(logging.DEBUG, "connection_opened", socket_id=socket_id)
+            observer.opened(connection, remote)
         else:
             log(logging.DEBUG, "connection_refused", key=request.match_info["key"])
         self.fanout.flush(peer)
         heartbeat = asyncio.create_task(self._heartbeat(peer, loop))
-        remote = request.remote or ""
         reader = peer.reader = asyncio.create_task(self._read(peer, loop, remote))
         try:
             # Cancelled by the writer when we close (``Peer._stop_reader``): not an error.
@@ -119,29 +121,31 @@ class WebSocketEndpoint:
             self.fanout.route(connection.deliveries_to_send())
             self._report_final_webhooks(peer)
             self._released(peer)
+            if socket_id is not None:
+                observer.closed(
+                    connection,
+                    connection.close_code or ws.close_code,
+                    loop.time() - opened_at,
+                    peer.dropped,
+                )
             try:
                 await peer.finish()
             finally:
                 self.fanout.discard(peer)  # Even if cancelled: a drain waits on this.
-            if socket_id is not None:
-                log(
-                    logging.DEBUG,
-                    "connection_closed",
-                    socket_id=socket_id,
-                    close_code=connection.close_code or ws.close_code,
-                    dropped=peer.dropped,
-                )
         return ws
 
     async def _read(self, peer: Peer, loop: asyncio.AbstractEventLoop, remote: str) -> None:
         connection, ws = peer.connection, peer.ws
+        metrics = self.fanout.observer.metrics
         while True:
             message = await ws.receive()
             now = loop.time()
             match message.type:
                 case WSMsgType.TEXT:
+                    metrics.messages_received += 1
                     connection.receive_text(message.data, now)
                 case WSMsgType.BINARY:
+                    metrics.messages_received += 1
                     connection.receive_binary(message.data, now)
                 case WSMsgType.PING:
                     connection.receive_ping(message.data, now)

@@ -9,15 +9,13 @@ handshakes, close 4200 to open WebSockets) and exits. A target file's node is st
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from ..errors import HarnessError
+from ..shell_commands import run_command
 
 __all__ = ["STOP_WITHIN", "BundledNodeStopper", "CommandNodeStopper", "NodeStopper"]
 
@@ -79,37 +77,5 @@ class CommandNodeStopper:
         command = self.commands.get(node)
         if command is None:
             raise HarnessError(f"node {node} has no stop command")
-        try:
-            process = await asyncio.create_subprocess_shell(
-                command,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,  # its own process group: a bound stops what it started
-            )
-        except OSError as exc:
-            raise HarnessError(f"could not run node {node}'s stop command: {exc}") from None
-        try:
-            _, stderr = await asyncio.wait_for(process.communicate(), self.within)
-        except TimeoutError:
-            _kill_group(process.pid)
-            await process.wait()
-            raise HarnessError(
-                f"node {node}'s stop command did not finish within {self.within:g}s: {command}"
-            ) from None
-        except asyncio.CancelledError:  # the run ended first: nothing of ours outlives it
-            _kill_group(process.pid)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(process.wait(), 5)
-            raise
-        if process.returncode != 0:
-            tail = stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
-            raise HarnessError(
-                f"node {node}'s stop command exited with {process.returncode}: {command}"
-                + (f" ({' / '.join(tail)})" if tail else "")
-            )
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+        # Cancelled when the run ends first: nothing the command started outlives it.
+        await run_command(command, f"node {node}'s stop command", self.within)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from ..app import ReferenceServer, build_server
 from ..config import ServerConfig
+from ..metrics import Metrics
 from ..peers import Fanout
 from ..protocol.channels import ChannelRegistry
 from ..protocol.socket_ids import RandomSource
@@ -26,6 +27,7 @@ def build_faulty_servers(
     *,
     random_source: RandomSource | None = None,
     wall_clock: Callable[[], float] = time.time,
+    metrics: Metrics | None = None,
 ) -> list[ReferenceServer]:
     """One faulty server per app; with ``apps_share_channels`` they share one channel
     registry and one fan-out, so a channel name means the same channel in every app: an
@@ -33,10 +35,14 @@ def build_faulty_servers(
     channels and members."""
     if Fault.APPS_SHARE_CHANNELS not in configs[0].faults:
         return [
-            build_server(config, random_source=random_source, wall_clock=wall_clock)
+            build_server(
+                config, random_source=random_source, wall_clock=wall_clock, metrics=metrics
+            )
             for config in configs
         ]
-    first = FaultyReferenceServer(configs[0], random_source=random_source, wall_clock=wall_clock)
+    first = FaultyReferenceServer(
+        configs[0], random_source=random_source, wall_clock=wall_clock, metrics=metrics
+    )
     registry, fanout = first.registry, first.fanout
 
     class SharingReferenceServer(FaultyReferenceServer):
@@ -48,7 +54,9 @@ def build_faulty_servers(
             return fanout
 
     rest = [
-        SharingReferenceServer(config, random_source=random_source, wall_clock=wall_clock)
+        SharingReferenceServer(
+            config, random_source=random_source, wall_clock=wall_clock, metrics=metrics
+        )
         for config in configs[1:]
     ]
     return [first, *rest]

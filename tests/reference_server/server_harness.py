@@ -134,6 +134,15 @@ async def api(
         return response.status, await response.json()
 
 
+def logged(caplog: pytest.LogCaptureFixture, event: str) -> list[dict[str, Any]]:
+    """The ``event`` records logged so far: each one's fields, plus its ``level``."""
+    return [
+        {"level": record.levelname.lower(), **getattr(record, "fields", {})}
+        for record in caplog.records
+        if record.getMessage() == event
+    ]
+
+
 async def silent(ws: ClientConnection, timeout: float = 0.2) -> None:
     with pytest.raises(TimeoutError):
         await recv(ws, timeout=timeout)

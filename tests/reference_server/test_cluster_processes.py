@@ -175,7 +175,7 @@ async def test_webhooks_go_once_for_the_cluster_even_for_a_killed_node(
 
 #: Seconds a node stopped under traffic may take from SIGTERM to its exit: its drain
 #: (``--drain-timeout=1``) and a teardown that runs as it should, with room for a loaded
-#: machine; well under ``shutdown.EXIT_LIMIT``, so an exit only the backstop forced fails.
+#: machine; well under its ``--shutdown-timeout``, so an exit only a bound forced fails.
 STOP_BOUND = 6.0
 #: The stops under traffic the regression test makes, each with fresh nodes.
 STOP_ROUNDS = 3

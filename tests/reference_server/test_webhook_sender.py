@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from aiohttp import web
 from websockets.asyncio.client import connect
 
 from reference_server.app import run_server
 from reference_server.config import ConfigError, ServerConfig, load_config
+from reference_server.metrics import AppMetrics
 from reference_server.protocol.webhooks import (
     RetryPolicy,
     channel_occupied,
@@ -26,54 +23,8 @@ from reference_server.protocol.webhooks import (
 )
 from reference_server.webhook_sender import WebhookSender
 
-TIMEOUT = 5.0
-
-
-@dataclass
-class Receiver:
-    """Records POSTs; answers ``statuses`` in turn (then 200), optionally slowly."""
-
-    statuses: list[int] = field(default_factory=list)
-    stall: float = 0.0
-    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-    #: Requests whose stall is over; lets tests order their own work against a stall.
-    answered: int = 0
-    url: str = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        self.requests.append((dict(request.headers), body))
-        self.arrived.set()
-        if self.stall:
-            await asyncio.sleep(self.stall)
-        self.answered += 1
-        status = self.statuses.pop(0) if self.statuses else 200
-        return web.Response(status=status)
-
-    async def next(self, count: int) -> None:
-        async def enough() -> None:
-            while len(self.requests) < count:
-                self.arrived.clear()
-                await self.arrived.wait()
-
-        await asyncio.wait_for(enough(), TIMEOUT)
-
-
-@contextlib.asynccontextmanager
-async def receiving(receiver: Receiver) -> AsyncIterator[Receiver]:
-    app = web.Application()
-    app.router.add_post("/hooks", receiver.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    receiver.url = f"http://127.0.0.1:{port}/hooks"
-    try:
-        yield receiver
-    finally:
-        await runner.cleanup()
+from .server_harness import logged
+from .webhook_harness import TIMEOUT, Receiver, receiving
 
 
 def sender(url: str, **kwargs: Any) -> WebhookSender:
@@ -189,6 +140,92 @@ async def test_a_stalled_receiver_does_not_delay_websocket_traffic() -> None:
             assert receiver.answered == 0
     first = json.loads(receiver.requests[0][1])
     assert first["events"] == [{"name": "channel_occupied", "channel": "ch0"}]
+
+
+@pytest.mark.asyncio
+async def test_shut_down_sends_what_was_held_back_at_once() -> None:
+    """channel_vacated is held back for 30 s; a shutdown sends it, and any later leave, now."""
+    async with receiving(Receiver()) as receiver:
+        hooks = sender(receiver.url, delay=30.0)
+        await hooks.start()
+        try:
+            hooks.submit([channel_vacated("a")])
+            assert hooks.waiting() == {"queued": 0, "retrying": 0, "held": 1}
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            hooks.shut_down(started + 5.0)
+            hooks.submit([channel_vacated("b")])  # e.g. a connection the drain closed
+            await asyncio.wait_for(hooks.wait_sent(), TIMEOUT)
+            assert loop.time() - started < 1.0
+        finally:
+            await hooks.stop()
+    assert [event["channel"] for event in receiver.events()] == ["a", "b"]
+    assert hooks.waiting() == {"queued": 0, "retrying": 0, "held": 0}
+
+
+@pytest.mark.asyncio
+async def test_shut_down_plans_no_retry_after_its_deadline(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A failing request is retried while its next attempt falls before the deadline, then
+    dropped and logged; ``wait_sent`` does not wait out the rest of the bound."""
+    metrics = AppMetrics("app")
+    async with receiving(Receiver(statuses=[500] * 10)) as receiver:
+        hooks = sender(
+            receiver.url,
+            retry=RetryPolicy(first_delay=0.2, retry_for=60.0),
+            metrics=metrics,
+        )
+        await hooks.start()
+        try:
+            loop = asyncio.get_running_loop()
+            hooks.shut_down(loop.time() + 0.5)  # attempts at 0 and 0.2; the next at 0.6
+            hooks.submit([channel_occupied("a")])
+            await asyncio.wait_for(hooks.wait_sent(), TIMEOUT)
+        finally:
+            await hooks.stop()
+    assert len(receiver.requests) == 2
+    assert metrics.webhook_failures == 2
+    assert metrics.webhooks_dropped == {"shutdown": 1}
+    drops = logged(caplog, "webhook_dropped")
+    assert [(r["level"], r["reason"], r["channels"]) for r in drops] == [
+        ("warning", "shutdown", ["a"])
+    ]
+
+
+@pytest.mark.asyncio
+async def test_stop_drops_and_logs_whatever_waits(caplog: pytest.LogCaptureFixture) -> None:
+    metrics = AppMetrics("app")
+    async with receiving(Receiver(stall=0.5)) as receiver:
+        hooks = sender(receiver.url, metrics=metrics, delay=30.0)
+        await hooks.start()
+        hooks.submit([channel_occupied("sending"), channel_occupied("queued")])
+        hooks.submit([channel_vacated("held")])
+        await receiver.next(1)
+        assert metrics.webhooks_waiting() == {"queued": 2, "retrying": 0, "held": 1}
+        await hooks.stop()
+        hooks.submit([channel_occupied("late"), channel_vacated("late-leave")])
+    channels = [r["channels"][0] for r in logged(caplog, "webhook_dropped")]
+    assert channels == ["sending", "queued", "held", "late", "late-leave"]
+    assert metrics.webhooks_dropped == {"shutdown": 5}
+    assert hooks.waiting() == {"queued": 0, "retrying": 0, "held": 0}
+
+
+@pytest.mark.asyncio
+async def test_failures_and_drops_are_counted() -> None:
+    metrics = AppMetrics("app")
+    async with receiving(Receiver(statuses=[500])) as receiver:
+        hooks = sender(receiver.url, retry_for=0.0, metrics=metrics, queue_size=1)
+        await hooks.start()
+        try:
+            hooks.submit([channel_occupied("a")])
+            await receiver.next(1)
+            hooks.submit([channel_occupied(f"b{n}") for n in range(3)])  # one fits the queue
+            await receiver.next(2)
+        finally:
+            await hooks.stop()
+    assert metrics.webhook_failures == 1
+    assert metrics.webhooks_dropped == {"retries_over": 1, "queue_full": 2}
 
 
 @pytest.mark.parametrize(

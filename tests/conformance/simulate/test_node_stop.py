@@ -18,9 +18,11 @@ from conformance.errors import HarnessError
 from conformance.simulate.node_stop import BundledNodeStopper, CommandNodeStopper
 
 #: A child that says when it got SIGTERM, then exits with 7 (as a node exits after its drain).
+#: The handler writes with ``os.write``: a signal landing while ``print('up')`` still holds
+#: stdout's lock would make a ``print`` in the handler a reentrant call.
 DRAINS = (
-    "import signal, sys, time\n"
-    "signal.signal(signal.SIGTERM, lambda *_: (print('drained', flush=True), sys.exit(7)))\n"
+    "import os, signal, time\n"
+    "signal.signal(signal.SIGTERM, lambda *_: (os.write(1, b'drained\\n'), os._exit(7)))\n"
     "print('up', flush=True)\n"
     "time.sleep(30)\n"
 )
