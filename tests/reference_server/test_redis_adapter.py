@@ -1,4 +1,5 @@
-"""Ending the Redis adapter's tasks (``redis_adapter.end_tasks``), without Redis."""
+"""The Redis adapter: ending its tasks (``end_tasks``, without Redis), and a node's stop under
+load against a real redis-server (marker ``cluster``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import asyncio
 
 import pytest
 
-from reference_server.redis_adapter import end_tasks
+from reference_server.peers import Fanout
+from reference_server.protocol.channels import ChannelRegistry
+from reference_server.redis_adapter import RedisCluster, end_tasks
 
 pytestmark = pytest.mark.asyncio
 
@@ -49,3 +52,43 @@ async def test_ended_tasks_cost_nothing() -> None:
     task = asyncio.create_task(asyncio.sleep(0))
     await task
     assert await end_tasks([task], 1.0) == set()
+
+
+#: Stops under a storm of outgoing messages, and the most each may take: its own bounds
+#: (``SYNC_WAIT``, ``STOP_WAIT``, twice ``END_WAIT``) and some room for a loaded machine.
+STORM_ROUNDS = 8
+STOP_WITHIN = 6.0
+
+
+async def _storm(cluster: RedisCluster, stopping: asyncio.Event) -> None:
+    """Keep the node's writer busy, as live traffic does: a send completes in nearly every
+    turn of the loop, which is when a cancel of the writer used to be lost."""
+    sent = 0
+    while not stopping.is_set() and sent < 200_000:
+        for _ in range(100):
+            cluster.link.terminate_elsewhere(f"user-{sent}")
+            sent += 1
+        await asyncio.sleep(0)
+
+
+@pytest.mark.cluster
+async def test_a_node_stopped_while_it_publishes_a_storm_stops_every_time(
+    redis_server: str,
+) -> None:
+    for round_ in range(STORM_ROUNDS):
+        cluster = RedisCluster(
+            redis_server, f"n{round_}", "app", ChannelRegistry(), Fanout(None), node_timeout=1.0
+        )
+        await cluster.start()
+        stopping = asyncio.Event()
+        storm = asyncio.create_task(_storm(cluster, stopping))
+        try:
+            await asyncio.sleep(0.05 + round_ % 5 * 0.02)
+            stop = asyncio.create_task(cluster.stop())
+            done, _ = await asyncio.wait([stop], timeout=STOP_WITHIN)
+            assert done, f"round {round_}: the stop did not end"
+            stop.result()
+        finally:
+            stopping.set()
+            await storm
+        assert not [task for task in cluster._tasks if not task.done()]
