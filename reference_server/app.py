@@ -41,6 +41,7 @@ from .protocol.http_requests import ApiLimits, AppCredentials, RequestAuthentica
 from .protocol.socket_ids import RandomSource, SocketIdAllocator
 from .responses import json_errors
 from .serves import serves
+from .teardown import STEP_LIMIT, bounded
 from .tls import redirect_app, server_context
 from .webhook_sender import WebhookSender
 from .websocket_endpoint import WebSocketEndpoint
@@ -141,15 +142,20 @@ class ReferenceServer:
         """Tie this app's background parts (webhook sender, writers) to ``app``'s life, the
         application that serves it alone or several apps together (``apps.py``)."""
         app.on_shutdown.append(self._on_shutdown)
+        app_id = self.config.app_id
         if self.webhooks is not None:
             sender = self.webhooks
             app.on_startup.append(lambda _app: sender.start())
-            app.on_cleanup.append(lambda _app: sender.stop())
+            app.on_cleanup.append(
+                lambda _app: bounded(sender.stop(), STEP_LIMIT, f"webhook sender stop ({app_id})")
+            )
         if self.cluster is not None:
             cluster = self.cluster
             app.on_startup.append(lambda _app: cluster.start())
             # Stopped before the webhook sender: its last states' webhooks are sent by it.
-            app.on_cleanup.insert(0, lambda _app: cluster.stop())
+            app.on_cleanup.insert(
+                0, lambda _app: bounded(cluster.stop(), STEP_LIMIT, f"cluster stop ({app_id})")
+            )
 
     async def _on_shutdown(self, app: web.Application) -> None:
         self.fanout.shutdown()

@@ -3,7 +3,8 @@
 A stop signal drains the server first (``ReferenceServer.drain``): handshakes are refused
 with 503 and every WebSocket is closed with 4200 while the listener is still open, so a
 client can tell a deliberate restart from a crash. Then the webhooks still waiting are sent
-(``shutdown.py``); the process exits 0 at most ``--shutdown-timeout`` seconds after the signal.
+(``shutdown.py``); the process exits 0 at most ``--shutdown-timeout`` seconds after the signal,
+plus ``teardown.BACKSTOP_MARGIN`` should the loop itself not get there (``teardown.py``).
 
 With ``--serves-file PATH`` the server counts its requirement marks (``serves.py``) and
 appends them to PATH on SIGUSR1 or, failing that, at exit.
@@ -21,7 +22,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import serves
+from . import serves, teardown
 from .config import ConfigError, ServerConfig, load_config
 
 __all__ = ["JsonFormatter", "main"]
@@ -90,6 +91,13 @@ async def serve(config: ServerConfig) -> None:
             )
             await stop.wait()
             bound.reschedule(loop.time() + config.shutdown_timeout)
+            # A thread's deadline too: the bound above needs a loop that gets to it, and
+            # asyncio.run's own end waits for every task without one.
+            serves_file = config.serves_file
+            teardown.arm_exit_deadline(
+                config.shutdown_timeout + teardown.BACKSTOP_MARGIN,
+                before_exit=None if serves_file is None else lambda: serves.finish(serves_file),
+            )
             server = running.server
             await shut_down(
                 server.servers if isinstance(server, AppsServer) else [server],
@@ -102,6 +110,8 @@ async def serve(config: ServerConfig) -> None:
         if not bound.expired():
             raise
         log(logging.WARNING, "shutdown_timeout", timeout=config.shutdown_timeout, phase="exit")
+    # Here rather than in ``asyncio.run``, which waits for them without a bound.
+    await teardown.end_leftover_tasks()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -53,6 +53,32 @@ CONNECT_WAIT = 3.0
 SYNC_WAIT = 1.0
 #: Seconds the stop waits for queued messages (its Goodbye last) to be published.
 STOP_WAIT = 1.0
+#: Seconds the stop, or the end of a session, waits for its tasks to end, and then for the
+#: Redis connections to close.
+END_WAIT = 1.0
+#: Seconds between two cancels of a task that has not ended yet.
+RECANCEL_EVERY = 0.05
+
+
+async def end_tasks(tasks: list[asyncio.Task[None]], seconds: float) -> set[asyncio.Task[None]]:
+    """Cancel ``tasks`` until they end, for at most ``seconds``; return those still running.
+
+    One ``cancel()`` is not enough: on Python 3.11, ``asyncio.wait_for`` loses a
+    cancellation that arrives as the operation it wraps completes, and redis-py wraps every
+    command it sends in one (the socket timeout). A writer cancelled in that instant goes on
+    publishing, then waits for more, and whoever awaited it waited for ever.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            break
+        _, pending = await asyncio.wait(pending, timeout=min(RECANCEL_EVERY, remaining))
+    return pending
 
 
 class RedisCluster:
@@ -92,6 +118,8 @@ class RedisCluster:
         self._syncs: dict[str, asyncio.Future[None]] = {}
         self._sync_tokens = 0
         self._tasks: list[asyncio.Task[None]] = []
+        #: Set by ``stop``: every loop of this node's ends at its next turn, cancelled or not.
+        self._stopping = False
 
     # ClusterOutlet: what Fanout calls.
 
@@ -157,13 +185,18 @@ class RedisCluster:
             self.link.goodbye()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), STOP_WAIT)
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks)
+        self._stopping = True
+        self._pending.set()  # A writer whose cancel was lost must see the flag, not wait.
+        left = await end_tasks(self._tasks, END_WAIT)
+        if left:
+            log(logging.WARNING, "redis_stop_tasks_left", node=self.node, tasks=len(left))
         if self._client is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await self._client.aclose()
+            closing = asyncio.ensure_future(self._client.aclose())
+            done, _ = await asyncio.wait([closing], timeout=END_WAIT)
+            if not done:
+                log(logging.WARNING, "redis_stop_close_left", node=self.node, seconds=END_WAIT)
+            elif not closing.cancelled() and closing.exception() is not None:
+                log(logging.DEBUG, "redis_close_failed", error=repr(closing.exception()))
         self.connected = False
 
     # Sending.
@@ -188,10 +221,10 @@ class RedisCluster:
 
     async def _write(self) -> None:
         assert self._client is not None
-        while True:
+        while not self._stopping:
             await self._pending.wait()
             self._pending.clear()
-            while self._outgoing:
+            while self._outgoing and not self._stopping:
                 batch = [self._outgoing.popleft() for _ in range(min(BATCH, len(self._outgoing)))]
                 async with self._client.pipeline(transaction=False) as pipe:
                     for text in batch:
@@ -202,7 +235,7 @@ class RedisCluster:
     # Receiving.
 
     async def _read(self, pubsub: Any) -> None:
-        while True:
+        while not self._stopping:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             if message is None or message.get("type") != "message":
                 continue
@@ -224,7 +257,7 @@ class RedisCluster:
         """Connect, and after every loss reconnect with back-off, for as long as the node
         runs (``stop`` cancels it)."""
         delay = BACKOFF[0]
-        while True:
+        while not self._stopping:
             try:
                 await self._session()
             except (RedisError, OSError) as exc:
@@ -260,14 +293,15 @@ class RedisCluster:
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.wait(tasks)
+                await end_tasks(tasks, END_WAIT)
             for task in done:
                 task.result()
         finally:
-            with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()
+            # Shielded inside redis-py: bounded here, or a stuck close would hold the stop.
+            closing = asyncio.ensure_future(pubsub.aclose())
+            await asyncio.wait([closing], timeout=END_WAIT)
+            if closing.done() and not closing.cancelled():
+                closing.exception()  # Retrieved: a failed close of a finished session is moot.
 
     async def _beat(self) -> None:
         """Heartbeats out, silent nodes given up on, for as long as the node runs.
@@ -275,7 +309,7 @@ class RedisCluster:
         Not while Redis is unreachable: then it is this node that is cut off, and giving
         the others up would send their members' ``member_removed`` webhooks for nothing.
         """
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.heartbeat_interval)
             if self.connected:
                 try:

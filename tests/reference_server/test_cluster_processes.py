@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import signal
 import sys
@@ -12,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from websockets.asyncio.client import connect
 
@@ -169,3 +171,74 @@ async def test_webhooks_go_once_for_the_cluster_even_for_a_killed_node(
             ("member_added", "bob"),
             ("member_removed", "bob"),
         ]
+
+
+#: Seconds a node stopped under traffic may take from SIGTERM to its exit: its drain
+#: (``--drain-timeout=1``) and a teardown that runs as it should, with room for a loaded
+#: machine; well under its ``--shutdown-timeout``, so an exit only a bound forced fails.
+STOP_BOUND = 6.0
+#: The stops under traffic the regression test makes, each with fresh nodes.
+STOP_ROUNDS = 3
+#: Subscribers on the node being stopped, and publishers per node.
+SUBSCRIBERS = 30
+PUBLISHERS = 2
+
+
+async def test_a_node_stopped_under_traffic_exits_in_bounded_time_every_time(
+    redis_server: str, tmp_path: Path
+) -> None:
+    """A node once stayed alive after its drain while publishes were pouring in: SIGTERM it
+    under traffic several times; each time it must exit 0 within the bound, its clients
+    having had 4200, and nothing on its way out cut short by a bound."""
+    for round_ in range(STOP_ROUNDS):
+        log = tmp_path / f"leaving-{round_}.log"
+        async with (
+            in_process_node(redis_server) as survivor,
+            node_process(redis_server, f"leaving{round_}", log) as (leaving, leaving_url),
+            contextlib.AsyncExitStack() as stack,
+        ):
+            clients = [
+                await stack.enter_async_context(
+                    connect(f"{leaving_url}/app/app-key?protocol=7", ping_interval=None)
+                )
+                for _ in range(SUBSCRIBERS)
+            ]
+            for number, ws in enumerate(clients):
+                channel = "presence-load" if number % 2 else "load"
+                data = json.dumps({"user_id": f"u{number}"}) if number % 2 else None
+                await subscribe(ws, await established(ws), channel, data)
+            # The leaving node as ``trigger`` takes a server: its address is what counts.
+            leaving_port = int(leaving_url.rsplit(":", 1)[1])
+            leaving_server = dataclasses.replace(survivor, port=leaving_port)
+            stopping = asyncio.Event()
+
+            async def hammer(target: RunningServer, stopping: asyncio.Event) -> None:
+                number = 0
+                while not stopping.is_set() and number < 5000:
+                    body = {"name": "n", "channels": ["load", "presence-load"], "data": "x"}
+                    try:
+                        await trigger(target, body)
+                    except (aiohttp.ClientError, OSError):
+                        await asyncio.sleep(0.01)  # The stopped node is gone.
+                    number += 1
+
+            targets = [leaving_server, survivor] * PUBLISHERS
+            publishers = [asyncio.create_task(hammer(target, stopping)) for target in targets]
+            try:
+                await asyncio.sleep(0.5)
+                loop = asyncio.get_running_loop()
+                signalled = loop.time()
+                leaving.send_signal(signal.SIGTERM)
+                codes = await asyncio.gather(*(closed_with(ws, timeout=5) for ws in clients))
+                status = await asyncio.wait_for(leaving.wait(), STOP_BOUND * 2)
+                took = loop.time() - signalled
+            finally:
+                stopping.set()
+                await asyncio.gather(*publishers, return_exceptions=True)
+            assert codes == [4200] * SUBSCRIBERS
+            assert status == 0
+            assert took < STOP_BOUND, f"round {round_}: exit {took:.1f} s after SIGTERM"
+            events = [json.loads(line)["event"] for line in log.read_text().splitlines()]
+            assert "stopping" in events
+            cut_short = [e for e in events if e.startswith("shutdown_")]
+            assert cut_short == [], log.read_text()[-3000:]
