@@ -17,7 +17,7 @@ import yaml
 
 from .errors import TargetUnreachable, UsageError
 from .nodes import Node, derived_capabilities, node_at, parse_nodes, refuse_declared
-from .target_apps import TARGET_APP_FIELDS, OtherApp, parse_other_apps
+from .target_apps import TARGET_APP_FIELDS, OtherApp, parse_other_apps, text_field
 from .tls import check_ca_file, check_trusted, client_context, refuse_both_trust_choices
 from .webhooks import parse_listen_url
 
@@ -220,14 +220,6 @@ def _url(value: object, what: str, schemes: Iterable[str]) -> str:
     return value.rstrip("/")
 
 
-def _text(value: object, what: str) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or not value:
-        raise UsageError(f"{what} must be a non-empty string, got {value!r}")
-    return value
-
-
 def _seconds(value: object, what: str) -> float | None:
     if value is None:
         return None
@@ -291,12 +283,12 @@ def target_from_mapping(
     if isinstance(max_event_bytes, bool) or not isinstance(max_event_bytes, int):
         raise UsageError(f"limits.max_event_bytes must be an integer, got {max_event_bytes!r}")
     return Target(
-        name=_text(data.get("name", "unnamed-target"), "name"),
+        name=text_field(data.get("name", "unnamed-target"), "name"),
         ws_url=_url(data["ws_url"], "ws_url", ("ws", "wss")),
         http_url=_url(data["http_url"], "http_url", ("http", "https")),
-        app_id=_text(data["app_id"], "app_id"),
-        key=_text(data["key"], "key"),
-        secret=_text(data["secret"], "secret"),
+        app_id=text_field(data["app_id"], "app_id"),
+        key=text_field(data["key"], "key"),
+        secret=text_field(data["secret"], "secret"),
         capabilities=frozenset(capabilities)
         | derived_capabilities(nodes, suite_controls_nodes=bundled),
         timings=Timings(

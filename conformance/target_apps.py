@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import UsageError
 
-__all__ = ["TARGET_APP_FIELDS", "OtherApp", "bundled_apps", "parse_other_apps"]
+__all__ = ["TARGET_APP_FIELDS", "OtherApp", "bundled_apps", "parse_other_apps", "text_field"]
 
 #: The target file's fields that declare another app of the same server.
 TARGET_APP_FIELDS = ("second_app", "disabled_app", "quota_app")
@@ -52,7 +52,12 @@ class OtherApp:
         return {name: value for name, value in self.wire().items() if name != "secret"}
 
 
-def _text(value: object, what: str) -> str:
+def text_field(value: object, what: str) -> str:
+    """A target file's text field (an integer is taken as its digits, as YAML reads an app id).
+
+    Raises:
+        UsageError: naming the field and the value.
+    """
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not value:
@@ -68,7 +73,7 @@ def _other_app(name: str, value: object) -> OtherApp:
     for key in keys:
         item = value[key]
         if key != "max_connections":
-            fields[key] = _text(item, f"{name}.{key}")
+            fields[key] = text_field(item, f"{name}.{key}")
         elif isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= MAX_QUOTA:
             raise UsageError(
                 f"{name}.max_connections must be an integer from 1 to {MAX_QUOTA} (the check "

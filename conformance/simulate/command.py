@@ -14,6 +14,7 @@ import resource
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -213,19 +214,22 @@ def _run(
     console: Console,
     live: bool,
 ) -> SimulationResult:
+    def run(on_progress: Callable[[Progress], None]) -> SimulationResult:
+        return asyncio.run(
+            simulate(
+                target,
+                scenario,
+                workers=workers,
+                seed=seed,
+                restarter=restarter,
+                node_stopper=node_stopper,
+                on_progress=on_progress,
+            )
+        )
+
     if live and console.is_terminal:
         with Live(console=console, refresh_per_second=4, transient=True) as display:
-            return asyncio.run(
-                simulate(
-                    target,
-                    scenario,
-                    workers=workers,
-                    seed=seed,
-                    restarter=restarter,
-                    node_stopper=node_stopper,
-                    on_progress=lambda p: display.update(_progress_table(p)),
-                )
-            )
+            return run(lambda p: display.update(_progress_table(p)))
     last = [0.0]
 
     def plain(progress: Progress) -> None:  # a log, not a terminal: a line every 5 s
@@ -233,17 +237,7 @@ def _run(
             last[0] = time.monotonic()
             console.print(_progress_line(progress), highlight=False)
 
-    return asyncio.run(
-        simulate(
-            target,
-            scenario,
-            workers=workers,
-            seed=seed,
-            restarter=restarter,
-            node_stopper=node_stopper,
-            on_progress=plain,
-        )
-    )
+    return run(plain)
 
 
 def _progress_line(p: Progress) -> str:
