@@ -19,7 +19,9 @@ __all__ = [
 
 #: Every phase, in the order a run takes them. ``fanout-{via}-{n}`` and ``latency-{n}`` are
 #: expanded from ``BenchSettings``; these are the defaults.
+#: ``idle`` comes first: it reads the server's memory, which later phases would have grown.
 ALL_PHASES: tuple[str, ...] = (
+    "idle",
     "connect",
     "fanout-events-1",
     "fanout-events-100",
@@ -31,7 +33,6 @@ ALL_PHASES: tuple[str, ...] = (
     "latency-1",
     "latency-100",
     "stalled",
-    "idle",
 )
 
 
