@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -96,8 +96,12 @@ class Peer:
         self.send_buffer_limit = send_buffer_limit
         #: Set by the reader when the client went without a close frame (EOF, reset).
         self.dropped = False
-        #: The task reading this WebSocket, stopped before we close it (see ``_stop_reader``).
-        self.reader: asyncio.Task[None] | None = None
+        #: The task reading this WebSocket (the endpoint's handler), stopped before we close
+        #: it (see ``_stop_reader``).
+        self.reader: asyncio.Task[Any] | None = None
+        self._reader_done = False
+        #: Set while our close waits for the reader to leave its loop.
+        self._reader_stop: asyncio.Future[None] | None = None
         #: Told (once, from the event loop) when the send buffer overflows: the fan-out
         #: closes the connection as over capacity.
         self.on_overflow: Callable[[Peer], None] | None = None
@@ -213,17 +217,33 @@ class Peer:
     async def _stop_reader(self) -> None:
         """Stop the reader before our close frame goes out.
 
-        While another task waits in ``receive()``, aiohttp's ``close()`` closes the TCP
-        connection right after writing the close frame; with no reader waiting, it waits (up
-        to ``CLOSE_TIMEOUT``) for the client's close frame, a real close handshake. Only then
-        can a draining server tell which clients have taken note of its 4200. Stopping the
-        reader ends the connection in the endpoint at once, so its release does not wait for
-        the handshake either.
+        While a task waits in ``receive()``, aiohttp's ``close()`` closes the TCP connection
+        right after writing the close frame; with no reader waiting, it waits (up to
+        ``CLOSE_TIMEOUT``) for the client's close frame, a real close handshake. Only then can
+        a draining server tell which clients have taken note of its 4200. Stopping the reader
+        (the endpoint's handler, cancelled in its ``receive()``) ends the connection in the
+        endpoint at once, so its release does not wait for the handshake either.
         """
         reader = self.reader
-        if reader is not None and reader is not asyncio.current_task():
-            reader.cancel()
-            await asyncio.wait([reader])
+        if reader is None or reader is asyncio.current_task() or self._reader_done:
+            return
+        self._reader_stop = asyncio.get_running_loop().create_future()
+        reader.cancel()
+        await asyncio.shield(self._reader_stop)
+
+    def stop_requested(self) -> bool:
+        """Whether the reader's cancellation is ours (``_stop_reader``); if so, it is taken
+        back, so that the reader's own waits after it are not cut short."""
+        reader = self.reader
+        if self._reader_stop is None or reader is None:
+            return False
+        return reader.uncancel() == 0  # Cancelled by somebody else as well: theirs stands.
+
+    def reader_stopped(self) -> None:
+        """The reader has left its loop: a close waiting for that may go on."""
+        self._reader_done = True
+        if self._reader_stop is not None and not self._reader_stop.done():
+            self._reader_stop.set_result(None)
 
     def abort(self) -> None:
         """Drop the TCP connection at once, without a close frame.

@@ -105,14 +105,18 @@ class WebSocketEndpoint:
             log(logging.DEBUG, "connection_refused", key=request.match_info["key"])
         self.fanout.flush(peer)
         self._arm(peer, loop)
-        reader = peer.reader = asyncio.create_task(self._read(peer, loop, remote))
+        # The handler is the reader: a task of its own per connection would cost every idle
+        # connection a task's memory.
+        peer.reader = asyncio.current_task()
         try:
-            # Cancelled by the writer when we close (``Peer._stop_reader``): not an error.
-            await asyncio.wait([reader])
-            if not reader.cancelled():
-                reader.result()  # What broke the reader, if anything, is the handler's error.
+            try:
+                await self._read(peer, loop, remote)
+            except asyncio.CancelledError:
+                if not peer.stop_requested():
+                    raise
+                # Stopped by our own close (``Peer._stop_reader``): not an error.
         finally:
-            reader.cancel()
+            peer.reader_stopped()
             # Everything up to ``peer.finish()`` runs without yielding, so the connection's
             # subscriptions, presence and socket id are released the moment the reader ends,
             # whatever the close handshake then takes (a stalled peer never answers it).
