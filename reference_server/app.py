@@ -54,6 +54,10 @@ __all__ = ["ReferenceServer", "RunningServer", "build_server", "log", "run_serve
 
 #: Seconds graceful shutdown waits for handlers before cancelling them.
 SHUTDOWN_TIMEOUT = 3.0
+#: Connections the kernel may hold before the server accepts them (aiohttp's default is 128):
+#: a burst of reconnecting clients beyond the backlog has its SYNs dropped, and each retries
+#: only after a second. The kernel caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 4096
 
 
 class ReferenceServer:
@@ -390,7 +394,7 @@ async def run_server(
     plain: tuple[socket.socket, web.AppRunner] | None = None
     try:
         await runner.setup()
-        site = web.SockSite(runner, sock, ssl_context=ssl_context)
+        site = web.SockSite(runner, sock, ssl_context=ssl_context, backlog=LISTEN_BACKLOG)
         await site.start()
         host, port = sock.getsockname()[:2]
         plain_port = None
