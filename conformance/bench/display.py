@@ -3,7 +3,8 @@ along), plain lines in a log (one when a phase starts, one every few seconds, on
 figures when it ends), nothing with ``--no-progress``.
 
 The load generator reports through ``update(message, fraction)``; the panel keeps only the
-latest, so a generator may call it as often as it likes.
+latest, so a generator may call it as often as it likes. Each finished phase leaves one line
+with its first figures, on a terminal too, so the run reads as a log when it is over.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ __all__ = ["BenchProgress"]
 
 #: Seconds between status lines in a log.
 LINE_EVERY = 5.0
-#: Finished phases the panel keeps on show.
-SHOWN_DONE = 4
 
 
 class BenchProgress:
@@ -41,7 +40,6 @@ class BenchProgress:
         self._fraction = 0.0
         self._phase_began = self._began = time.monotonic()
         self._last_line = 0.0
-        self._done: list[str] = []
 
     def __enter__(self) -> BenchProgress:
         self._began = time.monotonic()
@@ -87,8 +85,10 @@ class BenchProgress:
             self._say(f"{self._where()}: {self._fraction:.0%} {message}")
 
     def done(self, result: PhaseResult) -> None:
+        """The phase's line stays: above the panel on a terminal, in order in a log."""
         line = f"{self._where()}: {headline(result)} ({result.seconds:.1f} s)"
-        self._done = [*self._done, line][-SHOWN_DONE:]
+        if self._live is not None:
+            self._live.console.print(f"bench: {line}", highlight=False, markup=False)
         self._say(line)
         self._refresh()
 
@@ -113,8 +113,4 @@ class BenchProgress:
         table.add_row(
             "elapsed", f"{now - self._phase_began:.0f} s in this phase, {now - self._began:.0f} s"
         )
-        return Group(
-            Text("conformance bench", style="bold"),
-            table,
-            *(Text(line, style="dim") for line in self._done),
-        )
+        return Group(Text("conformance bench", style="bold"), table)
