@@ -76,6 +76,7 @@ class BenchProgress:
         self._refresh()
 
     def update(self, message: str, fraction: float) -> None:
+        message = message.removeprefix(f"{self._phase}: ")  # the panel names the phase already
         self._message = message
         self._fraction = min(1.0, max(0.0, fraction))
         if self._live is not None:

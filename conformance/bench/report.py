@@ -62,7 +62,12 @@ _FIGURES: dict[str, tuple[tuple[str, str], ...]] = {
         ("events", "events published"),
         ("subscribers", "subscribers"),
     ),
-    "relay": (("relayed_per_s", "client events relayed/s"), ("pairs", "pairs")),
+    "relay": (
+        ("relayed_per_s", "client events relayed/s"),
+        ("p50_ms", "relay p50"),
+        ("p99_ms", "relay p99"),
+        ("pairs", "pairs"),
+    ),
     "latency": (
         ("p50_ms", "publish→receive p50"),
         ("p99_ms", "publish→receive p99"),
