@@ -66,6 +66,9 @@ class BenchSettings:
     #: ``fanout_min_events``), so every fan-out phase moves about as many frames.
     fanout_deliveries: int = 200_000
     fanout_min_events: int = 200
+    #: ... and at most this many: one subscriber would otherwise need 200,000 publishes, which
+    #: measures the HTTP API (and takes minutes) rather than the fan-out.
+    fanout_max_events: int = 10_000
     #: Events per ``batch_events`` call (the documented maximum is 10).
     batch_size: int = 10
     #: Publishing requests in flight at once.
