@@ -25,6 +25,7 @@ from ..errors import UsageError
 from ..smoke.command import smoke_target
 from ..tls import insecure_warning
 from .display import BenchProgress
+from .loadgen import LoadGenerator
 from .model import BenchSettings, BenchTarget, PhaseResult
 from .options import (
     add_bench_arguments,
@@ -33,7 +34,7 @@ from .options import (
     raise_file_limit,
     settings_from_args,
 )
-from .report import BenchRun, console_table, outcome_code, to_json, to_markdown
+from .report import BenchRun, console_table, outcome_code, run_headline, to_json, to_markdown
 from .servers import (
     default_peers_dir,
     default_soketi_dir,
@@ -70,8 +71,6 @@ GeneratorFactory = Callable[[BenchSettings], Generator]
 
 
 def _load_generator(settings: BenchSettings) -> Generator:
-    from .loadgen import LoadGenerator  # type: ignore[import-not-found,unused-ignore]
-
     generator: Generator = LoadGenerator(settings)
     return generator
 
@@ -144,7 +143,7 @@ def bench_command(args: argparse.Namespace, make_generator: GeneratorFactory | N
     notes = (lowered,) if lowered else ()
     console = Console(stderr=True)
     for note in notes:
-        console.print(f"bench: {note}", highlight=False)
+        console.print(f"bench: {note}", highlight=False, soft_wrap=True)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     began = time.monotonic()
     with _started(factories) as targets:
@@ -153,6 +152,7 @@ def bench_command(args: argparse.Namespace, make_generator: GeneratorFactory | N
             f"bench: {len(settings.phases)} phase(s) against {names};"
             f" {settings.workers} load-generator worker(s)",
             highlight=False,
+            soft_wrap=True,
         )
         progress = BenchProgress(
             console, len(settings.phases) * len(targets), live=not args.no_progress
@@ -167,6 +167,10 @@ def bench_command(args: argparse.Namespace, make_generator: GeneratorFactory | N
     if args.json:
         print(json.dumps(data, indent=2))
     else:
-        Console(width=max(160, Console().width)).print(console_table(run))
-        console.print(f"bench: report written to {out}/bench.{{json,md}}", highlight=False)
+        table_console = Console(width=max(160, Console().width))
+        table_console.print(f"conformance bench: {run_headline(run)}", highlight=False)
+        table_console.print(console_table(run))
+        console.print(
+            f"bench: report written to {out}/bench.{{json,md}}", highlight=False, soft_wrap=True
+        )
     return code

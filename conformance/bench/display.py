@@ -65,7 +65,7 @@ class BenchProgress:
 
     def _say(self, line: str) -> None:
         if self._enabled and self._live is None:
-            self._console.print(f"bench: {line}", highlight=False, markup=False)
+            self._console.print(f"bench: {line}", highlight=False, markup=False, soft_wrap=True)
 
     def start(self, phase: str, target: str) -> None:
         self._step += 1
@@ -89,7 +89,9 @@ class BenchProgress:
         """The phase's line stays: above the panel on a terminal, in order in a log."""
         line = f"{self._where()}: {headline(result)} ({result.seconds:.1f} s)"
         if self._live is not None:
-            self._live.console.print(f"bench: {line}", highlight=False, markup=False)
+            self._live.console.print(
+                f"bench: {line}", highlight=False, markup=False, soft_wrap=True
+            )
         self._say(line)
         self._refresh()
 

@@ -32,6 +32,7 @@ __all__ = [
     "headline",
     "outcome_code",
     "ratios",
+    "run_headline",
     "table_rows",
     "to_json",
     "to_markdown",
@@ -319,7 +320,7 @@ def _cells(run: BenchRun, row: Row) -> list[str]:
 
 
 def console_table(run: BenchRun) -> Table:
-    table = Table(title=f"conformance bench: {_headline(run)}")
+    table = Table()
     for column in _columns(run):
         table.add_column(column, overflow="fold")
     last = None
@@ -346,7 +347,8 @@ def _machine() -> dict[str, Any]:
     }
 
 
-def _headline(run: BenchRun) -> str:
+def run_headline(run: BenchRun) -> str:
+    """What the run was: its phases, the machine, the load generator, how long it took."""
     machine = _machine()
     return (
         f"{len(run.phases())} phase(s) on {machine['cores']} core(s),"

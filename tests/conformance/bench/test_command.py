@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+import jsonschema
 import pytest
 from rich.console import Console
 
@@ -275,3 +276,30 @@ def test_a_log_gets_plain_progress_lines(
     assert code == 0
     assert f"bench: [1/1] relay on {REFERENCE_NAME}\n" in err
     assert f"bench: [1/1] relay on {REFERENCE_NAME}: deliveries_per_s 1,000/s; loss 0" in err
+
+
+def test_a_quick_run_of_the_real_load_generator_against_the_reference_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    phases = ("connect", "fanout-events-10", "fanout-batch-10", "latency-1")
+    code = main(
+        ["bench", "--quick", "--phases", ",".join(phases), "--out", str(tmp_path), "--json",
+         "--no-progress"]
+    )  # fmt: skip
+    out = capsys.readouterr()
+    data = json.loads(out.out)
+    schema = json.loads(
+        (Path(__file__).parents[3] / "schemas" / "bench.schema.json").read_text(encoding="utf-8")
+    )
+    jsonschema.Draft202012Validator(schema).validate(data)
+    results = {r["phase"]: r for r in data["results"][REFERENCE_NAME]}
+    assert code == 0, (out.err, results)
+    assert list(results) == list(phases)
+    for phase in phases:
+        assert results[phase]["error"] is None
+        assert results[phase]["loss"] == results[phase]["duplicates"] == 0
+        assert results[phase]["server_cpu_percent"] is not None
+    assert results["connect"]["figures"]["failed"] == 0
+    assert results["fanout-events-10"]["figures"]["deliveries_per_s"] > 0
+    assert results["latency-1"]["figures"]["p99_ms"] > 0
+    assert json.loads((tmp_path / "bench.json").read_text(encoding="utf-8")) == data
