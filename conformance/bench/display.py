@@ -18,8 +18,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from .figures import headline
 from .model import PhaseResult
-from .report import headline
 
 __all__ = ["BenchProgress"]
 

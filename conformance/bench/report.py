@@ -13,11 +13,20 @@ import os
 import platform
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from rich.table import Table
 
 from .. import __version__
+from .figures import (
+    Direction,
+    better_direction,
+    format_cpu,
+    format_figure,
+    label,
+    ordered_figures,
+    short,
+)
 from .model import BenchSettings, BenchTarget, PhaseResult
 from .servers import REFERENCE_NAME, SOKETI_NAME
 
@@ -26,10 +35,7 @@ __all__ = [
     "BenchRun",
     "Ratio",
     "Row",
-    "better_direction",
     "console_table",
-    "format_figure",
-    "headline",
     "outcome_code",
     "ratios",
     "run_headline",
@@ -42,124 +48,6 @@ FORMAT_VERSION = 1
 
 #: Within this much of 1.0 a ratio is called the same: runs on a shared machine drift by that.
 SAME_WITHIN = 0.05
-
-Direction = Literal["higher", "lower"]
-
-#: The figures each kind of phase reports, in the order a reader wants them, with their labels.
-_FIGURES: dict[str, tuple[tuple[str, str], ...]] = {
-    "idle": (
-        ("rss_kb_per_connection", "RSS per idle connection"),
-        ("rss_mb", "server RSS"),
-        ("connections", "connections held"),
-    ),
-    "connect": (
-        ("p50_ms", "connect p50"),
-        ("p99_ms", "connect p99"),
-        ("per_s", "connections/s"),
-        ("failed", "failed connects"),
-    ),
-    "fanout": (
-        ("deliveries_per_s", "deliveries/s"),
-        ("events", "events published"),
-        ("subscribers", "subscribers"),
-    ),
-    "relay": (
-        ("relayed_per_s", "client events relayed/s"),
-        ("p50_ms", "relay p50"),
-        ("p99_ms", "relay p99"),
-        ("pairs", "pairs"),
-    ),
-    "latency": (
-        ("p50_ms", "publish→receive p50"),
-        ("p99_ms", "publish→receive p99"),
-        ("rate", "events/s published"),
-    ),
-    "stalled": (
-        ("others_per_s", "others' deliveries/s, one stalled"),
-        ("baseline_per_s", "deliveries/s, none stalled"),
-        ("ratio", "others / baseline"),
-        ("stalled_close_code", "stalled one closed with"),
-        ("stalled_closed_after_s", "stalled one closed after"),
-        ("server_rss_growth_mb", "server RSS growth"),
-    ),
-}
-
-#: Figures whose direction their name does not give away.
-_DIRECTIONS: dict[str, Direction | None] = {
-    "ratio": "higher",
-    "rate": None,
-    "stalled_close_code": None,
-}
-
-
-def _family(phase: str) -> str:
-    return phase.split("-", 1)[0]
-
-
-def better_direction(figure: str) -> Direction | None:
-    """Whether more or less of a figure is better: rates are better higher, times and memory
-    lower; counts that only say what was done (events, pairs) have no direction."""
-    if figure in _DIRECTIONS:
-        return _DIRECTIONS[figure]
-    if figure.endswith("per_s"):
-        return "higher"
-    if figure.endswith(("_ms", "_s", "_mb", "_kb", "_kb_per_connection")):
-        return "lower"
-    return None
-
-
-def _label(phase: str, figure: str) -> str:
-    return dict(_FIGURES.get(_family(phase), ())).get(figure, figure)
-
-
-def _ordered_figures(phase: str, results: Sequence[PhaseResult]) -> list[str]:
-    present = {name for result in results for name in result.figures}
-    known = [name for name, _ in _FIGURES.get(_family(phase), ()) if name in present]
-    return known + sorted(present - set(known))
-
-
-def _number(value: float, decimals: int) -> str:
-    return f"{value:,.{decimals}f}"
-
-
-def format_figure(figure: str, value: float | None) -> str:
-    """A figure with its unit, as few digits as it needs."""
-    if value is None:
-        return "—"
-    if figure.endswith("_ms"):
-        return f"{_number(value, 2 if value < 10 else 1 if value < 100 else 0)} ms"
-    if figure.endswith("per_s"):
-        return f"{_number(value, 1 if value < 100 else 0)}/s"
-    if figure.endswith("_kb_per_connection") or figure.endswith("_kb"):
-        return f"{_number(value, 1)} KB"
-    if figure.endswith("_mb"):
-        return f"{_number(value, 1)} MB"
-    if figure.endswith("_s"):
-        return f"{_number(value, 2)} s"
-    if figure == "ratio":
-        return f"{value:.2f}"
-    if figure == "stalled_close_code":
-        return f"{value:.0f}"
-    return _number(value, 0 if float(value).is_integer() else 1)
-
-
-def _cpu(value: float | None) -> str:
-    return "—" if value is None else f"{value:.0f}%"
-
-
-def headline(result: PhaseResult) -> str:
-    """One line for a finished phase: its first figures, its loss, the CPU of both sides."""
-    if result.error:
-        return f"error: {_short(result.error)}"
-    shown = [
-        f"{_label(result.phase, name)} {format_figure(name, result.figures.get(name))}"
-        for name in _ordered_figures(result.phase, [result])[:2]
-    ]
-    return (
-        f"{', '.join(shown) or 'no figures'}; loss {result.loss:,}, duplicates"
-        f" {result.duplicates:,}; CPU server {_cpu(result.server_cpu_percent)}, load generator"
-        f" {_cpu(result.loadgen_cpu_percent)}"
-    )
 
 
 @dataclass(frozen=True)
@@ -224,7 +112,7 @@ def ratios(run: BenchRun) -> list[Ratio]:
     found = []
     for phase in run.phases():
         both = [r for r in (run.result(pair[0], phase), run.result(pair[1], phase)) if r]
-        for figure in _ordered_figures(phase, both):
+        for figure in ordered_figures(phase, both):
             direction = better_direction(figure)
             if direction is None:
                 continue
@@ -259,7 +147,7 @@ def table_rows(run: BenchRun) -> Iterator[Row]:
     for phase in run.phases():
         per_target = [run.result(name, phase) for name in names]
         present = [r for r in per_target if r is not None]
-        for figure in _ordered_figures(phase, present):
+        for figure in ordered_figures(phase, present):
             values = tuple(
                 format_figure(figure, r.figures.get(figure)) if r is not None else "—"
                 for r in per_target
@@ -267,7 +155,7 @@ def table_rows(run: BenchRun) -> Iterator[Row]:
             compared = by_figure.get((phase, figure))
             yield Row(
                 phase,
-                _label(phase, figure),
+                label(phase, figure),
                 values,
                 ratio=_ratio_text(compared),
                 better_is=compared.better_is if compared else "",
@@ -277,7 +165,9 @@ def table_rows(run: BenchRun) -> Iterator[Row]:
             phase,
             "CPU: server / load generator",
             tuple(
-                f"{_cpu(r.server_cpu_percent)} / {_cpu(r.loadgen_cpu_percent)}" if r else "—"
+                f"{format_cpu(r.server_cpu_percent)} / {format_cpu(r.loadgen_cpu_percent)}"
+                if r
+                else "—"
                 for r in per_target
             ),
         )
@@ -290,19 +180,20 @@ def table_rows(run: BenchRun) -> Iterator[Row]:
             yield Row(
                 phase,
                 "error",
-                tuple(_short(r.error) if r and r.error else "" for r in per_target),
+                tuple(short(r.error) if r and r.error else "" for r in per_target),
             )
+
+
+def _cpu_pair(result: PhaseResult | None) -> str:
+    if result is None:
+        return "—"
+    return f"{format_cpu(result.server_cpu_percent)} / {format_cpu(result.loadgen_cpu_percent)}"
 
 
 def _ratio_text(compared: Ratio | None) -> str:
     if compared is None:
         return ""
     return "—" if compared.ratio is None else f"{compared.ratio:.2f}x"
-
-
-def _short(text: str, limit: int = 80) -> str:
-    line = text.splitlines()[0] if text else ""
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _columns(run: BenchRun) -> list[str]:

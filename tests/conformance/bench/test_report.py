@@ -14,10 +14,7 @@ from rich.console import Console
 from conformance.bench.model import BenchSettings, BenchTarget, PhaseResult
 from conformance.bench.report import (
     BenchRun,
-    better_direction,
     console_table,
-    format_figure,
-    headline,
     outcome_code,
     ratios,
     table_rows,
@@ -70,25 +67,6 @@ def _run(ours: float = 1.0, theirs: float = 1.0, *, loss: int = 0) -> BenchRun:
         seconds=12.5,
         notes=("a note",),
     )
-
-
-@pytest.mark.parametrize(
-    ("figure", "direction"),
-    [
-        ("deliveries_per_s", "higher"),
-        ("per_s", "higher"),
-        ("p99_ms", "lower"),
-        ("rss_kb_per_connection", "lower"),
-        ("server_rss_growth_mb", "lower"),
-        ("stalled_closed_after_s", "lower"),
-        ("ratio", "higher"),
-        ("events", None),
-        ("stalled_close_code", None),
-        ("rate", None),
-    ],
-)
-def test_each_figure_knows_which_way_is_better(figure: str, direction: str | None) -> None:
-    assert better_direction(figure) == direction
 
 
 def test_ratios_are_reference_over_soketi_and_judged_by_direction() -> None:
@@ -197,16 +175,3 @@ def test_loss_duplicates_or_an_error_anywhere_make_the_outcome_1() -> None:
     assert outcome_code(_run(loss=1).results) == 1
     assert outcome_code({"x": (PhaseResult("relay", {}, duplicates=2),)}) == 1
     assert outcome_code({"x": (PhaseResult("relay", {}, error="timed out"),)}) == 1
-
-
-def test_figures_read_with_their_units() -> None:
-    assert format_figure("p99_ms", 1.8234) == "1.82 ms"
-    assert format_figure("p99_ms", 73.94) == "73.9 ms"
-    assert format_figure("deliveries_per_s", 100_812.4) == "100,812/s"
-    assert format_figure("rss_kb_per_connection", 21.96) == "22.0 KB"
-    assert format_figure("stalled_close_code", 4100.0) == "4100"
-    assert format_figure("events", None) == "—"
-    line = headline(_results(1.0)[1])
-    assert line.startswith("connect p50 20.0 ms, connect p99 73.9 ms; loss 0")
-    assert "CPU server 97%, load generator 140%" in line
-    assert headline(PhaseResult("relay", {}, error="no pairs\nmore")) == "error: no pairs"
