@@ -40,6 +40,7 @@ from .servers import (
     default_soketi_dir,
     external_target,
     pid_is_running,
+    read_soketi_config,
     reference_server,
     soketi_server,
 )
@@ -93,6 +94,7 @@ def _servers(args: argparse.Namespace, out: Path) -> list[ServerFactory]:
     peers = Path(args.soketi_peers) if args.soketi_peers else default_peers_dir()
     if not peers.is_dir():
         raise UsageError(f"bench: the Soketi peers folder {peers} does not exist (--soketi-peers)")
+    read_soketi_config(peers)  # a config that is not loopback-only stops the run here
     return [reference, lambda: soketi_server(peers, default_soketi_dir(), out / "soketi.log")]
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "first_app",
     "install_soketi",
     "pid_is_running",
+    "read_soketi_config",
     "reference_server",
     "soketi_server",
     "with_ports",
@@ -205,6 +206,16 @@ def default_soketi_dir() -> Path:
     return Path(os.environ.get("TMPDIR") or "/tmp") / "pusher-conformance-soketi"
 
 
+def read_soketi_config(peers: Path) -> dict[str, Any]:
+    """The peers' ``soketi.json``, once it is known to be loopback-only and to hold an app:
+    checked before any server starts, so a bad config costs nothing."""
+    config = _read_config(peers)
+    source = str(peers / "soketi.json")
+    check_loopback(config, source)
+    first_app(config, source)
+    return config
+
+
 def _read_config(peers: Path) -> dict[str, Any]:
     source = peers / "soketi.json"
     try:
@@ -317,9 +328,8 @@ def soketi_server(
     """Soketi 1.6.1 on free loopback ports, started with ``node`` itself so that its PID is
     the server's (its CPU and memory are then read from /proc); stopped with SIGINT, then
     SIGKILL after 5 s."""
-    config = _read_config(peers)
-    check_loopback(config, str(peers / "soketi.json"))
-    app_id, key, secret = first_app(config, str(peers / "soketi.json"))
+    config = read_soketi_config(peers)
+    app_id, key, secret = first_app(config)
     server_js = install_soketi(peers, scratch)
     port, metrics_port = _free_port(), _free_port()
     copied = with_ports(config, port, metrics_port)

@@ -303,3 +303,21 @@ def test_a_quick_run_of_the_real_load_generator_against_the_reference_server(
     assert results["fanout-events-10"]["figures"]["deliveries_per_s"] > 0
     assert results["latency-1"]["figures"]["p99_ms"] > 0
     assert json.loads((tmp_path / "bench.json").read_text(encoding="utf-8")) == data
+
+
+def test_a_soketi_config_beyond_loopback_is_status_3_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    peers = tmp_path / "peers"
+    peers.mkdir()
+    (peers / "package.json").write_text("{}", encoding="utf-8")
+    (peers / "soketi.json").write_text(
+        json.dumps({"host": "0.0.0.0", "metrics.host": "127.0.0.1"}), encoding="utf-8"
+    )
+    out = tmp_path / "out"
+    code = main(["bench", "--compare", "--soketi-peers", str(peers), "--out", str(out)])
+    assert code == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "refusing to start Soketi" in err[0]
+    assert not (out / "reference-server.log").exists()
