@@ -104,14 +104,16 @@ class BenchConnection(asyncio.Protocol):
         self.closed: asyncio.Future[None] = loop.create_future()
         self._subscriptions: dict[str, asyncio.Future[None]] = {}
         self.socket_id: str | None = None
+        #: The channel it last asked to subscribe to.
+        self.channel: str | None = None
         #: How it ended: ``close-frame`` (with ``close_code``), ``eof`` or ``reset``.
         self.close_code: int | None = None
         self.close_reason = ""
         self.ended_by: str | None = None
         self.closed_at: float | None = None
         self.closing = False
-        #: ``pusher:error`` codes the server sent, with how many times.
-        self.pusher_errors: dict[int, int] = {}
+        #: ``pusher:error``s the server sent, as ``"code message"``, with how many times.
+        self.pusher_errors: dict[str, int] = {}
         self.failure: str | None = None
 
     # asyncio.Protocol
@@ -170,6 +172,7 @@ class BenchConnection(asyncio.Protocol):
         """Send the subscribe; the future completes on ``subscription_succeeded``."""
         loop = asyncio.get_running_loop()
         waiter = self._subscriptions.setdefault(channel, loop.create_future())
+        self.channel = channel
         data: dict[str, str] = {"channel": channel}
         if private:
             assert self.socket_id is not None, "subscribe to a private channel once established"
@@ -254,9 +257,11 @@ class BenchConnection(asyncio.Protocol):
                 waiter.set_exception(ConnectionError(f"subscription refused: {detail}"))
         elif event == "pusher:error":
             data = _decoded(message.get("data"))
-            code = data.get("code") if isinstance(data, dict) else None
-            key = code if isinstance(code, int) else 0
-            self.pusher_errors[key] = self.pusher_errors.get(key, 0) + 1
+            if isinstance(data, dict):
+                label = f"{data.get('code')} {str(data.get('message', ''))[:80]}".strip()
+            else:
+                label = f"unreadable: {str(data)[:80]}"
+            self.pusher_errors[label] = self.pusher_errors.get(label, 0) + 1
 
     def _server_closed(self, payload: bytes, now: float) -> None:
         try:

@@ -325,14 +325,11 @@ async def run_relay(ctx: PhaseContext, spec: PhaseSpec) -> None:
     await ctx.require_open("relay-senders", channels, 100, private=True)
     await ctx.track("relay-receivers", count, latency=True)
     start = time.monotonic() + 0.2
-    orders: list[object] = []
-    for first, share in iter_split(pairs, ctx.pool.size):
-        part = tuple(channels[first : first + share])
-        orders.append(
-            Relay("relay-senders", part, count, settings.relay_rate, start, ctx.deadline)
-            if part
-            else None
-        )
+    # Each worker's senders send on their own channels, whose receivers it holds too.
+    orders: list[object] = [
+        Relay("relay-senders", count, settings.relay_rate, start, ctx.deadline) if share else None
+        for _, share in iter_split(pairs, ctx.pool.size)
+    ]
     ctx.measuring()
     sending = ctx.pool.call_each(orders, ctx.remaining())
     reports: list[RelayReport | None] = await ctx.wait_deliveries(pairs * count, sending, "relayed")
@@ -341,12 +338,12 @@ async def run_relay(ctx: PhaseContext, spec: PhaseSpec) -> None:
     ctx.record.count(summary)
     sent = [r for r in reports if r is not None]
     firsts = [r.first_sent for r in sent if r.first_sent is not None]
-    errors: dict[int, int] = {}
+    errors: dict[str, int] = {}
     for r in sent:
-        for code, n in r.errors.items():
-            errors[code] = errors.get(code, 0) + n
+        for label, n in r.errors.items():
+            errors[label] = errors.get(label, 0) + n
     if errors:
-        described = ", ".join(f"{code} x{n}" for code, n in sorted(errors.items()))
+        described = "; ".join(f"{label} (x{n})" for label, n in sorted(errors.items()))
         ctx.record.note(f"the server refused client events: {described}")
     figures = ctx.record.figures
     if firsts and summary.last_at is not None and summary.last_at > min(firsts):

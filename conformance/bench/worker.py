@@ -102,7 +102,6 @@ class Relay:
     second, starting at ``start`` (staggered over one interval so the sends spread out)."""
 
     group: str
-    channels: tuple[str, ...]
     count: int
     rate: float
     start: float
@@ -114,8 +113,8 @@ class RelayReport:
     sent: int
     first_sent: float | None
     last_sent: float | None
-    #: ``pusher:error`` codes the senders got back, with counts (4301: over the rate limit).
-    errors: dict[int, int]
+    #: ``pusher:error``s the senders got back (``"4301 ..."``: over the rate limit), counted.
+    errors: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -274,14 +273,18 @@ class WorkerState:
                 conn.send_client_event(channel, "client-ping", event_data(seq, now))
                 sent_times.append(now)
 
-        pairs = list(zip(senders, order.channels, strict=False))
+        ready = [c for c in senders if c.channel is not None and not c.closed.done()]
         await asyncio.gather(
-            *(send(c, ch, interval * i / max(1, len(pairs))) for i, (c, ch) in enumerate(pairs))
+            *(
+                send(c, c.channel, interval * i / len(ready))
+                for i, c in enumerate(ready)
+                if c.channel
+            )
         )
-        errors: dict[int, int] = {}
+        errors: dict[str, int] = {}
         for conn in senders:
-            for code, n in conn.pusher_errors.items():
-                errors[code] = errors.get(code, 0) + n
+            for label, n in conn.pusher_errors.items():
+                errors[label] = errors.get(label, 0) + n
         return RelayReport(
             sent=len(sent_times),
             first_sent=min(sent_times) if sent_times else None,
@@ -358,8 +361,9 @@ def _count(counts: dict[str, int], key: str) -> None:
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
+    # A failed connect's text is "Connect call failed (address)"; its errno says why.
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return os.strerror(exc.errno)
     return str(exc) or type(exc).__name__
 
 

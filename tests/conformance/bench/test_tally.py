@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from conformance.bench.client import MARKER
-from conformance.bench.tally import DeliveryTally, TallySummary, event_data, merge_summaries, percentile
+from conformance.bench.tally import (
+    DeliveryTally,
+    TallySummary,
+    event_data,
+    merge_summaries,
+    percentile,
+)
 
 
 def frame_of(data: str) -> tuple[bytes, int]:
@@ -13,7 +19,9 @@ def frame_of(data: str) -> tuple[bytes, int]:
     return payload, payload.find(MARKER)
 
 
-def deliver(tally: DeliveryTally, counter: bytearray, seq: int, *, sent: float = 0.0, now: float = 1.0) -> None:
+def deliver(
+    tally: DeliveryTally, counter: bytearray, seq: int, *, sent: float = 0.0, now: float = 1.0
+) -> None:
     payload, marker = frame_of(event_data(seq, sent))
     tally.record(counter, payload, marker, now)
 
@@ -21,7 +29,8 @@ def deliver(tally: DeliveryTally, counter: bytearray, seq: int, *, sent: float =
 def test_event_data_carries_sequence_time_and_padding() -> None:
     assert event_data(7, 12.5) == "bnch:7:12.500000:"
     padded = event_data(7, 12.5, 100)
-    assert len(padded) == 100 and padded.startswith("bnch:7:12.500000:x")
+    assert len(padded) == 100
+    assert padded.startswith("bnch:7:12.500000:x")
     assert event_data(7, 12.5, 3) == "bnch:7:12.500000:"
 
 
@@ -69,7 +78,9 @@ def test_many_copies_saturate_the_counter_but_are_all_counted() -> None:
     assert tally.summary().duplicates == 299
 
 
-@pytest.mark.parametrize("data", ["bnch:9:1.0:", "bnch:-1:1.0:", "bnch:x:1.0:", "bnch:12", "bnch::"])
+@pytest.mark.parametrize(
+    "data", ["bnch:9:1.0:", "bnch:-1:1.0:", "bnch:x:1.0:", "bnch:12", "bnch::"]
+)
 def test_out_of_range_or_unreadable_numbers_are_strays(data: str) -> None:
     tally = DeliveryTally(5)
     counter = tally.track()
