@@ -13,10 +13,10 @@ import contextlib
 import time
 
 from . import procstat
+from .orders import Open, Resume, StallReport
 from .phases import PhaseContext, PhaseFailure, PhaseSpec, round_or_none
 from .publisher import Publisher, PublishOutcome, publish_at_rate, publish_sequence
 from .tally import TallySummary, percentile
-from .worker import Open, Resume, StallReport
 
 __all__ = ["run_fanout", "run_latency", "run_stalled"]
 

@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 from . import procstat
 from .model import BenchSettings, BenchTarget, PhaseResult
+from .orders import Open, OpenReport, Progress, Relay, RelayReport, Report, Track, iter_split
 from .tally import TallySummary, merge_summaries, percentile
-from .worker import Open, OpenReport, Progress, Relay, RelayReport, Report, Track, iter_split
 
 __all__ = [
     "PhaseContext",

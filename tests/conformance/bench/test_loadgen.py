@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from conformance.bench import delivery_phases, phases
+from conformance.bench import delivery_phases, orders, phases
 from conformance.bench.loadgen import LoadGenerator, WorkerError, WorkerPool
 from conformance.bench.model import BenchSettings, BenchTarget, PhaseResult
 from conformance.bundled import _launch, stop_child
@@ -166,7 +166,7 @@ def test_a_large_message_crosses_the_pipes_whole(loadgen: LoadGenerator) -> None
     with pytest.raises(WorkerError, match="unknown order") as caught:
         runner.run(pool.call(0, "x" * 2_000_000, 10))
     assert len(str(caught.value)) > 2_000_000
-    assert runner.run(pool.call(0, phases.Progress(), 10)) == (0, None)
+    assert runner.run(pool.call(0, orders.Progress(), 10)) == (0, None)
 
 
 def free_port() -> int:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from conformance.bench.model import ALL_PHASES
+from conformance.bench.orders import OpenReport, iter_split
 from conformance.bench.phases import PhaseRecord, PhaseSpec, merge_open_reports, parse_phase
 from conformance.bench.procstat import CpuSample
 from conformance.bench.tally import TallySummary
-from conformance.bench.worker import OpenReport, iter_split
 
 
 def test_every_default_phase_parses() -> None:
