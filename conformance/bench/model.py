@@ -99,12 +99,12 @@ class PhaseResult:
 
     - ``connect``: ``p50_ms``, ``p99_ms``, ``per_s`` (connections per second), ``failed``
     - ``fanout-*``: ``deliveries_per_s``, ``events``, ``subscribers``
-    - ``relay``: ``relayed_per_s``, ``pairs``
+    - ``relay``: ``relayed_per_s``, ``pairs``, ``p50_ms``/``p99_ms`` (send to receipt)
     - ``latency-*``: ``p50_ms``, ``p99_ms``, ``rate``
     - ``stalled``: ``others_per_s`` (the others' deliveries/s beside a subscriber that stopped
       reading), ``baseline_per_s`` (the same publish without it), ``ratio``,
       ``stalled_close_code`` and ``stalled_closed_after_s`` (``None`` while it stayed open),
-      ``server_rss_growth_mb``
+      ``server_rss_growth_mb``, ``stalled_received`` (events the stalled one got in the end)
     - ``idle``: ``connections``, ``rss_kb_per_connection``, ``rss_mb``
     """
 

@@ -198,10 +198,15 @@ class WorkerState:
         for conn in conns:
             conn.resume_reading()
         stalled = conns[0] if conns else None
-        if stalled is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, order.deadline - time.monotonic())):
-                    await asyncio.shield(stalled.closed)
+        tally = self.tallies.get(order.group)
+        # Until the server ends it, or it has read everything it was sent, or the deadline.
+        while (
+            stalled is not None
+            and not stalled.closed.done()
+            and not (tally is not None and tally.received >= tally.events)
+            and time.monotonic() < order.deadline
+        ):
+            await asyncio.sleep(0.05)
         return StallReport(
             stalled_at=stalled_at,
             tcp_left_at=left[0] if left else None,
