@@ -126,13 +126,15 @@ async def test_events_go_to_the_callback_and_errors_are_counted(scripted: Server
         writer.write(text({"event": "bench", "channel": "c", "data": "bnch:4:1.5:"}))
         await reader.read()
 
-    got: list[bytes] = []
+    got: list[tuple[bytes, int]] = []
     endpoint = await scripted(script)
-    conn = await open_connection(endpoint, on_event=lambda p, i, now: got.append(p[i : i + 7]))
+    conn = await open_connection(endpoint, on_event=lambda blob, n, now: got.append((blob, n)))
     await asyncio.wait_for(conn.established, 2)
-    while len(got) < 2:
+    while sum(n for _, n in got) < 2:
         await asyncio.sleep(0.01)
-    assert got == [MARKER + b"3:", MARKER + b"4:"]
+    assert [n for _, n in got] == [1, 1]
+    assert MARKER + b"3:" in got[0][0]
+    assert MARKER + b"4:" in got[1][0]
     assert conn.pusher_errors == {"4301 Client event rejected due to rate limit": 2}
     conn.abort()
 
@@ -228,7 +230,9 @@ async def test_paused_reading_and_a_small_buffer_leave_data_in_the_kernel(
 
     got: list[int] = []
     endpoint = await scripted(script)
-    conn = await open_connection(endpoint, on_event=lambda *_: got.append(1), receive_buffer=4096)
+    conn = await open_connection(
+        endpoint, on_event=lambda blob, n, now: got.append(n), receive_buffer=4096
+    )
     await asyncio.wait_for(conn.established, 2)
     conn.pause_reading()
     conn.send_json({"event": "go"})
@@ -238,8 +242,10 @@ async def test_paused_reading_and_a_small_buffer_leave_data_in_the_kernel(
     assert conn.tcp_established()
     conn.resume_reading()
     await asyncio.wait_for(drained.wait(), 5)
-    while len(got) < 20_000:
+    while sum(got) < 20_000:
         await asyncio.sleep(0.01)
+    assert sum(got) == 20_000
+    assert len(got) < 20_000  # many events a call
     conn.abort()
     await conn.closed
     assert not conn.tcp_established()
