@@ -298,7 +298,7 @@ class LoadGenerator:
     def _sample_cpu(self, target: BenchTarget) -> dict[str, procstat.CpuSample]:
         """CPU of the server and of every load-generator process, at one moment."""
         now = time.monotonic()
-        samples = {"self": procstat.sample(os.getpid(), now)}
+        samples = {"publisher": procstat.sample(os.getpid(), now)}
         for index, pid in enumerate(w.pid for w in self._workers):
             samples[f"worker-{index}"] = procstat.sample(pid, now)
         if target.server_pid is not None:

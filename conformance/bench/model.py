@@ -64,7 +64,9 @@ class BenchSettings:
     connect_concurrency: int = 100
     #: Events each fan-out phase publishes is ``fanout_deliveries // subscribers`` (at least
     #: ``fanout_min_events``), so every fan-out phase moves about as many frames.
-    fanout_deliveries: int = 200_000
+    #: (A million: against a server that delivers a million a second, fewer would be over
+    #: before the clocks that time it, and /proc's CPU ticks, could tell.)
+    fanout_deliveries: int = 1_000_000
     fanout_min_events: int = 200
     #: ... and at most this many: one subscriber would otherwise need 200,000 publishes, which
     #: measures the HTTP API (and takes minutes) rather than the fan-out.
@@ -121,3 +123,6 @@ class PhaseResult:
     notes: tuple[str, ...] = field(default=())
     #: Why the phase could not be measured; its figures are then partial or empty.
     error: str | None = None
+    #: ``loadgen_cpu_percent`` by process (``publisher``, ``worker-0``, ...): one process near
+    #: 100 % is a limit even while the sum is far from the cores there are.
+    loadgen_cpu_by_process: dict[str, float] = field(default_factory=dict)

@@ -27,6 +27,7 @@ __all__ = [
     "PhaseFailure",
     "PhaseRecord",
     "PhaseSpec",
+    "cpu_split",
     "parse_phase",
     "round_or_none",
     "run_connect",
@@ -39,6 +40,8 @@ QUIET_SECONDS = 2.0
 #: Seconds the idle phase holds its connections before reading the server's memory again.
 IDLE_SETTLE_SECONDS = 2.0
 IDLE_CONCURRENCY = 200
+#: A load-generator process using this much of a core is taken to be saturated.
+SATURATED_PERCENT = 90.0
 
 _PHASE = re.compile(r"(idle|connect|relay|stalled)|(fanout)-(events|batch)-(\d+)|(latency)-(\d+)")
 
@@ -98,33 +101,41 @@ class PhaseRecord:
             self.note(f"{summary.strays} events with an unexpected sequence number")
 
     def result(self, phase: str, seconds: float) -> PhaseResult:
-        server, loadgen = _cpu_split(self.window_start or {}, self.window_end or {})
+        server, by_process = cpu_split(self.window_start or {}, self.window_end or {})
+        for name, share in by_process.items():
+            if share >= SATURATED_PERCENT:
+                self.note(
+                    f"the load generator's {name} used {share:.0f}% of a core: this phase may"
+                    " measure the load generator rather than the server"
+                )
         return PhaseResult(
             phase=phase,
             figures=dict(self.figures),
             loss=self.loss,
             duplicates=self.duplicates,
             server_cpu_percent=server,
-            loadgen_cpu_percent=loadgen,
+            loadgen_cpu_percent=round(sum(by_process.values()), 1),
             seconds=round(seconds, 3),
             notes=tuple(self.notes),
             error=self.error,
+            loadgen_cpu_by_process=by_process,
         )
 
 
-def _cpu_split(
+def cpu_split(
     start: dict[str, procstat.CpuSample], end: dict[str, procstat.CpuSample]
-) -> tuple[float | None, float]:
+) -> tuple[float | None, dict[str, float]]:
+    """The server's CPU percent (``None`` unmeasured) and each load-generator process's."""
     server = None
-    loadgen = 0.0
+    by_process: dict[str, float] = {}
     for name, before in start.items():
         after = end.get(name)
         share = procstat.cpu_percent(before, after) if after is not None else None
         if name == "server":
             server = None if share is None else round(share, 1)
         elif share is not None:
-            loadgen += share
-    return server, round(loadgen, 1)
+            by_process[name] = round(share, 1)
+    return server, by_process
 
 
 class Pool(Protocol):

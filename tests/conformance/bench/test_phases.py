@@ -47,13 +47,13 @@ def test_the_record_becomes_a_result_with_each_sides_cpu() -> None:
     record = PhaseRecord(figures={"p50_ms": 1.5})
     record.window_start = {
         "server": CpuSample(10.0, 100.0),
-        "self": CpuSample(1.0, 100.0),
+        "publisher": CpuSample(1.0, 100.0),
         "worker-0": CpuSample(2.0, 100.0),
         "worker-1": CpuSample(None, 100.0),
     }
     record.window_end = {
         "server": CpuSample(11.8, 102.0),
-        "self": CpuSample(1.5, 102.0),
+        "publisher": CpuSample(1.5, 102.0),
         "worker-0": CpuSample(3.0, 102.0),
         "worker-1": CpuSample(None, 102.0),
     }
@@ -65,6 +65,7 @@ def test_the_record_becomes_a_result_with_each_sides_cpu() -> None:
     result = record.result("latency-1", 3.14159)
     assert result.server_cpu_percent == 90.0
     assert result.loadgen_cpu_percent == 75.0
+    assert result.loadgen_cpu_by_process == {"publisher": 25.0, "worker-0": 50.0}
     assert (result.loss, result.duplicates, result.error) == (3, 1, "first")
     assert result.notes == ("4 events with an unexpected sequence number", "a note")
     assert (result.phase, result.seconds, result.figures) == ("latency-1", 3.142, {"p50_ms": 1.5})
@@ -72,11 +73,22 @@ def test_the_record_becomes_a_result_with_each_sides_cpu() -> None:
 
 def test_without_a_server_pid_its_cpu_is_none() -> None:
     record = PhaseRecord()
-    record.window_start = {"self": CpuSample(1.0, 1.0)}
-    record.window_end = {"self": CpuSample(1.1, 2.0)}
+    record.window_start = {"publisher": CpuSample(1.0, 1.0)}
+    record.window_end = {"publisher": CpuSample(1.1, 2.0)}
     result = record.result("connect", 1.0)
     assert result.server_cpu_percent is None
     assert result.loadgen_cpu_percent == 10.0
+    assert result.notes == ()
+
+
+def test_a_saturated_load_generator_process_is_named() -> None:
+    record = PhaseRecord()
+    record.window_start = {"publisher": CpuSample(1.0, 1.0), "worker-1": CpuSample(0.0, 1.0)}
+    record.window_end = {"publisher": CpuSample(1.95, 2.0), "worker-1": CpuSample(0.3, 2.0)}
+    result = record.result("fanout-events-100", 1.0)
+    assert result.loadgen_cpu_percent == 125.0
+    assert len(result.notes) == 1
+    assert "publisher used 95% of a core" in result.notes[0]
 
 
 def test_shares_are_even_and_cover_everything() -> None:
