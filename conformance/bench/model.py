@@ -68,7 +68,7 @@ class BenchSettings:
     #: before the clocks that time it, and /proc's CPU ticks, could tell.)
     fanout_deliveries: int = 1_000_000
     fanout_min_events: int = 200
-    #: ... and at most this many: one subscriber would otherwise need 200,000 publishes, which
+    #: ... and at most this many: one subscriber would otherwise need a million publishes, which
     #: measures the HTTP API (and takes minutes) rather than the fan-out.
     fanout_max_events: int = 10_000
     #: Events per ``batch_events`` call (the documented maximum is 10).
