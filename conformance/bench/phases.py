@@ -37,6 +37,9 @@ __all__ = [
 
 #: Seconds without a new delivery, once publishing is over, after which the rest is lost.
 QUIET_SECONDS = 2.0
+#: How often the parent asks the workers how many deliveries arrived: the phase's CPU window
+#: ends at most this long after its last delivery.
+POLL_SECONDS = 0.025
 #: Seconds the idle phase holds its connections before reading the server's memory again.
 IDLE_SETTLE_SECONDS = 2.0
 IDLE_CONCURRENCY = 200
@@ -244,7 +247,7 @@ class PhaseContext:
                 publishing_done = task is None or task.done()
                 if publishing_done and (received >= expected or now - last_change > QUIET_SECONDS):
                     break
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(POLL_SECONDS)
             return await task if task is not None else None
         finally:
             if task is not None and not task.done():
