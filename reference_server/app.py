@@ -248,7 +248,13 @@ class ReferenceServer:
         return WebhookSender(self.config.webhook_url, **self._webhook_options())
 
     def _new_websocket_endpoint(self) -> WebSocketEndpoint:
-        return WebSocketEndpoint(self.settings, self.registry, self.socket_ids, self.fanout)
+        return WebSocketEndpoint(
+            self.settings,
+            self.registry,
+            self.socket_ids,
+            self.fanout,
+            self.config.send_buffer_limit,
+        )
 
     def _new_http_endpoints(self) -> HttpEndpoints:
         return HttpEndpoints(

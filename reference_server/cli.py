@@ -13,13 +13,14 @@ appends them to PATH on SIGUSR1 or, failing that, at exit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from . import serves, teardown
@@ -51,8 +52,63 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class BatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes lines in batches: a write and a flush per line would cost a busy server a
+    system call for every connection opened and closed.
+
+    A line waits at most ``FLUSH_AFTER`` seconds (on the event loop's timer; at once where no
+    loop runs, as in the exit-deadline thread), and never behind a warning or worse, which
+    goes out at once with everything before it. ``logging.shutdown`` flushes at exit.
+    """
+
+    FLUSH_AFTER = 0.1
+    MAX_WAITING = 1 << 16
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._waiting: list[str] = []
+        self._size = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        self._waiting.append(line)
+        self._size += len(line)
+        if record.levelno >= logging.WARNING or self._size >= self.MAX_WAITING:
+            self.flush()
+            return
+        if self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self._timer = loop.call_later(self.FLUSH_AFTER, self.flush)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self._waiting:
+                lines, self._waiting, self._size = self._waiting, [], 0
+                with contextlib.suppress(OSError, ValueError):
+                    self.stream.write("\n".join(lines) + "\n")
+            super().flush()
+
+
 def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    # What a record would otherwise collect and never print (the logging HOWTO's
+    # "Optimization"): at info a busy server logs twice per connection.
+    logging._srcfile = None  # no caller lookup
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    handler = BatchingHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -114,6 +170,22 @@ async def serve(config: ServerConfig) -> None:
     await teardown.end_leftover_tasks()
 
 
+def _run(main: Coroutine[Any, Any, None], event_loop: str) -> None:
+    """Run ``main`` on uvloop when asked or, with ``auto``, when it is installed: its event
+    loop and transports are written in C, which the hot path (a write per recipient of each
+    broadcast) spends most of its time in."""
+    if event_loop != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if event_loop == "uvloop":  # Checked by the configuration; uninstalled since.
+                raise
+        else:
+            uvloop.run(main)
+            return
+    asyncio.run(main)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for bad configuration or address)."""
     try:
@@ -125,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config.serves_file is not None:
         serves.enable()
     try:
-        asyncio.run(serve(config))
+        _run(serve(config), config.event_loop)
     except ConfigError as exc:  # a TLS certificate or key that cannot be used
         print(f"{_PROG}: error: {exc}", file=sys.stderr)
         return 2

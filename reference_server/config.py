@@ -18,11 +18,12 @@ from urllib.parse import urlsplit
 from .apps_file import AppEntry, AppsFileError, load_apps_file
 from .faults import ClusterFaultSet, FaultSet, split_faults
 
-__all__ = ["LOG_LEVELS", "ConfigError", "ServerConfig", "load_config"]
+__all__ = ["EVENT_LOOPS", "LOG_LEVELS", "ConfigError", "ServerConfig", "load_config"]
 
 T = TypeVar("T")
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 
 
 class ConfigError(Exception):
@@ -82,6 +83,10 @@ class ServerConfig:
     node_timeout: float = 5.0
     #: Test-only faults of the cluster link (``faults/cluster.py``), apart from ``faults``.
     cluster_faults: ClusterFaultSet = frozenset()
+    #: Bytes that may wait to be written to one connection before it is closed with 4100.
+    send_buffer_limit: int = 1 << 20
+    #: ``auto`` (uvloop when it is installed), ``uvloop`` or ``asyncio``.
+    event_loop: str = "auto"
 
     @property
     def tls(self) -> bool:
@@ -153,6 +158,8 @@ def _parser() -> argparse.ArgumentParser:
         ("--redis-url", "PUSHER_REF_REDIS_URL", "redis:// URL shared by the nodes of a cluster"),
         ("--node-id", "PUSHER_REF_NODE_ID", "this node's name in the cluster (default random)"),
         ("--node-timeout", "PUSHER_REF_NODE_TIMEOUT", "seconds before a silent node is dead"),
+        ("--send-buffer-limit", "PUSHER_REF_SEND_BUFFER_LIMIT", "bytes queued per connection"),
+        ("--event-loop", "PUSHER_REF_EVENT_LOOP", "auto, uvloop or asyncio"),
     ):
         parser.add_argument(flag, metavar="VALUE", help=f"{what} (env {env})")
     parser.add_argument(
@@ -162,6 +169,17 @@ def _parser() -> argparse.ArgumentParser:
         help="allow client events (env PUSHER_REF_CLIENT_EVENTS=true/false)",
     )
     return parser
+
+
+def _event_loop(text: str) -> str:
+    if text not in EVENT_LOOPS:
+        raise ValueError(f"must be one of {', '.join(EVENT_LOOPS)}")
+    if text == "uvloop":
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            raise ValueError("uvloop is not installed (pip install uvloop)") from None
+    return text
 
 
 def _port(text: str) -> int:
@@ -431,4 +449,11 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> ServerConfig
             "--node-timeout", "PUSHER_REF_NODE_TIMEOUT", _seconds, defaults.node_timeout
         ),
         cluster_faults=cluster_faults,
+        send_buffer_limit=pick(
+            "--send-buffer-limit",
+            "PUSHER_REF_SEND_BUFFER_LIMIT",
+            _positive_integer,
+            defaults.send_buffer_limit,
+        ),
+        event_loop=pick("--event-loop", "PUSHER_REF_EVENT_LOOP", _event_loop, defaults.event_loop),
     )

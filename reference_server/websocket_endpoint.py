@@ -1,8 +1,9 @@
-"""``GET /app/{key}``: the WebSocket endpoint, one reader and one heartbeat per connection.
+"""``GET /app/{key}``: the WebSocket endpoint, one reader task and one timer per connection.
 
 It only moves frames and fires timers: frames go in through ``Connection.receive_*``, the
-heartbeat sleeps until ``Connection.next_deadline()``, and whatever the core wants written
-goes out through the connection's ``Peer``.
+heartbeat timer is set for ``Connection.next_deadline()``, and whatever the core wants
+written goes out through the connection's ``Peer``. A timer rather than a task per
+connection: an idle connection should cost the server as little memory as it can.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.http_websocket import WebSocketError, WSMessage
 
 from .logs import log
-from .peers import CLOSE_TIMEOUT, Fanout, Peer
+from .peers import CLOSE_TIMEOUT, DEFAULT_SEND_BUFFER_LIMIT, Fanout, Peer
 from .protocol.channels import ChannelRegistry
 from .protocol.connection import Connection, ConnectionSettings, State
 from .protocol.lifecycle import protocol_version
@@ -59,8 +60,10 @@ class WebSocketEndpoint:
         registry: ChannelRegistry,
         socket_ids: SocketIdAllocator,
         fanout: Fanout,
+        send_buffer_limit: int = DEFAULT_SEND_BUFFER_LIMIT,
     ) -> None:
         self.settings = settings
+        self.send_buffer_limit = send_buffer_limit
         self.registry = registry
         self.socket_ids = socket_ids
         self.fanout = fanout
@@ -78,9 +81,11 @@ class WebSocketEndpoint:
         await ws.prepare(request)
         loop = asyncio.get_running_loop()
         opened_at = loop.time()
+        transport = request.transport
+        if transport is None:  # The client went during the handshake.
+            return ws
         connection = self._new_connection()
-        peer = self._new_peer(ws, connection)
-        peer.transport = request.transport
+        peer = self._new_peer(ws, connection, transport)
         self.fanout.add(peer)
         protocol = protocol_version(request.query.get("protocol"))
         connection.open(
@@ -99,20 +104,26 @@ class WebSocketEndpoint:
         else:
             log(logging.DEBUG, "connection_refused", key=request.match_info["key"])
         self.fanout.flush(peer)
-        heartbeat = asyncio.create_task(self._heartbeat(peer, loop))
-        reader = peer.reader = asyncio.create_task(self._read(peer, loop, remote))
+        self._arm(peer, loop)
+        # The handler is the reader: a task of its own per connection would cost every idle
+        # connection a task's memory.
+        peer.reader = asyncio.current_task()
         try:
-            # Cancelled by the writer when we close (``Peer._stop_reader``): not an error.
-            await asyncio.wait([reader])
-            if not reader.cancelled():
-                reader.result()  # What broke the reader, if anything, is the handler's error.
+            try:
+                await self._read(peer, loop, remote)
+            except asyncio.CancelledError:
+                if not peer.stop_requested():
+                    raise
+                # Stopped by our own close (``Peer._stop_reader``): not an error.
         finally:
-            reader.cancel()
+            peer.reader_stopped()
             # Everything up to ``peer.finish()`` runs without yielding, so the connection's
             # subscriptions, presence and socket id are released the moment the reader ends,
             # whatever the close handshake then takes (a stalled peer never answers it).
             self._ended(peer, remote)
-            heartbeat.cancel()
+            if peer.timer is not None:
+                peer.timer.cancel()
+                peer.timer = None
             connection.receive_eof()
             self.admitted.discard(peer)
             if socket_id is not None and self.fanout.established.get(socket_id) is peer:
@@ -155,7 +166,7 @@ class WebSocketEndpoint:
                     peer.dropped = self._is_drop(connection, message)
                     return
             self.fanout.flush(peer)
-            peer.activity.set()
+            self._arm(peer, loop)
             self._received(peer, remote)
 
     @staticmethod
@@ -169,23 +180,36 @@ class WebSocketEndpoint:
             return True
         return message.type is WSMsgType.ERROR and not isinstance(message.data, WebSocketError)
 
-    async def _heartbeat(self, peer: Peer, loop: asyncio.AbstractEventLoop) -> None:
-        """Sleep until the core's next deadline, then let it decide what is due."""
+    def _arm(self, peer: Peer, loop: asyncio.AbstractEventLoop) -> None:
+        """Set the heartbeat timer for the core's next deadline, unless it is set for then or
+        earlier: activity only moves the deadline later, and the timer checks when it fires."""
+        deadline = peer.connection.next_deadline()
+        timer = peer.timer
+        if deadline is None:
+            if timer is not None:
+                timer.cancel()
+                peer.timer = None
+        elif timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            peer.timer = loop.call_at(deadline, self._due, peer, loop)
+
+    def _due(self, peer: Peer, loop: asyncio.AbstractEventLoop) -> None:
+        """The timer fired: let the core decide what is due, if anything still is."""
+        peer.timer = None
         connection = peer.connection
-        while connection.state is not State.CLOSED:
-            deadline = connection.next_deadline()
-            if deadline is None:
-                await peer.activity.wait()
-                peer.activity.clear()
-                continue
-            await asyncio.sleep(max(0.0, deadline - loop.time()))
+        if connection.state is State.CLOSED:
+            return
+        deadline = connection.next_deadline()
+        if deadline is not None and loop.time() >= deadline:
             connection.tick(loop.time())
             self.fanout.flush(peer)
+        self._arm(peer, loop)
 
     # Seams: what a variant of the server may do differently.
 
     def _new_websocket(self) -> web.WebSocketResponse:
-        return ReasonedWebSocketResponse(autoping=False, timeout=CLOSE_TIMEOUT)
+        return ReasonedWebSocketResponse(autoping=False, timeout=CLOSE_TIMEOUT, compress=False)
 
     def _refusal(self, request: web.Request) -> web.Response | None:
         """An answer that refuses the upgrade before it happens; ``None`` lets it through.
@@ -205,8 +229,10 @@ class WebSocketEndpoint:
     def _new_connection(self) -> Connection:
         return Connection(self.settings, self.registry, self.socket_ids)
 
-    def _new_peer(self, ws: web.WebSocketResponse, connection: Connection) -> Peer:
-        return Peer(ws, connection)
+    def _new_peer(
+        self, ws: web.WebSocketResponse, connection: Connection, transport: asyncio.Transport
+    ) -> Peer:
+        return Peer(ws, connection, transport, self.fanout.cork, self.send_buffer_limit)
 
     def _received(self, peer: Peer, remote: str) -> None:
         """Called after each client frame has been handled."""

@@ -13,10 +13,10 @@ import contextlib
 import time
 
 from . import procstat
+from .orders import Open, Report, Resume, StallReport, Track
 from .phases import PhaseContext, PhaseFailure, PhaseSpec, round_or_none
 from .publisher import Publisher, PublishOutcome, publish_at_rate, publish_sequence
 from .tally import TallySummary, percentile
-from .worker import Open, Resume, StallReport
 
 __all__ = ["run_fanout", "run_latency", "run_stalled"]
 
@@ -149,6 +149,7 @@ async def run_stalled(ctx: PhaseContext, spec: PhaseSpec) -> None:
         stalled_close_code=None,
         stalled_closed_after_s=None,
         server_rss_growth_mb=None,
+        stalled_received=None,
     )
     await ctx.require_open("stalled-others", [channel] * n, settings.connect_concurrency)
     ctx.progress("baseline", 0.0)
@@ -180,6 +181,7 @@ async def run_stalled(ctx: PhaseContext, spec: PhaseSpec) -> None:
         raise PhaseFailure(
             "the stalled subscriber could not subscribe: " + "; ".join(opened.reasons)
         )
+    await ctx.pool.call(0, Track("stalled-one", events), ctx.remaining())
     pid = ctx.target.server_pid
     rss_before = procstat.rss_kb(pid) if pid is not None else None
     peak: list[int] = []
@@ -211,6 +213,8 @@ async def run_stalled(ctx: PhaseContext, spec: PhaseSpec) -> None:
     ctx.progress("reading the stalled one again", 0.9)
     resume = Resume("stalled-one", time.monotonic() + min(STALLED_RESUME_WAIT, ctx.remaining()))
     stall: StallReport = await ctx.pool.call(0, resume, ctx.remaining())
+    received: TallySummary = await ctx.pool.call(0, Report("stalled-one"), ctx.remaining())
+    figures["stalled_received"] = received.distinct
     _describe_stall(ctx, stall)
 
 
@@ -229,5 +233,9 @@ def _describe_stall(ctx: PhaseContext, stall: StallReport) -> None:
         "eof": "a TCP close without a close frame",
         "reset": "a TCP reset",
     }.get(stall.ended_by, stall.ended_by)
-    when = "while it was not reading" if stall.tcp_left_at is not None else "once it read again"
+    when = (
+        "while it was not reading"
+        if stall.tcp_left_at is not None
+        else "once it read again (so the time is an upper bound)"
+    )
     ctx.record.note(f"the server ended the stalled subscriber with {how}, seen {when}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = [
@@ -184,8 +183,11 @@ def parse_close(payload: bytes) -> Close:
 class FrameParser:
     """Server frames from a byte stream, in whole messages.
 
-    ``feed`` returns ``(opcode, payload)`` pairs: complete text and binary messages (fragments
-    joined, with the first fragment's opcode) and control frames, in the order they completed.
+    ``feed`` returns the complete text messages (fragments joined) and, apart, every other
+    message as ``(opcode, payload)``: binary ones and control frames. Each list keeps the order
+    in which its messages completed; the order between the two lists is not kept (nothing a
+    Pusher client does depends on it). Text messages come as bare payloads, with no tuple
+    around each: a fan-out phase hands the parser hundreds of thousands a second.
     """
 
     def __init__(self, max_message: int = 64 * 1024 * 1024) -> None:
@@ -200,16 +202,17 @@ class FrameParser:
         self._fragments: list[bytes] = []
         self._fragments_size = 0
 
-    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+    def feed(self, data: bytes) -> tuple[list[bytes], list[tuple[int, bytes]]]:
+        texts: list[bytes] = []
+        others: list[tuple[int, bytes]] = []
         if self._pending:
             self._pending.append(data)
             self._pending_size += len(data)
             if self._pending_size < self._needed:
-                return []
+                return texts, others
             data = b"".join(self._pending)
             self._pending.clear()
-        out: list[tuple[int, bytes]] = []
-        append = out.append
+        text = texts.append
         fragments = self._fragments  # mutated in place by _other, never replaced
         limit = self.max_message
         pos = 0
@@ -220,8 +223,6 @@ class FrameParser:
                 break
             first = data[pos]
             size = data[pos + 1]
-            if size & 0x80:
-                raise FrameError("masked frame from the server")
             if size < 126:
                 start = pos + 2
             elif size == 126:
@@ -232,7 +233,7 @@ class FrameParser:
                 size = (data[pos + 2] << 8) | data[pos + 3]
                 if size > limit:
                     raise FrameError(f"frame of {size} bytes, over the {limit} allowed")
-            else:
+            elif size == 127:
                 start = pos + 10
                 if start > end:
                     self._keep(data, pos, end, 0)
@@ -240,16 +241,18 @@ class FrameParser:
                 size = int.from_bytes(data[pos + 2 : start], "big")
                 if size > limit:
                     raise FrameError(f"frame of {size} bytes, over the {limit} allowed")
+            else:
+                raise FrameError("masked frame from the server")
             stop = start + size
             if stop > end:
                 self._keep(data, pos, end, stop - pos)
                 break
             if first == 0x81 and not fragments:
-                append((OP_TEXT, data[start:stop]))
+                text(data[start:stop])
             else:
-                self._other(first, data[start:stop], append)
+                self._other(first, data[start:stop], texts, others)
             pos = stop
-        return out
+        return texts, others
 
     def _keep(self, data: bytes, pos: int, end: int, needed: int) -> None:
         rest = data[pos:end] if pos else data
@@ -259,7 +262,7 @@ class FrameParser:
         self._needed = needed
 
     def _other(
-        self, first: int, payload: bytes, append: Callable[[tuple[int, bytes]], None]
+        self, first: int, payload: bytes, texts: list[bytes], others: list[tuple[int, bytes]]
     ) -> None:
         """Everything but a whole text frame: reserved bits, control frames, fragments."""
         if first & 0x70:
@@ -275,7 +278,7 @@ class FrameParser:
                 raise FrameError(f"control frame with a {len(payload)}-byte payload (over 125)")
             if opcode == OP_CLOSE:
                 parse_close(payload)
-            append((opcode, payload))
+            others.append((opcode, payload))
             return
         if opcode == OP_CONTINUATION:
             if not self._fragments:
@@ -287,12 +290,16 @@ class FrameParser:
         self._fragments_size += len(payload)
         if self._fragments_size > self.max_message:
             raise FrameError(f"message over the {self.max_message} bytes allowed")
-        if fin and opcode != OP_CONTINUATION:
-            append((opcode, payload))
+        if fin and opcode != OP_CONTINUATION:  # a whole binary frame
+            others.append((opcode, payload))
             self._fragments_size = 0
             return
         self._fragments.append(payload)
         if fin:
-            append((self._fragment_opcode, b"".join(self._fragments)))
+            message = b"".join(self._fragments)
+            if self._fragment_opcode == OP_TEXT:
+                texts.append(message)
+            else:
+                others.append((self._fragment_opcode, message))
             self._fragments.clear()
             self._fragments_size = 0

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from . import procstat, worker
+from . import orders, procstat, worker
 from .delivery_phases import run_fanout, run_latency, run_stalled
 from .model import BenchSettings, BenchTarget, PhaseResult
 from .phases import (
@@ -215,7 +215,7 @@ class LoadGenerator:
                 w.attach(loop)
             # The first answer says the worker has imported everything and is serving.
             pool = WorkerPool(self._workers)
-            self._runner.run(pool.call_all(worker.Progress(), WORKER_START_TIMEOUT))
+            self._runner.run(pool.call_all(orders.Progress(), WORKER_START_TIMEOUT))
         except BaseException:
             self.__exit__()
             raise
@@ -282,9 +282,9 @@ class LoadGenerator:
         """Cancel what is still running in the workers and close every connection, so the
         server is back to none before the next phase."""
         try:
-            await pool.call_all(worker.Abort(), CLOSE_TIMEOUT)
+            await pool.call_all(orders.Abort(), CLOSE_TIMEOUT)
             reports = await pool.call_all(
-                worker.Close(deadline=time.monotonic() + CLOSE_TIMEOUT / 2), CLOSE_TIMEOUT
+                orders.Close(deadline=time.monotonic() + CLOSE_TIMEOUT / 2), CLOSE_TIMEOUT
             )
         except WorkerError as exc:
             record.note(f"closing the connections failed: {exc}")
@@ -298,7 +298,7 @@ class LoadGenerator:
     def _sample_cpu(self, target: BenchTarget) -> dict[str, procstat.CpuSample]:
         """CPU of the server and of every load-generator process, at one moment."""
         now = time.monotonic()
-        samples = {"self": procstat.sample(os.getpid(), now)}
+        samples = {"publisher": procstat.sample(os.getpid(), now)}
         for index, pid in enumerate(w.pid for w in self._workers):
             samples[f"worker-{index}"] = procstat.sample(pid, now)
         if target.server_pid is not None:

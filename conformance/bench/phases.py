@@ -19,14 +19,15 @@ from typing import Any, Protocol
 
 from . import procstat
 from .model import BenchSettings, BenchTarget, PhaseResult
+from .orders import Open, OpenReport, Progress, Relay, RelayReport, Report, Track, iter_split
 from .tally import TallySummary, merge_summaries, percentile
-from .worker import Open, OpenReport, Progress, Relay, RelayReport, Report, Track, iter_split
 
 __all__ = [
     "PhaseContext",
     "PhaseFailure",
     "PhaseRecord",
     "PhaseSpec",
+    "cpu_split",
     "parse_phase",
     "round_or_none",
     "run_connect",
@@ -36,9 +37,14 @@ __all__ = [
 
 #: Seconds without a new delivery, once publishing is over, after which the rest is lost.
 QUIET_SECONDS = 2.0
+#: How often the parent asks the workers how many deliveries arrived: the phase's CPU window
+#: ends at most this long after its last delivery.
+POLL_SECONDS = 0.025
 #: Seconds the idle phase holds its connections before reading the server's memory again.
 IDLE_SETTLE_SECONDS = 2.0
 IDLE_CONCURRENCY = 200
+#: A load-generator process using this much of a core is taken to be saturated.
+SATURATED_PERCENT = 90.0
 
 _PHASE = re.compile(r"(idle|connect|relay|stalled)|(fanout)-(events|batch)-(\d+)|(latency)-(\d+)")
 
@@ -98,33 +104,41 @@ class PhaseRecord:
             self.note(f"{summary.strays} events with an unexpected sequence number")
 
     def result(self, phase: str, seconds: float) -> PhaseResult:
-        server, loadgen = _cpu_split(self.window_start or {}, self.window_end or {})
+        server, by_process = cpu_split(self.window_start or {}, self.window_end or {})
+        for name, share in by_process.items():
+            if share >= SATURATED_PERCENT:
+                self.note(
+                    f"the load generator's {name} used {share:.0f}% of a core: this phase may"
+                    " measure the load generator rather than the server"
+                )
         return PhaseResult(
             phase=phase,
             figures=dict(self.figures),
             loss=self.loss,
             duplicates=self.duplicates,
             server_cpu_percent=server,
-            loadgen_cpu_percent=loadgen,
+            loadgen_cpu_percent=round(sum(by_process.values()), 1),
             seconds=round(seconds, 3),
             notes=tuple(self.notes),
             error=self.error,
+            loadgen_cpu_by_process=by_process,
         )
 
 
-def _cpu_split(
+def cpu_split(
     start: dict[str, procstat.CpuSample], end: dict[str, procstat.CpuSample]
-) -> tuple[float | None, float]:
+) -> tuple[float | None, dict[str, float]]:
+    """The server's CPU percent (``None`` unmeasured) and each load-generator process's."""
     server = None
-    loadgen = 0.0
+    by_process: dict[str, float] = {}
     for name, before in start.items():
         after = end.get(name)
         share = procstat.cpu_percent(before, after) if after is not None else None
         if name == "server":
             server = None if share is None else round(share, 1)
         elif share is not None:
-            loadgen += share
-    return server, round(loadgen, 1)
+            by_process[name] = round(share, 1)
+    return server, by_process
 
 
 class Pool(Protocol):
@@ -233,7 +247,7 @@ class PhaseContext:
                 publishing_done = task is None or task.done()
                 if publishing_done and (received >= expected or now - last_change > QUIET_SECONDS):
                     break
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(POLL_SECONDS)
             return await task if task is not None else None
         finally:
             if task is not None and not task.done():
@@ -325,14 +339,11 @@ async def run_relay(ctx: PhaseContext, spec: PhaseSpec) -> None:
     await ctx.require_open("relay-senders", channels, 100, private=True)
     await ctx.track("relay-receivers", count, latency=True)
     start = time.monotonic() + 0.2
-    orders: list[object] = []
-    for first, share in iter_split(pairs, ctx.pool.size):
-        part = tuple(channels[first : first + share])
-        orders.append(
-            Relay("relay-senders", part, count, settings.relay_rate, start, ctx.deadline)
-            if part
-            else None
-        )
+    # Each worker's senders send on their own channels, whose receivers it holds too.
+    orders: list[object] = [
+        Relay("relay-senders", count, settings.relay_rate, start, ctx.deadline) if share else None
+        for _, share in iter_split(pairs, ctx.pool.size)
+    ]
     ctx.measuring()
     sending = ctx.pool.call_each(orders, ctx.remaining())
     reports: list[RelayReport | None] = await ctx.wait_deliveries(pairs * count, sending, "relayed")
@@ -341,12 +352,12 @@ async def run_relay(ctx: PhaseContext, spec: PhaseSpec) -> None:
     ctx.record.count(summary)
     sent = [r for r in reports if r is not None]
     firsts = [r.first_sent for r in sent if r.first_sent is not None]
-    errors: dict[int, int] = {}
+    errors: dict[str, int] = {}
     for r in sent:
-        for code, n in r.errors.items():
-            errors[code] = errors.get(code, 0) + n
+        for label, n in r.errors.items():
+            errors[label] = errors.get(label, 0) + n
     if errors:
-        described = ", ".join(f"{code} x{n}" for code, n in sorted(errors.items()))
+        described = "; ".join(f"{label} (x{n})" for label, n in sorted(errors.items()))
         ctx.record.note(f"the server refused client events: {described}")
     figures = ctx.record.figures
     if firsts and summary.last_at is not None and summary.last_at > min(firsts):

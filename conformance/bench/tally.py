@@ -1,15 +1,16 @@
 """Counting what arrived: loss, duplicates and latency, sans I/O.
 
-Every benchmark event carries a sequence number; each subscriber keeps one byte per sequence
-number it may see (a count, saturating at 255). Loss is then a count of zero bytes and the
-duplicates are the receipts beyond the distinct ones, both computed in C (``bytearray.count``)
-rather than per event in Python, and the per-event work is one slice, one ``int`` and one
-increment.
+Every benchmark event carries a sequence number; each subscriber keeps a count per sequence
+number it may see. Loss is then the number of zero counts and the duplicates are the receipts
+beyond the distinct ones, both computed in C (``list.count``). A read's events come in one
+bytes (``client.EventCallback``): one regular-expression scan finds their numbers, and the
+only Python work per event is one increment.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -23,7 +24,8 @@ __all__ = [
     "percentile",
 ]
 
-_SKIP = len(MARKER)
+_SEQUENCE = re.compile(re.escape(MARKER) + rb"(\d+):")
+_SEQUENCE_AND_TIME = re.compile(re.escape(MARKER) + rb"(\d+):(\d+\.\d+):")
 
 
 def event_data(seq: int, sent_at: float, size: int = 0) -> str:
@@ -63,42 +65,45 @@ class DeliveryTally:
             raise ValueError(f"events must be >= 0, not {events}")
         self.events = events
         self.latency = latency
-        self._counters: list[bytearray] = []
+        self._counters: list[list[int]] = []
         self.received = 0
         self.strays = 0
         self.first_at: float | None = None
         self.last_at: float | None = None
         self.latencies_ms: list[float] = []
 
-    def track(self) -> bytearray:
-        counter = bytearray(self.events)
+    def track(self) -> list[int]:
+        counter = [0] * self.events
         self._counters.append(counter)
         return counter
 
-    def record(self, counter: bytearray, payload: bytes, marker: int, now: float) -> None:
-        start = marker + _SKIP
-        end = payload.find(b":", start)
-        try:
-            seq = int(payload[start:end]) if end > start else -1
-        except ValueError:
-            seq = -1
-        if not 0 <= seq < self.events:
-            self.strays += 1
+    def record(self, counter: list[int], events: bytes, count: int, now: float) -> None:
+        """``count`` events (each with the marker once) that reached ``counter``'s subscriber
+        at ``now``; one whose number is unreadable or out of range is a stray."""
+        if self.latency:
+            found = _SEQUENCE_AND_TIME.findall(events)
+            seqs = [int(seq) for seq, _ in found]
+            self.latencies_ms.extend((now - float(sent)) * 1000.0 for _, sent in found)
+        else:
+            seqs = list(map(int, _SEQUENCE.findall(events)))
+        self.strays += count - len(seqs)
+        if not seqs:
             return
-        seen = counter[seq]
-        if seen < 255:
-            counter[seq] = seen + 1
-        self.received += 1
+        limit = self.events
+        if max(seqs) < limit:
+            for seq in seqs:
+                counter[seq] += 1
+            self.received += len(seqs)
+        else:
+            for seq in seqs:
+                if seq < limit:
+                    counter[seq] += 1
+                    self.received += 1
+                else:
+                    self.strays += 1
         if self.first_at is None:
             self.first_at = now
         self.last_at = now
-        if self.latency:
-            stamp_end = payload.find(b":", end + 1)
-            try:
-                sent_at = float(payload[end + 1 : stamp_end])
-            except ValueError:
-                return
-            self.latencies_ms.append((now - sent_at) * 1000.0)
 
     def summary(self, unacknowledged: Iterable[int] = ()) -> TallySummary:
         """``unacknowledged``: sequence numbers whose publish was refused or never sent; not

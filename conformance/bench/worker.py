@@ -15,149 +15,33 @@ import functools
 import os
 import resource
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
 from .client import BenchConnection, Endpoint, open_connection, resolve
 from .model import BenchTarget
+from .orders import (
+    Abort,
+    Close,
+    CloseReport,
+    Open,
+    OpenReport,
+    Progress,
+    Relay,
+    RelayReport,
+    Report,
+    Resume,
+    StallReport,
+    Track,
+)
 from .tally import DeliveryTally, event_data
 
-__all__ = [
-    "Abort",
-    "Close",
-    "CloseReport",
-    "Open",
-    "OpenReport",
-    "Progress",
-    "Relay",
-    "RelayReport",
-    "Report",
-    "Resume",
-    "StallReport",
-    "Track",
-    "main",
-]
+__all__ = ["WorkerState", "main", "raise_file_limit"]
 
 #: How many distinct failure reasons an order reports (the rest are counted only).
 MAX_REASONS = 3
 #: Seconds a single connection may take to be established and subscribed.
 CONNECT_TIMEOUT = 10.0
-
-
-# --- orders and their answers ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Open:
-    """Open ``len(channels)`` connections into ``group``, ``concurrency`` at a time; subscribe
-    each to its channel unless it is ``None``."""
-
-    target: BenchTarget
-    group: str
-    channels: tuple[str | None, ...]
-    concurrency: int
-    deadline: float
-    private: bool = False
-    receive_buffer: int | None = None
-    #: Stop reading right after subscribing (the stalled subscriber).
-    stall: bool = False
-
-
-@dataclass(frozen=True)
-class OpenReport:
-    established: int
-    failed: int
-    reasons: tuple[str, ...]
-    #: Milliseconds from the TCP connect to ``connection_established``, per connection.
-    connect_ms: tuple[float, ...]
-    first_start: float | None
-    last_done: float | None
-
-
-@dataclass(frozen=True)
-class Track:
-    """Count events ``0 .. events-1`` on every connection of ``group`` from now on."""
-
-    group: str
-    events: int
-    latency: bool = False
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Receipts so far over every tracked group: ``(received, last receipt time)``."""
-
-
-@dataclass(frozen=True)
-class Report:
-    group: str
-    unacknowledged: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
-class Relay:
-    """Each connection of ``group`` sends ``count`` client events on its channel, ``rate`` a
-    second, starting at ``start`` (staggered over one interval so the sends spread out)."""
-
-    group: str
-    channels: tuple[str, ...]
-    count: int
-    rate: float
-    start: float
-    deadline: float
-
-
-@dataclass(frozen=True)
-class RelayReport:
-    sent: int
-    first_sent: float | None
-    last_sent: float | None
-    #: ``pusher:error`` codes the senders got back, with counts (4301: over the rate limit).
-    errors: dict[int, int]
-
-
-@dataclass(frozen=True)
-class Resume:
-    """Resume reading the stalled connection of ``group``; wait until ``deadline`` for it to
-    end."""
-
-    group: str
-    deadline: float
-
-
-@dataclass(frozen=True)
-class StallReport:
-    stalled_at: float | None
-    #: When the kernel first saw the TCP connection leave ESTABLISHED while reading was paused
-    #: (a FIN or a reset from the server), if it did.
-    tcp_left_at: float | None
-    ended_by: str | None
-    close_code: int | None
-    closed_at: float | None
-
-
-@dataclass(frozen=True)
-class Close:
-    """Close every connection (of ``group``, or all); abort what is still open at ``deadline``."""
-
-    deadline: float
-    group: str | None = None
-
-
-@dataclass(frozen=True)
-class CloseReport:
-    closed: int
-    aborted: int
-    #: How the connections that the server ended before we closed them ended, with counts
-    #: (``"close-frame 4100"``, ``"eof"``, ...).
-    ended_early: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Abort:
-    """Cancel every order still running."""
 
 
 # --- the worker's state ----------------------------------------------------------------------
@@ -201,7 +85,6 @@ class WorkerState:
     async def open(self, order: Open) -> OpenReport:
         endpoint = await self.endpoint(order.target)
         group = self.groups.setdefault(order.group, [])
-        tally = self.tallies.get(order.group)
         indexes = iter(range(len(order.channels)))
         connect_ms: list[float] = []
         reasons: dict[str, int] = {}
@@ -210,10 +93,7 @@ class WorkerState:
         async def one(index: int) -> None:
             started = time.monotonic()
             bounds.append(started)
-            on_event = None if tally is None else functools.partial(tally.record, tally.track())
-            conn = await open_connection(
-                endpoint, on_event=on_event, receive_buffer=order.receive_buffer
-            )
+            conn = await open_connection(endpoint, receive_buffer=order.receive_buffer)
             group.append(conn)
             await conn.established
             done = time.monotonic()
@@ -255,7 +135,9 @@ class WorkerState:
         tally = DeliveryTally(order.events, latency=order.latency)
         self.tallies[order.group] = tally
         for conn in self.groups.get(order.group, []):
-            conn.on_event = functools.partial(tally.record, tally.track())
+            # Those that never connected were reported by Open; they are not lost deliveries.
+            if conn.socket_id is not None and not conn.closed.done():
+                conn.on_event = functools.partial(tally.record, tally.track())
 
     async def relay(self, order: Relay) -> RelayReport:
         senders = self.groups.get(order.group, [])
@@ -274,14 +156,18 @@ class WorkerState:
                 conn.send_client_event(channel, "client-ping", event_data(seq, now))
                 sent_times.append(now)
 
-        pairs = list(zip(senders, order.channels, strict=False))
+        ready = [c for c in senders if c.channel is not None and not c.closed.done()]
         await asyncio.gather(
-            *(send(c, ch, interval * i / max(1, len(pairs))) for i, (c, ch) in enumerate(pairs))
+            *(
+                send(c, c.channel, interval * i / len(ready))
+                for i, c in enumerate(ready)
+                if c.channel
+            )
         )
-        errors: dict[int, int] = {}
+        errors: dict[str, int] = {}
         for conn in senders:
-            for code, n in conn.pusher_errors.items():
-                errors[code] = errors.get(code, 0) + n
+            for label, n in conn.pusher_errors.items():
+                errors[label] = errors.get(label, 0) + n
         return RelayReport(
             sent=len(sent_times),
             first_sent=min(sent_times) if sent_times else None,
@@ -312,10 +198,15 @@ class WorkerState:
         for conn in conns:
             conn.resume_reading()
         stalled = conns[0] if conns else None
-        if stalled is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, order.deadline - time.monotonic())):
-                    await asyncio.shield(stalled.closed)
+        tally = self.tallies.get(order.group)
+        # Until the server ends it, or it has read everything it was sent, or the deadline.
+        while (
+            stalled is not None
+            and not stalled.closed.done()
+            and not (tally is not None and tally.received >= tally.events)
+            and time.monotonic() < order.deadline
+        ):
+            await asyncio.sleep(0.05)
         return StallReport(
             stalled_at=stalled_at,
             tcp_left_at=left[0] if left else None,
@@ -358,8 +249,9 @@ def _count(counts: dict[str, int], key: str) -> None:
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
+    # A failed connect's text is "Connect call failed (address)"; its errno says why.
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return os.strerror(exc.errno)
     return str(exc) or type(exc).__name__
 
 
@@ -440,12 +332,3 @@ async def _serve(pipe: Connection) -> None:
 def _answer(pipe: Connection, message: tuple[int, bool, object]) -> None:
     with contextlib.suppress(OSError):
         pipe.send(message)
-
-
-def iter_split(total: int, parts: int) -> Iterator[tuple[int, int]]:
-    """``(start, count)`` of each of ``parts`` near-equal shares of ``range(total)``."""
-    start = 0
-    for part in range(parts):
-        count = total // parts + (1 if part < total % parts else 0)
-        yield start, count
-        start += count

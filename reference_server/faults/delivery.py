@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from ..peers import Peer
+from ..peers import Cork, Peer
 from ..protocol.connection import Close, Connection, Output, SendText
 from .catalogue import Fault, FaultSet
 
@@ -168,9 +168,14 @@ class ShapedPeer(Peer):
     queues what the shaper decides and fires its release timer."""
 
     def __init__(
-        self, ws: web.WebSocketResponse, connection: Connection, shaper: DeliveryShaper
+        self,
+        ws: web.WebSocketResponse,
+        connection: Connection,
+        transport: asyncio.Transport,
+        cork: Cork,
+        shaper: DeliveryShaper,
     ) -> None:
-        super().__init__(ws, connection)
+        super().__init__(ws, connection, transport, cork)
         self._shaper: DeliveryShaper | None = shaper
         self._release_timer: asyncio.TimerHandle | None = None
 
@@ -185,6 +190,9 @@ class ShapedPeer(Peer):
             super().send(output)
         else:
             self._apply(shaper.offer(output.text, asyncio.get_running_loop().time(), fanout))
+
+    def send_shared(self, output: SendText, frame: bytes, fanout: int) -> None:
+        self.send(output, fanout)
 
     def _apply(self, step: Step) -> None:
         for text in step.write:

@@ -88,11 +88,13 @@ class FaultyWebSocketEndpoint(SessionFaultsEndpoint):
     def _new_connection(self) -> Connection:
         return FaultyConnection(self.settings, self._leaky, self.socket_ids, self.faults)
 
-    def _new_peer(self, ws: web.WebSocketResponse, connection: Connection) -> Peer:
+    def _new_peer(
+        self, ws: web.WebSocketResponse, connection: Connection, transport: asyncio.Transport
+    ) -> Peer:
         shaper = shaper_for(self.faults)
         if shaper is None:
-            return super()._new_peer(ws, connection)
-        return ShapedPeer(ws, connection, shaper)
+            return super()._new_peer(ws, connection, transport)
+        return ShapedPeer(ws, connection, transport, self.fanout.cork, shaper)
 
     def _received(self, peer: Peer, remote: str) -> None:
         connection = peer.connection

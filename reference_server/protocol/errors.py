@@ -8,6 +8,7 @@
     │   ├── AppDisabled             4003, closes (the app is switched off)
     │   ├── OverConnectionQuota     4004, closes (the app's connection quota is full)
     │   ├── UnsupportedProtocol     4007, closes (protocol 1, 2 or 3)
+    │   ├── OverCapacity            4100, closes (the client does not read fast enough)
     │   ├── PongTimeout             4201, closes
     │   ├── ServerShuttingDown      4200, closes (graceful shutdown: reconnect elsewhere)
     │   ├── UnsupportedFrame        binary frame, closes 1003 without pusher:error
@@ -48,6 +49,7 @@ __all__ = [
     "InvalidJson",
     "InvalidMessage",
     "NotFound",
+    "OverCapacity",
     "OverConnectionQuota",
     "PayloadTooLarge",
     "PongTimeout",
@@ -101,6 +103,14 @@ class OverConnectionQuota(ProtocolError):
     # Pusher protocol, error codes: "4004: Application is over connection quota".
     code = 4004
     close_code = 4004
+
+
+class OverCapacity(ProtocolError):
+    # Pusher protocol, error codes: "4100: Over capacity", in the 4100-4199 range after which
+    # a client reconnects after backing off. The server's limit is a connection's send
+    # buffer: a client that stops reading is cut off rather than buffered for without end.
+    code = 4100
+    close_code = 4100
 
 
 class UnsupportedProtocol(ProtocolError):

@@ -30,6 +30,7 @@ from .admission import Admission, admission_refusal
 from .channels import Delivery
 from .errors import (
     InvalidMessage,
+    OverCapacity,
     PongTimeout,
     ProtocolError,
     ServerShuttingDown,
@@ -57,6 +58,7 @@ __all__ = [
 
 #: The reason of the 4200 close a draining server sends.
 SHUTDOWN_REASON = "Server shutting down; please reconnect"
+OVER_CAPACITY_REASON = "Over capacity: the client did not read its messages in time"
 
 #: Pusher protocol: "Protocols 1, 2, and 3 are no longer supported."
 UNSUPPORTED_PROTOCOLS = frozenset({1, 2, 3})
@@ -221,6 +223,13 @@ class ConnectionLifecycle:
         if self.state is State.OPEN:
             serves("RECON-13")
             self._fail(ServerShuttingDown(SHUTDOWN_REASON))
+
+    def over_capacity(self) -> None:
+        """The client has stopped reading what it is sent (its send buffer is full):
+        ``pusher:error`` 4100, then close 4100. Both wait behind the buffered frames; a client
+        that never reads again is dropped when the close is given up on."""
+        if self.state is State.OPEN:
+            self._fail(OverCapacity(OVER_CAPACITY_REASON))
 
     def tick(self, now: float) -> None:
         """Fire whichever heartbeat timer is due at ``now``."""

@@ -9,6 +9,7 @@ import asyncio
 import base64
 import json
 import os
+import socket
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -73,11 +74,21 @@ async def _read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return first & 0x0F, await reader.readexactly(length)
 
 
-async def upgrade(server: RunningServer, key: str = "app-key") -> tuple[int, bytes, RawClient]:
+async def upgrade(
+    server: RunningServer, key: str = "app-key", *, receive_buffer: int | None = None
+) -> tuple[int, bytes, RawClient]:
     """Send the upgrade request; return the status, the rest of the answer's head, and the
-    client (usable only after a 101)."""
+    client (usable only after a 101). ``receive_buffer`` shrinks the socket's receive buffer,
+    so that a client which stops reading fills the server's side soon."""
     host, port = server.http_url.removeprefix("http://").rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
+    if receive_buffer is None:
+        reader, writer = await asyncio.open_connection(host, int(port))
+    else:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+        reader, writer = await asyncio.open_connection(sock=sock, limit=receive_buffer)
     nonce = base64.b64encode(os.urandom(16)).decode()
     writer.write(
         (
@@ -92,9 +103,11 @@ async def upgrade(server: RunningServer, key: str = "app-key") -> tuple[int, byt
     return status, head, RawClient(reader, writer, "")
 
 
-async def raw_client(server: RunningServer, key: str = "app-key") -> RawClient:
+async def raw_client(
+    server: RunningServer, key: str = "app-key", *, receive_buffer: int | None = None
+) -> RawClient:
     """A connected client, ``connection_established`` read."""
-    status, head, client = await upgrade(server, key)
+    status, head, client = await upgrade(server, key, receive_buffer=receive_buffer)
     assert status == 101, head
     established = await client.read_json()
     assert established["event"] == "pusher:connection_established", established

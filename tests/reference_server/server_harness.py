@@ -74,9 +74,11 @@ async def trigger(
     secret: str = "app-secret",
     app_id: str = "app-id",
     key: str = "app-key",
+    endpoint: str = "events",
 ) -> tuple[int, Any]:
+    """``POST /apps/{app_id}/events`` (or ``batch_events`` with ``endpoint``), signed."""
     raw = json.dumps(body).encode()
-    path = f"/apps/{app_id}/events"
+    path = f"/apps/{app_id}/{endpoint}"
     params = {
         "auth_key": key,
         "auth_timestamp": str(int(time.time())),

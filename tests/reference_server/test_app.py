@@ -8,8 +8,9 @@ import time
 
 import aiohttp
 import pytest
-from aiohttp import web
 from websockets.asyncio.client import connect
+
+from reference_server.peers import Peer
 
 from .server_harness import (
     TIMEOUT,
@@ -111,16 +112,15 @@ async def test_subscribe_trigger_and_socket_id_exclusion() -> None:
 
 @pytest.mark.asyncio
 async def test_fan_out_serialises_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    sent: list[str] = []
-    original = web.WebSocketResponse.send_str
+    """One broadcast frame is encoded once: every subscriber's transport gets the same bytes."""
+    sent: list[bytes] = []
+    original = Peer.write
 
-    async def recording(
-        self: web.WebSocketResponse, data: str, compress: int | None = None
-    ) -> None:
-        sent.append(data)
-        await original(self, data, compress)
+    def recording(self: Peer, frame: bytes) -> None:
+        sent.append(frame)
+        original(self, frame)
 
-    monkeypatch.setattr(web.WebSocketResponse, "send_str", recording)
+    monkeypatch.setattr(Peer, "write", recording)
     async with serving() as server, client(server) as a, client(server) as b:
         for ws in (a, b):
             await established(ws)
@@ -131,6 +131,7 @@ async def test_fan_out_serialises_once(monkeypatch: pytest.MonkeyPatch) -> None:
         await recv(b)
         assert len(sent) == 2
         assert sent[0] is sent[1]
+        assert sent[0][0] == 0x81  # FIN + text
 
 
 @pytest.mark.asyncio

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
+import logging
 import os
 import signal
 import socket
@@ -16,7 +19,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from reference_server.cli import main
+from reference_server.cli import BatchingHandler, JsonFormatter, main
 
 
 def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -136,3 +139,34 @@ def test_main_reports_config_errors(capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err
     assert err.startswith("reference-server: error: ")
     assert "'shouty'" in err
+
+
+def _record(level: int, event: str) -> logging.LogRecord:
+    return logging.LogRecord("reference_server", level, __file__, 0, event, None, None)
+
+
+@pytest.mark.asyncio
+async def test_log_lines_are_written_in_batches_and_a_warning_at_once() -> None:
+    stream = io.StringIO()
+    handler = BatchingHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.handle(_record(logging.INFO, "first"))
+    handler.handle(_record(logging.INFO, "second"))
+    assert stream.getvalue() == ""  # Waiting for the loop's timer.
+    await asyncio.sleep(BatchingHandler.FLUSH_AFTER * 2)
+    assert [json.loads(line)["event"] for line in stream.getvalue().splitlines()] == [
+        "first",
+        "second",
+    ]
+    handler.handle(_record(logging.INFO, "third"))
+    handler.handle(_record(logging.WARNING, "trouble"))
+    events = [json.loads(line)["event"] for line in stream.getvalue().splitlines()]
+    assert events[2:] == ["third", "trouble"]  # At once, in order.
+
+
+def test_without_an_event_loop_a_line_goes_out_at_once() -> None:
+    stream = io.StringIO()
+    handler = BatchingHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.handle(_record(logging.INFO, "alone"))
+    assert json.loads(stream.getvalue())["event"] == "alone"

@@ -85,6 +85,13 @@ def test_cluster_settings() -> None:
     assert config.cluster_faults == {ClusterFault.CLUSTER_DOUBLE_FORWARD}
 
 
+def test_send_buffer_and_event_loop() -> None:
+    defaults = ServerConfig()
+    assert (defaults.send_buffer_limit, defaults.event_loop) == (1 << 20, "auto")
+    config = load_config(["--send-buffer-limit", "65536"], {"PUSHER_REF_EVENT_LOOP": "asyncio"})
+    assert (config.send_buffer_limit, config.event_loop) == (65536, "asyncio")
+
+
 @pytest.mark.parametrize(
     ("argv", "env", "named"),
     [
@@ -107,6 +114,8 @@ def test_cluster_settings() -> None:
         ([], {"PUSHER_REF_REDIS_URL": "redis://h:99999"}, "PUSHER_REF_REDIS_URL"),
         (["--node-id", "a b"], {}, "--node-id"),
         (["--node-timeout", "0"], {}, "--node-timeout"),
+        (["--send-buffer-limit", "0"], {}, "--send-buffer-limit"),
+        ([], {"PUSHER_REF_EVENT_LOOP": "trio"}, "PUSHER_REF_EVENT_LOOP"),
         ([], {"PUSHER_REF_FAULTS": "cluster_no_forward,cluster_nope"}, "'cluster_nope'"),
     ],
 )

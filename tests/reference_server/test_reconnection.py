@@ -122,11 +122,22 @@ async def test_a_close_that_cannot_even_be_written_is_given_up(
         stalled = await raw_client(server)
         peer = server.server.fanout.established[stalled.socket_id]
 
-        async def blocked(*args: object, **kwargs: object) -> None:
-            await asyncio.Event().wait()  # As a write into a full window would.
+        close = peer.ws.close
+        calls = 0
 
-        monkeypatch.setattr(peer.ws, "send_str", blocked)
-        # pusher:ping is stuck, the pong timer fires anyway, and its close is given up.
-        assert await asyncio.wait_for(stalled.reader.read(), 3.0) == b""
+        async def blocked_once(*args: object, **kwargs: object) -> bool:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                await asyncio.Event().wait()  # As a write into a full window would.
+            return await close()
+
+        monkeypatch.setattr(peer.ws, "close", blocked_once)
+        # The pong timer fires after pusher:ping, and its close, stuck, is given up: the
+        # client reads the ping and then the end of the stream, never a close frame.
+        received = await asyncio.wait_for(stalled.reader.read(), 3.0)
+        assert b"pusher:ping" in received
+        assert received[0] == 0x81
+        assert b"\x88" not in received
         await asyncio.sleep(0.2)
         assert not server.server.fanout.open

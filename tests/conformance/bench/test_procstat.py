@@ -55,12 +55,15 @@ def test_this_process_is_readable_and_busy_work_shows() -> None:
     while time.process_time() < deadline:
         pass
     after = sample(os.getpid(), time.monotonic())
-    assert before.cpu is not None and after.cpu is not None
+    assert before.cpu is not None
+    assert after.cpu is not None
     assert after.cpu >= before.cpu
     percent = cpu_percent(before, after)
-    assert percent is not None and percent > 0
+    assert percent is not None
+    assert percent > 0
     memory = rss_kb()
-    assert memory is not None and memory > 1000
+    assert memory is not None
+    assert memory > 1000
 
 
 def test_a_process_that_is_gone_has_no_figures() -> None:
