@@ -141,7 +141,7 @@ class Row:
 
 def table_rows(run: BenchRun) -> Iterator[Row]:
     """Per phase: its figures, then the CPU each side used, then loss and duplicates, then
-    any error."""
+    the load generator's notes and the phase's error, if any."""
     names = list(run.results)
     by_figure = {(r.phase, r.figure): r for r in ratios(run)}
     for phase in run.phases():
@@ -164,18 +164,15 @@ def table_rows(run: BenchRun) -> Iterator[Row]:
         yield Row(
             phase,
             "CPU: server / load generator",
-            tuple(
-                f"{format_cpu(r.server_cpu_percent)} / {format_cpu(r.loadgen_cpu_percent)}"
-                if r
-                else "—"
-                for r in per_target
-            ),
+            tuple(_cpu_pair(r) for r in per_target),
         )
         yield Row(
             phase,
             "loss / duplicates",
             tuple(f"{r.loss:,} / {r.duplicates:,}" if r else "—" for r in per_target),
         )
+        if any(r.notes for r in present):
+            yield Row(phase, "notes", tuple("; ".join(r.notes) if r else "" for r in per_target))
         if any(r.error for r in present):
             yield Row(
                 phase,
@@ -185,9 +182,16 @@ def table_rows(run: BenchRun) -> Iterator[Row]:
 
 
 def _cpu_pair(result: PhaseResult | None) -> str:
+    """Server / load generator; with the busiest load-generator process, since one process
+    at 100% is a limit however far the sum is from the cores there are."""
     if result is None:
         return "—"
-    return f"{format_cpu(result.server_cpu_percent)} / {format_cpu(result.loadgen_cpu_percent)}"
+    text = f"{format_cpu(result.server_cpu_percent)} / {format_cpu(result.loadgen_cpu_percent)}"
+    by_process = result.loadgen_cpu_by_process
+    if len(by_process) > 1:
+        busiest = max(by_process, key=lambda name: by_process[name])
+        text += f" ({busiest} {format_cpu(by_process[busiest])})"
+    return text
 
 
 def _ratio_text(compared: Ratio | None) -> str:

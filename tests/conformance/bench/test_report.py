@@ -175,3 +175,21 @@ def test_loss_duplicates_or_an_error_anywhere_make_the_outcome_1() -> None:
     assert outcome_code(_run(loss=1).results) == 1
     assert outcome_code({"x": (PhaseResult("relay", {}, duplicates=2),)}) == 1
     assert outcome_code({"x": (PhaseResult("relay", {}, error="timed out"),)}) == 1
+
+
+def test_notes_and_the_busiest_load_generator_process_are_shown() -> None:
+    run = _run()
+    noted = PhaseResult(
+        "relay",
+        {"relayed_per_s": 1600.0},
+        loadgen_cpu_percent=130.0,
+        loadgen_cpu_by_process={"publisher": 20.0, "worker-0": 99.0, "worker-1": 11.0},
+        notes=("worker-0 at 99% of a core: the load generator may be the limit", "more"),
+    )
+    run = BenchRun(run.settings, run.targets[:1], {REFERENCE_NAME: (noted,)}, "", 1.0)
+    rows = {row.figure: row.values for row in table_rows(run)}
+    assert rows["CPU: server / load generator"] == ("— / 130% (worker-0 99%)",)
+    assert rows["notes"] == (
+        "worker-0 at 99% of a core: the load generator may be the limit; more",
+    )
+    jsonschema.Draft202012Validator(SCHEMA).validate(to_json(run, 0))
