@@ -9,7 +9,7 @@ import json
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -29,7 +29,7 @@ from conformance.bench.options import (
     parse_subscribers,
     settings_from_args,
 )
-from conformance.bench.servers import REFERENCE_NAME, pid_is_running
+from conformance.bench.servers import REFERENCE_NAME, pid_is_running, reference_server
 from conformance.cli import main
 from conformance.errors import UsageError
 
@@ -256,32 +256,53 @@ def test_a_run_against_the_reference_server_writes_its_report(
     assert "1,000/s" in out.out  # the table goes to standard output
 
 
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BenchTarget]:
+    """A server someone else runs, for the runs that need one but not one of their own."""
+    with reference_server(tmp_path_factory.mktemp("running") / "server.log") as target:
+        yield target
+
+
+def _flags(target: BenchTarget) -> list[str]:
+    return [
+        "--target", target.ws_url, "--app-id", target.app_id, "--key", target.key,
+        "--secret", target.secret, "--server-pid", str(target.server_pid),
+    ]  # fmt: skip
+
+
 def test_loss_or_a_failed_phase_makes_the_status_1_and_json_prints_alone(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], running: BenchTarget
 ) -> None:
-    code, _ = _run(tmp_path, "--phases", "latency-1", "--json", "--no-progress", loss="latency-1")
+    name = running.ws_url.removeprefix("ws://")  # a URL target is called by its host and port
+    code, _ = _run(
+        tmp_path, *_flags(running), "--phases", "latency-1", "--json", "--no-progress",
+        loss="latency-1",
+    )  # fmt: skip
     out = capsys.readouterr()
     assert code == 1
-    assert json.loads(out.out)["results"][REFERENCE_NAME][0]["loss"] == 1
-    code, _ = _run(tmp_path, "--phases", "relay", "--no-progress", failing="relay")
+    result = json.loads(out.out)["results"][name][0]
+    assert result["loss"] == 1
+    assert result["server_cpu_percent"] == 50.0  # --server-pid reached the generator
+    code, _ = _run(tmp_path, *_flags(running), "--phases", "relay", failing="relay")
     assert code == 1
     assert "the workers fell over" in capsys.readouterr().out
 
 
 def test_a_log_gets_plain_progress_lines(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], running: BenchTarget
 ) -> None:
-    code, _ = _run(tmp_path, "--phases", "relay")
+    name = running.ws_url.removeprefix("ws://")
+    code, _ = _run(tmp_path, *_flags(running), "--phases", "relay")
     err = capsys.readouterr().err
     assert code == 0
-    assert f"bench: [1/1] relay on {REFERENCE_NAME}\n" in err
-    assert f"bench: [1/1] relay on {REFERENCE_NAME}: deliveries_per_s 1,000/s; loss 0" in err
+    assert f"bench: [1/1] relay on {name}\n" in err
+    assert f"bench: [1/1] relay on {name}: deliveries_per_s 1,000/s; loss 0" in err
 
 
 def test_a_quick_run_of_the_real_load_generator_against_the_reference_server(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    phases = ("connect", "fanout-events-10", "fanout-batch-10", "latency-1")
+    phases = ("connect", "fanout-batch-10", "latency-1")
     code = main(
         ["bench", "--quick", "--phases", ",".join(phases), "--out", str(tmp_path), "--json",
          "--no-progress"]
@@ -300,7 +321,7 @@ def test_a_quick_run_of_the_real_load_generator_against_the_reference_server(
         assert results[phase]["loss"] == results[phase]["duplicates"] == 0
         assert results[phase]["server_cpu_percent"] is not None
     assert results["connect"]["figures"]["failed"] == 0
-    assert results["fanout-events-10"]["figures"]["deliveries_per_s"] > 0
+    assert results["fanout-batch-10"]["figures"]["deliveries_per_s"] > 0
     assert results["latency-1"]["figures"]["p99_ms"] > 0
     assert json.loads((tmp_path / "bench.json").read_text(encoding="utf-8")) == data
 
