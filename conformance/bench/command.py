@@ -169,7 +169,7 @@ def bench_command(args: argparse.Namespace, make_generator: GeneratorFactory | N
     if args.json:
         print(json.dumps(data, indent=2))
     else:
-        table_console = Console(width=max(160, Console().width))
+        table_console = Console(width=max(220, Console().width))  # as wide as it needs
         table_console.print(f"conformance bench: {run_headline(run)}", highlight=False)
         table_console.print(console_table(run))
         console.print(

@@ -61,6 +61,7 @@ _FIGURES: dict[str, tuple[tuple[str, str], ...]] = {
         ("stalled_close_code", "stalled one closed with"),
         ("stalled_closed_after_s", "stalled one closed after"),
         ("server_rss_growth_mb", "server RSS growth"),
+        ("stalled_received", "stalled one received in the end"),
     ),
 }
 

@@ -163,7 +163,7 @@ def table_rows(run: BenchRun) -> Iterator[Row]:
             )
         yield Row(
             phase,
-            "CPU: server / load generator",
+            "CPU server / load gen",
             tuple(_cpu_pair(r) for r in per_target),
         )
         yield Row(
@@ -203,7 +203,7 @@ def _ratio_text(compared: Ratio | None) -> str:
 def _columns(run: BenchRun) -> list[str]:
     columns = ["phase", "figure", *run.results]
     if run.pair() is not None:
-        columns += ["reference / soketi", "better is", "so the reference server is"]
+        columns += ["reference / soketi", "better is", "reference is"]
     return columns
 
 

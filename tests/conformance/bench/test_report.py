@@ -116,7 +116,7 @@ def test_every_phase_shows_cpu_and_loss_beside_its_figures() -> None:
         "connect p99",
         "connections/s",
         "failed connects",
-        "CPU: server / load generator",
+        "CPU server / load gen",
         "loss / duplicates",
     ]
     assert connect[-2].values == ("97% / 140%", "97% / 140%")
@@ -188,7 +188,7 @@ def test_notes_and_the_busiest_load_generator_process_are_shown() -> None:
     )
     run = BenchRun(run.settings, run.targets[:1], {REFERENCE_NAME: (noted,)}, "", 1.0)
     rows = {row.figure: row.values for row in table_rows(run)}
-    assert rows["CPU: server / load generator"] == ("— / 130% (worker-0 99%)",)
+    assert rows["CPU server / load gen"] == ("— / 130% (worker-0 99%)",)
     assert rows["notes"] == (
         "worker-0 at 99% of a core: the load generator may be the limit; more",
     )
