@@ -14,11 +14,11 @@ import time
 
 from . import procstat
 from .orders import Open, Report, Resume, StallReport, Track
-from .phases import PhaseContext, PhaseFailure, PhaseSpec, round_or_none
+from .phases import PhaseContext, PhaseFailure, PhaseRecord, PhaseSpec, round_or_none
 from .publisher import Publisher, PublishOutcome, publish_at_rate, publish_sequence
 from .tally import TallySummary, percentile
 
-__all__ = ["run_fanout", "run_latency", "run_stalled"]
+__all__ = ["describe_stall", "run_fanout", "run_latency", "run_stalled"]
 
 #: SO_RCVBUF of the subscriber that stops reading: small, so the server meets a full socket
 #: at once rather than after the kernel has soaked up megabytes.
@@ -215,13 +215,18 @@ async def run_stalled(ctx: PhaseContext, spec: PhaseSpec) -> None:
     stall: StallReport = await ctx.pool.call(0, resume, ctx.remaining())
     received: TallySummary = await ctx.pool.call(0, Report("stalled-one"), ctx.remaining())
     figures["stalled_received"] = received.distinct
-    _describe_stall(ctx, stall)
+    describe_stall(ctx.record, stall, received.distinct, events)
 
 
-def _describe_stall(ctx: PhaseContext, stall: StallReport) -> None:
-    figures = ctx.record.figures
+def describe_stall(record: PhaseRecord, stall: StallReport, received: int, events: int) -> None:
+    """The stalled subscriber's figures and a note on how the server dealt with it."""
+    figures = record.figures
     if stall.ended_by is None:
-        ctx.record.note("the server kept the stalled subscriber open (it may buffer without bound)")
+        if received >= events:
+            kept = "it held every event for it (its buffer grew with the backlog)"
+        else:
+            kept = f"it dropped {events - received} of the {events} events it could not send"
+        record.note(f"the server kept the stalled subscriber open; {kept}")
         return
     figures["stalled_close_code"] = stall.close_code
     if stall.stalled_at is not None:
@@ -238,4 +243,4 @@ def _describe_stall(ctx: PhaseContext, stall: StallReport) -> None:
         if stall.tcp_left_at is not None
         else "once it read again (so the time is an upper bound)"
     )
-    ctx.record.note(f"the server ended the stalled subscriber with {how}, seen {when}")
+    record.note(f"the server ended the stalled subscriber with {how}, seen {when}")

@@ -42,6 +42,9 @@ __all__ = ["WorkerState", "main", "raise_file_limit"]
 MAX_REASONS = 3
 #: Seconds a single connection may take to be established and subscribed.
 CONNECT_TIMEOUT = 10.0
+#: Seconds without a new event after which the stalled subscriber, reading again, has had
+#: everything the server kept for it.
+STALL_QUIET_SECONDS = 1.0
 
 
 # --- the worker's state ----------------------------------------------------------------------
@@ -199,13 +202,20 @@ class WorkerState:
             conn.resume_reading()
         stalled = conns[0] if conns else None
         tally = self.tallies.get(order.group)
-        # Until the server ends it, or it has read everything it was sent, or the deadline.
+        # Until the server ends it, or it has read everything it was sent, or nothing more
+        # comes (a server that dropped what it could not send), or the deadline.
+        received, quiet_since = -1, time.monotonic()
         while (
-            stalled is not None
-            and not stalled.closed.done()
-            and not (tally is not None and tally.received >= tally.events)
-            and time.monotonic() < order.deadline
+            stalled is not None and not stalled.closed.done() and time.monotonic() < order.deadline
         ):
+            now = time.monotonic()
+            count = tally.received if tally is not None else 0
+            if tally is not None and count >= tally.events:
+                break
+            if count != received:
+                received, quiet_since = count, now
+            elif now - quiet_since > STALL_QUIET_SECONDS:
+                break
             await asyncio.sleep(0.05)
         return StallReport(
             stalled_at=stalled_at,
