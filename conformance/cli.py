@@ -117,8 +117,7 @@ def _parser() -> _Parser:
 
     bench = sub.add_parser(
         "bench",
-        help="throughput, latency and memory of a server, side by side with Soketi"
-        " (docs/bench.md)",
+        help="throughput, latency and memory of a server, side by side with Soketi (docs/bench.md)",
     )
     add_bench_arguments(bench)
     return parser
