@@ -24,6 +24,7 @@ from .auth_endpoint.command import (
     load_auth_endpoint_specs,
 )
 from .baseline import load_baseline
+from .bench.command import add_bench_arguments, bench_command
 from .clients.command import add_client_arguments, client_command, load_client_specs
 from .diff import add_diff_arguments, diff_command
 from .docs_map import DocsPage, MapCounts, load_docs_map
@@ -113,6 +114,12 @@ def _parser() -> _Parser:
         help="certify an app's channel-auth endpoint (docs/auth-endpoint-certification.md)",
     )
     add_auth_endpoint_arguments(auth_endpoint)
+
+    bench = sub.add_parser(
+        "bench",
+        help="throughput, latency and memory of a server, side by side with Soketi (docs/bench.md)",
+    )
+    add_bench_arguments(bench)
     return parser
 
 
@@ -308,6 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return smoke_command(args)
         if args.command == "auth-endpoint":
             return auth_endpoint_command(args)
+        if args.command == "bench":
+            return bench_command(args)
         _parser().print_help()
         return int(ExitCode.USAGE)
     except UsageError as exc:

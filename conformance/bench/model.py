@@ -64,8 +64,13 @@ class BenchSettings:
     connect_concurrency: int = 100
     #: Events each fan-out phase publishes is ``fanout_deliveries // subscribers`` (at least
     #: ``fanout_min_events``), so every fan-out phase moves about as many frames.
-    fanout_deliveries: int = 200_000
+    #: (A million: against a server that delivers a million a second, fewer would be over
+    #: before the clocks that time it, and /proc's CPU ticks, could tell.)
+    fanout_deliveries: int = 1_000_000
     fanout_min_events: int = 200
+    #: ... and at most this many: one subscriber would otherwise need a million publishes, which
+    #: measures the HTTP API (and takes minutes) rather than the fan-out.
+    fanout_max_events: int = 10_000
     #: Events per ``batch_events`` call (the documented maximum is 10).
     batch_size: int = 10
     #: Publishing requests in flight at once.
@@ -96,12 +101,12 @@ class PhaseResult:
 
     - ``connect``: ``p50_ms``, ``p99_ms``, ``per_s`` (connections per second), ``failed``
     - ``fanout-*``: ``deliveries_per_s``, ``events``, ``subscribers``
-    - ``relay``: ``relayed_per_s``, ``pairs``
+    - ``relay``: ``relayed_per_s``, ``pairs``, ``p50_ms``/``p99_ms`` (send to receipt)
     - ``latency-*``: ``p50_ms``, ``p99_ms``, ``rate``
     - ``stalled``: ``others_per_s`` (the others' deliveries/s beside a subscriber that stopped
       reading), ``baseline_per_s`` (the same publish without it), ``ratio``,
       ``stalled_close_code`` and ``stalled_closed_after_s`` (``None`` while it stayed open),
-      ``server_rss_growth_mb``
+      ``server_rss_growth_mb``, ``stalled_received`` (events the stalled one got in the end)
     - ``idle``: ``connections``, ``rss_kb_per_connection``, ``rss_mb``
     """
 
@@ -118,3 +123,6 @@ class PhaseResult:
     notes: tuple[str, ...] = field(default=())
     #: Why the phase could not be measured; its figures are then partial or empty.
     error: str | None = None
+    #: ``loadgen_cpu_percent`` by process (``publisher``, ``worker-0``, ...): one process near
+    #: 100 % is a limit even while the sum is far from the cores there are.
+    loadgen_cpu_by_process: dict[str, float] = field(default_factory=dict)

@@ -68,7 +68,7 @@ def add_smoke_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON only")
 
 
-def _url_target(url: str, args: argparse.Namespace) -> dict[str, object]:
+def _url_target(url: str, args: argparse.Namespace, command: str) -> dict[str, object]:
     parts = urlsplit(url)
     secure = parts.scheme in ("wss", "https")
     ws_url = urlunsplit(("wss" if secure else "ws", parts.netloc, parts.path, "", ""))
@@ -82,7 +82,9 @@ def _url_target(url: str, args: argparse.Namespace) -> dict[str, object]:
     ]
     if missing:
         missing_text = ", ".join(missing)
-        raise UsageError(f"smoke: a URL target also needs {missing_text} (or give a target file)")
+        raise UsageError(
+            f"{command}: a URL target also needs {missing_text} (or give a target file)"
+        )
     return {
         "name": parts.netloc,
         "ws_url": ws_url,
@@ -93,12 +95,14 @@ def _url_target(url: str, args: argparse.Namespace) -> dict[str, object]:
     }
 
 
-def smoke_target(args: argparse.Namespace) -> Target:
+def smoke_target(args: argparse.Namespace, command: str = "smoke") -> Target:
     """The deployment ``--target`` names: a URL completed by the credential flags, or a target
-    file (which then holds the credentials: giving both would leave one of them unused)."""
+    file (which then holds the credentials: giving both would leave one of them unused).
+    ``command`` starts each error line (``conformance bench`` takes its targets the same way,
+    without ``--health-url`` and ``--plain-url``)."""
     given = args.target
     if "://" in given:
-        target = target_from_mapping(_url_target(given, args))
+        target = target_from_mapping(_url_target(given, args, command))
     else:
         flags = [
             f"--{flag}"
@@ -107,19 +111,19 @@ def smoke_target(args: argparse.Namespace) -> Target:
         ]
         if flags:
             raise UsageError(
-                f"smoke: {', '.join(flags)} go with a URL target; a target file holds them"
+                f"{command}: {', '.join(flags)} go with a URL target; a target file holds them"
             )
         if not Path(given).is_file():
-            raise UsageError(f"smoke: --target {given}: neither a URL nor a target file")
+            raise UsageError(f"{command}: --target {given}: neither a URL nor a target file")
         target = load_target_file(given)
     target = with_trust(target, args.ca_file, args.insecure)
     for what, url, schemes in (
-        ("--health-url", args.health_url, ("http", "https")),
-        ("--plain-url", args.plain_url, ("ws", "http")),
+        ("--health-url", getattr(args, "health_url", None), ("http", "https")),
+        ("--plain-url", getattr(args, "plain_url", None), ("ws", "http")),
     ):
         if url and (urlsplit(url).scheme not in schemes or not urlsplit(url).hostname):
             raise UsageError(
-                f"smoke: {what} must be a {' or '.join(schemes)} URL with a host, got {url!r}"
+                f"{command}: {what} must be a {' or '.join(schemes)} URL with a host, got {url!r}"
             )
     return target
 
