@@ -23,6 +23,10 @@ __all__ = ["describe_stall", "run_fanout", "run_latency", "run_stalled"]
 #: SO_RCVBUF of the subscriber that stops reading: small, so the server meets a full socket
 #: at once rather than after the kernel has soaked up megabytes.
 STALLED_RECEIVE_BUFFER = 4096
+#: SO_RCVBUF of the subscribers that keep reading: large from the start, so that a moment in
+#: which a worker does not get the CPU is absorbed by the kernel rather than showing up as a
+#: reader the server must cut off (new connections otherwise start at 128 KB).
+OTHERS_RECEIVE_BUFFER = 4 * 1024 * 1024
 #: Seconds the stalled subscriber, reading again, is given to show how the server ended it.
 STALLED_RESUME_WAIT = 5.0
 
@@ -151,7 +155,12 @@ async def run_stalled(ctx: PhaseContext, spec: PhaseSpec) -> None:
         server_rss_growth_mb=None,
         stalled_received=None,
     )
-    await ctx.require_open("stalled-others", [channel] * n, settings.connect_concurrency)
+    await ctx.require_open(
+        "stalled-others",
+        [channel] * n,
+        settings.connect_concurrency,
+        receive_buffer=OTHERS_RECEIVE_BUFFER,
+    )
     ctx.progress("baseline", 0.0)
     baseline, outcome = await _deliver(
         ctx,
@@ -164,6 +173,8 @@ async def run_stalled(ctx: PhaseContext, spec: PhaseSpec) -> None:
         label="baseline",
     )
     figures["baseline_per_s"] = _rate(baseline, outcome)
+    if baseline.loss:
+        ctx.record.note(f"the others lost {baseline.loss} deliveries in the baseline run")
     _published(ctx, outcome)
 
     ctx.progress("stalling one subscriber", 0.0)
@@ -204,6 +215,8 @@ async def run_stalled(ctx: PhaseContext, spec: PhaseSpec) -> None:
         stop.set()
         await watcher
     figures["others_per_s"] = _rate(beside, outcome)
+    if beside.loss:
+        ctx.record.note(f"the others lost {beside.loss} deliveries beside the stalled one")
     if figures["others_per_s"] and figures["baseline_per_s"]:
         figures["ratio"] = round(figures["others_per_s"] / figures["baseline_per_s"], 3)
     if rss_before is not None and peak:

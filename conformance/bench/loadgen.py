@@ -292,6 +292,13 @@ class LoadGenerator:
         aborted = sum(r.aborted for r in reports)
         if aborted:
             record.note(f"{aborted} connections did not finish the closing handshake (aborted)")
+        ended: dict[str, int] = {}
+        for report in reports:
+            for how, n in report.ended_early.items():
+                ended[how] = ended.get(how, 0) + n
+        if ended:
+            described = ", ".join(f"{how} (x{n})" for how, n in sorted(ended.items()))
+            record.note(f"the server ended connections before the phase closed them: {described}")
         # The server has seen every close; give it a moment to release them.
         await asyncio.sleep(0.2)
 

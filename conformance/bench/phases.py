@@ -183,6 +183,7 @@ class PhaseContext:
         concurrency: int,
         *,
         private: bool = False,
+        receive_buffer: int | None = None,
     ) -> OpenReport:
         """Open one connection per channel, spread evenly over the workers (in order: the
         ``i``-th of two equal lists lands in the same worker)."""
@@ -198,6 +199,7 @@ class PhaseContext:
                     max(1, concurrency // workers),
                     self.deadline,
                     private=private,
+                    receive_buffer=receive_buffer,
                 )
                 if share
                 else None
@@ -206,11 +208,19 @@ class PhaseContext:
         return merge_open_reports(reports)
 
     async def require_open(
-        self, group: str, channels: Sequence[str | None], concurrency: int, *, private: bool = False
+        self,
+        group: str,
+        channels: Sequence[str | None],
+        concurrency: int,
+        *,
+        private: bool = False,
+        receive_buffer: int | None = None,
     ) -> OpenReport:
         """``open_split``, failing the phase unless every connection was made."""
         self.progress(f"opening {len(channels)} connections", 0.0)
-        report = await self.open_split(group, channels, concurrency, private=private)
+        report = await self.open_split(
+            group, channels, concurrency, private=private, receive_buffer=receive_buffer
+        )
         if report.failed:
             raise PhaseFailure(
                 f"{report.failed} of {len(channels)} connections failed: "
