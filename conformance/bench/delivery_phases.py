@@ -73,6 +73,35 @@ async def _deliver(
     return summary, outcome
 
 
+async def _deliver_paced(
+    ctx: PhaseContext,
+    channel: str,
+    group: str,
+    subscribers: int,
+    events: int,
+    *,
+    rate: float,
+    payload_bytes: int,
+    label: str,
+) -> tuple[TallySummary, PublishOutcome]:
+    """Publish events ``0 .. events-1`` at ``rate`` per second; count and time them at
+    ``group``."""
+    await ctx.track(group, events, latency=True)
+    async with Publisher(ctx.target, ctx.settings.publish_concurrency) as publisher:
+        publishing = publish_at_rate(
+            publisher,
+            channel,
+            events,
+            rate=rate,
+            deadline=ctx.deadline,
+            payload_bytes=payload_bytes,
+        )
+        outcome: PublishOutcome = await ctx.wait_deliveries(subscribers * events, publishing, label)
+    summary = await ctx.collect(group, outcome.unacknowledged)
+    ctx.record.count(summary)
+    return summary, outcome
+
+
 async def run_fanout(ctx: PhaseContext, spec: PhaseSpec) -> None:
     """One channel, ``N`` subscribers, events through ``/events`` or ``/batch_events``."""
     settings = ctx.settings
@@ -139,14 +168,24 @@ async def _watch_rss(pid: int | None, peak: list[int], stop: asyncio.Event) -> N
 
 
 async def run_stalled(ctx: PhaseContext, spec: PhaseSpec) -> None:
-    """Does one subscriber that stops reading slow down the others, or grow the server?"""
+    """Does one subscriber that stops reading slow down the others, or grow the server?
+
+    Events go out at ``stalled_rate`` per second, a pace the others read comfortably, so
+    that what is compared is the others' latency with and without the stalled one; run flat
+    out, the phase would measure the load generator's readers instead, and a server that
+    bounds what it buffers for a connection would cut them off as well.
+    """
     settings = ctx.settings
     n = settings.stalled_subscribers
     events = settings.stalled_events
     size = settings.stalled_payload_bytes
+    rate = settings.stalled_rate
     channel = ctx.channel_prefix
     figures = ctx.record.figures
     figures.update(
+        others_p99_ms=None,
+        baseline_p99_ms=None,
+        p99_ratio=None,
         others_per_s=None,
         baseline_per_s=None,
         ratio=None,
@@ -162,17 +201,18 @@ async def run_stalled(ctx: PhaseContext, spec: PhaseSpec) -> None:
         receive_buffer=OTHERS_RECEIVE_BUFFER,
     )
     ctx.progress("baseline", 0.0)
-    baseline, outcome = await _deliver(
+    baseline, outcome = await _deliver_paced(
         ctx,
         channel,
         "stalled-others",
         n,
         events,
-        batch_size=1,
+        rate=rate,
         payload_bytes=size,
         label="baseline",
     )
     figures["baseline_per_s"] = _rate(baseline, outcome)
+    figures["baseline_p99_ms"] = round_or_none(percentile(baseline.latencies_ms, 99))
     if baseline.loss:
         ctx.record.note(f"the others lost {baseline.loss} deliveries in the baseline run")
     _published(ctx, outcome)
@@ -200,13 +240,13 @@ async def run_stalled(ctx: PhaseContext, spec: PhaseSpec) -> None:
     watcher = asyncio.ensure_future(_watch_rss(pid, peak, stop))
     ctx.measuring()
     try:
-        beside, outcome = await _deliver(
+        beside, outcome = await _deliver_paced(
             ctx,
             channel,
             "stalled-others",
             n,
             events,
-            batch_size=1,
+            rate=rate,
             payload_bytes=size,
             label="beside the stalled one",
         )
@@ -215,10 +255,13 @@ async def run_stalled(ctx: PhaseContext, spec: PhaseSpec) -> None:
         stop.set()
         await watcher
     figures["others_per_s"] = _rate(beside, outcome)
+    figures["others_p99_ms"] = round_or_none(percentile(beside.latencies_ms, 99))
     if beside.loss:
         ctx.record.note(f"the others lost {beside.loss} deliveries beside the stalled one")
     if figures["others_per_s"] and figures["baseline_per_s"]:
         figures["ratio"] = round(figures["others_per_s"] / figures["baseline_per_s"], 3)
+    if figures["others_p99_ms"] and figures["baseline_p99_ms"]:
+        figures["p99_ratio"] = round(figures["others_p99_ms"] / figures["baseline_p99_ms"], 2)
     if rss_before is not None and peak:
         figures["server_rss_growth_mb"] = round(max(0, peak[0] - rss_before) / 1024, 1)
     _published(ctx, outcome)

@@ -55,6 +55,9 @@ _FIGURES: dict[str, tuple[tuple[str, str], ...]] = {
         ("rate", "events/s published"),
     ),
     "stalled": (
+        ("others_p99_ms", "others' p99, one stalled"),
+        ("baseline_p99_ms", "p99, none stalled"),
+        ("p99_ratio", "others' p99 / baseline p99"),
         ("others_per_s", "others' deliveries/s, one stalled"),
         ("baseline_per_s", "deliveries/s, none stalled"),
         ("ratio", "others / baseline"),
@@ -68,6 +71,7 @@ _FIGURES: dict[str, tuple[tuple[str, str], ...]] = {
 #: Figures whose direction their name does not give away.
 _DIRECTIONS: dict[str, Direction | None] = {
     "ratio": "higher",
+    "p99_ratio": "lower",
     "rate": None,
     "stalled_close_code": None,
 }

@@ -87,6 +87,8 @@ class BenchSettings:
     stalled_subscribers: int = 100
     stalled_events: int = 2000
     stalled_payload_bytes: int = 8000
+    #: Events per second in the stalled phase: a pace the others read with room to spare.
+    stalled_rate: float = 400.0
     #: Load-generator processes (the publisher runs in the parent).
     workers: int = 2
     phase_timeout: float = 60.0
@@ -103,8 +105,10 @@ class PhaseResult:
     - ``fanout-*``: ``deliveries_per_s``, ``events``, ``subscribers``
     - ``relay``: ``relayed_per_s``, ``pairs``, ``p50_ms``/``p99_ms`` (send to receipt)
     - ``latency-*``: ``p50_ms``, ``p99_ms``, ``rate``
-    - ``stalled``: ``others_per_s`` (the others' deliveries/s beside a subscriber that stopped
-      reading), ``baseline_per_s`` (the same publish without it), ``ratio``,
+    - ``stalled``: ``others_p99_ms`` and ``baseline_p99_ms`` (the others' publish-to-receive
+      p99 with and without a subscriber that stopped reading), ``p99_ratio``, ``others_per_s``
+      (the others' deliveries/s beside it), ``baseline_per_s`` (the same publish without it),
+      ``ratio``,
       ``stalled_close_code`` and ``stalled_closed_after_s`` (``None`` while it stayed open),
       ``server_rss_growth_mb``, ``stalled_received`` (events the stalled one got in the end)
     - ``idle``: ``connections``, ``rss_kb_per_connection``, ``rss_mb``

@@ -51,6 +51,7 @@ QUICK_SETTINGS = BenchSettings(
     idle_connections=200,
     stalled_subscribers=10,
     stalled_events=200,
+    stalled_rate=400.0,
     phase_timeout=15.0,
 )
 QUICK_SUBSCRIBERS: tuple[int, ...] = (1, 10)

@@ -195,9 +195,11 @@ async def publish_at_rate(
     *,
     rate: float,
     deadline: float,
+    payload_bytes: int = 0,
 ) -> PublishOutcome:
     """Event ``i`` starts at ``i / rate`` s, whatever the previous ones are doing (up to the
-    connector's limit of requests in flight, beyond which they queue and the rate falls)."""
+    connector's limit of requests in flight, beyond which they queue and the rate falls);
+    ``payload_bytes`` pads each event's data to that size."""
     ledger = _Ledger(events)
     start = time.monotonic() + 0.05
     tasks: list[asyncio.Task[None]] = []
@@ -208,7 +210,7 @@ async def publish_at_rate(
         now = time.monotonic()
         ledger.sent(now)
         try:
-            await publisher.publish(channel, [event_data(seq, now)])
+            await publisher.publish(channel, [event_data(seq, now, payload_bytes)])
         except PublishError as exc:
             ledger.error = ledger.error or str(exc)
             return

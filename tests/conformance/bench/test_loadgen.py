@@ -154,6 +154,9 @@ def test_stalled(loadgen: LoadGenerator, server: BenchTarget) -> None:
     assert (figures["baseline_per_s"] or 0) > 0
     assert (figures["others_per_s"] or 0) > 0
     assert figures["ratio"] is not None
+    assert (figures["baseline_p99_ms"] or 0) > 0
+    assert (figures["others_p99_ms"] or 0) > 0
+    assert figures["p99_ratio"] is not None
     assert figures["server_rss_growth_mb"] is not None
     assert any("stalled subscriber" in note for note in result.notes)
 
