@@ -195,6 +195,7 @@ class HttpEndpoints:
             await self._caught_up()
         reply = self.publisher.trigger_reply(event)
         self._publish_trigger(request, event)
+        self.fanout.cork.flush_if_few()
         await self._caught_up()
         return web.json_response(reply)
 
@@ -211,6 +212,7 @@ class HttpEndpoints:
         reply = self.publisher.batch_reply(plan.events)
         for event in plan.events:
             self.publish(event)
+        self.fanout.cork.flush_if_few()
         await self._caught_up()
         if plan.error is not None:
             log(logging.DEBUG, "batch_refused", status=plan.error.status, error=plan.error.message)

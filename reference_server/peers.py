@@ -57,7 +57,16 @@ DEFAULT_SEND_BUFFER_LIMIT = 1 << 20
 
 
 class Cork:
-    """The peers with frames waiting for the end of this pass of the event loop."""
+    """The peers with frames waiting for the end of this pass of the event loop.
+
+    Waiting is worth it when many connections get frames: the frames of every publish (or
+    client event) handled in the same pass then reach each connection in one send. For a few
+    connections it only adds the rest of the pass to their latency, so whoever produced the
+    frames may ``flush_if_few`` once done.
+    """
+
+    #: Peers waiting at most, for ``flush_if_few`` to write them at once.
+    FEW = 16
 
     def __init__(self) -> None:
         self._peers: list[Peer] = []
@@ -72,6 +81,11 @@ class Cork:
         peers, self._peers = self._peers, []
         for peer in peers:
             peer.uncork()
+
+    def flush_if_few(self) -> None:
+        """Write now if only a few peers wait (the end of the pass still runs, for nothing)."""
+        if len(self._peers) <= self.FEW:
+            self.flush()
 
 
 class Peer:

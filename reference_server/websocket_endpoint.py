@@ -146,8 +146,8 @@ class WebSocketEndpoint:
         return ws
 
     async def _read(self, peer: Peer, loop: asyncio.AbstractEventLoop, remote: str) -> None:
-        connection, ws = peer.connection, peer.ws
-        metrics = self.fanout.observer.metrics
+        connection, ws, fanout = peer.connection, peer.ws, self.fanout
+        metrics = fanout.observer.metrics
         while True:
             message = await ws.receive()
             now = loop.time()
@@ -165,7 +165,8 @@ class WebSocketEndpoint:
                 case _:  # CLOSE, CLOSING, CLOSED, ERROR: the connection is over.
                     peer.dropped = self._is_drop(connection, message)
                     return
-            self.fanout.flush(peer)
+            fanout.flush(peer)
+            fanout.cork.flush_if_few()
             self._arm(peer, loop)
             self._received(peer, remote)
 

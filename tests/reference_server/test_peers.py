@@ -131,3 +131,20 @@ async def test_a_subscriber_that_stops_reading_is_closed_and_the_others_get_ever
         code, reason = await stalled.read_close(timeout=3.0)
         assert code == 4100, reason
         stalled.drop()
+
+
+@pytest.mark.asyncio
+async def test_a_few_waiting_peers_go_out_at_once_and_many_wait_for_the_pass() -> None:
+    cork = Cork()
+    transports = [FakeTransport() for _ in range(Cork.FEW + 1)]
+    peers = [Peer(None, SimpleNamespace(socket_id="1.2"), t, cork) for t in transports]  # type: ignore[arg-type]
+    peers[0].send(SendText("a"))
+    cork.flush_if_few()
+    assert transports[0].writes == [text_frame("a")]  # One waiting: written now.
+    for peer in peers:
+        peer.send(SendText("b"))
+    cork.flush_if_few()
+    assert transports[0].writes == [text_frame("a")]
+    assert transports[1].writes == []
+    await next_pass()  # Many waiting: the end of the pass writes them, each in one send.
+    assert all(t.writes[-1] == text_frame("b") for t in transports)
