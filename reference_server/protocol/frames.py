@@ -59,13 +59,22 @@ def advertised_activity_timeout(seconds: float) -> int:
     return max(1, math.ceil(seconds))
 
 
+#: ``connection_established`` for a socket id of the usual form, which needs no escaping: it
+#: is built for every connection, and two ``json.dumps`` calls were a tenth of what a
+#: connection costs the server.
+_ESTABLISHED = (
+    '{{"event":"pusher:connection_established",'
+    '"data":"{{\\"socket_id\\":\\"{}\\",\\"activity_timeout\\":{}}}"}}'
+)
+
+
 def connection_established(socket_id: str, activity_timeout: float) -> str:
     """The first frame of every accepted connection."""
-    data = {
-        "socket_id": socket_id,
-        "activity_timeout": advertised_activity_timeout(activity_timeout),
-    }
     serves("PROTO-CONN-07")
+    seconds = advertised_activity_timeout(activity_timeout)
+    if socket_id.replace(".", "", 1).isdigit() and socket_id.isascii():
+        return _ESTABLISHED.format(socket_id, seconds)
+    data = {"socket_id": socket_id, "activity_timeout": seconds}
     return compact_json({"event": "pusher:connection_established", "data": compact_json(data)})
 
 

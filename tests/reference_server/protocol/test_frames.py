@@ -17,6 +17,15 @@ def test_connection_established_double_encodes_data() -> None:
     )
 
 
+@given(st.text(max_size=30), st.integers(min_value=1, max_value=10**6))
+def test_connection_established_is_the_json_of_its_fields(socket_id: str, seconds: int) -> None:
+    """Whatever the socket id (the usual digits.digits take a shortcut), the frame parses to
+    the same fields."""
+    frame = json.loads(frames.connection_established(socket_id, seconds))
+    assert frame["event"] == "pusher:connection_established"
+    assert json.loads(frame["data"]) == {"socket_id": socket_id, "activity_timeout": seconds}
+
+
 @pytest.mark.parametrize(("configured", "advertised"), [(0.5, 1), (0.01, 1), (2.1, 3), (3, 3)])
 def test_connection_established_advertises_whole_seconds(
     configured: float, advertised: int
