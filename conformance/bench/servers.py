@@ -69,6 +69,20 @@ class ServerStartError(HarnessError):
     """A server the bench needs could not be installed, started or reached (exit status 3)."""
 
 
+def _local_target(name: str, port: int, app: tuple[str, str, str], pid: int) -> BenchTarget:
+    """A server this command started on a loopback port: plain ws:// and http://."""
+    app_id, key, secret = app
+    return BenchTarget(
+        name=name,
+        ws_url=f"ws://{LOOPBACK}:{port}",
+        http_url=f"http://{LOOPBACK}:{port}",
+        app_id=app_id,
+        key=key,
+        secret=secret,
+        server_pid=pid,
+    )
+
+
 def pid_is_running(pid: int) -> bool:
     """Whether ``pid`` is a live process here (a zombie is not): its CPU and memory are only
     readable from ``/proc`` while it is."""
@@ -102,15 +116,7 @@ def reference_server(
         raise ServerStartError(str(exc)) from None
     port = int(ready["port"])
     try:
-        yield BenchTarget(
-            name=REFERENCE_NAME,
-            ws_url=f"ws://{LOOPBACK}:{port}",
-            http_url=f"http://{LOOPBACK}:{port}",
-            app_id=app_id,
-            key=key,
-            secret=secret,
-            server_pid=process.pid,
-        )
+        yield _local_target(REFERENCE_NAME, port, (app_id, key, secret), process.pid)
     finally:
         stop_child(process, process.terminate)
         _warn_if_listening(port, REFERENCE_NAME)
@@ -350,15 +356,7 @@ def soketi_server(
         raise ServerStartError(f"could not start Soketi: {exc.strerror or exc}") from None
     try:
         _wait_for_handshake(process, port, key, startup_timeout, log_path)
-        yield BenchTarget(
-            name=SOKETI_NAME,
-            ws_url=f"ws://{LOOPBACK}:{port}",
-            http_url=f"http://{LOOPBACK}:{port}",
-            app_id=app_id,
-            key=key,
-            secret=secret,
-            server_pid=process.pid,
-        )
+        yield _local_target(SOKETI_NAME, port, (app_id, key, secret), process.pid)
     finally:
         stop_child(process, lambda: process.send_signal(signal.SIGINT))
         config_file.unlink(missing_ok=True)
