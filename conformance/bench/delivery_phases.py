@@ -52,50 +52,34 @@ async def _deliver(
     subscribers: int,
     events: int,
     *,
-    batch_size: int,
+    batch_size: int = 1,
+    rate: float | None = None,
     payload_bytes: int = 0,
     label: str = "delivered",
 ) -> tuple[TallySummary, PublishOutcome]:
-    """Publish events ``0 .. events-1`` to ``channel`` and count them at ``group``."""
-    await ctx.track(group, events)
+    """Publish events ``0 .. events-1`` to ``channel`` and count them at ``group``: as fast as
+    the publisher goes, ``batch_size`` a request, or with ``rate`` one request every
+    ``1 / rate`` s, each receipt then timed against its publish."""
+    await ctx.track(group, events, latency=rate is not None)
     async with Publisher(ctx.target, ctx.settings.publish_concurrency) as publisher:
-        publishing = publish_sequence(
-            publisher,
-            channel,
-            events,
-            batch_size=batch_size,
-            payload_bytes=payload_bytes,
-            deadline=ctx.deadline,
-        )
-        outcome: PublishOutcome = await ctx.wait_deliveries(subscribers * events, publishing, label)
-    summary = await ctx.collect(group, outcome.unacknowledged)
-    ctx.record.count(summary)
-    return summary, outcome
-
-
-async def _deliver_paced(
-    ctx: PhaseContext,
-    channel: str,
-    group: str,
-    subscribers: int,
-    events: int,
-    *,
-    rate: float,
-    payload_bytes: int,
-    label: str,
-) -> tuple[TallySummary, PublishOutcome]:
-    """Publish events ``0 .. events-1`` at ``rate`` per second; count and time them at
-    ``group``."""
-    await ctx.track(group, events, latency=True)
-    async with Publisher(ctx.target, ctx.settings.publish_concurrency) as publisher:
-        publishing = publish_at_rate(
-            publisher,
-            channel,
-            events,
-            rate=rate,
-            deadline=ctx.deadline,
-            payload_bytes=payload_bytes,
-        )
+        if rate is None:
+            publishing = publish_sequence(
+                publisher,
+                channel,
+                events,
+                batch_size=batch_size,
+                payload_bytes=payload_bytes,
+                deadline=ctx.deadline,
+            )
+        else:
+            publishing = publish_at_rate(
+                publisher,
+                channel,
+                events,
+                rate=rate,
+                deadline=ctx.deadline,
+                payload_bytes=payload_bytes,
+            )
         outcome: PublishOutcome = await ctx.wait_deliveries(subscribers * events, publishing, label)
     summary = await ctx.collect(group, outcome.unacknowledged)
     ctx.record.count(summary)
@@ -201,7 +185,7 @@ async def run_stalled(ctx: PhaseContext, spec: PhaseSpec) -> None:
         receive_buffer=OTHERS_RECEIVE_BUFFER,
     )
     ctx.progress("baseline", 0.0)
-    baseline, outcome = await _deliver_paced(
+    baseline, outcome = await _deliver(
         ctx,
         channel,
         "stalled-others",
@@ -240,7 +224,7 @@ async def run_stalled(ctx: PhaseContext, spec: PhaseSpec) -> None:
     watcher = asyncio.ensure_future(_watch_rss(pid, peak, stop))
     ctx.measuring()
     try:
-        beside, outcome = await _deliver_paced(
+        beside, outcome = await _deliver(
             ctx,
             channel,
             "stalled-others",
