@@ -281,8 +281,6 @@ class Peer:
             closer.cancel()
             await asyncio.wait([closer])
         self._dead = self._stopped = True
-        if self.timer is not None:
-            self.timer.cancel()
         if not self.ws.closed:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.ws.close(), CLOSE_TIMEOUT)
